@@ -1,0 +1,53 @@
+"""Train the argmax-pooling CIFAR-10 net: `python train.py --steps 15000 [--data_dir PATH]`.
+
+Flags pick a config file (`--config configs/x.py`), override its fields (`--config.batch_size=64`),
+and set the common ones directly. All logic lives in vizdeconv.train.
+"""
+import os
+import sys
+
+from vizdeconv import cli
+
+cli.quiet_tensorflow()
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "config file; override fields with --config.FIELD=VALUE",
+    lock_config=True)
+flags.DEFINE_integer("steps", None, "total optimizer steps (overrides config.steps)")
+flags.DEFINE_string("data_dir", None, "CIFAR-10 binary tarball or folder (default: TensorFlow Datasets)")
+flags.DEFINE_string("logdir", "logs", "parent folder of run folders; the run goes to LOGDIR/<config.name>")
+flags.DEFINE_string("workdir", None, "the run folder itself (overrides --logdir)")
+FLAGS = flags.FLAGS
+
+
+def main(argv) -> int:
+    try:
+        FLAGS(argv)
+        config = CONFIG.value
+        config.name  # the config file loads lazily; touch it so a bad path fails here
+    except OSError:
+        raise FileNotFoundError(f"cannot load config file {FLAGS['config'].config_filename}; pass "
+                                "an existing file such as configs/default.py") from None
+    except AttributeError as error:  # a locked ConfigDict refuses a field it does not have
+        unknown = error.args[0].args[0] if isinstance(error.args[0], KeyError) else error
+        raise ValueError(f"unknown config field: {unknown}") from None
+    except (flags.Error, TypeError) as error:
+        raise ValueError(" ".join(str(error).split())) from None
+    if FLAGS.steps is not None:
+        if FLAGS.steps < 1:
+            raise ValueError(f"--steps must be a positive number of optimizer steps, got {FLAGS.steps}")
+        config.steps = FLAGS.steps
+    if FLAGS.data_dir is not None:
+        config.data.data_dir = FLAGS.data_dir
+    workdir = FLAGS.workdir or os.path.join(FLAGS.logdir, config.name)
+
+    from vizdeconv.train import train_and_evaluate  # after flag parsing: TF start-up is slow
+    metrics = train_and_evaluate(config, workdir)
+    return 130 if metrics.get("status") == "interrupted" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, sys.argv, "train.py"))

@@ -1,0 +1,207 @@
+"""CIFAR-10 as tf.data: TensorFlow Datasets by default, or the official binary tarball offline.
+
+Both sources give the whole split in memory as `images [N, 32, 32, 3] uint8, labels [N] int32`
+(CIFAR-10 is 180 MB), validated once, so a corrupt file fails before training starts. Training batches
+are a pure function of (seed, step): resuming at step k gives exactly the batches an uninterrupted run
+would have seen, without saving any iterator state.
+"""
+import os
+import tarfile
+
+import numpy as np
+import tensorflow as tf
+
+RECORD_BYTES = 1 + 32 * 32 * 3
+TARBALL = "cifar-10-binary.tar.gz"
+FOLDER = "cifar-10-batches-bin"
+SPLIT_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def decode_records(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes fixed-length CIFAR-10 records (label byte, then R, G, B planes of 32x32, row-major).
+
+    Args:
+      raw: the bytes of one `.bin` file.
+      source: the file's name, for error messages.
+    Returns:
+      images [N, 32, 32, 3] uint8, labels [N] int32.
+    Raises:
+      ValueError: the size is not a multiple of 3073 bytes, or a label is outside 0..9.
+    """
+    if len(raw) == 0 or len(raw) % RECORD_BYTES:
+        raise ValueError(f"{source}: {len(raw)} bytes is not a whole number of {RECORD_BYTES}-byte "
+                         "CIFAR-10 records; the file is truncated or not CIFAR-10 binary data")
+    records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD_BYTES)
+    labels = records[:, 0].astype(np.int32)
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise ValueError(f"{source}: record {bad[0]} has label {labels[bad[0]]}, outside 0..9; "
+                         "the file is corrupt")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
+
+
+def _locate(path: str) -> tuple[str, str]:
+    """('tar', tarball) or ('dir', folder holding the .bin files) for a user-given path."""
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data path {path} does not exist; pass --data_dir pointing at "
+                                f"{TARBALL}, a folder holding it, or its extracted {FOLDER}/")
+    if os.path.isfile(path):
+        return "tar", path
+    if os.path.isdir(os.path.join(path, FOLDER)):
+        return "dir", os.path.join(path, FOLDER)
+    if os.path.exists(os.path.join(path, "test_batch.bin")):
+        return "dir", path
+    if os.path.isfile(os.path.join(path, TARBALL)):
+        return "tar", os.path.join(path, TARBALL)
+    raise FileNotFoundError(f"{path} holds neither {TARBALL} nor {FOLDER}/ nor CIFAR-10 .bin files")
+
+
+def _read_tar(tarball: str, names: list[str]) -> dict[str, bytes]:
+    try:
+        with tarfile.open(tarball) as archive:
+            members = {os.path.basename(m.name): m for m in archive.getmembers()
+                       if m.isfile() and os.path.dirname(m.name).endswith(FOLDER)}
+            missing = [name for name in names if name not in members]
+            if missing:
+                raise ValueError(f"{tarball}: the tarball lacks {FOLDER}/{missing[0]}; it is not "
+                                 "the CIFAR-10 binary distribution")
+            return {name: archive.extractfile(members[name]).read() for name in names}
+    except (tarfile.TarError, EOFError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{tarball}: not a readable tar.gz archive ({error})") from None
+
+
+def _read_dir(folder: str, names: list[str]) -> dict[str, bytes]:
+    contents = {}
+    for name in names:
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{file} is missing; {FOLDER}/ must hold data_batch_1..5.bin "
+                                    "and test_batch.bin")
+        with open(file, "rb") as handle:
+            contents[name] = handle.read()
+    return contents
+
+
+def load_binary(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Loads a split from the CIFAR-10 binary distribution (tarball, its folder, or extracted).
+
+    Returns:
+      images [N, 32, 32, 3] uint8, labels [N] int32 (N = 50000 train, 10000 test).
+    """
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
+    kind, location = _locate(path)
+    names = SPLIT_FILES[split]
+    raw = _read_tar(location, names) if kind == "tar" else _read_dir(location, names)
+    parts = [decode_records(raw[name], os.path.join(location, name)) for name in names]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def load_tfds(split: str, data_dir: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Loads a split of TensorFlow Datasets' `cifar10` (downloaded once into its data dir)."""
+    import tensorflow_datasets as tfds  # imported lazily: it is slow and only this path needs it
+
+    try:
+        dataset = tfds.load("cifar10", split=split, data_dir=data_dir or None, as_supervised=True)
+        batches = list(tfds.as_numpy(dataset.batch(10000)))
+        images = np.concatenate([images for images, _ in batches])
+        labels = np.concatenate([labels for _, labels in batches])
+    except Exception as error:  # tfds raises many kinds: network, checksum, missing files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"could not load cifar10 from TensorFlow Datasets ({first_line}); "
+                         f"without internet, pass --data_dir PATH to {TARBALL}") from None
+    return images.astype(np.uint8), labels.astype(np.int32)
+
+
+def load_split(data_config, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split a data config asks for: the binary files when `data_dir` is set, else tfds."""
+    if data_config.data_dir:
+        images, labels = load_binary(data_config.data_dir, split)
+    else:
+        images, labels = load_tfds(split, data_config.tfds_data_dir)
+    if split == "train" and data_config.get("limit", 0):
+        images, labels = images[:data_config.limit], labels[:data_config.limit]
+    return images, labels
+
+
+def standardize(images):
+    """Per-image standardization of [N, H, W, 3] (any dtype) to zero mean and unit variance, float32."""
+    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+def central_crop(images, size: int = 24):
+    """[N, 32, 32, 3] -> [N, size, size, 3], the central window."""
+    offset = (int(images.shape[1]) - size) // 2
+    return images[:, offset:offset + size, offset:offset + size, :]
+
+
+def preprocess_eval(images, size: int = 24):
+    """Evaluation preprocessing: central crop and per-image standardization -> [N, size, size, 3] f32."""
+    return standardize(central_crop(images, size))
+
+
+def augment(images, seed, size: int = 24):
+    """Training preprocessing of a batch: random crop, random left-right flip, standardization.
+
+    Args:
+      images: [B, 32, 32, 3] uint8.
+      seed: [2] int, makes the crop offsets and flips reproducible.
+    Returns:
+      [B, size, size, 3] float32.
+    """
+    batch, full = tf.shape(images)[0], int(images.shape[1])
+    offsets = tf.random.stateless_uniform([batch, 2], seed, 0, full - size + 1, dtype=tf.int32)
+    flip = tf.random.stateless_uniform([batch, 1], seed + 1) < 0.5
+    steps = tf.range(size)
+    rows = offsets[:, :1] + steps
+    cols = offsets[:, 1:] + tf.where(flip, size - 1 - steps, steps)
+    crops = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    return standardize(crops)
+
+
+def batch_indices(step, batch_size: int, num_examples: int, seed: int):
+    """Example indices of training batch `step`: epoch-wise permutations seeded by (seed, epoch).
+
+    Returns [batch_size] int64; every example appears once per epoch.
+    """
+    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
+    epochs, within = positions // num_examples, positions % num_examples
+    max_index = tf.constant(num_examples - 1, tf.int64)
+
+    def permuted(epoch):
+        key = tf.stack([tf.cast(seed, tf.int64), epoch])
+        return tf.random.experimental.index_shuffle(within, key, max_index)
+
+    # A batch no larger than the split spans at most two epochs.
+    return tf.where(epochs == epochs[0], permuted(epochs[0]), permuted(epochs[0] + 1))
+
+
+def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                  start_step: int, end_step: int, size: int = 24) -> tf.data.Dataset:
+    """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32)."""
+    if len(images) < batch_size:
+        raise ValueError(f"the training split has {len(images)} images, fewer than one batch of "
+                         f"{batch_size}")
+    images_t, labels_t = tf.constant(images), tf.constant(labels)
+
+    def make_batch(step):
+        index = batch_indices(step, batch_size, len(images), seed)
+        step_seed = tf.stack([tf.cast(seed, tf.int64), step])
+        return augment(tf.gather(images_t, index), step_seed, size), tf.gather(labels_t, index)
+
+    return (tf.data.Dataset.range(start_step, end_step)
+            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
+                 size: int = 24) -> tf.data.Dataset:
+    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b] int32)."""
+    return (tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+            .map(lambda x, y: (preprocess_eval(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

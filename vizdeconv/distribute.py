@@ -1,0 +1,37 @@
+"""tf.distribute strategies from the config: the same trainer on one device, GPUs, workers or a TPU."""
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Strategy:
+    """The strategy a config names.
+
+    Args:
+      name: 'default' (one device), 'mirrored' (all local GPUs, or `devices`), 'multi_worker'
+        (reads TF_CONFIG), or 'tpu'.
+      devices: comma-separated device names for 'mirrored', e.g. '/cpu:0,/cpu:1'.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        listed = [device.strip() for device in devices.split(",") if device.strip()]
+        return tf.distribute.MirroredStrategy(listed or None)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes summaries, checkpoints and metrics (worker 0, or the only one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())

@@ -1,0 +1,36 @@
+"""The reference objective: summed cross-entropy plus sum of l2_loss over the conv kernels."""
+import tensorflow as tf
+
+REDUCTIONS = ("sum", "mean")
+
+
+def weight_penalty(kernels) -> tf.Tensor:
+    """sum(l2_loss(W)) = sum(W**2) / 2 over the kernels (biases are not penalized), float32 scalar."""
+    return tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
+
+
+def objective(logits, labels, kernels, reduction: str = "sum", weight_decay: float = 1.0,
+              global_batch_size: int | None = None, num_replicas: int = 1) -> dict[str, tf.Tensor]:
+    """The training loss of one (replica's share of a) batch.
+
+    Under tf.distribute the gradients of all replicas are summed, so each replica contributes its own
+    examples' cross-entropy and 1/num_replicas of the weight penalty: the sum is the reference
+    objective of the global batch, whatever the number of replicas.
+
+    Args:
+      logits: [B, classes] float32; labels: [B] int.
+      kernels: the conv kernels to penalize.
+      reduction: 'sum' (reference) or 'mean' cross-entropy over the global batch.
+      global_batch_size: batch size across replicas, for 'mean' (defaults to B).
+    Returns:
+      dict of float32 scalars: loss (what to differentiate), cross_entropy, weight_penalty.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+    cross_entropy = tf.reduce_sum(per_example)
+    if reduction == "mean":
+        cross_entropy /= tf.cast(global_batch_size or tf.shape(per_example)[0], tf.float32)
+    penalty = weight_decay * weight_penalty(kernels) / num_replicas
+    return {"loss": cross_entropy + penalty, "cross_entropy": cross_entropy, "weight_penalty": penalty}

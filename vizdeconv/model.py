@@ -1,0 +1,155 @@
+"""The argmax-pooling convnet, described as a list of layer specs.
+
+Each layer is `conv (kernel, filters, stride, padding, dilation) -> bias -> ReLU -> optional max pool`.
+The last layer has one filter per class and is averaged over space into logits. The reference net:
+
+  conv1 5x5 3->64, pool1 2x2/2 -> conv2 5x5 64->64, pool2 2x2/2 -> conv3 5x5 64->10 -> mean over 6x6
+
+Variables are float32; a forward pass may compute in bfloat16 and casts the logits back to float32.
+"""
+import dataclasses
+from typing import Callable, Iterable, Mapping
+
+import tensorflow as tf
+
+from vizdeconv import ops, shapes
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One conv layer and its optional max pool (pool=0 means no pooling)."""
+    name: str
+    kernel: int
+    filters: int
+    stride: int = 1
+    padding: str = "SAME"
+    dilation: int = 1
+    pool: int = 0
+    pool_stride: int = 0
+    pool_padding: str = "SAME"
+
+    @property
+    def pool_name(self) -> str:
+        return self.name.replace("conv", "pool") if "conv" in self.name else f"{self.name}_pool"
+
+    @property
+    def effective_pool_stride(self) -> int:
+        return self.pool_stride or self.pool
+
+
+def layer_specs(layers: Iterable[Mapping]) -> tuple[LayerSpec, ...]:
+    """Builds LayerSpecs from config dicts, with a clear error for unknown or missing fields."""
+    fields = {field.name for field in dataclasses.fields(LayerSpec)}
+    specs = []
+    for index, layer in enumerate(layers):
+        layer = dict(layer)
+        unknown = sorted(set(layer) - fields)
+        if unknown:
+            raise ValueError(f"layer {index} has unknown field(s) {unknown}; known: {sorted(fields)}")
+        try:
+            specs.append(LayerSpec(**layer))
+        except TypeError as error:
+            raise ValueError(f"layer {index} is incomplete: {error}") from None
+    if not specs:
+        raise ValueError("the model needs at least one layer")
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"layer names must be unique, got {names}")
+    return tuple(specs)
+
+
+class DeconvNet(tf.Module):
+    """A stack of conv / ReLU / argmax-pool layers that exposes every activation by name.
+
+    Args:
+      specs: the layers, first to last; the last one's `filters` is the number of classes.
+      image_size: side of the square input images.
+      channels: input channels.
+      seed: seeds the truncated-normal (stddev 0.1) kernels; biases start at 0.1.
+    """
+
+    def __init__(self, specs: Iterable[LayerSpec], image_size: int = 24, channels: int = 3,
+                 seed: int = 0, name: str = "deconvnet"):
+        super().__init__(name=name)
+        self.specs = tuple(specs)
+        self.image_size = image_size
+        self.input_channels = channels
+        self.kernels, self.biases = [], []
+        in_channels = channels
+        for index, spec in enumerate(self.specs):
+            shape = [spec.kernel, spec.kernel, in_channels, spec.filters]
+            initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index], stddev=0.1)
+            self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
+            self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
+            in_channels = spec.filters
+        self.shapes = self._static_shapes()
+
+    def _static_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """[H, W, C] of every named tensor, checked with the shape arithmetic."""
+        size, channels = self.image_size, self.input_channels
+        result = {"input": (size, size, channels)}
+        for spec in self.specs:
+            size = shapes.conv_output_size(size, spec.kernel, spec.stride, spec.padding, spec.dilation)
+            result[spec.name] = (size, size, spec.filters)
+            if spec.pool:
+                size = shapes.conv_output_size(size, spec.pool, spec.effective_pool_stride,
+                                               spec.pool_padding)
+                result[spec.pool_name] = (size, size, spec.filters)
+        return result
+
+    @property
+    def num_classes(self) -> int:
+        return self.specs[-1].filters
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    def weight_kernels(self) -> list[tf.Variable]:
+        return list(self.kernels)
+
+    def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
+                relu: Callable = tf.nn.relu) -> dict[str, tf.Tensor]:
+        """Runs the network and returns every intermediate tensor by name.
+
+        Args:
+          images: [N, H, W, C] float.
+          compute_dtype: tf.float32 or tf.bfloat16 for the convolutions.
+          record_switches: use argmax pooling and return `<pool>_switches`; otherwise plain max pooling.
+          relu: the rectifier (tests swap in ones with other backward rules).
+        Returns:
+          dict with `input`; for each layer `<conv>` [N, h, w, filters] (after ReLU, before pooling),
+          and when it pools `<pool>` [N, h', w', filters] and `<pool>_switches` int64; and `logits`
+          [N, num_classes] float32.
+        """
+        x = tf.cast(images, compute_dtype)
+        tensors = {"input": x}
+        for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
+            x = ops.conv2d(x, tf.cast(kernel, compute_dtype), spec.stride, spec.padding, spec.dilation)
+            x = relu(x + tf.cast(bias, compute_dtype))
+            tensors[spec.name] = x
+            if spec.pool:
+                if record_switches:
+                    x, switches = ops.max_pool_with_argmax(
+                        x, spec.pool, spec.effective_pool_stride, spec.pool_padding)
+                    tensors[f"{spec.pool_name}_switches"] = switches
+                else:
+                    x = tf.nn.max_pool2d(x, spec.pool, spec.effective_pool_stride,
+                                         spec.pool_padding.upper())
+                tensors[spec.pool_name] = x
+        tensors["logits"] = tf.cast(tf.reduce_mean(x, axis=[1, 2]), tf.float32)
+        return tensors
+
+    def __call__(self, images, compute_dtype=tf.float32):
+        """Logits [N, num_classes] float32 for images [N, H, W, C]."""
+        return self.forward(images, compute_dtype, record_switches=False)["logits"]
+
+
+def build_model(config) -> DeconvNet:
+    """The network a config describes (`config.model.layers`, `config.data.image_size`, `config.seed`)."""
+    return DeconvNet(layer_specs(config.model.layers), image_size=config.data.image_size,
+                     seed=config.seed)
+
+
+def count_parameters(model: DeconvNet) -> int:
+    return sum(int(tf.size(variable)) for variable in model.trainable_variables)

@@ -1,0 +1,103 @@
+"""Pure tensor functions: checked convolutions, argmax pooling and unpooling through switches.
+
+All tensors are NHWC. Kernels are `[kh, kw, in, out]` as `tf.nn.conv2d` lays them out; the transposed
+convolution uses the same kernel, so it maps `out` channels back to `in` channels.
+"""
+import tensorflow as tf
+
+from vizdeconv import shapes
+
+
+def _spatial(x) -> tuple[int, int]:
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError("spatial dimensions must be known statically")
+    return int(height), int(width)
+
+
+def conv2d(x, kernel, stride: int = 1, padding: str = "SAME", dilation: int = 1):
+    """Convolution that refuses impossible geometries instead of returning garbage.
+
+    TensorFlow 2.21 on CPU returns an empty tensor (or, with oneDNN, zeros of the input's size) when a
+    VALID dilated kernel is larger than the image; this raises a ValueError instead.
+
+    Args:
+      x: [N, H, W, C_in] float.
+      kernel: [kh, kw, C_in, C_out], same dtype as `x`.
+    Returns:
+      [N, H', W', C_out] with H' = shapes.conv_output_size(H, kh, stride, padding, dilation).
+    """
+    height, width = _spatial(x)
+    kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
+    shapes.conv_output_size(height, kernel_h, stride, padding, dilation)
+    shapes.conv_output_size(width, kernel_w, stride, padding, dilation)
+    return tf.nn.conv2d(x, kernel, strides=stride, padding=padding.upper(), dilations=dilation)
+
+
+def conv2d_transpose(x, kernel, output_shape, stride: int = 1, padding: str = "SAME",
+                     dilation: int = 1):
+    """Transposed convolution (the adjoint of `conv2d`) with a validated `output_shape`.
+
+    Args:
+      x: [N, H, W, C_out] float.
+      kernel: [kh, kw, C_in, C_out], the forward kernel.
+      output_shape: [N, H_out, W_out, C_in]; H_out must be one of
+        shapes.transpose_output_sizes(H, kh, stride, padding, dilation).
+    Returns:
+      [N, H_out, W_out, C_in].
+    """
+    height, width = _spatial(x)
+    out_h, out_w = int(output_shape[1]), int(output_shape[2])
+    shapes.check_transpose_output(height, out_h, int(kernel.shape[0]), stride, padding, dilation)
+    shapes.check_transpose_output(width, out_w, int(kernel.shape[1]), stride, padding, dilation)
+    return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=stride, padding=padding.upper(),
+                                  dilations=dilation)
+
+
+def max_pool_with_argmax(x, pool_size: int = 2, stride: int | None = None, padding: str = "SAME"):
+    """Max pooling that also returns the switches (flat argmax positions, batch not included).
+
+    Args:
+      x: [N, H, W, C] float.
+    Returns:
+      pooled: [N, H', W', C]; switches: [N, H', W', C] int64 where each entry is
+      (row * W + col) * C + channel of the maximum inside its own image, as TensorFlow records it.
+    """
+    stride = stride or pool_size
+    pooled, switches = tf.nn.max_pool_with_argmax(
+        x, ksize=pool_size, strides=stride, padding=padding.upper(), include_batch_in_index=False)
+    return pooled, tf.stop_gradient(switches)
+
+
+def unpool(values, switches, output_shape, pool_size: int = 2, stride: int | None = None,
+           padding: str = "SAME"):
+    """Puts every pooled value back where its maximum came from, zeros elsewhere.
+
+    Uses TensorFlow's native max-pool gradient kernel, which routes values through recorded switches;
+    where pooling windows overlap and share a maximum, the values add up as a gradient would.
+
+    Args:
+      values: [N, H', W', C] float, shaped like the pooled output.
+      switches: [N, H', W', C] int64 from `max_pool_with_argmax`.
+      output_shape: [N, H, W, C], the shape of the tensor that was pooled.
+    Returns:
+      [N, H, W, C] with the dtype of `values`.
+    """
+    stride = stride or pool_size
+    return tf.raw_ops.MaxPoolGradWithArgmax(
+        input=tf.zeros(output_shape, values.dtype), grad=values, argmax=switches,
+        ksize=[1, pool_size, pool_size, 1], strides=[1, stride, stride, 1],
+        padding=padding.upper(), include_batch_in_index=False)
+
+
+def unpool_scatter_nd(values, switches, output_shape):
+    """The same unpooling built from hand-made indices and `tf.scatter_nd`.
+
+    Kept only as the slow reference the benchmarks compare against (the TF1 tutorial's method).
+    """
+    batch, height, width, channels = output_shape
+    per_image = height * width * channels
+    batch_index = tf.reshape(tf.range(batch, dtype=tf.int64), [-1, 1, 1, 1])
+    flat = tf.reshape(switches + batch_index * per_image, [-1, 1])
+    updates = tf.reshape(values, [-1])
+    return tf.reshape(tf.scatter_nd(flat, updates, [batch * per_image]), output_shape)

@@ -1,0 +1,152 @@
+"""Deconvnet projections: map a layer's activations back to pixels through any conv / pool stack.
+
+Walking down from the chosen layer, every conv layer is undone by a transposed convolution with its own
+kernel (same stride, padding, dilation) and every pooling by unpooling through the recorded switches.
+Before each transposed convolution the signal passes the mode's rule:
+
+- `deconvnet` (Zeiler & Fergus 2014): ReLU of the signal; biases unused.
+- `bias_subtract`: no rectification; the layer's bias is subtracted (the TF1 tutorial's rule).
+- `guided`: guided backpropagation; the deconvnet ReLU masked by where the forward ReLU was active.
+
+In `deconvnet` and `guided` modes a projection of signal s from layer L is exactly the gradient of
+sum(s * activation_L) with respect to the image in a network whose ReLU backward rule is replaced.
+"""
+import tensorflow as tf
+
+from vizdeconv import ops
+from vizdeconv.model import DeconvNet
+
+MODES = ("deconvnet", "bias_subtract", "guided")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"reconstruction mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def _layer_index(model: DeconvNet, layer: str) -> tuple[int, bool]:
+    """(index of the conv layer, whether `layer` names its pooled output)."""
+    for index, spec in enumerate(model.specs):
+        if layer == spec.name:
+            return index, False
+        if spec.pool and layer == spec.pool_name:
+            return index, True
+    names = [n for n in model.shapes if n != "input"]
+    raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
+
+
+def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet"):
+    """Projects `signal`, shaped like `tensors[layer]`, down to the input.
+
+    Args:
+      model: the network whose kernels, biases and layer geometry are used.
+      tensors: `model.forward(images, record_switches=True)` for the same images (float32).
+      layer: a conv name (e.g. 'conv2') or a pool name (e.g. 'pool2').
+      signal: [N, h, w, c] float32, e.g. `tensors[layer]` or a masked copy.
+      mode: one of MODES.
+    Returns:
+      [N, H, W, C_in] float32, the shape of `tensors['input']`.
+    """
+    check_mode(mode)
+    index, from_pool = _layer_index(model, layer)
+    signal = tf.convert_to_tensor(signal, tf.float32)
+    batch = tf.shape(signal)[0]
+
+    def unpool_below(i, values):
+        spec = model.specs[i]
+        shape = [batch, *model.shapes[spec.name]]
+        unpooled = ops.unpool(values, tensors[f"{spec.pool_name}_switches"], shape, spec.pool,
+                              spec.effective_pool_stride, spec.pool_padding)
+        unpooled.set_shape([None, *model.shapes[spec.name]])
+        return unpooled
+
+    if from_pool:
+        signal = unpool_below(index, signal)
+    for i in range(index, -1, -1):
+        spec = model.specs[i]
+        if mode == "bias_subtract":
+            signal = signal - tf.cast(model.biases[i], signal.dtype)
+        else:
+            signal = tf.nn.relu(signal)
+            if mode == "guided":
+                signal *= tf.cast(tensors[spec.name] > 0, signal.dtype)
+        below = "input" if i == 0 else _output_name(model, i - 1)
+        output_shape = [batch, *model.shapes[below]]
+        kernel = tf.cast(model.kernels[i], signal.dtype)
+        signal = ops.conv2d_transpose(signal, kernel, output_shape, spec.stride, spec.padding,
+                                      spec.dilation)
+        signal.set_shape([None, *model.shapes[below]])
+        if i > 0 and model.specs[i - 1].pool:
+            signal = unpool_below(i - 1, signal)
+    return signal
+
+
+def _output_name(model: DeconvNet, index: int) -> str:
+    spec = model.specs[index]
+    return spec.pool_name if spec.pool else spec.name
+
+
+def channel_signal(activations, channels, strongest_unit: bool = False):
+    """Keeps one feature map per example and zeroes the rest.
+
+    Args:
+      activations: [N, h, w, c] float32.
+      channels: [N] int, the feature map to keep for each example.
+      strongest_unit: keep only that map's single largest activation.
+    Returns:
+      [N, h, w, c] float32.
+    """
+    channels = tf.cast(channels, tf.int32)
+    depth = tf.shape(activations)[-1]
+    mask = tf.one_hot(channels, depth, dtype=activations.dtype)[:, None, None, :]
+    signal = activations * mask
+    if strongest_unit:
+        flat = tf.reshape(signal, [tf.shape(signal)[0], -1])
+        keep = tf.one_hot(tf.argmax(flat, axis=1), tf.shape(flat)[1], dtype=signal.dtype)
+        signal = tf.reshape(flat * keep, tf.shape(signal))
+    return signal
+
+
+class Projector:
+    """Compiled projections of a model's layers for whole batches (float32 throughout).
+
+    Args:
+      model: the network; its current weights are read at every call.
+      mode: one of MODES.
+    """
+
+    def __init__(self, model: DeconvNet, mode: str = "deconvnet"):
+        self.model = model
+        self.mode = check_mode(mode)
+
+    def forward(self, images):
+        return self.model.forward(images, tf.float32, record_switches=True)
+
+    @tf.function(reduce_retracing=True)
+    def layers(self, images, layers: tuple[str, ...]):
+        """Projects each whole layer: dict name -> [N, H, W, C] for images [N, H, W, C]."""
+        tensors = self.forward(images)
+        return {name: project(self.model, tensors, name, tensors[name], self.mode) for name in layers}
+
+    @tf.function(reduce_retracing=True)
+    def channels(self, images, layer: str, channels, strongest_unit: bool = False):
+        """Projects one feature map per image: channels [N] int -> [N, H, W, C]."""
+        tensors = self.forward(images)
+        signal = channel_signal(tensors[layer], channels, strongest_unit)
+        return project(self.model, tensors, layer, signal, self.mode)
+
+    @tf.function(reduce_retracing=True)
+    def top_channels(self, image, layer: str, k: int):
+        """The k strongest feature maps of one image, each projected alone.
+
+        Args:
+          image: [1, H, W, C] float32.
+        Returns:
+          projections [k, H, W, C] float32 and channels [k] int32, strongest first.
+        """
+        tensors = self.forward(tf.repeat(image[:1], k, axis=0))
+        strength = tf.reduce_max(tensors[layer][0], axis=[0, 1])
+        channels = tf.math.top_k(strength, k=k).indices
+        signal = channel_signal(tensors[layer], channels)
+        return project(self.model, tensors, layer, signal, self.mode), channels

@@ -1,0 +1,111 @@
+"""Run folders: the resolved config, checkpoints, summaries and final metrics, self-describing.
+
+A run folder belongs to one config. Resuming with the same config (only `steps` may differ) continues
+it; any other config is refused, so a new run never overwrites another run's folder.
+"""
+import json
+import os
+
+import ml_collections
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+IGNORED_WHEN_RESUMING = ("steps",)
+
+
+def config_to_dict(config) -> dict:
+    """A JSON-normalized plain dict of a ConfigDict (tuples become lists)."""
+    return json.loads(config.to_json(sort_keys=True))
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    fields = []
+    for key in sorted(set(old) | set(new)):
+        name = f"{prefix}{key}"
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            fields += _differences(old[key], new[key], f"{name}.")
+        elif name not in IGNORED_WHEN_RESUMING and old.get(key) != new.get(key):
+            fields.append(name)
+    return fields
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes atomically, so an interrupted write never leaves a truncated file behind."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def check(config, workdir: str) -> bool:
+    """Whether `workdir` holds a run of `config` (True), or nothing yet (False); writes nothing.
+
+    Raises:
+      ValueError: the folder belongs to another config, or is not a vizdeconv run folder.
+      PermissionError: the existing run folder cannot be written.
+    """
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.isfile(config_path):
+        with open(config_path) as handle:
+            saved = json.load(handle)
+        changed = _differences(saved, config_to_dict(config))
+        if changed:
+            raise ValueError(
+                f"run folder {workdir} was written with a different config ({', '.join(changed[:5])} "
+                "differ); pass another --workdir or --config.name, or delete that folder")
+        _check_writable(workdir)
+        return True
+    if os.path.isdir(workdir) and os.listdir(workdir):
+        raise ValueError(f"{workdir} exists and is not a vizdeconv run folder (no {CONFIG_FILE}); "
+                         "pass another --workdir")
+    return False
+
+
+def prepare(config, workdir: str) -> bool:
+    """Creates or re-opens a run folder for `config`. Returns True when the folder already had a run."""
+    if check(config, workdir):
+        return True
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(f"cannot create run folder {workdir}: {error.strerror}; pass a "
+                              "writable --logdir or --workdir") from None
+    _check_writable(workdir)
+    write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
+    return False
+
+
+def _check_writable(workdir: str) -> None:
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise PermissionError(f"run folder {workdir} is not writable; pass a writable --logdir or "
+                              "--workdir")
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a run folder was written with."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{workdir} is not a vizdeconv run folder: {CONFIG_FILE} is missing")
+    with open(path) as handle:
+        return ml_collections.ConfigDict(json.load(handle))
+
+
+def read_metrics(workdir: str) -> dict | None:
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_metrics(workdir: str, metrics: dict) -> None:
+    write_json(os.path.join(workdir, METRICS_FILE), metrics)
+
+
+def newest_run(logdir: str = "logs") -> str:
+    """The most recently written run folder under `logdir` (by its config.json)."""
+    runs = [os.path.join(logdir, name) for name in os.listdir(logdir)
+            if os.path.isfile(os.path.join(logdir, name, CONFIG_FILE))] if os.path.isdir(logdir) else []
+    if not runs:
+        raise FileNotFoundError(f"no run folders under {logdir}; train one with python train.py")
+    return max(runs, key=lambda run: os.path.getmtime(os.path.join(run, CONFIG_FILE)))
