@@ -46,7 +46,7 @@ def main(argv) -> int:
 
     from vizdeconv.train import train_and_evaluate  # after flag parsing: TF start-up is slow
     metrics = train_and_evaluate(config, workdir)
-    return 130 if metrics.get("status") == "interrupted" else 0
+    return 128 + metrics["signal"] if metrics.get("status") == "interrupted" else 0  # shell convention
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def max_pool_with_argmax(x, pool_size: int = 2, stride: int | None = None, paddi
     stride = stride or pool_size
     pooled, switches = tf.nn.max_pool_with_argmax(
         x, ksize=pool_size, strides=stride, padding=padding.upper(), include_batch_in_index=False)
-    return pooled, tf.stop_gradient(switches)
+    return pooled, switches
 
 
 def unpool(values, switches, output_shape, pool_size: int = 2, stride: int | None = None,

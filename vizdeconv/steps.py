@@ -13,10 +13,11 @@ SUMS = ("loss", "cross_entropy", "weight_penalty", "correct", "examples")
 
 def make_train_steps(model: DeconvNet, optimizer, strategy: tf.distribute.Strategy, loss_config,
                      global_batch_size: int, compute_dtype=tf.float32):
-    """Returns `train_steps(iterator, num_steps) -> dict of float32 sums` over those steps.
+    """Returns `train_steps(iterator, num_steps) -> dict of float32 scalars` over those steps.
 
     The sums (loss, cross_entropy, weight_penalty, correct, examples) are reduced over replicas;
     divide loss terms by num_steps for per-step means and correct by examples for accuracy.
+    `weights_finite` is 1.0 when every weight is finite after the last step.
     """
     replicas = strategy.num_replicas_in_sync
 
@@ -40,7 +41,9 @@ def make_train_steps(model: DeconvNet, optimizer, strategy: tf.distribute.Strate
             totals = {name: totals[name] + strategy.reduce(tf.distribute.ReduceOp.SUM,
                                                            per_replica[name], axis=None)
                       for name in SUMS}
-        return totals
+        # The last update can overflow the weights even when every loss it saw was finite.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
+        return dict(totals, weights_finite=tf.cast(finite, tf.float32))
 
     return train_steps
 

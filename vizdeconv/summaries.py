@@ -81,7 +81,7 @@ class ReconstructionSummary:
         self.layers = tuple(projector.model.layer_names)
         self.originals = data.central_crop(probe_images, image_size).astype(np.float32) / 255.0
         self.inputs = data.preprocess_eval(probe_images, image_size)
-        self.top_k = min(top_k, min(spec.filters for spec in projector.model.specs))
+        self.top_k = top_k
         self.scale, self.clip = display_scale, clip_percentile
 
     def strips(self) -> np.ndarray:
@@ -92,7 +92,9 @@ class ReconstructionSummary:
 
     def feature_grid(self, layer: str) -> tuple[np.ndarray, list[int]]:
         """Top-k feature maps of probe 0 as one grid [1, h, w, 3] and their channel indices."""
-        projections, channels = self.projector.top_channels(self.inputs[:1], layer, self.top_k)
+        filters = self.projector.model.shapes[layer][-1]
+        projections, channels = self.projector.top_channels(self.inputs[:1], layer,
+                                                            min(self.top_k, filters))
         tiles = upscale(to_display(projections.numpy(), self.clip), self.scale)
         columns = int(np.ceil(np.sqrt(len(tiles))))
         return grid(tiles, columns)[None], [int(c) for c in channels.numpy()]

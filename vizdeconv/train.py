@@ -124,9 +124,10 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             chunk_start, first = time.perf_counter(), int(step)
             target = _next_boundary(first, config)
             sums = {k: float(v) for k, v in train_steps(iterator, tf.constant(target - first)).items()}
-            if not np.isfinite(sums["loss"]):
+            if not np.isfinite(sums["loss"]) or sums["weights_finite"] != 1.0:
+                what = f"loss became {sums['loss']}" if not np.isfinite(sums["loss"]) else "weights overflowed"
                 raise FloatingPointError(
-                    f"loss became {sums['loss']} between steps {first} and {target}; stopped. The "
+                    f"{what} between steps {first} and {target}; stopped. The "
                     f"last good checkpoint is {manager.latest_checkpoint}; lower "
                     "--config.optimizer.learning_rate")
             step.assign(target)
@@ -165,7 +166,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             manager.save(checkpoint_number=int(step))
         log(f"stopped by signal {stopped} at step {int(step)}; checkpoint saved, run the same "
             "command again to resume")
-        return {"status": "interrupted", "step": int(step)}
+        return {"status": "interrupted", "step": int(step), "signal": int(stopped)}
 
     accuracy, examples = steps.evaluate(eval_step, eval_data)
     metrics = {"status": "complete", "step": int(step), "test_accuracy": accuracy,

@@ -1,0 +1,59 @@
+"""Model shapes, parameter count, named activations and the objective against NumPy."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import atrous, default
+from vizdeconv import losses
+from vizdeconv.model import DeconvNet, build_model, count_parameters, layer_specs
+
+
+def test_reference_net_shapes_and_parameter_count():
+    model = build_model(default.get_config())
+    assert count_parameters(model) == 123_338
+    tensors = model.forward(tf.random.normal([2, 24, 24, 3]))
+    expected = {"conv1": (2, 24, 24, 64), "pool1": (2, 12, 12, 64), "pool1_switches": (2, 12, 12, 64),
+                "conv2": (2, 12, 12, 64), "pool2": (2, 6, 6, 64), "conv3": (2, 6, 6, 10),
+                "logits": (2, 10)}
+    for name, shape in expected.items():
+        assert tuple(tensors[name].shape) == shape, name
+    assert tensors["pool2_switches"].dtype == tf.int64
+    np.testing.assert_allclose(tensors["logits"], tf.reduce_mean(tensors["conv3"], [1, 2]), rtol=1e-6)
+
+
+def test_initialization_follows_the_reference():
+    model = build_model(default.get_config())
+    kernel = model.kernels[1].numpy()
+    assert abs(kernel.std() - 0.088) < 0.01 and np.abs(kernel).max() <= 0.2  # truncated at 2 sd
+    assert all(np.all(b.numpy() == np.float32(0.1)) for b in model.biases)
+
+
+def test_atrous_variant_keeps_resolution_and_bfloat16_logits_are_float32():
+    model = build_model(atrous.get_config())
+    tensors = model.forward(tf.random.normal([1, 24, 24, 3]), tf.bfloat16)
+    assert tensors["conv3"].shape == (1, 12, 12, 10) and tensors["conv2"].dtype == tf.bfloat16
+    assert tensors["logits"].dtype == tf.float32
+    assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+
+
+def test_layer_specs_reject_unknown_fields():
+    with pytest.raises(ValueError, match="unknown field"):
+        layer_specs([dict(name="conv1", kernel=3, filters=4, strides=2)])
+
+
+def test_objective_equals_numpy_reference_formula():
+    model = DeconvNet(layer_specs(default.reference_layers()), seed=3)
+    images = tf.random.normal([5, 24, 24, 3], seed=1)
+    labels = np.array([0, 3, 9, 3, 1])
+    logits = model(images).numpy().astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    cross_entropy = -log_softmax[np.arange(5), labels].sum()
+    penalty = sum((k.numpy().astype(np.float64) ** 2).sum() / 2 for k in model.kernels)
+    terms = losses.objective(model(images), labels, model.kernels)
+    np.testing.assert_allclose(terms["loss"], cross_entropy + penalty, rtol=1e-5)
+    np.testing.assert_allclose(terms["cross_entropy"], cross_entropy, rtol=1e-5)
+    mean = losses.objective(model(images), labels, model.kernels, "mean", 0.5)
+    np.testing.assert_allclose(mean["loss"], cross_entropy / 5 + 0.5 * penalty, rtol=1e-5)
+    split = losses.objective(model(images), labels, model.kernels, num_replicas=2)
+    np.testing.assert_allclose(split["weight_penalty"], penalty / 2, rtol=1e-5)

@@ -1,0 +1,103 @@
+"""Deconvnet projections against gradients of networks whose ReLU backward rule is replaced."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vizdeconv import reconstruct
+from vizdeconv.model import DeconvNet, LayerSpec, build_model
+from configs import default
+
+
+@tf.custom_gradient
+def deconvnet_relu(x):
+    return tf.nn.relu(x), lambda upstream: tf.nn.relu(upstream)
+
+
+@tf.custom_gradient
+def guided_relu(x):
+    y = tf.nn.relu(x)
+    return y, lambda upstream: tf.nn.relu(upstream) * tf.cast(y > 0, upstream.dtype)
+
+
+RANDOM_NETS = {
+    "reference": [LayerSpec("conv1", 5, 6, pool=2), LayerSpec("conv2", 5, 5, pool=2),
+                  LayerSpec("conv3", 3, 4)],
+    "stride2_valid": [LayerSpec("conv1", 3, 5, stride=2, padding="VALID"),
+                      LayerSpec("conv2", 3, 4, pool=3, pool_stride=2), LayerSpec("conv3", 2, 3)],
+    "dilated": [LayerSpec("conv1", 3, 5, pool=2), LayerSpec("conv2", 3, 4, dilation=2),
+                LayerSpec("conv3", 3, 3, dilation=3, padding="VALID")],
+    "odd_pool": [LayerSpec("conv1", 4, 4, stride=2, dilation=2, pool=3, pool_padding="VALID"),
+                 LayerSpec("conv2", 1, 3)],
+}
+
+
+@pytest.mark.parametrize("mode, relu", [("deconvnet", deconvnet_relu), ("guided", guided_relu)])
+@pytest.mark.parametrize("net", sorted(RANDOM_NETS))
+def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu):
+    model = DeconvNet(RANDOM_NETS[net], image_size=13, seed=7)
+    for bias in model.biases:  # random biases so some units are off and the masks matter
+        bias.assign(tf.random.normal(bias.shape, stddev=0.3, seed=2))
+    images = tf.random.normal([3, 13, 13, 3], seed=5)
+    tensors = model.forward(images)
+    for layer in model.layer_names + [s.pool_name for s in model.specs if s.pool]:
+        signal = tf.random.normal(tensors[layer].shape, seed=11)  # signed, so the rule matters
+        projection = reconstruct.project(model, tensors, layer, signal, mode)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            # Plain max pooling: its gradient kernel (MaxPoolGrad) is independent of our unpooling.
+            modified = model.forward(images, record_switches=False, relu=relu)
+            objective = tf.reduce_sum(signal * modified[layer])
+        expected = tape.gradient(objective, images)
+        assert projection.shape == images.shape
+        np.testing.assert_allclose(projection, expected, rtol=1e-4, atol=1e-5, err_msg=f"{net}/{layer}")
+        assert np.abs(expected.numpy()).max() > 0
+
+
+def test_bias_subtract_mode_matches_the_tf1_tutorial_formula():
+    model = build_model(default.get_config())
+    images = tf.random.normal([2, 24, 24, 3], seed=1)
+    t = model.forward(images)
+    k1, k2, b1, b2 = model.kernels[0], model.kernels[1], model.biases[0], model.biases[1]
+    from vizdeconv import ops
+    unpooled1 = ops.unpool(t["pool1"], t["pool1_switches"], t["conv1"].shape)
+    expected = tf.nn.conv2d_transpose(unpooled1 - b1, k1, images.shape, 1)
+    got = reconstruct.project(model, t, "pool1", t["pool1"], "bias_subtract")
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    unpooled2 = ops.unpool(t["pool2"], t["pool2_switches"], t["conv2"].shape)
+    middle = ops.unpool(tf.nn.conv2d_transpose(unpooled2 - b2, k2, t["pool1"].shape, 1),
+                        t["pool1_switches"], t["conv1"].shape)
+    expected2 = tf.nn.conv2d_transpose(middle - b1, k1, images.shape, 1)
+    np.testing.assert_allclose(reconstruct.project(model, t, "pool2", t["pool2"], "bias_subtract"),
+                               expected2, rtol=1e-4, atol=1e-3)
+
+
+def test_projector_outputs_are_finite_input_shaped_and_differ_between_feature_maps():
+    model = build_model(default.get_config())
+    images = tf.random.normal([2, 24, 24, 3], seed=3)
+    projector = reconstruct.Projector(model)
+    whole = projector.layers(images, ("conv1", "conv2", "conv3"))
+    for name, value in whole.items():
+        assert value.shape == (2, 24, 24, 3) and np.isfinite(value.numpy()).all(), name
+    maps, channels = projector.top_channels(images[:1], "conv2", 4)
+    assert maps.shape == (4, 24, 24, 3) and len(set(channels.numpy().tolist())) == 4
+    flat = maps.numpy().reshape(4, -1)
+    assert min(np.abs(flat[i] - flat[j]).max() for i in range(4) for j in range(i)) > 1e-6
+    single = projector.channels(images, "conv1", tf.constant([3, 3]), strongest_unit=True).numpy()
+    assert np.count_nonzero(np.abs(single[0]).sum(-1)) <= 25  # one unit's 5x5 receptive field
+
+
+def test_strongest_unit_signal_keeps_one_value_of_the_chosen_map():
+    activations = tf.constant(np.random.default_rng(0).random((2, 3, 3, 4)), tf.float32)
+    signal = reconstruct.channel_signal(activations, [1, 2], strongest_unit=True).numpy()
+    for i, channel in enumerate([1, 2]):
+        assert np.count_nonzero(signal[i]) == 1
+        assert signal[i].max() == activations.numpy()[i, :, :, channel].max()
+
+
+def test_unknown_layer_and_mode_are_clear_errors():
+    model = build_model(default.get_config())
+    tensors = model.forward(tf.zeros([1, 24, 24, 3]))
+    with pytest.raises(ValueError, match="unknown layer 'conv9'"):
+        reconstruct.project(model, tensors, "conv9", tensors["conv1"])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        reconstruct.Projector(model, "zeiler")

@@ -1,0 +1,151 @@
+"""End-to-end: the trainer on small synthetic data, resume, interruption and every user error."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import smoke
+from vizdeconv import rundir
+from vizdeconv.train import train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_config(data_dir, **overrides):
+    config = smoke.get_config()
+    config.data.data_dir = data_dir
+    config.precision = "float32"  # deterministic across runs
+    config.eval_batch_size = 32
+    for key, value in overrides.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return config
+
+
+def run_train(*args, timeout=240):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def final_weights(workdir):
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("model/") and "OPTIMIZER_SLOT" not in name}
+
+
+def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, tmp_path):
+    workdir = str(tmp_path / "run")
+    metrics = train_and_evaluate(small_config(cifar_session), workdir, log=lambda *_: None)
+    assert metrics["status"] == "complete" and metrics["step"] == 6
+    assert metrics["test_examples"] == 64 and 0 <= metrics["test_accuracy"] <= 1
+    assert json.load(open(os.path.join(workdir, "metrics.json")))["test_accuracy"] == metrics["test_accuracy"]
+    saved = rundir.load_config(workdir)
+    assert saved.precision == "float32" and saved.data.data_dir == os.path.abspath(cifar_session)
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-6")
+    tags = {}
+    for folder in ("train", "eval"):
+        for file in tf.io.gfile.glob(os.path.join(workdir, folder, "events.*")):
+            for event in tf.compat.v1.train.summary_iterator(file):
+                for value in event.summary.value:
+                    tags.setdefault(value.tag, set()).add(event.step)
+    for tag in ("loss/loss", "loss/cross_entropy", "loss/weight_penalty", "accuracy",
+                "learning_rate", "images_per_second"):
+        assert tags[tag] == {2, 3, 4, 6}, tag  # every chunk: log and summary boundaries
+    assert tags["reconstructions"] == {0, 3, 6} and tags["top_features/conv3"] == {0, 3, 6}
+    assert "_hparams_/session_start_info" in tags
+
+
+def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path):
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train_and_evaluate(small_config(cifar_session), straight, log=lambda *_: None)
+    first = train_and_evaluate(small_config(cifar_session, steps=3), resumed, log=lambda *_: None)
+    assert first["step"] == 3
+    lines = []
+    train_and_evaluate(small_config(cifar_session), resumed, log=lines.append)
+    assert any("at step 3" in line for line in lines)
+    a, b = final_weights(straight), final_weights(resumed)
+    assert a.keys() == b.keys() and len(a) == 6
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    again = []
+    train_and_evaluate(small_config(cifar_session), resumed, log=again.append)
+    assert "already reached step 6" in again[-1]
+
+
+def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+        cifar_session, tmp_path):
+    workdir = str(tmp_path / "nan")
+    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session, "--workdir", workdir,
+                       "--config.precision=float32", "--config.optimizer.schedule=step",
+                       "--config.optimizer.decay_every=3", "--config.optimizer.decay_factor=1e30")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "loss became" in result.stderr and "Traceback" not in result.stderr
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    assert latest.endswith("ckpt-4")
+    assert all(np.isfinite(w).all() for w in final_weights(workdir).values())
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, tmp_path):
+    workdir = str(tmp_path / "term")
+    args = [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
+            "--data_dir", cifar_session, "--workdir", workdir, "--steps", "100000",
+            "--config.log_every=1", "--config.checkpoint_every=100000", "--config.eval_every=100000",
+            "--config.summary_every=100000"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in process.stdout:
+        if line.startswith("step 5/"):
+            break
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
+    step = int(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])
+    assert step >= 5 and "stopped by signal" in output
+    # steps is the one field that may change: the same command with a nearer end resumes and ends.
+    result = run_train(*args[2:args.index("--steps")], "--steps", str(step + 2), *args[args.index("--steps") + 2:])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"at step {step}" in result.stdout and f"step {step + 2}/{step + 2}" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.nope=1"], "unknown config field"),
+    (["--steps", "0"], "--steps must be a positive"),
+    (["--steps", "-5"], "--steps must be a positive"),
+    (["--config", "configs/nothere.py"], "cannot load config file"),
+    (["--config.precision=float16"], "precision must be one of"),
+    (["--data_dir", "/no/such/place"], "does not exist"),
+])
+def test_user_errors_are_one_line_with_exit_status_2(args, message, cifar_session, tmp_path):
+    base = ["--config", "configs/smoke.py", "--data_dir", cifar_session, "--workdir", str(tmp_path / "r")]
+    result = run_train(*base, *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len([l for l in result.stderr.splitlines() if l.startswith("train.py: error")]) == 1
+    assert not os.path.exists(tmp_path / "r" / "checkpoints")
+
+
+def test_a_folder_of_another_config_or_unwritable_logdir_is_refused_and_left_intact(
+        cifar_session, tmp_path):
+    workdir = tmp_path / "owned"
+    train_and_evaluate(small_config(cifar_session, steps=2), str(workdir), log=lambda *_: None)
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session,
+                       "--workdir", str(workdir), "--config.batch_size=4")
+    assert result.returncode == 2 and "different config (batch_size" in result.stderr
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session,
+                       "--logdir", str(blocker))
+    assert result.returncode == 2 and "cannot create run folder" in result.stderr
+    assert blocker.read_text() == "not a folder"
