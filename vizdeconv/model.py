@@ -126,7 +126,7 @@ class DeconvNet(tf.Module):
         tensors = {"input": x}
         for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
             x = ops.conv2d(x, tf.cast(kernel, compute_dtype), spec.stride, spec.padding, spec.dilation)
-            x = relu(x + tf.cast(bias, compute_dtype))
+            x = relu(tf.nn.bias_add(x, tf.cast(bias, compute_dtype)))  # BiasAddGrad beats a Sum
             tensors[spec.name] = x
             if spec.pool:
                 if record_switches:

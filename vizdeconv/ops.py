@@ -90,10 +90,12 @@ def unpool(values, switches, output_shape, pool_size: int = 2, stride: int | Non
         padding=padding.upper(), include_batch_in_index=False)
 
 
-def unpool_scatter_nd(values, switches, output_shape):
+def unpool_scatter_nd(values, switches, output_shape, pool_size: int = 2, stride: int | None = None,
+                      padding: str = "SAME"):
     """The same unpooling built from hand-made indices and `tf.scatter_nd`.
 
-    Kept only as the slow reference the benchmarks compare against (the TF1 tutorial's method).
+    Kept only as the slow reference the benchmarks compare against (the TF1 tutorial's method). The
+    switches are absolute positions, so the pooling geometry arguments are not needed.
     """
     batch, height, width, channels = output_shape
     per_image = height * width * channels

@@ -36,7 +36,8 @@ def _layer_index(model: DeconvNet, layer: str) -> tuple[int, bool]:
     raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
 
 
-def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet"):
+def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet",
+            unpool=ops.unpool):
     """Projects `signal`, shaped like `tensors[layer]`, down to the input.
 
     Args:
@@ -45,6 +46,7 @@ def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "de
       layer: a conv name (e.g. 'conv2') or a pool name (e.g. 'pool2').
       signal: [N, h, w, c] float32, e.g. `tensors[layer]` or a masked copy.
       mode: one of MODES.
+      unpool: the unpooling function (benchmarks swap in `ops.unpool_scatter_nd`).
     Returns:
       [N, H, W, C_in] float32, the shape of `tensors['input']`.
     """
@@ -56,8 +58,8 @@ def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "de
     def unpool_below(i, values):
         spec = model.specs[i]
         shape = [batch, *model.shapes[spec.name]]
-        unpooled = ops.unpool(values, tensors[f"{spec.pool_name}_switches"], shape, spec.pool,
-                              spec.effective_pool_stride, spec.pool_padding)
+        unpooled = unpool(values, tensors[f"{spec.pool_name}_switches"], shape, spec.pool,
+                          spec.effective_pool_stride, spec.pool_padding)
         unpooled.set_shape([None, *model.shapes[spec.name]])
         return unpooled
 
@@ -116,9 +118,10 @@ class Projector:
       mode: one of MODES.
     """
 
-    def __init__(self, model: DeconvNet, mode: str = "deconvnet"):
+    def __init__(self, model: DeconvNet, mode: str = "deconvnet", unpool=ops.unpool):
         self.model = model
         self.mode = check_mode(mode)
+        self.unpool = unpool
 
     def forward(self, images):
         return self.model.forward(images, tf.float32, record_switches=True)
@@ -127,14 +130,15 @@ class Projector:
     def layers(self, images, layers: tuple[str, ...]):
         """Projects each whole layer: dict name -> [N, H, W, C] for images [N, H, W, C]."""
         tensors = self.forward(images)
-        return {name: project(self.model, tensors, name, tensors[name], self.mode) for name in layers}
+        return {name: project(self.model, tensors, name, tensors[name], self.mode, self.unpool)
+                for name in layers}
 
     @tf.function(reduce_retracing=True)
     def channels(self, images, layer: str, channels, strongest_unit: bool = False):
         """Projects one feature map per image: channels [N] int -> [N, H, W, C]."""
         tensors = self.forward(images)
         signal = channel_signal(tensors[layer], channels, strongest_unit)
-        return project(self.model, tensors, layer, signal, self.mode)
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool)
 
     @tf.function(reduce_retracing=True)
     def top_channels(self, image, layer: str, k: int):
@@ -149,4 +153,4 @@ class Projector:
         strength = tf.reduce_max(tensors[layer][0], axis=[0, 1])
         channels = tf.math.top_k(strength, k=k).indices
         signal = channel_signal(tensors[layer], channels)
-        return project(self.model, tensors, layer, signal, self.mode), channels
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool), channels

@@ -1,0 +1,67 @@
+"""The benchmark command's JSON, the AlexNet-FCN shapes, and the analytic FLOP counts."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from configs import default
+from vizdeconv import bench
+from vizdeconv.alexnet import AlexNetFCN
+from vizdeconv.model import build_model
+
+
+def test_alexnet_fcn_layer_shapes_are_printed_and_right():
+    lines = []
+    model = AlexNetFCN(log=lines.append)
+    expected = {"conv1": (115, 87, 64), "pool1": (57, 43, 64), "conv2": (57, 43, 192),
+                "pool2": (28, 21, 192), "conv3": (28, 21, 384), "conv4": (28, 21, 256),
+                "conv5": (28, 21, 256), "pool5": (13, 10, 256), "conv6": (13, 10, 1),
+                "deconv1": (130, 100, 1), "deconv2": (260, 200, 1)}
+    assert model.shapes == expected
+    assert lines[0].split() == ["conv1", "115x87x64"] and lines[-1].split() == ["deconv2", "260x200x1"]
+    output = model(tf.random.normal([1, 460, 345, 3]))
+    assert output.shape == (1, 260, 200, 1) and np.isfinite(output.numpy()).all()
+
+
+def test_cifar_flop_count_matches_hand_count():
+    model = build_model(default.get_config())
+    by_hand = 2 * (24 * 24 * 64 * 25 * 3 + 12 * 12 * 64 * 25 * 64 + 6 * 6 * 10 * 25 * 64)
+    assert bench.conv_flops(model) == by_hand
+    # Projecting conv1, conv2, conv3 walks 1, 2 and 3 layers down, after one forward pass.
+    conv1, conv2 = 2 * 24 * 24 * 64 * 25 * 3, 2 * 12 * 12 * 64 * 25 * 64
+    assert bench.reconstruct_flops(model) == by_hand + conv1 + (conv1 + conv2) + by_hand
+
+
+def test_bench_command_writes_the_documented_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--model", "cifar", "--batch_size",
+                             "4", "--num_batches", "10", "--precision", "float32", "--json", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "step 10, duration = " in result.stdout
+    assert "Forward across 10 steps," in result.stdout and "Forward-backward across 10 steps," in result.stdout
+    report = json.loads(out.read_text())
+    assert (report["model"], report["batch_size"], report["precision"]) == ("cifar", 4, "float32")
+    assert [r["phase"] for r in report["results"]] == ["forward", "forward_backward"]
+    for record in report["results"]:
+        assert {"phase", "num_batches", "mean_s", "sd_s", "images_per_s", "gflop_per_s"} <= set(record)
+        np.testing.assert_allclose(record["images_per_s"], 4 / record["mean_s"], rtol=1e-6)
+
+
+def test_reconstruct_and_train_step_phases_run():
+    lines = []
+    report = bench.benchmark("cifar", 4, 10, "float32", "reconstruct", log=lines.append)
+    assert [r.get("variant") for r in report["results"]] == ["native", "scatter_nd"]
+    assert any("faster than scatter_nd" in line for line in lines)
+    report = bench.benchmark("cifar", 4, 10, "float32", "train_step", with_data=True, log=lines.append)
+    assert report["results"][0]["variant"] == "with_data" and report["results"][0]["mean_s"] > 0
+
+
+def test_bench_errors_are_one_line():
+    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--model", "alexnet_fcn", "--what",
+                             "reconstruct", "--num_batches", "1"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "supports --what forward" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,247 @@
+"""Benchmarks: forward / forward-backward / reconstruction / training-step timing.
+
+  python -m vizdeconv.bench --model cifar --batch_size 128 --num_batches 100 --precision bfloat16
+  python -m vizdeconv.bench --model alexnet_fcn --batch_size 8 --num_batches 20
+  python -m vizdeconv.bench --model cifar --what reconstruct          # native vs scatter_nd unpooling
+  python -m vizdeconv.bench --model cifar --what train_step --with_data --data_dir ../shared/cifar10
+
+Each phase runs 10 untimed burn-in steps, then `num_batches` timed ones; a line every 10 steps, then
+`<Phase> across N steps, mean +/- sd sec / batch`, images/s and GFLOP/s from an analytic count.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from vizdeconv import cli
+
+PHASES = ("forward", "forward_backward", "reconstruct", "train_step")
+BURN_IN = 10
+
+
+def conv_flops(model) -> int:
+    """Multiply-adds x 2 of one image's forward pass through a DeconvNet's convolutions."""
+    total, channels = 0, model.input_channels
+    for spec in model.specs:
+        height, width, filters = model.shapes[spec.name]
+        total += 2 * height * width * filters * spec.kernel ** 2 * channels
+        channels = filters
+    return total
+
+
+def reconstruct_flops(model) -> int:
+    """Transposed convolutions of projecting every layer: layer L walks through layers L..1."""
+    per_layer, total, channels = [], 0, model.input_channels
+    for spec in model.specs:
+        height, width, filters = model.shapes[spec.name]
+        per_layer.append(2 * height * width * filters * spec.kernel ** 2 * channels)
+        channels = filters
+    for depth in range(1, len(per_layer) + 1):
+        total += sum(per_layer[:depth])
+    return total + conv_flops(model)  # plus the forward pass that records the switches
+
+
+def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_image: float,
+               log=print, variant: str = "", batches_per_call: int = 1) -> dict:
+    """Runs `step()` BURN_IN + num_batches times; returns the timing record of the timed ones.
+
+    With batches_per_call > 1 each call processes that many batches and durations are per batch.
+    """
+    import numpy as np
+
+    for _ in range(BURN_IN):
+        step()
+    durations = []
+    for index in range(num_batches):
+        start = time.perf_counter()
+        step()
+        durations.append((time.perf_counter() - start) / batches_per_call)
+        if (index + 1) % 10 == 0:
+            log(f"step {index + 1}, duration = {durations[-1]:.3f}")
+    mean, sd = float(np.mean(durations)), float(np.std(durations))
+    label = name.replace("_", "-").capitalize() + (f" ({variant})" if variant else "")
+    log(f"{label} across {num_batches * batches_per_call} steps, {mean:.4f} +/- {sd:.4f} sec / batch")
+    record = {"phase": name, "num_batches": num_batches * batches_per_call, "mean_s": mean, "sd_s": sd,
+              "median_s": float(np.median(durations)), "images_per_s": batch_size / mean,
+              "gflop_per_s": flops_per_image * batch_size / mean / 1e9}
+    if variant:
+        record["variant"] = variant
+    log(f"  {record['images_per_s']:.0f} images/s, {record['gflop_per_s']:.1f} GFLOP/s")
+    return record
+
+
+def _synchronized(function):
+    """Wraps a step so the timer waits for its result (TensorFlow runs ops asynchronously)."""
+    def run():
+        result = function()
+        for value in (result.values() if isinstance(result, dict) else [result]):
+            getattr(value, "numpy", lambda: None)()
+    return run
+
+
+def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name: str = "auto",
+              what: str = "", with_data: bool = False, data_dir: str = "", log=print,
+              steps_per_call: int = 1) -> dict:
+    """Runs the requested phases and returns {"model", "batch_size", "precision", "results"}."""
+    import tensorflow as tf
+
+    from vizdeconv import precision
+
+    if batch_size < 1 or num_batches < 1:
+        raise ValueError("--batch_size and --num_batches must be positive")
+    resolved = precision.resolve(precision_name)
+    dtype = precision.compute_dtype(resolved)
+    phases = [what] if what else ["forward", "forward_backward"]
+    if model_name == "alexnet_fcn":
+        from vizdeconv.alexnet import INPUT_SHAPE, AlexNetFCN
+        if set(phases) - {"forward", "forward_backward"}:
+            raise ValueError("alexnet_fcn supports --what forward or forward_backward")
+        model, flops, shape = AlexNetFCN(log=log), None, INPUT_SHAPE
+        flops = model.flops
+    elif model_name == "cifar":
+        from configs import default
+        from vizdeconv.model import build_model
+        config = default.get_config()
+        model = build_model(config)
+        flops, shape = conv_flops(model), (24, 24, 3)
+    else:
+        raise ValueError(f"--model must be cifar or alexnet_fcn, got {model_name!r}")
+    images = tf.random.normal([batch_size, *shape], seed=1)
+    log(f"model {model_name}, batch {batch_size}, precision {resolved}, "
+        f"{flops / 1e9:.3f} GFLOP per image forward")
+    results = []
+
+    @tf.function
+    def forward():
+        return model(images, dtype)
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            output = model(images, dtype)
+            objective = tf.reduce_sum(tf.square(output)) / 2
+        return tape.gradient(objective, model.trainable_variables)[0]
+
+    for phase in phases:
+        if phase == "forward":
+            results.append(time_phase(phase, _synchronized(forward), num_batches, batch_size, flops, log))
+        elif phase == "forward_backward":
+            results.append(time_phase(phase, _synchronized(forward_backward), num_batches, batch_size,
+                                      3 * flops, log))
+        elif phase == "reconstruct":
+            results += _reconstruct(model, images, num_batches, batch_size, log)
+        elif phase == "train_step":
+            results.append(_train_step(config, model, dtype, batch_size, num_batches, with_data,
+                                       data_dir, 3 * flops, log, steps_per_call))
+        else:
+            raise ValueError(f"--what must be one of {', '.join(PHASES)}, got {phase!r}")
+    return {"model": model_name, "batch_size": batch_size, "precision": resolved, "results": results}
+
+
+def _reconstruct(model, images, num_batches, batch_size, log) -> list[dict]:
+    """Projects all layers of the batch with native unpooling and with scatter_nd, side by side."""
+    from vizdeconv import ops
+    from vizdeconv.reconstruct import Projector
+
+    layers, flops = tuple(model.layer_names), reconstruct_flops(model)
+    records = []
+    for variant, unpool in (("native", ops.unpool), ("scatter_nd", ops.unpool_scatter_nd)):
+        projector = Projector(model, unpool=unpool)
+        records.append(time_phase("reconstruct", _synchronized(lambda: projector.layers(images, layers)),
+                                  num_batches, batch_size, flops, log, variant))
+    log(f"native unpooling is {records[1]['mean_s'] / records[0]['mean_s']:.1f}x faster than scatter_nd")
+    return records
+
+
+def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,
+                steps_per_call: int = 1) -> dict:
+    """The trainer's own compiled step (Adam included), one step per call."""
+    import numpy as np
+    import tensorflow as tf
+
+    from vizdeconv import data, optim, steps
+
+    strategy = tf.distribute.get_strategy()
+    optimizer = optim.make_optimizer(config.optimizer, 10**6)
+    optimizer.build(model.trainable_variables)
+    train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, batch_size, dtype)
+    if with_data:
+        if data_dir:
+            config.data.data_dir = data_dir
+            train_images, train_labels = data.load_split(config.data, "train")
+        else:  # the pipeline's cost does not depend on the pixels
+            rng = np.random.default_rng(0)
+            train_images = rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8)
+            train_labels = rng.integers(0, 10, 10000).astype(np.int32)
+        dataset = data.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9)
+    else:
+        batch = (tf.random.normal([batch_size, 24, 24, 3], seed=2),
+                 tf.random.uniform([batch_size], 0, 10, tf.int32, seed=3))
+        dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    iterator = iter(dataset)
+    chunk = tf.constant(steps_per_call)
+    variant = "with_data" if with_data else "in_memory_batch"
+    # Like the trainer, run several steps per compiled call; report seconds per step.
+    return time_phase("train_step", _synchronized(lambda: train_steps(iterator, chunk)), num_batches,
+                      batch_size, flops, log, variant, steps_per_call)
+
+
+def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dict:
+    """Runs the TF1-graph yardstick script for num_batches steps and parses its ms/step."""
+    import re
+    import subprocess
+
+    if not os.path.isfile(script):
+        raise FileNotFoundError(f"--baseline: {script} does not exist")
+    if not data_dir:
+        raise ValueError("--baseline needs --data_dir (the yardstick reads the CIFAR-10 binary files)")
+    result = subprocess.run([sys.executable, script, data_dir, str(num_batches)], capture_output=True,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    found = re.search(r"baseline train: \d+ steps [0-9.]+s ([0-9.]+) ms/step", result.stdout)
+    if result.returncode or not found:
+        raise ValueError(f"--baseline: {script} failed: {result.stderr.strip().splitlines()[-1:]}")
+    mean = float(found.group(1)) / 1000
+    log(found.group(0))
+    return {"phase": "train_step", "variant": "tf1_graph_baseline", "num_batches": num_batches,
+            "mean_s": mean, "sd_s": None, "images_per_s": 128 / mean, "gflop_per_s": None}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vizdeconv.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=("cifar", "alexnet_fcn"), default="cifar")
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--num_batches", type=int, default=100)
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto")
+    parser.add_argument("--what", choices=PHASES, help="one phase (default: forward and forward_backward)")
+    parser.add_argument("--with_data", action="store_true", help="train_step: include the input pipeline")
+    parser.add_argument("--data_dir", default="", help="train_step --with_data: real CIFAR-10 (else random)")
+    parser.add_argument("--steps_per_call", type=int, default=1,
+                        help="train_step: optimizer steps per compiled call (the trainer runs up to "
+                             "log_every); timings stay per step")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--baseline", help="train_step: also run this TF1-graph yardstick script "
+                        "(batch 128, float32) for --num_batches steps and print the speed ratio")
+    args = parser.parse_args(argv)
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise FileNotFoundError(f"--json: folder {os.path.dirname(args.json)} does not exist")
+    if args.baseline and (args.what != "train_step" or args.batch_size != 128):
+        raise ValueError("--baseline compares training steps: use --what train_step --batch_size 128")
+    if args.steps_per_call < 1:
+        raise ValueError("--steps_per_call must be positive")
+    report = benchmark(args.model, args.batch_size, args.num_batches, args.precision, args.what or "",
+                       args.with_data, args.data_dir, steps_per_call=args.steps_per_call)
+    if args.baseline:
+        baseline = run_baseline(args.baseline, args.data_dir, args.num_batches * args.steps_per_call)
+        report["results"].append(baseline)
+        print(f"speed-up over the TF1 float32 graph: "
+              f"{baseline['mean_s'] / report['results'][0]['mean_s']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.quiet_tensorflow()
+    sys.exit(cli.run(main, sys.argv[1:], "vizdeconv.bench"))
