@@ -110,6 +110,23 @@ def channel_signal(activations, channels, strongest_unit: bool = False):
     return signal
 
 
+def unit_signal(activations, channels, positions, impulse: bool = False):
+    """Keeps one unit per example: channel `channels[i]` at flat position `positions[i]` (row * w + col).
+
+    Args:
+      activations: [N, h, w, c] float32.
+      channels, positions: [N] int.
+      impulse: put 1.0 there instead of the activation (compares networks whose activations differ).
+    Returns:
+      [N, h, w, c] float32 with one non-zero entry per example (unless that activation is 0).
+    """
+    shape = tf.shape(activations)
+    flat_index = tf.cast(positions, tf.int32) * shape[3] + tf.cast(channels, tf.int32)
+    mask = tf.reshape(tf.one_hot(flat_index, shape[1] * shape[2] * shape[3], dtype=activations.dtype),
+                      shape)
+    return mask if impulse else activations * mask
+
+
 class Projector:
     """Compiled projections of a model's layers for whole batches (float32 throughout).
 
@@ -138,6 +155,13 @@ class Projector:
         """Projects one feature map per image: channels [N] int -> [N, H, W, C]."""
         tensors = self.forward(images)
         signal = channel_signal(tensors[layer], channels, strongest_unit)
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool)
+
+    @tf.function(reduce_retracing=True)
+    def units(self, images, layer: str, channels, positions, impulse: bool = False):
+        """Projects one unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
+        tensors = self.forward(images)
+        signal = unit_signal(tensors[layer], channels, positions, impulse)
         return project(self.model, tensors, layer, signal, self.mode, self.unpool)
 
     @tf.function(reduce_retracing=True)

@@ -18,17 +18,6 @@ def dilate_kernel(kernel: np.ndarray, dilation: int) -> np.ndarray:
     return dilated
 
 
-def same_padding_before(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
-    """Rows TensorFlow pads before the input for SAME (the smaller half of the total)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + shapes.effective_kernel(kernel, dilation) - size, 0)
-    return total // 2
-
-
-def _padding_before(size, kernel, stride, padding, dilation):
-    return same_padding_before(size, kernel, stride, dilation) if padding.upper() == "SAME" else 0
-
-
 def conv2d(x: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "SAME",
            dilation: int = 1) -> np.ndarray:
     """Cross-correlation as tf.nn.conv2d computes it: [N, H, W, in] * [kh, kw, in, out] -> [N, H', W', out]."""
@@ -36,8 +25,8 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "S
     kh, kw, _, out_channels = kernel.shape
     out_h = shapes.conv_output_size(height, kh, stride, padding, dilation)
     out_w = shapes.conv_output_size(width, kw, stride, padding, dilation)
-    top = _padding_before(height, kh, stride, padding, dilation)
-    left = _padding_before(width, kw, stride, padding, dilation)
+    top = shapes.padding_before(height, kh, stride, padding, dilation)
+    left = shapes.padding_before(width, kw, stride, padding, dilation)
     full = dilate_kernel(kernel, dilation)
     span_h, span_w = full.shape[:2]
     padded = np.zeros((n, max(height + top, (out_h - 1) * stride + span_h),
@@ -69,8 +58,8 @@ def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, output_shape, stride: in
     shapes.check_transpose_output(width, out_w, kw, stride, padding, dilation)
     full = dilate_kernel(kernel, dilation)
     span_h, span_w = full.shape[:2]
-    top = _padding_before(out_h, kh, stride, padding, dilation)
-    left = _padding_before(out_w, kw, stride, padding, dilation)
+    top = shapes.padding_before(out_h, kh, stride, padding, dilation)
+    left = shapes.padding_before(out_w, kw, stride, padding, dilation)
     # Zero insertion, then a frame of span-1 zeros (wider on the right/bottom when the crop needs it).
     rows = max((height - 1) * stride + 1, top + out_h) + 2 * (span_h - 1)
     cols = max((width - 1) * stride + 1, left + out_w) + 2 * (span_w - 1)
@@ -94,8 +83,8 @@ def max_pool_with_argmax(x: np.ndarray, pool_size: int = 2, stride: int | None =
     n, height, width, channels = x.shape
     out_h = shapes.conv_output_size(height, pool_size, stride, padding)
     out_w = shapes.conv_output_size(width, pool_size, stride, padding)
-    top = _padding_before(height, pool_size, stride, padding, 1)
-    left = _padding_before(width, pool_size, stride, padding, 1)
+    top = shapes.padding_before(height, pool_size, stride, padding, 1)
+    left = shapes.padding_before(width, pool_size, stride, padding, 1)
     pooled = np.zeros((n, out_h, out_w, channels), x.dtype)
     switches = np.zeros((n, out_h, out_w, channels), np.int64)
     for b in range(n):

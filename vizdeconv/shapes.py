@@ -49,6 +49,16 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "SA
     return math.ceil((size - span + 1) / stride)
 
 
+def padding_before(size: int, kernel: int, stride: int = 1, padding: str = "SAME",
+                   dilation: int = 1) -> int:
+    """Zeros TensorFlow pads before the input: for SAME the smaller half of the total, else none."""
+    padding = _check(kernel, stride, padding, dilation)
+    if padding == "VALID":
+        return 0
+    total = max((math.ceil(size / stride) - 1) * stride + effective_kernel(kernel, dilation) - size, 0)
+    return total // 2
+
+
 def transpose_output_sizes(size: int, kernel: int, stride: int = 1, padding: str = "SAME",
                            dilation: int = 1) -> range:
     """All output lengths a transposed convolution may produce from an input of length `size`.

@@ -1,0 +1,71 @@
+"""The feature explorer end to end on a short run over synthetic data."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.test_train import small_config
+from vizdeconv import data, explore
+from vizdeconv.train import train_and_evaluate
+
+
+@pytest.fixture(scope="module")
+def smoke_run(cifar_session, tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("explore") / "run")
+    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+    return run
+
+
+def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
+    lines = []
+    report = explore.explore(smoke_run, ["conv2", "conv3"], top_k=4, batch_size=16, compare=True,
+                             sanity=True, log=lines.append)
+    out = report["out"]
+    assert out == os.path.join(smoke_run, "explore", "test") and report["images"] == 64
+    index = json.load(open(os.path.join(out, "index.json")))
+    assert sorted(index["layers"]) == ["conv2", "conv3"] and len(index["layers"]["conv2"]) == 64
+    entry = index["layers"]["conv3"]["7"]
+    assert len(entry["image_ids"]) == 4 and entry["values"] == sorted(entry["values"], reverse=True)
+    # The recorded value is what the trained network gives at that image, channel and location.
+    _, model = explore.load_run(smoke_run)
+    images, labels = data.load_binary(cifar_session, "test")
+    activations = model.forward(data.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
+    for i, (row, col) in enumerate(entry["locations"]):
+        np.testing.assert_allclose(activations[i, row, col, 7], entry["values"][i], rtol=1e-5, atol=1e-6)
+        assert activations[i, :, :, 7].max() == pytest.approx(entry["values"][i], rel=1e-5, abs=1e-6)
+    assert entry["labels"] == labels[entry["image_ids"]].tolist()
+    for name in ("conv2/channel_000.png", "conv3_overview.png", "compare_conv3.png"):
+        picture = tf.io.decode_png(tf.io.read_file(os.path.join(out, name))).numpy()
+        assert picture.ndim == 3 and picture.std() > 5, name
+    assert set(report["sanity"]) == {"conv2", "conv3"}
+    for layer, channels in (("conv2", 64), ("conv3", 10)):
+        figures = report["sanity"][layer]
+        assert -1 <= figures["correlation"] <= 1 and -1 <= figures["ssim"] <= 1
+        assert figures["pairs"] == channels * 4
+    assert any(line.startswith("sanity conv3: correlation") for line in lines)
+    tags = set()
+    for file in tf.io.gfile.glob(os.path.join(smoke_run, "explore", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(file):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"explore/test/conv2", "explore/test/conv3"} <= tags
+
+
+def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "vizdeconv.explore", *args], capture_output=True,
+                              text=True, timeout=300)
+
+    ok = run("--run", smoke_run, "--layer", "conv1", "--limit", "20", "--top_k", "3",
+             "--out", str(tmp_path / "out"))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "scan" in ok.stderr and os.path.isfile(tmp_path / "out" / "conv1" / "channel_063.png")
+    for args, message in [(["--run", str(tmp_path / "none")], "does not exist"),
+                          (["--run", smoke_run, "--layer", "conv7"], "unknown layer 'conv7'"),
+                          (["--run", smoke_run, "--limit", "2"], "fewer than --top_k"),
+                          (["--run", smoke_run, "--data_dir", str(tmp_path)], "holds neither")]:
+        bad = run(*args)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

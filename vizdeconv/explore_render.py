@@ -1,0 +1,149 @@
+"""Pictures and files of the feature explorer: per-channel grids, overviews, mode comparison, sanity."""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv import data, receptive_field, reconstruct, summaries
+from vizdeconv.model import DeconvNet
+from vizdeconv.reconstruct import Projector
+
+TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    """Writes [H, W, 3] float in [0, 1] as an 8-bit PNG."""
+    pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+    tf.io.write_file(path, tf.io.encode_png(pixels))
+
+
+def write_index(path: str, index: dict, report: dict) -> None:
+    with open(path, "w") as handle:
+        json.dump({"report": report, "layers": index}, handle, indent=1)
+
+
+class Renderer:
+    """Renders explorer output for one model and one scanned split.
+
+    Args:
+      model: the trained network.
+      images: [N, 32, 32, 3] uint8, the split that was scanned (image ids index it).
+      labels: [N] int.
+      image_size: the crop the model sees.
+      mode: projection rule.
+    """
+
+    def __init__(self, model: DeconvNet, images: np.ndarray, labels: np.ndarray, image_size: int,
+                 mode: str):
+        self.model, self.images, self.labels = model, images, labels
+        self.image_size, self.mode = image_size, mode
+        self.projector = Projector(model, mode)
+        self.fields = receptive_field.fields(model)
+        self.channel_images = {}
+
+    def _inputs(self, ids):
+        return data.preprocess_eval(self.images[ids], self.image_size)
+
+    def _crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float) -> np.ndarray:
+        """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size."""
+        field = self.fields[layer]
+        canvas = np.full((len(pictures), field.size, field.size, 3), fill, np.float32)
+        for i, (picture, row, col) in enumerate(zip(pictures, rows, cols)):
+            top, left, bottom, right = receptive_field.box(self.model, layer, int(row), int(col))
+            dy, dx = top - (field.start + row * field.jump), left - (field.start + col * field.jump)
+            canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
+                picture[top:bottom + 1, left:right + 1]
+        return summaries.upscale(canvas, max(1, TILE_PIXELS // field.size))
+
+    def render_layer(self, layer: str, top: dict, out: str) -> dict:
+        """Writes `<out>/<layer>/channel_NNN.png` and `<out>/<layer>_overview.png`; returns index entries."""
+        channels, k = top["image_ids"].shape
+        width = self.model.shapes[layer][1]
+        ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
+        projections = self.projector.units(self._inputs(ids), layer, np.repeat(np.arange(channels), k),
+                                           positions).numpy()
+        rows, cols = positions // width, positions % width
+        crops = data.central_crop(self.images[ids], self.image_size).astype(np.float32) / 255.0
+        shown = self._crop(summaries.to_display(projections), layer, rows, cols, 0.5)
+        patches = self._crop(crops, layer, rows, cols, 1.0)
+        os.makedirs(os.path.join(out, layer), exist_ok=True)
+        side = int(np.ceil(np.sqrt(k)))
+        tiles, index = [], {}
+        for c in range(channels):
+            part = slice(c * k, (c + 1) * k)
+            pair = summaries.stitch([summaries.grid(shown[part], side)[None],
+                                     summaries.grid(patches[part], side)[None]])[0]
+            pair = np.pad(pair, ((0, 0), (0, 3 * summaries.GAP), (0, 0)), constant_values=1.0)
+            write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
+            tiles.append(pair)
+            index[str(c)] = {
+                "image_ids": ids[part].tolist(), "labels": self.labels[ids[part]].tolist(),
+                "values": top["values"][c].tolist(),
+                "locations": [[int(r), int(q)] for r, q in zip(rows[part], cols[part])],
+                "boxes": [list(receptive_field.box(self.model, layer, int(r), int(q)))
+                          for r, q in zip(rows[part], cols[part])]}
+        self.channel_images[layer] = np.stack(tiles)
+        overview = summaries.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
+        write_png(os.path.join(out, f"{layer}_overview.png"), overview)
+        return index
+
+    def write_summaries(self, logdir: str, split: str) -> None:
+        """One image tag per layer, one image per channel (channel index = image index)."""
+        with tf.summary.create_file_writer(logdir).as_default():
+            for layer, tiles in self.channel_images.items():
+                tf.summary.image(f"explore/{split}/{layer}", tiles, step=0, max_outputs=len(tiles),
+                                 description=f"{layer}, {self.mode}: image i is channel i; left the "
+                                             "top projections, right the receptive-field patches")
+
+    def compare(self, layer: str, image_ids) -> np.ndarray:
+        """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient, of the
+        strongest unit of the image's strongest feature map in `layer`. Returns [H, W, 3]."""
+        inputs = self._inputs(np.asarray(image_ids))
+        activations = self.model.forward(inputs)[layer]
+        flat = tf.reshape(activations, [len(image_ids), -1, activations.shape[-1]])
+        channels = tf.argmax(tf.reduce_max(flat, axis=1), axis=1)
+        positions = tf.argmax(tf.gather(tf.transpose(flat, [0, 2, 1]), channels, batch_dims=1), axis=1)
+        panels = [data.central_crop(self.images[np.asarray(image_ids)], self.image_size) / 255.0]
+        for mode in reconstruct.MODES:
+            projector = Projector(self.model, mode)  # tf.function methods hold their instance weakly
+            panels.append(summaries.to_display(projector.units(inputs, layer, channels, positions).numpy()))
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            tensors = self.model.forward(inputs)
+            unit = reconstruct.unit_signal(tensors[layer], channels, positions, impulse=True)
+            objective = tf.reduce_sum(unit * tensors[layer])
+        panels.append(summaries.to_display(tape.gradient(objective, inputs).numpy()))
+        strips = summaries.stitch([summaries.upscale(np.asarray(p, np.float32), 4) for p in panels])
+        return summaries.grid(strips, 1)
+
+    def sanity(self, layers, tops: dict, seed: int) -> dict:
+        """How alike projections stay when the trained weights are replaced by random ones.
+
+        Projects the same units (channel and position, as a unit impulse) through the trained
+        network and through a re-initialized one of the same shapes, each with its own switches and
+        ReLU masks. Returns per layer the mean Pearson correlation and mean SSIM of the pairs.
+        """
+        random_model = DeconvNet(self.model.specs, self.model.image_size, self.model.input_channels,
+                                 seed=seed)
+        results = {}
+        for layer in layers:
+            top = tops[layer]
+            channels, k = top["image_ids"].shape
+            ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
+            channel_ids = np.repeat(np.arange(channels), k)
+            inputs = self._inputs(ids)
+            projectors = [self.projector, Projector(random_model, self.mode)]
+            pair = [p.units(inputs, layer, channel_ids, positions, True).numpy() for p in projectors]
+            a, b = (p.reshape(len(ids), -1) for p in pair)
+            a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+            valid = norms > 0
+            correlation = float(np.mean((a * b).sum(1)[valid] / norms[valid])) if valid.any() else 0.0
+            # SSIM of what users see: each projection cropped to the unit's receptive field.
+            rows, cols = np.divmod(positions, self.model.shapes[layer][1])
+            shown = [self._crop(summaries.to_display(p), layer, rows, cols, 0.5) for p in pair]
+            ssim = tf.image.ssim(shown[0], shown[1], 1.0, filter_size=7)
+            results[layer] = {"correlation": correlation, "ssim": float(tf.reduce_mean(ssim)),
+                              "pairs": int(len(ids))}
+        return results

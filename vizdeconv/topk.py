@@ -1,0 +1,56 @@
+"""Running top-k of every feature map over a data set, in bounded memory, mergeable across replicas."""
+import tensorflow as tf
+
+
+class RunningTopK:
+    """Keeps, per channel, the k strongest (value, image id, spatial position) seen so far.
+
+    Each image contributes at most one entry per channel: its strongest unit in that map (as in
+    Zeiler & Fergus, the top activations come from k different images). Ties keep the earlier image.
+
+    Args:
+      channels: number of feature maps.
+      k: entries kept per channel.
+    """
+
+    def __init__(self, channels: int, k: int = 9):
+        self.k = k
+        self.values = tf.fill([channels, k], float("-inf"))
+        self.image_ids = tf.fill([channels, k], tf.constant(-1, tf.int64))
+        self.positions = tf.fill([channels, k], tf.constant(-1, tf.int64))
+
+    def update(self, activations, image_ids) -> None:
+        """Folds in a batch: activations [B, h, w, C] float, image_ids [B] int64."""
+        self.values, self.image_ids, self.positions = _update(
+            self.values, self.image_ids, self.positions, tf.convert_to_tensor(activations, tf.float32),
+            tf.cast(image_ids, tf.int64), self.k)
+
+    def merge(self, other: "RunningTopK") -> None:
+        """Folds in another RunningTopK over disjoint images (e.g. another replica's share)."""
+        self.values, self.image_ids, self.positions = _select(
+            tf.concat([self.values, other.values], 1), tf.concat([self.image_ids, other.image_ids], 1),
+            tf.concat([self.positions, other.positions], 1), self.k)
+
+    def result(self) -> dict:
+        """NumPy arrays [C, k]: values, image_ids and flat positions (row * width + col), strongest first."""
+        return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(),
+                "positions": self.positions.numpy()}
+
+
+def _select(values, image_ids, positions, k):
+    # Sort by value, then by image id, so the result does not depend on the order batches arrive in.
+    order = tf.argsort(image_ids, axis=1, stable=True)
+    values, image_ids, positions = (tf.gather(t, order, batch_dims=1) for t in (values, image_ids, positions))
+    top = tf.math.top_k(values, k=k).indices
+    return tuple(tf.gather(t, top, batch_dims=1) for t in (values, image_ids, positions))
+
+
+@tf.function(reduce_retracing=True)
+def _update(values, image_ids, positions, activations, batch_ids, k):
+    batch, channels = tf.shape(activations)[0], tf.shape(activations)[3]
+    flat = tf.transpose(tf.reshape(activations, [batch, -1, channels]), [2, 0, 1])  # [C, B, h*w]
+    best_position = tf.argmax(flat, axis=2)                                         # [C, B]
+    best_value = tf.reduce_max(flat, axis=2)
+    ids = tf.broadcast_to(batch_ids[None, :], tf.shape(best_position))
+    return _select(tf.concat([values, best_value], 1), tf.concat([image_ids, ids], 1),
+                   tf.concat([positions, best_position], 1), k)
