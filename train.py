@@ -20,6 +20,8 @@ flags.DEFINE_integer("steps", None, "total optimizer steps (overrides config.ste
 flags.DEFINE_string("data_dir", None, "CIFAR-10 binary tarball or folder (default: TensorFlow Datasets)")
 flags.DEFINE_string("logdir", "logs", "parent folder of run folders; the run goes to LOGDIR/<config.name>")
 flags.DEFINE_string("workdir", None, "the run folder itself (overrides --logdir)")
+flags.DEFINE_enum("strategy", None, ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy (overrides config.strategy)")
 FLAGS = flags.FLAGS
 
 
@@ -42,6 +44,8 @@ def main(argv) -> int:
         config.steps = FLAGS.steps
     if FLAGS.data_dir is not None:
         config.data.data_dir = FLAGS.data_dir
+    if FLAGS.strategy is not None:
+        config.strategy = FLAGS.strategy
     workdir = FLAGS.workdir or os.path.join(FLAGS.logdir, config.name)
 
     from vizdeconv.train import train_and_evaluate  # after flag parsing: TF start-up is slow

@@ -145,6 +145,28 @@ def preprocess_eval(images, size: int = 24):
     return standardize(central_crop(images, size))
 
 
+def augmentation_draws(seed, batch_size, full: int = 32, size: int = 24):
+    """The random choices of one training batch, drawn for the whole (global) batch.
+
+    Args:
+      seed: [2] int.
+    Returns:
+      offsets [B, 2] int32 (crop row and column), flips [B, 1] bool.
+    """
+    offsets = tf.random.stateless_uniform([batch_size, 2], seed, 0, full - size + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform([batch_size, 1], seed + 1) < 0.5
+    return offsets, flips
+
+
+def crop_flip_standardize(images, offsets, flips, size: int = 24):
+    """[B, 32, 32, 3] uint8 -> [B, size, size, 3] float32: crop at offsets, mirror where flips."""
+    steps = tf.range(size)
+    rows = offsets[:, :1] + steps
+    cols = offsets[:, 1:] + tf.where(flips, size - 1 - steps, steps)
+    crops = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    return standardize(crops)
+
+
 def augment(images, seed, size: int = 24):
     """Training preprocessing of a batch: random crop, random left-right flip, standardization.
 
@@ -154,14 +176,8 @@ def augment(images, seed, size: int = 24):
     Returns:
       [B, size, size, 3] float32.
     """
-    batch, full = tf.shape(images)[0], int(images.shape[1])
-    offsets = tf.random.stateless_uniform([batch, 2], seed, 0, full - size + 1, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([batch, 1], seed + 1) < 0.5
-    steps = tf.range(size)
-    rows = offsets[:, :1] + steps
-    cols = offsets[:, 1:] + tf.where(flip, size - 1 - steps, steps)
-    crops = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-    return standardize(crops)
+    offsets, flips = augmentation_draws(seed, tf.shape(images)[0], int(images.shape[1]), size)
+    return crop_flip_standardize(images, offsets, flips, size)
 
 
 def batch_indices(step, batch_size: int, num_examples: int, seed: int):
@@ -181,27 +197,67 @@ def batch_indices(step, batch_size: int, num_examples: int, seed: int):
     return tf.where(epochs == epochs[0], permuted(epochs[0]), permuted(epochs[0] + 1))
 
 
+def _parts(input_context) -> tuple[int, int, int]:
+    """(parts of each batch, parts this input pipeline makes, index of its first part)."""
+    if input_context is None:
+        return 1, 1, 0
+    local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    return input_context.num_replicas_in_sync, local, input_context.input_pipeline_id * local
+
+
 def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                  start_step: int, end_step: int, size: int = 24) -> tf.data.Dataset:
-    """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32)."""
+                  start_step: int, end_step: int, size: int = 24,
+                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
+
+    With an `input_context` (tf.distribute) the pipeline yields, for each step, its replicas' slices
+    of the same global batch, in replica order, so any number of replicas trains on exactly the
+    examples and augmentations one device would.
+    """
     if len(images) < batch_size:
         raise ValueError(f"the training split has {len(images)} images, fewer than one batch of "
                          f"{batch_size}")
+    parts, local, first = _parts(input_context)
+    if batch_size % parts:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the {parts} replicas")
+    per_part = batch_size // parts
     images_t, labels_t = tf.constant(images), tf.constant(labels)
 
-    def make_batch(step):
-        index = batch_indices(step, batch_size, len(images), seed)
-        step_seed = tf.stack([tf.cast(seed, tf.int64), step])
-        return augment(tf.gather(images_t, index), step_seed, size), tf.gather(labels_t, index)
+    def make_part(element):
+        step = start_step + element // local
+        begin = (first + element % local) * per_part
+        index = batch_indices(step, batch_size, len(images), seed)[begin:begin + per_part]
+        offsets, flips = augmentation_draws(tf.stack([tf.cast(seed, tf.int64), step]), batch_size,
+                                            int(images.shape[1]), size)
+        batch = crop_flip_standardize(tf.gather(images_t, index), offsets[begin:begin + per_part],
+                                      flips[begin:begin + per_part], size)
+        return batch, tf.gather(labels_t, index)
 
-    return (tf.data.Dataset.range(start_step, end_step)
-            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return (tf.data.Dataset.range((end_step - start_step) * local)
+            .map(make_part, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 
 
-def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
-                 size: int = 24) -> tf.data.Dataset:
-    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b] int32)."""
-    return (tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-            .map(lambda x, y: (preprocess_eval(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, size: int = 24,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b] int32).
+
+    With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
+    for a short last batch), and this pipeline yields its replicas' slices.
+    """
+    parts, local, first = _parts(input_context)
+
+    def slices(x, y):
+        count = tf.shape(y)[0]
+        bounds = [(first + i) * count // parts for i in range(local + 1)]
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))).map(
+                lambda a, b: (preprocess_eval(x[a:b], size), y[a:b]))
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+    if input_context is None:
+        dataset = dataset.map(lambda x, y: (preprocess_eval(x, size), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.flat_map(slices)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -16,6 +16,9 @@ def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Str
         return tf.distribute.get_strategy()
     if name == "mirrored":
         listed = [device.strip() for device in devices.split(",") if device.strip()]
+        cpus = [d for d in listed if "cpu" in d.lower()]
+        if len(cpus) > 1:
+            split_cpu(len(cpus))
         return tf.distribute.MirroredStrategy(listed or None)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -25,6 +28,23 @@ def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Str
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def split_cpu(count: int) -> None:
+    """Splits the physical CPU into `count` logical devices (/cpu:0 ...), e.g. to test mirroring.
+
+    Raises ValueError once TensorFlow has initialized its devices with another split.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:
+        raise ValueError(f"cannot split the CPU into {count} devices after TensorFlow started; choose "
+                         "the strategy before running anything else") from None
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

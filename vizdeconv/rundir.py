@@ -10,7 +10,7 @@ import ml_collections
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
-IGNORED_WHEN_RESUMING = ("steps",)
+IGNORED_WHEN_RESUMING = ("steps", "strategy", "devices")  # where it runs is not what it is
 
 
 def config_to_dict(config) -> dict:

@@ -1,6 +1,7 @@
 """train_and_evaluate(config, workdir): the training loop, checkpoints, summaries and final test accuracy."""
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -71,7 +72,8 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     config = config_lib.resolve(config)
     strategy = distribute.make_strategy(config.strategy, config.devices)
     chief = distribute.is_chief(strategy)
-    rundir.check(config, workdir)  # before the slow data loading, so a wrong folder fails at once
+    if chief:
+        rundir.check(config, workdir)  # before the slow data loading, so a wrong folder fails at once
     train_images, train_labels = data.load_split(config.data, "train")
     test_images, test_labels = data.load_split(config.data, "test")
     resumed = rundir.prepare(config, workdir) if chief else True
@@ -83,17 +85,21 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
         model = build_model(config)
         optimizer = optim.make_optimizer(config.optimizer, config.steps)
         optimizer.build(model.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side counter
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
-                                         max_to_keep=config.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"resuming from {manager.latest_checkpoint} at step {int(step)}")
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    # Every worker saves (saving may need all of them); only the chief's copy is kept.
+    manager = tf.train.CheckpointManager(
+        checkpoint, checkpoint_dir if chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
+        max_to_keep=config.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log(f"resuming from {latest} at step {int(step)}")
 
     eval_step = steps.make_eval_step(model, strategy, compute_dtype)
-    eval_data = strategy.experimental_distribute_dataset(
-        data.eval_dataset(test_images, test_labels, config.eval_batch_size, config.data.image_size))
+    eval_data = strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
+        test_images, test_labels, config.eval_batch_size, config.data.image_size, context))
     previous = rundir.read_metrics(workdir)
     if int(step) >= config.steps and previous and previous.get("step") == int(step):
         log(f"run already reached step {int(step)} of {config.steps}: test accuracy "
@@ -115,9 +121,10 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
 
     train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, config.batch_size,
                                          compute_dtype)
-    dataset = data.train_dataset(train_images, train_labels, config.batch_size, config.seed,
-                                 int(step), max(config.steps, int(step) + 1), config.data.image_size)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    first_step, end_step = int(step), max(config.steps, int(step) + 1)
+    iterator = iter(strategy.distribute_datasets_from_function(lambda context: data.train_dataset(
+        train_images, train_labels, config.batch_size, config.seed, first_step, end_step,
+        config.data.image_size, context)))
     start_step, started, summary_seconds, stopped = int(step), time.perf_counter(), [], None
     with _StopRequest() as stop:
         while int(step) < config.steps and stop.signal is None:
@@ -150,7 +157,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
                 eval_text = f"  test acc {accuracy:.4f}"
                 with writers["eval"].as_default(step=target):
                     tf.summary.scalar("accuracy", accuracy)
-            if chief and (target % config.checkpoint_every == 0 or target == config.steps):
+            if target % config.checkpoint_every == 0 or target == config.steps:
                 manager.save(checkpoint_number=target)
             if target % config.log_every == 0 or target == config.steps:
                 done = (time.perf_counter() - started) / max(target - start_step, 1)
@@ -162,8 +169,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
 
     train_seconds = time.perf_counter() - started
     if stopped is not None:
-        if chief:
-            manager.save(checkpoint_number=int(step))
+        manager.save(checkpoint_number=int(step))
         log(f"stopped by signal {stopped} at step {int(step)}; checkpoint saved, run the same "
             "command again to resume")
         return {"status": "interrupted", "step": int(step), "signal": int(stopped)}

@@ -1,0 +1,59 @@
+"""Runs in its own process (the CPU must be split before TensorFlow starts): training, resuming and
+the explorer's scan on one device and on two mirrored logical CPUs. Prints one JSON line of results.
+
+usage: python tests/distributed_cases.py DATA_DIR WORKDIR
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vizdeconv import distribute  # noqa: E402
+
+distribute.split_cpu(2)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tests.test_train import final_weights, small_config  # noqa: E402
+from vizdeconv import data, explore  # noqa: E402
+from vizdeconv.train import train_and_evaluate  # noqa: E402
+
+MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
+
+
+def max_difference(a: str, b: str) -> float:
+    first, second = final_weights(a), final_weights(b)
+    assert first.keys() == second.keys()
+    return max(float(np.abs(first[k] - second[k]).max()) for k in first)
+
+
+def train(workdir, steps=6, **overrides):
+    config = small_config(data_dir, steps=steps, **overrides)
+    return train_and_evaluate(config, os.path.join(root, workdir), log=lambda *_: None)
+
+
+data_dir, root = sys.argv[1], sys.argv[2]
+results = {}
+single = train("single")
+mirrored = train("mirrored", **MIRRORED)
+results["replicas_vs_single"] = max_difference(os.path.join(root, "single"), os.path.join(root, "mirrored"))
+results["accuracy"] = [single["test_accuracy"], mirrored["test_accuracy"]]
+# A checkpoint written under two replicas resumes under one, and the other way round.
+train("two_then_one", steps=3, **MIRRORED)
+train("two_then_one", steps=6)
+train("one_then_two", steps=3)
+train("one_then_two", steps=6, **MIRRORED)
+results["two_then_one"] = max_difference(os.path.join(root, "single"), os.path.join(root, "two_then_one"))
+results["one_then_two"] = max_difference(os.path.join(root, "single"), os.path.join(root, "one_then_two"))
+# The explorer's scan: per-replica running top-k merged exactly.
+_, model = explore.load_run(os.path.join(root, "single"))
+images, _ = data.load_binary(data_dir, "test")
+alone = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False)
+split = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False,
+                     strategy=distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]))
+results["topk_equal"] = all(np.array_equal(alone[layer][key], split[layer][key])
+                            for layer in alone for key in alone[layer])
+results["replicas"] = distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]).num_replicas_in_sync
+print(json.dumps(results))
