@@ -26,6 +26,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv) -> int:
+    if {"--help", "-h", "--helpfull"} & set(argv[1:]):
+        print(__doc__ + "\n" + FLAGS.main_module_help())
+        return 0
     try:
         FLAGS(argv)
         config = CONFIG.value

@@ -1,0 +1,100 @@
+"""Makes the README's pictures from a real run: a reconstruction strip, top-9 grids, a TensorBoard shot.
+
+  python scripts/readme_images.py --run logs/fast [--out docs/images] [--no_screenshot]
+
+The screenshot needs Debian's `chromium` (apt-get install chromium); the other pictures need nothing
+beyond the project's own dependencies.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv import cli, explore, summaries
+from vizdeconv.explore_render import write_png
+
+
+def latest_images(run: str, tag: str) -> tuple[int, list[np.ndarray]]:
+    """(step, decoded PNGs) of the newest `tag` image summary in `<run>/train`."""
+    best = (-1, [])
+    for file in sorted(glob.glob(os.path.join(run, "train", "events.*"))):
+        for record in tf.data.TFRecordDataset(file):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag == tag and event.step >= best[0]:
+                    blobs = tf.make_ndarray(value.tensor)[2:]
+                    best = (event.step, [tf.io.decode_png(blob).numpy() for blob in blobs])
+    if best[0] < 0:
+        raise ValueError(f"{run} has no {tag!r} images; train it with python train.py first")
+    return best
+
+
+def screenshot(logdir: str, path: str) -> None:
+    """TensorBoard's image dashboard over `logdir`, rendered by headless Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise FileNotFoundError("chromium is not installed (apt-get install chromium); "
+                                "pass --no_screenshot to skip the TensorBoard picture")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host",
+                               "127.0.0.1", "--port", str(port), "--samples_per_plugin=images=100"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/images/tags", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.5)
+        profile = tempfile.mkdtemp(prefix="vizdeconv-chromium-")
+        subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={profile}", "--window-size=1400,1000",
+                        "--virtual-time-budget=20000", f"--screenshot={os.path.abspath(path)}",
+                        f"http://127.0.0.1:{port}/?darkMode=false#images&tagFilter=reconstructions"],
+                       check=True, capture_output=True, timeout=180)
+        shutil.rmtree(profile, ignore_errors=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="README pictures from a real run.")
+    parser.add_argument("--run", required=True, help="a finished run folder, e.g. logs/fast")
+    parser.add_argument("--out", default=os.path.join("docs", "images"))
+    parser.add_argument("--no_screenshot", action="store_true", help="skip the TensorBoard screenshot")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.run):
+        raise FileNotFoundError(f"run folder {args.run} does not exist")
+    os.makedirs(args.out, exist_ok=True)
+    step, strips = latest_images(args.run, "reconstructions")
+    write_png(os.path.join(args.out, "reconstructions.png"),
+              summaries.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1))
+    report = explore.explore(args.run, ["conv2", "conv3"], top_k=9)
+    with open(os.path.join(report["out"], "index.json")) as handle:
+        index = json.load(handle)["layers"]
+    for layer in ("conv2", "conv3"):  # show the feature map with the strongest top-9 on average
+        strongest = max(index[layer], key=lambda channel: np.mean(index[layer][channel]["values"]))
+        shutil.copy(os.path.join(report["out"], layer, f"channel_{int(strongest):03d}.png"),
+                    os.path.join(args.out, f"top9_{layer}.png"))
+    if not args.no_screenshot:
+        screenshot(os.path.dirname(os.path.abspath(args.run)), os.path.join(args.out, "tensorboard.png"))
+    print(f"wrote the README pictures of {args.run} (reconstructions at step {step}) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.quiet_tensorflow()
+    sys.exit(cli.run(main, sys.argv[1:], "readme_images.py"))

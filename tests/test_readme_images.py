@@ -1,0 +1,24 @@
+"""The README picture script works on a run (the TensorBoard screenshot needs chromium: skipped)."""
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from tests.test_train import small_config
+from vizdeconv.train import train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_images_from_a_run(cifar_session, tmp_path):
+    run = str(tmp_path / "run")
+    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+    out = tmp_path / "images"
+    result = subprocess.run([sys.executable, "scripts/readme_images.py", "--run", run, "--out", str(out),
+                             "--no_screenshot"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    strip = tf.io.decode_png(tf.io.read_file(str(out / "reconstructions.png"))).numpy()
+    assert strip.shape == (2 * 96 + 2, 4 * 96 + 3 * 2, 3)  # two probes in the smoke config
+    for name in ("top9_conv2.png", "top9_conv3.png"):
+        assert tf.io.decode_png(tf.io.read_file(str(out / name))).numpy().std() > 5
