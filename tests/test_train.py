@@ -95,7 +95,9 @@ def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_check
     assert all(np.isfinite(w).all() for w in final_weights(workdir).values())
 
 
-def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, tmp_path,
+                                                                       stop_signal):
     workdir = str(tmp_path / "term")
     args = [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
             "--data_dir", cifar_session, "--workdir", workdir, "--steps", "100000",
@@ -106,11 +108,11 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, 
     for line in process.stdout:
         if line.startswith("step 5/"):
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop_signal)
     output = process.communicate(timeout=60)[0]
-    assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert process.returncode == 128 + stop_signal, output[-2000:]
     step = int(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])
-    assert step >= 5 and "stopped by signal" in output
+    assert step >= 5 and "stopped by signal" in output and "Traceback" not in output
     # steps is the one field that may change: the same command with a nearer end resumes and ends.
     result = run_train(*args[2:args.index("--steps")], "--steps", str(step + 2), *args[args.index("--steps") + 2:])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -149,3 +151,19 @@ def test_a_folder_of_another_config_or_unwritable_logdir_is_refused_and_left_int
                        "--logdir", str(blocker))
     assert result.returncode == 2 and "cannot create run folder" in result.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_atrous_variant_trains_and_reconstructs(cifar_session, tmp_path):
+    from configs import atrous
+    config = small_config(cifar_session)
+    config.model.layers = atrous.get_config().model.layers
+    workdir = str(tmp_path / "atrous")
+    metrics = train_and_evaluate(config, workdir, log=lambda *_: None)
+    assert metrics["status"] == "complete"
+    weights = final_weights(workdir)
+    assert weights["model/kernels/2/.ATTRIBUTES/VARIABLE_VALUE"].shape == (5, 5, 64, 10)
+    steps = set()
+    for file in tf.io.gfile.glob(os.path.join(workdir, "train", "events.*")):
+        steps |= {e.step for e in tf.compat.v1.train.summary_iterator(file)
+                  if any(v.tag == "reconstructions" for v in e.summary.value)}
+    assert steps == {0, 3, 6}
