@@ -101,3 +101,13 @@ def test_unknown_layer_and_mode_are_clear_errors():
         reconstruct.project(model, tensors, "conv9", tensors["conv1"])
     with pytest.raises(ValueError, match="mode must be one of"):
         reconstruct.Projector(model, "zeiler")
+
+
+def test_bfloat16_projections_agree_with_float32():
+    model = build_model(default.get_config())
+    images = tf.random.normal([4, 24, 24, 3], seed=4)
+    exact = reconstruct.Projector(model).layers(images, ("conv1", "conv2", "conv3"))
+    fast = reconstruct.Projector(model, compute_dtype=tf.bfloat16).layers(images, ("conv1", "conv2", "conv3"))
+    for name in exact:
+        a, b = exact[name].numpy().ravel(), fast[name].numpy().ravel()
+        assert fast[name].dtype == tf.float32 and np.corrcoef(a, b)[0, 1] > 0.98, name

@@ -53,7 +53,7 @@ def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, t
     assert saved.precision == "float32" and saved.data.data_dir == os.path.abspath(cifar_session)
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-6")
     tags = {}
-    for folder in ("train", "eval"):
+    for folder in ("train", "eval", ""):
         for file in tf.io.gfile.glob(os.path.join(workdir, folder, "events.*")):
             for event in tf.compat.v1.train.summary_iterator(file):
                 for value in event.summary.value:

@@ -97,8 +97,8 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
         from vizdeconv.alexnet import INPUT_SHAPE, AlexNetFCN
         if set(phases) - {"forward", "forward_backward"}:
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
-        model, flops, shape = AlexNetFCN(log=log), None, INPUT_SHAPE
-        flops = model.flops
+        model = AlexNetFCN(log=log)
+        flops, shape = model.flops, INPUT_SHAPE
     elif model_name == "cifar":
         from configs import default
         from vizdeconv.model import build_model
@@ -130,7 +130,7 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
             results.append(time_phase(phase, _synchronized(forward_backward), num_batches, batch_size,
                                       3 * flops, log))
         elif phase == "reconstruct":
-            results += _reconstruct(model, images, num_batches, batch_size, log)
+            results += _reconstruct(model, images, num_batches, batch_size, log, dtype)
         elif phase == "train_step":
             results.append(_train_step(config, model, dtype, batch_size, num_batches, with_data,
                                        data_dir, 3 * flops, log, steps_per_call))
@@ -139,7 +139,7 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
     return {"model": model_name, "batch_size": batch_size, "precision": resolved, "results": results}
 
 
-def _reconstruct(model, images, num_batches, batch_size, log) -> list[dict]:
+def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
     """Projects all layers of the batch with native unpooling and with scatter_nd, side by side."""
     from vizdeconv import ops
     from vizdeconv.reconstruct import Projector
@@ -147,7 +147,7 @@ def _reconstruct(model, images, num_batches, batch_size, log) -> list[dict]:
     layers, flops = tuple(model.layer_names), reconstruct_flops(model)
     records = []
     for variant, unpool in (("native", ops.unpool), ("scatter_nd", ops.unpool_scatter_nd)):
-        projector = Projector(model, unpool=unpool)
+        projector = Projector(model, unpool=unpool, compute_dtype=dtype)
         records.append(time_phase("reconstruct", _synchronized(lambda: projector.layers(images, layers)),
                                   num_batches, batch_size, flops, log, variant))
     log(f"native unpooling is {records[1]['mean_s'] / records[0]['mean_s']:.1f}x faster than scatter_nd")

@@ -138,7 +138,7 @@ def explore(run: str, layers=None, split: str = "test", limit: int = 0, top_k: i
     renderer.write_summaries(os.path.join(run, "explore"), split)
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
     if compare:
-        probe = np.unique(np.concatenate([tops[layers[-1]]["image_ids"][:, 0]]))[:6]
+        probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
         explore_render.write_png(os.path.join(out, f"compare_{layers[-1]}.png"),
                                  renderer.compare(layers[-1], probe))
     if sanity:

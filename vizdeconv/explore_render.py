@@ -106,7 +106,7 @@ class Renderer:
         positions = tf.argmax(tf.gather(tf.transpose(flat, [0, 2, 1]), channels, batch_dims=1), axis=1)
         panels = [data.central_crop(self.images[np.asarray(image_ids)], self.image_size) / 255.0]
         for mode in reconstruct.MODES:
-            projector = Projector(self.model, mode)  # tf.function methods hold their instance weakly
+            projector = Projector(self.model, mode)
             panels.append(summaries.to_display(projector.units(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)

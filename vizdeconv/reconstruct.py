@@ -37,7 +37,7 @@ def _layer_index(model: DeconvNet, layer: str) -> tuple[int, bool]:
 
 
 def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet",
-            unpool=ops.unpool):
+            unpool=ops.unpool, compute_dtype=tf.float32):
     """Projects `signal`, shaped like `tensors[layer]`, down to the input.
 
     Args:
@@ -47,41 +47,60 @@ def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "de
       signal: [N, h, w, c] float32, e.g. `tensors[layer]` or a masked copy.
       mode: one of MODES.
       unpool: the unpooling function (benchmarks swap in `ops.unpool_scatter_nd`).
+      compute_dtype: tf.float32 (exact) or tf.bfloat16 (about 3x faster where the hardware has it).
     Returns:
       [N, H, W, C_in] float32, the shape of `tensors['input']`.
     """
+    return project_many(model, tensors, {layer: signal}, mode, unpool, compute_dtype)[layer]
+
+
+def project_many(model: DeconvNet, tensors: dict, signals: dict, mode: str = "deconvnet",
+                 unpool=ops.unpool, compute_dtype=tf.float32) -> dict:
+    """Projects several signals (layer name -> [N, h, w, c]) of the same N images at once.
+
+    Walking down, the signals that have started so far travel stacked along the batch axis, so each
+    layer runs one transposed convolution for all of them instead of one per signal.
+
+    Returns:
+      layer name -> [N, H, W, C_in] float32.
+    """
+    dtype = tf.as_dtype(compute_dtype)
     check_mode(mode)
-    index, from_pool = _layer_index(model, layer)
-    signal = tf.convert_to_tensor(signal, tf.float32)
-    batch = tf.shape(signal)[0]
+    starts = {layer: _layer_index(model, layer) for layer in signals}
+    batch = tf.shape(tensors["input"])[0]
+    stack, order = None, []
 
-    def unpool_below(i, values):
-        spec = model.specs[i]
-        shape = [batch, *model.shapes[spec.name]]
-        unpooled = unpool(values, tensors[f"{spec.pool_name}_switches"], shape, spec.pool,
-                          spec.effective_pool_stride, spec.pool_padding)
-        unpooled.set_shape([None, *model.shapes[spec.name]])
-        return unpooled
+    def join(names, stack):
+        new = [tf.cast(signals[name], dtype) for name in names]
+        order.extend(names)
+        return tf.concat(([stack] if stack is not None else []) + new, axis=0) if new else stack
 
-    if from_pool:
-        signal = unpool_below(index, signal)
-    for i in range(index, -1, -1):
+    def repeat(tensor):  # per-image tensors, once for every stacked signal
+        return tf.tile(tensor, [len(order), 1, 1, 1]) if len(order) > 1 else tensor
+
+    for i in range(max(index for index, _ in starts.values()), -1, -1):
         spec = model.specs[i]
+        stack = join([name for name, start in starts.items() if start == (i, True)], stack)
+        if stack is not None and spec.pool:
+            unpooled = unpool(stack, repeat(tensors[f"{spec.pool_name}_switches"]),
+                              [batch * len(order), *model.shapes[spec.name]], spec.pool,
+                              spec.effective_pool_stride, spec.pool_padding)
+            stack = tf.ensure_shape(unpooled, [None, *model.shapes[spec.name]])
+        stack = join([name for name, start in starts.items() if start == (i, False)], stack)
+        if stack is None:
+            continue
         if mode == "bias_subtract":
-            signal = signal - tf.cast(model.biases[i], signal.dtype)
+            stack = stack - tf.cast(model.biases[i], dtype)
         else:
-            signal = tf.nn.relu(signal)
+            stack = tf.nn.relu(stack)
             if mode == "guided":
-                signal *= tf.cast(tensors[spec.name] > 0, signal.dtype)
+                stack *= repeat(tf.cast(tensors[spec.name] > 0, dtype))
         below = "input" if i == 0 else _output_name(model, i - 1)
-        output_shape = [batch, *model.shapes[below]]
-        kernel = tf.cast(model.kernels[i], signal.dtype)
-        signal = ops.conv2d_transpose(signal, kernel, output_shape, spec.stride, spec.padding,
-                                      spec.dilation)
-        signal.set_shape([None, *model.shapes[below]])
-        if i > 0 and model.specs[i - 1].pool:
-            signal = unpool_below(i - 1, signal)
-    return signal
+        stack = ops.conv2d_transpose(stack, tf.cast(model.kernels[i], dtype),
+                                     [batch * len(order), *model.shapes[below]], spec.stride,
+                                     spec.padding, spec.dilation)
+        stack = tf.ensure_shape(stack, [None, *model.shapes[below]])
+    return dict(zip(order, tf.split(tf.cast(stack, tf.float32), len(order), axis=0)))
 
 
 def _output_name(model: DeconvNet, index: int) -> str:
@@ -128,43 +147,47 @@ def unit_signal(activations, channels, positions, impulse: bool = False):
 
 
 class Projector:
-    """Compiled projections of a model's layers for whole batches (float32 throughout).
+    """Compiled projections of a model's layers for whole batches; results are float32.
 
     Args:
       model: the network; its current weights are read at every call.
       mode: one of MODES.
+      unpool: the unpooling function.
+      compute_dtype: of the forward pass and the projections (tf.float32 or tf.bfloat16).
     """
 
-    def __init__(self, model: DeconvNet, mode: str = "deconvnet", unpool=ops.unpool):
+    def __init__(self, model: DeconvNet, mode: str = "deconvnet", unpool=ops.unpool,
+                 compute_dtype=tf.float32):
         self.model = model
         self.mode = check_mode(mode)
         self.unpool = unpool
+        self.dtype = tf.as_dtype(compute_dtype)
+        # Compiled here rather than with method decorators, which hold the instance only weakly and
+        # so break on a temporary such as Projector(model).layers(...).
+        for name in ("layers", "channels", "units", "top_channels"):
+            setattr(self, name, tf.function(getattr(self, name), reduce_retracing=True))
 
     def forward(self, images):
-        return self.model.forward(images, tf.float32, record_switches=True)
+        return self.model.forward(images, self.dtype, record_switches=True)
 
-    @tf.function(reduce_retracing=True)
     def layers(self, images, layers: tuple[str, ...]):
         """Projects each whole layer: dict name -> [N, H, W, C] for images [N, H, W, C]."""
         tensors = self.forward(images)
-        return {name: project(self.model, tensors, name, tensors[name], self.mode, self.unpool)
-                for name in layers}
+        return project_many(self.model, tensors, {name: tensors[name] for name in layers}, self.mode,
+                            self.unpool, self.dtype)
 
-    @tf.function(reduce_retracing=True)
     def channels(self, images, layer: str, channels, strongest_unit: bool = False):
         """Projects one feature map per image: channels [N] int -> [N, H, W, C]."""
         tensors = self.forward(images)
         signal = channel_signal(tensors[layer], channels, strongest_unit)
-        return project(self.model, tensors, layer, signal, self.mode, self.unpool)
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool, self.dtype)
 
-    @tf.function(reduce_retracing=True)
     def units(self, images, layer: str, channels, positions, impulse: bool = False):
         """Projects one unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
         tensors = self.forward(images)
         signal = unit_signal(tensors[layer], channels, positions, impulse)
-        return project(self.model, tensors, layer, signal, self.mode, self.unpool)
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool, self.dtype)
 
-    @tf.function(reduce_retracing=True)
     def top_channels(self, image, layer: str, k: int):
         """The k strongest feature maps of one image, each projected alone.
 
@@ -177,4 +200,4 @@ class Projector:
         strength = tf.reduce_max(tensors[layer][0], axis=[0, 1])
         channels = tf.math.top_k(strength, k=k).indices
         signal = channel_signal(tensors[layer], channels)
-        return project(self.model, tensors, layer, signal, self.mode, self.unpool), channels
+        return project(self.model, tensors, layer, signal, self.mode, self.unpool, self.dtype), channels

@@ -69,6 +69,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
       ValueError / FileNotFoundError / PermissionError for problems a user can fix (bad data, a run
       folder of another config, an unwritable folder); FloatingPointError when the loss diverges.
     """
+    requested = config.precision
     config = config_lib.resolve(config)
     strategy = distribute.make_strategy(config.strategy, config.devices)
     chief = distribute.is_chief(strategy)
@@ -78,8 +79,9 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     test_images, test_labels = data.load_split(config.data, "test")
     resumed = rundir.prepare(config, workdir) if chief else True
     compute_dtype = precision.compute_dtype(config.precision)
-    log(f"precision: {config.precision} ({'native bfloat16 found' if config.precision == 'bfloat16' else 'float32'}), "
-        f"replicas: {strategy.num_replicas_in_sync}, run folder: {workdir}")
+    why = "chosen for this hardware" if requested == "auto" else "as configured"
+    log(f"precision: {config.precision} ({why}), replicas: {strategy.num_replicas_in_sync}, "
+        f"run folder: {workdir}")
 
     with strategy.scope():
         model = build_model(config)
@@ -111,12 +113,15 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     probe_index = np.random.default_rng(config.seed).choice(len(test_images),
                                                             config.reconstruction.probes, replace=False)
     summary = ReconstructionSummary(
-        Projector(model, config.reconstruction.mode), test_images[np.sort(probe_index)],
+        Projector(model, config.reconstruction.mode, compute_dtype=compute_dtype),
+        test_images[np.sort(probe_index)],
         config.data.image_size, config.reconstruction.top_k, config.reconstruction.display_scale,
         config.reconstruction.clip_percentile)
-    if not resumed:
-        with writers["train"].as_default():
+    if not resumed and chief:
+        # At the run folder's root, so the HParams dashboard finds train/ and eval/ metrics below it.
+        with tf.summary.create_file_writer(workdir).as_default():
             hparams_api.hparams(_flat_hparams(config), trial_id=config.name)
+        with writers["train"].as_default():
             summary.write(0)
 
     train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, config.batch_size,
