@@ -39,8 +39,8 @@ def latest_images(run: str, tag: str) -> tuple[int, list[np.ndarray]]:
     return best
 
 
-def screenshot(logdir: str, path: str) -> None:
-    """TensorBoard's image dashboard over `logdir`, rendered by headless Chromium."""
+def screenshot(run: str, path: str) -> None:
+    """TensorBoard's image dashboard over one run folder, rendered by headless Chromium."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise FileNotFoundError("chromium is not installed (apt-get install chromium); "
@@ -48,7 +48,8 @@ def screenshot(logdir: str, path: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host",
+    spec = f"{os.path.basename(os.path.abspath(run))}:{os.path.abspath(run)}"
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec, "--host",
                                "127.0.0.1", "--port", str(port), "--samples_per_plugin=images=100"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         shutil.copy(os.path.join(report["out"], layer, f"channel_{int(strongest):03d}.png"),
                     os.path.join(args.out, f"top9_{layer}.png"))
     if not args.no_screenshot:
-        screenshot(os.path.dirname(os.path.abspath(args.run)), os.path.join(args.out, "tensorboard.png"))
+        screenshot(args.run, os.path.join(args.out, "tensorboard.png"))
     print(f"wrote the README pictures of {args.run} (reconstructions at step {step}) to {args.out}")
     return 0
 
