@@ -110,8 +110,8 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
 
     writers = {name: tf.summary.create_file_writer(os.path.join(workdir, name)) if chief
                else tf.summary.create_noop_writer() for name in ("train", "eval")}
-    probe_index = np.random.default_rng(config.seed).choice(len(test_images),
-                                                            config.reconstruction.probes, replace=False)
+    probe_index = np.random.default_rng(config.seed).choice(
+        len(test_images), min(config.reconstruction.probes, len(test_images)), replace=False)
     summary = ReconstructionSummary(
         Projector(model, config.reconstruction.mode, compute_dtype=compute_dtype),
         test_images[np.sort(probe_index)],
@@ -130,7 +130,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     iterator = iter(strategy.distribute_datasets_from_function(lambda context: data.train_dataset(
         train_images, train_labels, config.batch_size, config.seed, first_step, end_step,
         config.data.image_size, context)))
-    start_step, started, summary_seconds, stopped = int(step), time.perf_counter(), [], None
+    started, summary_seconds, stopped = time.perf_counter(), [], None
     with _StopRequest() as stop:
         while int(step) < config.steps and stop.signal is None:
             chunk_start, first = time.perf_counter(), int(step)
@@ -165,7 +165,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             if target % config.checkpoint_every == 0 or target == config.steps:
                 manager.save(checkpoint_number=target)
             if target % config.log_every == 0 or target == config.steps:
-                done = (time.perf_counter() - started) / max(target - start_step, 1)
+                done = (time.perf_counter() - started) / max(target - first_step, 1)
                 log(f"step {target}/{config.steps}  loss {sums['loss'] / count:.2f} "
                     f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
                     f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
