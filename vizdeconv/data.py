@@ -240,7 +240,9 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, size: int = 24,
                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b] int32).
+    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b]).
+
+    `labels` may be any per-image values (the explorer passes image ids).
 
     With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
     for a short last batch), and this pipeline yields its replicas' slices.

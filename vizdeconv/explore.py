@@ -36,12 +36,14 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
          strategy=None, progress: bool = True) -> dict:
     """Running top-k of every feature map of `layers` over `images` [N, 32, 32, 3] uint8.
 
-    Under a tf.distribute strategy each replica keeps its own running top-k over its share of each
-    batch, and the replicas' lists are merged exactly at the end.
+    Under a tf.distribute strategy each replica keeps its own running top-k over its slice of each
+    batch (sliced as the trainer's evaluation is, so every worker sees the same number of batches),
+    and the replicas' lists are merged exactly at the end.
 
     Returns:
       {layer: {"values", "image_ids", "positions"}}, NumPy arrays [channels, k], strongest first.
     """
+    import numpy as np
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -51,9 +53,9 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     tops = [{layer: RunningTopK(model.shapes[layer][-1], k) for layer in layers} for _ in range(replicas)]
-    dataset = (tf.data.Dataset.from_tensor_slices((images, tf.range(len(images), dtype=tf.int64)))
-               .batch(batch_size).map(lambda x, i: (data.preprocess_eval(x, image_size), i))
-               .prefetch(tf.data.AUTOTUNE))
+    ids = np.arange(len(images), dtype=np.int64)  # in place of labels: each replica's slice keeps its ids
+    batches = strategy.distribute_datasets_from_function(
+        lambda context: data.eval_dataset(images, ids, batch_size, image_size, context))
 
     @tf.function
     def activations(batch):
@@ -62,7 +64,6 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
             return {layer: tensors[layer] for layer in layers}
         return strategy.run(replica_fn, args=(batch,))
 
-    batches = strategy.experimental_distribute_dataset(dataset)
     for images_batch, ids in tqdm(batches, total=-(-len(images) // batch_size), desc="scan",
                                   disable=not progress, unit="batch"):
         per_replica = activations(images_batch)
