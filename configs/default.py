@@ -1,8 +1,8 @@
 """The reference setup: the 3-layer argmax-pooling net on CIFAR-10 at 24x24.
 
 Command:  python train.py --steps 15000 --data_dir ../shared/cifar10
-Expected: about 60% test accuracy on the 10,000 test images (the TF1 yardstick reaches ~58%);
-          about 5 minutes on a 2-core CPU with AMX in mixed bfloat16 (precision='auto').
+Expected: about 60% test accuracy on the 10,000 test images (measured 0.600; the TF1 yardstick ~58%);
+          about 4.5 minutes and 1.4 GB on a 2-core CPU with AMX in mixed bfloat16 (precision="auto").
 """
 import ml_collections
 

@@ -1,7 +1,7 @@
 """A quick real run: 3,000 steps, reconstructions every 500 steps.
 
 Command:  python train.py --config configs/fast.py --data_dir ../shared/cifar10
-Expected: about 45% test accuracy in about a minute on a 2-core CPU with AMX (bfloat16).
+Expected: about 50% test accuracy (measured 0.500) in about a minute on a 2-core CPU with AMX (bfloat16).
 """
 from configs import default
 

@@ -83,12 +83,12 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     log(f"precision: {config.precision} ({why}), replicas: {strategy.num_replicas_in_sync}, "
         f"run folder: {workdir}")
 
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
     with strategy.scope():
         model = build_model(config)
         optimizer = optim.make_optimizer(config.optimizer, config.steps)
         optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side counter
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     # Every worker saves (saving may need all of them); only the chief's copy is kept.
     manager = tf.train.CheckpointManager(
