@@ -129,10 +129,20 @@ def test_eval_dataset_covers_whole_split_in_order():
     np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), labels)
 
 
-def test_tfds_path_with_mock_data():
+def test_tfds_path_with_mock_data(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data, "_check_reachable", lambda host: None)  # mocked data needs no network
     config = ml_collections.ConfigDict(dict(data_dir="", tfds_data_dir="", limit=0))
     with tfds.testing.mock_data(num_examples=12):
         images, labels = data.load_split(config, "train")
     assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
     assert labels.min() >= 0 and labels.max() <= 9
+
+
+def test_tfds_without_network_fails_at_once_with_the_offline_hint(tmp_path, monkeypatch):
+    def unreachable(host):
+        raise ConnectionError(f"{host} is unreachable (no route)")
+
+    monkeypatch.setattr(data, "_check_reachable", unreachable)
+    with pytest.raises(ValueError, match="unreachable.*pass --data_dir PATH to cifar-10-binary.tar.gz"):
+        data.load_tfds("test", str(tmp_path / "tfds"))

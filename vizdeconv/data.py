@@ -6,6 +6,7 @@ are a pure function of (seed, step): resuming at step k gives exactly the batche
 would have seen, without saving any iterator state.
 """
 import os
+import socket
 import tarfile
 
 import numpy as np
@@ -15,6 +16,7 @@ RECORD_BYTES = 1 + 32 * 32 * 3
 TARBALL = "cifar-10-binary.tar.gz"
 FOLDER = "cifar-10-batches-bin"
 SPLIT_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
+CIFAR_HOST = "www.cs.toronto.edu"  # where TensorFlow Datasets downloads CIFAR-10 from
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -107,6 +109,9 @@ def load_tfds(split: str, data_dir: str = "") -> tuple[np.ndarray, np.ndarray]:
     import tensorflow_datasets as tfds  # imported lazily: it is slow and only this path needs it
 
     try:
+        builder = tfds.builder("cifar10", data_dir=data_dir or None)
+        if not builder.is_prepared():
+            _check_reachable(CIFAR_HOST)  # tfds would retry for minutes before giving up
         dataset = tfds.load("cifar10", split=split, data_dir=data_dir or None, as_supervised=True)
         batches = list(tfds.as_numpy(dataset.batch(10000)))
         images = np.concatenate([images for images, _ in batches])
@@ -116,6 +121,13 @@ def load_tfds(split: str, data_dir: str = "") -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"could not load cifar10 from TensorFlow Datasets ({first_line}); "
                          f"without internet, pass --data_dir PATH to {TARBALL}") from None
     return images.astype(np.uint8), labels.astype(np.int32)
+
+
+def _check_reachable(host: str, timeout: float = 10.0) -> None:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"{host} is unreachable ({error})") from None
 
 
 def load_split(data_config, split: str) -> tuple[np.ndarray, np.ndarray]:
