@@ -14,8 +14,8 @@ from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/default.py", "config file; override fields with --config.FIELD=VALUE",
-    lock_config=True)
+    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
+    "config file; override fields with --config.FIELD=VALUE", lock_config=True)
 flags.DEFINE_integer("steps", None, "total optimizer steps (overrides config.steps)")
 flags.DEFINE_string("data_dir", None, "CIFAR-10 binary tarball or folder (default: TensorFlow Datasets)")
 flags.DEFINE_string("logdir", "logs", "parent folder of run folders; the run goes to LOGDIR/<config.name>")
