@@ -73,9 +73,10 @@ def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_ima
 
 def _synchronized(function):
     """Wraps a step so the timer waits for its result (TensorFlow runs ops asynchronously)."""
+    import tensorflow as tf
+
     def run():
-        result = function()
-        for value in (result.values() if isinstance(result, dict) else [result]):
+        for value in tf.nest.flatten(function()):
             getattr(value, "numpy", lambda: None)()
     return run
 
@@ -121,7 +122,7 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
         with tf.GradientTape() as tape:
             output = model(images, dtype)
             objective = tf.reduce_sum(tf.square(output)) / 2
-        return tape.gradient(objective, model.trainable_variables)[0]
+        return tape.gradient(objective, model.trainable_variables)  # all of them, or tf.function prunes
 
     for phase in phases:
         if phase == "forward":
