@@ -20,26 +20,25 @@ PHASES = ("forward", "forward_backward", "reconstruct", "train_step")
 BURN_IN = 10
 
 
-def conv_flops(model) -> int:
-    """Multiply-adds x 2 of one image's forward pass through a DeconvNet's convolutions."""
-    total, channels = 0, model.input_channels
+def layer_flops(model) -> list[int]:
+    """Multiply-adds x 2 of each conv layer of a DeconvNet for one image (a transposed conv costs the same)."""
+    flops, channels = [], model.input_channels
     for spec in model.specs:
         height, width, filters = model.shapes[spec.name]
-        total += 2 * height * width * filters * spec.kernel ** 2 * channels
+        flops.append(2 * height * width * filters * spec.kernel ** 2 * channels)
         channels = filters
-    return total
+    return flops
+
+
+def conv_flops(model) -> int:
+    """FLOPs of one image's forward pass through a DeconvNet's convolutions."""
+    return sum(layer_flops(model))
 
 
 def reconstruct_flops(model) -> int:
-    """Transposed convolutions of projecting every layer: layer L walks through layers L..1."""
-    per_layer, total, channels = [], 0, model.input_channels
-    for spec in model.specs:
-        height, width, filters = model.shapes[spec.name]
-        per_layer.append(2 * height * width * filters * spec.kernel ** 2 * channels)
-        channels = filters
-    for depth in range(1, len(per_layer) + 1):
-        total += sum(per_layer[:depth])
-    return total + conv_flops(model)  # plus the forward pass that records the switches
+    """Projecting every layer: layer L walks through layers L..1, after one forward pass."""
+    per_layer = layer_flops(model)
+    return sum(sum(per_layer[:depth]) for depth in range(1, len(per_layer) + 1)) + sum(per_layer)
 
 
 def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_image: float,

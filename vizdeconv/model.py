@@ -105,9 +105,6 @@ class DeconvNet(tf.Module):
     def layer_names(self) -> list[str]:
         return [spec.name for spec in self.specs]
 
-    def weight_kernels(self) -> list[tf.Variable]:
-        return list(self.kernels)
-
     def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
                 relu: Callable = tf.nn.relu) -> dict[str, tf.Tensor]:
         """Runs the network and returns every intermediate tensor by name.

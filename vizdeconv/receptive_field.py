@@ -7,19 +7,14 @@ from vizdeconv.model import DeconvNet
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """Input footprint of the units of one layer along one dimension.
+    """Nominal input footprint of the units of one layer along one dimension.
 
-    Unit u sees input positions start + u * jump .. start + u * jump + size - 1 (before clipping to the
-    image); `size` spans the holes a dilated kernel leaves.
+    Unit u spans input positions start + u * jump .. start + u * jump + size - 1 before clipping to the
+    image and before dropping padding and dilation holes (`box` gives the exact extent).
     """
     size: int
     jump: int
     start: int
-
-    def span(self, unit: int, length: int) -> tuple[int, int]:
-        """[first, last] input positions of `unit`, clipped to an input of `length`."""
-        first = self.start + unit * self.jump
-        return max(first, 0), min(first + self.size - 1, length - 1)
 
 
 def _operations(model: DeconvNet) -> list[tuple[str, int, int, str, int, int]]:
