@@ -73,8 +73,15 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     config = config_lib.resolve(config)
     strategy = distribute.make_strategy(config.strategy, config.devices)
     chief = distribute.is_chief(strategy)
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
     if chief:
         rundir.check(config, workdir)  # before the slow data loading, so a wrong folder fails at once
+        previous, latest = rundir.read_metrics(workdir), tf.train.latest_checkpoint(checkpoint_dir)
+        done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by step
+        if previous and previous.get("step") == done >= config.steps:
+            log(f"run already reached step {done} of {config.steps}: test accuracy "
+                f"{previous['test_accuracy']:.4f}")
+            return previous
     train_images, train_labels = data.load_split(config.data, "train")
     test_images, test_labels = data.load_split(config.data, "test")
     resumed = rundir.prepare(config, workdir) if chief else True
@@ -89,7 +96,6 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
         optimizer = optim.make_optimizer(config.optimizer, config.steps)
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
     # Every worker saves (saving may need all of them); only the chief's copy is kept.
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir if chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
@@ -102,12 +108,6 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     eval_step = steps.make_eval_step(model, strategy, compute_dtype)
     eval_data = strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
         test_images, test_labels, config.eval_batch_size, config.data.image_size, context))
-    previous = rundir.read_metrics(workdir)
-    if int(step) >= config.steps and previous and previous.get("step") == int(step):
-        log(f"run already reached step {int(step)} of {config.steps}: test accuracy "
-            f"{previous['test_accuracy']:.4f}")
-        return previous
-
     writers = {name: tf.summary.create_file_writer(os.path.join(workdir, name)) if chief
                else tf.summary.create_noop_writer() for name in ("train", "eval")}
     probe_index = np.random.default_rng(config.seed).choice(
