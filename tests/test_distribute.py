@@ -46,25 +46,32 @@ def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_sessio
     import numpy as np
 
     train_and_evaluate(small_config(cifar_session), str(tmp_path / "single"), log=lambda *_: None)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="3")
-        processes.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
-             "--data_dir", cifar_session, "--workdir", str(tmp_path / "multi"),
-             "--config.strategy=multi_worker", "--config.precision=float32",
-             "--config.eval_batch_size=32"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [process.communicate(timeout=300)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
+
+    def run_workers():
+        workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+        processes = []
+        for index in range(2):
+            config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            env = dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="3")
+            processes.append(subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
+                 "--data_dir", cifar_session, "--workdir", str(tmp_path / "multi"),
+                 "--config.strategy=multi_worker", "--config.precision=float32",
+                 "--config.eval_batch_size=32"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True))
+        try:
+            outputs = [process.communicate(timeout=300)[0] for process in processes]
+        finally:
+            for process in processes:
+                process.kill()
+        for process, output in zip(processes, outputs):
+            assert process.returncode == 0, output[-3000:]
+        return outputs
+
+    outputs = run_workers()
     assert "replicas: 2" in outputs[0] and "test accuracy" in outputs[0]
+    # Again on the finished run: every worker says so and exits; none waits for the others.
+    assert all("run already reached step 6" in output for output in run_workers())
     single, multi = final_weights(str(tmp_path / "single")), final_weights(str(tmp_path / "multi"))
     for name in single:
         np.testing.assert_allclose(multi[name], single[name], rtol=1e-5, atol=1e-6, err_msg=name)

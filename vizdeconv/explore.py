@@ -64,10 +64,10 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
             return {layer: tensors[layer] for layer in layers}
         return strategy.run(replica_fn, args=(batch,))
 
-    for images_batch, ids in tqdm(batches, total=-(-len(images) // batch_size), desc="scan",
-                                  disable=not progress, unit="batch"):
+    for images_batch, batch_ids in tqdm(batches, total=-(-len(images) // batch_size), desc="scan",
+                                        disable=not progress, unit="batch"):
         per_replica = activations(images_batch)
-        local_ids = strategy.experimental_local_results(ids)
+        local_ids = strategy.experimental_local_results(batch_ids)
         for replica in range(replicas):
             for layer in layers:
                 tops[replica][layer].update(strategy.experimental_local_results(per_replica[layer])[replica],

@@ -76,12 +76,13 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     if chief:
         rundir.check(config, workdir)  # before the slow data loading, so a wrong folder fails at once
-        previous, latest = rundir.read_metrics(workdir), tf.train.latest_checkpoint(checkpoint_dir)
-        done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by step
-        if previous and previous.get("step") == done >= config.steps:
-            log(f"run already reached step {done} of {config.steps}: test accuracy "
-                f"{previous['test_accuracy']:.4f}")
-            return previous
+    # Every worker decides this alike (it only reads the shared folder), so none waits for the others.
+    previous, latest = rundir.read_metrics(workdir), tf.train.latest_checkpoint(checkpoint_dir)
+    done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by step
+    if previous and previous.get("step") == done >= config.steps:
+        log(f"run already reached step {done} of {config.steps}: test accuracy "
+            f"{previous['test_accuracy']:.4f}")
+        return previous
     train_images, train_labels = data.load_split(config.data, "train")
     test_images, test_labels = data.load_split(config.data, "test")
     resumed = rundir.prepare(config, workdir) if chief else True
@@ -137,7 +138,8 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             target = _next_boundary(first, config)
             sums = {k: float(v) for k, v in train_steps(iterator, tf.constant(target - first)).items()}
             if not np.isfinite(sums["loss"]) or sums["weights_finite"] != 1.0:
-                what = f"loss became {sums['loss']}" if not np.isfinite(sums["loss"]) else "weights overflowed"
+                what = (f"loss became {sums['loss']}" if not np.isfinite(sums["loss"])
+                        else "weights overflowed")
                 raise FloatingPointError(
                     f"{what} between steps {first} and {target}; stopped. The "
                     f"last good checkpoint is {manager.latest_checkpoint}; lower "
@@ -165,11 +167,12 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             if target % config.checkpoint_every == 0 or target == config.steps:
                 manager.save(checkpoint_number=target)
             if target % config.log_every == 0 or target == config.steps:
-                done = (time.perf_counter() - started) / max(target - first_step, 1)
+                per_step = (time.perf_counter() - started) / max(target - first_step, 1)
+                left = per_step * (config.steps - target)
                 log(f"step {target}/{config.steps}  loss {sums['loss'] / count:.2f} "
                     f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
                     f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
-                    f"{images_per_second:.0f} img/s  eta {_format_seconds(done * (config.steps - target))}")
+                    f"{images_per_second:.0f} img/s  eta {_format_seconds(left)}")
         stopped = stop.signal
 
     train_seconds = time.perf_counter() - started
