@@ -1,7 +1,7 @@
 """Train the argmax-pooling CIFAR-10 net: `python train.py --steps 15000 [--data_dir PATH]`.
 
 Flags pick a config file (`--config configs/x.py`), override its fields (`--config.batch_size=64`),
-and set the common ones directly. All logic lives in vizdeconv.train.
+and set the common ones directly. All logic lives in vizdeconv.training.
 """
 import os
 import sys
@@ -51,7 +51,7 @@ def main(argv) -> int:
         config.strategy = FLAGS.strategy
     workdir = FLAGS.workdir or os.path.join(FLAGS.logdir, config.name)
 
-    from vizdeconv.train import train_and_evaluate  # after flag parsing: TF start-up is slow
+    from vizdeconv.training.loop import train_and_evaluate  # after flag parsing: TF start-up is slow
     metrics = train_and_evaluate(config, workdir)
     return 128 + metrics["signal"] if metrics.get("status") == "interrupted" else 0  # shell convention
 

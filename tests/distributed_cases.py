@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from tests.test_train import final_weights, small_config  # noqa: E402
 from vizdeconv import data, explore  # noqa: E402
-from vizdeconv.train import train_and_evaluate  # noqa: E402
+from vizdeconv.training.loop import train_and_evaluate  # noqa: E402
 
 MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
 

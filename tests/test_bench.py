@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from configs import default
 from vizdeconv import bench
-from vizdeconv.alexnet import AlexNetFCN
-from vizdeconv.model import build_model
+from vizdeconv.nn.alexnet import AlexNetFCN
+from vizdeconv.nn.convnet import build_model
 
 
 def test_alexnet_fcn_layer_shapes_are_printed_and_right():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vizdeconv import distribute
+from vizdeconv.training import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +42,7 @@ def _free_ports(count):
 
 def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path):
     from tests.test_train import final_weights, small_config
-    from vizdeconv.train import train_and_evaluate
+    from vizdeconv.training.loop import train_and_evaluate
     import numpy as np
 
     train_and_evaluate(small_config(cifar_session), str(tmp_path / "single"), log=lambda *_: None)

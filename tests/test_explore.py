@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tests.test_train import small_config
-from vizdeconv import data, explore
-from vizdeconv.train import train_and_evaluate
+from vizdeconv import explore
+from vizdeconv.training import data
+from vizdeconv.training.loop import train_and_evaluate
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from configs import atrous, default
-from vizdeconv import losses
-from vizdeconv.model import DeconvNet, build_model, count_parameters, layer_specs
+from vizdeconv.training import losses
+from vizdeconv.nn.convnet import DeconvNet, build_model, count_parameters, layer_specs
 
 
 def test_reference_net_shapes_and_parameter_count():

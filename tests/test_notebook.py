@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from tests.test_train import small_config
-from vizdeconv.train import train_and_evaluate
+from vizdeconv.training.loop import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join("notebooks", "inspect_features.ipynb")

@@ -6,7 +6,7 @@ import sys
 import tensorflow as tf
 
 from tests.test_train import small_config
-from vizdeconv.train import train_and_evaluate
+from vizdeconv.training.loop import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,7 +1,7 @@
 """A brief training run on the real CIFAR-10 tarball in ../shared (skipped where it is absent)."""
 from configs import default
 from tests.conftest import real_cifar_or_skip
-from vizdeconv.train import train_and_evaluate
+from vizdeconv.training.loop import train_and_evaluate
 
 
 def test_brief_training_on_real_images_learns(tmp_path):

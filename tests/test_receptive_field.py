@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from configs import atrous, default
-from vizdeconv import receptive_field
-from vizdeconv.model import DeconvNet, LayerSpec, build_model, layer_specs
+from vizdeconv.deconv import receptive_field
+from vizdeconv.nn.convnet import DeconvNet, LayerSpec, build_model, layer_specs
 
 
 def brute_force_footprints(model: DeconvNet, layer: str) -> np.ndarray:

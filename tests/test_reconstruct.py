@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vizdeconv import reconstruct
-from vizdeconv.model import DeconvNet, LayerSpec, build_model
+from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.nn.convnet import DeconvNet, LayerSpec, build_model
 from configs import default
 
 
@@ -58,7 +58,7 @@ def test_bias_subtract_mode_matches_the_tf1_tutorial_formula():
     images = tf.random.normal([2, 24, 24, 3], seed=1)
     t = model.forward(images)
     k1, k2, b1, b2 = model.kernels[0], model.kernels[1], model.biases[0], model.biases[1]
-    from vizdeconv import ops
+    from vizdeconv.nn import ops
     unpooled1 = ops.unpool(t["pool1"], t["pool1_switches"], t["conv1"].shape)
     expected = tf.nn.conv2d_transpose(unpooled1 - b1, k1, images.shape, 1)
     got = reconstruct.project(model, t, "pool1", t["pool1"], "bias_subtract")

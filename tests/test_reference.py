@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
-from vizdeconv import ops, reference, shapes
+from vizdeconv.nn import ops
+from vizdeconv.nn import numpy_reference as reference
+from vizdeconv.nn import shapes
 
 geometry = st.fixed_dictionaries(dict(
     size=st.integers(3, 9), kernel=st.integers(1, 4), stride=st.integers(1, 3),

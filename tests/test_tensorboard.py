@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests.test_train import small_config
-from vizdeconv.train import train_and_evaluate
+from vizdeconv.training.loop import train_and_evaluate
 
 
 def _free_port() -> int:

@@ -1,7 +1,7 @@
 """The running top-k equals a full sort over the data set, whatever the batching."""
 import numpy as np
 
-from vizdeconv.topk import RunningTopK
+from vizdeconv.explore.topk import RunningTopK
 
 
 def full_sort(activations: np.ndarray, k: int) -> dict:

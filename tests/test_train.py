@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from vizdeconv import rundir
-from vizdeconv.train import train_and_evaluate
+from vizdeconv.training import rundir
+from vizdeconv.training.loop import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -86,7 +86,7 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
     """Runs the requested phases and returns {"model", "batch_size", "precision", "results"}."""
     import tensorflow as tf
 
-    from vizdeconv import precision
+    from vizdeconv.training import precision
 
     if batch_size < 1 or num_batches < 1:
         raise ValueError("--batch_size and --num_batches must be positive")
@@ -94,14 +94,14 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
     dtype = precision.compute_dtype(resolved)
     phases = [what] if what else ["forward", "forward_backward"]
     if model_name == "alexnet_fcn":
-        from vizdeconv.alexnet import INPUT_SHAPE, AlexNetFCN
+        from vizdeconv.nn.alexnet import INPUT_SHAPE, AlexNetFCN
         if set(phases) - {"forward", "forward_backward"}:
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
         model = AlexNetFCN(log=log)
         flops, shape = model.flops, INPUT_SHAPE
     elif model_name == "cifar":
         from configs import default
-        from vizdeconv.model import build_model
+        from vizdeconv.nn.convnet import build_model
         config = default.get_config()
         model = build_model(config)
         flops, shape = conv_flops(model), (24, 24, 3)
@@ -141,8 +141,8 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
     """Projects all layers of the batch with native unpooling and with scatter_nd, side by side."""
-    from vizdeconv import ops
-    from vizdeconv.reconstruct import Projector
+    from vizdeconv.nn import ops
+    from vizdeconv.deconv.projection import Projector
 
     layers, flops = tuple(model.layer_names), reconstruct_flops(model)
     records = []
@@ -160,7 +160,9 @@ def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_d
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv import data, optim, steps
+    from vizdeconv.training import data
+    from vizdeconv.training import optim
+    from vizdeconv.training import steps
 
     strategy = tf.distribute.get_strategy()
     optimizer = optim.make_optimizer(config.optimizer, 10**6)

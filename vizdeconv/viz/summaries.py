@@ -1,67 +1,10 @@
-"""Display scaling, image grids and stitching, and the TensorBoard summaries written while training."""
+"""The TensorBoard summaries written while training: reconstruction strips and top-feature grids."""
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv import data
-from vizdeconv.reconstruct import Projector
-
-GAP = 2  # white pixels between panels
-
-
-def to_display(panels: np.ndarray, clip_percentile: float = 0.0) -> np.ndarray:
-    """Scales each panel to [0, 1] on its own for viewing.
-
-    Signed panels (reconstructions) are centred on mid-grey, zero staying grey, scaled by their largest
-    magnitude; non-negative panels are min-max scaled. `clip_percentile` > 0 first clips each panel to
-    its [p, 100 - p] percentiles so a few extreme pixels do not wash out the rest.
-
-    Args:
-      panels: [N, H, W, C] float.
-    Returns:
-      [N, H, W, C] float32 in [0, 1].
-    """
-    panels = np.asarray(panels, np.float32)
-    out = np.empty_like(panels)
-    for i, panel in enumerate(panels):
-        if clip_percentile > 0:
-            low, high = np.percentile(panel, [clip_percentile, 100 - clip_percentile])
-            panel = np.clip(panel, low, high)
-        if panel.min() < 0:
-            scale = np.abs(panel).max()
-            out[i] = 0.5 + 0.5 * panel / scale if scale > 0 else 0.5
-        else:
-            low, span = panel.min(), panel.max() - panel.min()
-            out[i] = (panel - low) / span if span > 0 else 0.0
-    return out
-
-
-def upscale(images: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour enlargement of [N, H, W, C] by an integer factor."""
-    return images.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images
-
-
-def stitch(panels: list[np.ndarray]) -> np.ndarray:
-    """Places same-sized [N, H, W, C] panels side by side with white gaps -> [N, H, W', C]."""
-    batch, height, _, channels = panels[0].shape
-    gap = np.ones((batch, height, GAP, channels), np.float32)
-    pieces = []
-    for index, panel in enumerate(panels):
-        pieces += [gap, panel] if index else [panel]
-    return np.concatenate(pieces, axis=2)
-
-
-def grid(images: np.ndarray, columns: int) -> np.ndarray:
-    """Tiles [K, H, W, C] row by row into one [rows*(H+gap)-gap, columns*(W+gap)-gap, C] image."""
-    count, height, width, channels = images.shape
-    rows = -(-count // columns)
-    canvas = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, channels),
-                     np.float32)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        canvas[row * (height + GAP):row * (height + GAP) + height,
-               column * (width + GAP):column * (width + GAP) + width] = image
-    return canvas
-
+from vizdeconv.training import data
+from vizdeconv.viz.display import grid, stitch, to_display, upscale
+from vizdeconv.deconv.projection import Projector
 
 class ReconstructionSummary:
     """Writes, for a fixed probe batch, original | conv1 | conv2 | ... strips and top-k feature grids.

@@ -5,17 +5,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv import data, receptive_field, reconstruct, summaries
-from vizdeconv.model import DeconvNet
-from vizdeconv.reconstruct import Projector
+from vizdeconv.training import data
+from vizdeconv.deconv import receptive_field
+from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.viz import display
+from vizdeconv.viz.display import write_png
+from vizdeconv.nn.convnet import DeconvNet
+from vizdeconv.deconv.projection import Projector
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
-
-
-def write_png(path: str, image: np.ndarray) -> None:
-    """Writes [H, W, 3] float in [0, 1] as an 8-bit PNG."""
-    pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
-    tf.io.write_file(path, tf.io.encode_png(pixels))
 
 
 def write_index(path: str, index: dict, report: dict) -> None:
@@ -54,7 +52,7 @@ class Renderer:
             dy, dx = top - (field.start + row * field.jump), left - (field.start + col * field.jump)
             canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
                 picture[top:bottom + 1, left:right + 1]
-        return summaries.upscale(canvas, max(1, TILE_PIXELS // field.size))
+        return display.upscale(canvas, max(1, TILE_PIXELS // field.size))
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png` and `<out>/<layer>_overview.png`; returns index entries."""
@@ -65,16 +63,16 @@ class Renderer:
                                            positions).numpy()
         rows, cols = positions // width, positions % width
         crops = data.central_crop(self.images[ids], self.image_size).astype(np.float32) / 255.0
-        shown = self._crop(summaries.to_display(projections), layer, rows, cols, 0.5)
+        shown = self._crop(display.to_display(projections), layer, rows, cols, 0.5)
         patches = self._crop(crops, layer, rows, cols, 1.0)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
-            pair = summaries.stitch([summaries.grid(shown[part], side)[None],
-                                     summaries.grid(patches[part], side)[None]])[0]
-            pair = np.pad(pair, ((0, 0), (0, 3 * summaries.GAP), (0, 0)), constant_values=1.0)
+            pair = display.stitch([display.grid(shown[part], side)[None],
+                                     display.grid(patches[part], side)[None]])[0]
+            pair = np.pad(pair, ((0, 0), (0, 3 * display.GAP), (0, 0)), constant_values=1.0)
             write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
             tiles.append(pair)
             index[str(c)] = {
@@ -84,7 +82,7 @@ class Renderer:
                 "boxes": [list(receptive_field.box(self.model, layer, int(r), int(q)))
                           for r, q in zip(rows[part], cols[part])]}
         self.channel_images[layer] = np.stack(tiles)
-        overview = summaries.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
+        overview = display.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
         write_png(os.path.join(out, f"{layer}_overview.png"), overview)
         return index
 
@@ -107,15 +105,15 @@ class Renderer:
         panels = [data.central_crop(self.images[np.asarray(image_ids)], self.image_size) / 255.0]
         for mode in reconstruct.MODES:
             projector = Projector(self.model, mode)
-            panels.append(summaries.to_display(projector.units(inputs, layer, channels, positions).numpy()))
+            panels.append(display.to_display(projector.units(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             tensors = self.model.forward(inputs)
             unit = reconstruct.unit_signal(tensors[layer], channels, positions, impulse=True)
             objective = tf.reduce_sum(unit * tensors[layer])
-        panels.append(summaries.to_display(tape.gradient(objective, inputs).numpy()))
-        strips = summaries.stitch([summaries.upscale(np.asarray(p, np.float32), 4) for p in panels])
-        return summaries.grid(strips, 1)
+        panels.append(display.to_display(tape.gradient(objective, inputs).numpy()))
+        strips = display.stitch([display.upscale(np.asarray(p, np.float32), 4) for p in panels])
+        return display.grid(strips, 1)
 
     def sanity(self, layers, tops: dict, seed: int) -> dict:
         """How alike projections stay when the trained weights are replaced by random ones.
@@ -142,7 +140,7 @@ class Renderer:
             correlation = float(np.mean((a * b).sum(1)[valid] / norms[valid])) if valid.any() else 0.0
             # SSIM of what users see: each projection cropped to the unit's receptive field.
             rows, cols = np.divmod(positions, self.model.shapes[layer][1])
-            shown = [self._crop(summaries.to_display(p), layer, rows, cols, 0.5) for p in pair]
+            shown = [self._crop(display.to_display(p), layer, rows, cols, 0.5) for p in pair]
             ssim = tf.image.ssim(shown[0], shown[1], 1.0, filter_size=7)
             results[layer] = {"correlation": correlation, "ssim": float(tf.reduce_mean(ssim)),
                               "pairs": int(len(ids))}

@@ -13,8 +13,8 @@ sum(s * activation_L) with respect to the image in a network whose ReLU backward
 """
 import tensorflow as tf
 
-from vizdeconv import ops
-from vizdeconv.model import DeconvNet
+from vizdeconv.nn import ops
+from vizdeconv.nn.convnet import DeconvNet
 
 MODES = ("deconvnet", "bias_subtract", "guided")
 

@@ -9,11 +9,16 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from vizdeconv import config as config_lib
-from vizdeconv import data, distribute, optim, precision, rundir, steps
-from vizdeconv.model import build_model
-from vizdeconv.reconstruct import Projector
-from vizdeconv.summaries import ReconstructionSummary
+from vizdeconv.training import config as config_lib
+from vizdeconv.training import data
+from vizdeconv.training import distribute
+from vizdeconv.training import optim
+from vizdeconv.training import precision
+from vizdeconv.training import rundir
+from vizdeconv.training import steps
+from vizdeconv.nn.convnet import build_model
+from vizdeconv.deconv.projection import Projector
+from vizdeconv.viz.summaries import ReconstructionSummary
 
 
 class _StopRequest:

@@ -1,8 +1,12 @@
 """Checks a config and resolves the fields that depend on the machine, before anything runs."""
 import os
 
-from vizdeconv import distribute, losses, optim, precision, reconstruct
-from vizdeconv.model import layer_specs
+from vizdeconv.training import distribute
+from vizdeconv.training import losses
+from vizdeconv.training import optim
+from vizdeconv.training import precision
+from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.nn.convnet import layer_specs
 
 
 def _positive(config, *names):

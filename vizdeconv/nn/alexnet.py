@@ -7,7 +7,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from vizdeconv import ops, shapes
+from vizdeconv.nn import ops
+from vizdeconv.nn import shapes
 
 INPUT_SHAPE = (460, 345, 3)
 

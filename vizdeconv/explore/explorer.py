@@ -10,18 +10,15 @@ and `index.json` in `--out` (default `<run>/explore/<split>`) and image summarie
 """
 import argparse
 import os
-import sys
 import time
-
-from vizdeconv import cli
 
 
 def load_run(run: str):
     """(config, model) of a run folder, with the weights of its latest checkpoint."""
     import tensorflow as tf
 
-    from vizdeconv import rundir
-    from vizdeconv.model import build_model
+    from vizdeconv.training import rundir
+    from vizdeconv.nn.convnet import build_model
 
     config = rundir.load_config(run)
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
@@ -47,8 +44,8 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
     import tensorflow as tf
     from tqdm import tqdm
 
-    from vizdeconv import data
-    from vizdeconv.topk import RunningTopK
+    from vizdeconv.training import data
+    from vizdeconv.explore.topk import RunningTopK
 
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -112,7 +109,10 @@ def explore(run: str, layers=None, split: str = "test", limit: int = 0, top_k: i
     """The whole explorer as a function (what the command runs); returns a summary dict."""
     import numpy as np
 
-    from vizdeconv import data, distribute, explore_render
+    from vizdeconv.training import data
+    from vizdeconv.training import distribute
+    from vizdeconv.explore import render as explore_render
+    from vizdeconv.viz import display
 
     config, model = load_run(run)
     layers = layers or model.layer_names
@@ -140,7 +140,7 @@ def explore(run: str, layers=None, split: str = "test", limit: int = 0, top_k: i
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
     if compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
-        explore_render.write_png(os.path.join(out, f"compare_{layers[-1]}.png"),
+        display.write_png(os.path.join(out, f"compare_{layers[-1]}.png"),
                                  renderer.compare(layers[-1], probe))
     if sanity:
         report["sanity"] = renderer.sanity(layers, tops, config.seed + 1)
@@ -150,7 +150,3 @@ def explore(run: str, layers=None, split: str = "test", limit: int = 0, top_k: i
     explore_render.write_index(os.path.join(out, "index.json"), index, report)
     return report
 
-
-if __name__ == "__main__":
-    cli.quiet_tensorflow()
-    sys.exit(cli.run(main, sys.argv[1:], "vizdeconv.explore"))

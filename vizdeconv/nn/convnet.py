@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Mapping
 
 import tensorflow as tf
 
-from vizdeconv import ops, shapes
+from vizdeconv.nn import ops
+from vizdeconv.nn import shapes
 
 
 @dataclasses.dataclass(frozen=True)

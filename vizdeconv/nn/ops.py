@@ -5,7 +5,7 @@ convolution uses the same kernel, so it maps `out` channels back to `in` channel
 """
 import tensorflow as tf
 
-from vizdeconv import shapes
+from vizdeconv.nn import shapes
 
 
 def _spatial(x) -> tuple[int, int]:
@@ -50,8 +50,22 @@ def conv2d_transpose(x, kernel, output_shape, stride: int = 1, padding: str = "S
     out_h, out_w = int(output_shape[1]), int(output_shape[2])
     shapes.check_transpose_output(height, out_h, int(kernel.shape[0]), stride, padding, dilation)
     shapes.check_transpose_output(width, out_w, int(kernel.shape[1]), stride, padding, dilation)
-    return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=stride, padding=padding.upper(),
-                                  dilations=dilation)
+    if dilation > 1:
+        # Without oneDNN (CPUs lacking AVX-512) TensorFlow has no dilated Conv2DBackpropInput; a kernel
+        # with the holes written in is the same operator and runs everywhere.
+        kernel = dilate_kernel(kernel, dilation)
+    return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=stride, padding=padding.upper())
+
+
+def dilate_kernel(kernel, dilation: int):
+    """[kh, kw, in, out] -> [(kh-1)*d+1, (kw-1)*d+1, in, out] with d-1 zeros between the taps."""
+    kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
+    rows = [(kernel_h - 1) * dilation + 1, (kernel_w - 1) * dilation + 1]
+    index = tf.stack(tf.meshgrid(tf.range(kernel_h) * dilation, tf.range(kernel_w) * dilation,
+                                 indexing="ij"), axis=-1)
+    return tf.scatter_nd(tf.reshape(index, [-1, 2]),
+                         tf.reshape(kernel, [kernel_h * kernel_w, *kernel.shape[2:]]),
+                         [*rows, *kernel.shape[2:]])
 
 
 def max_pool_with_argmax(x, pool_size: int = 2, stride: int | None = None, padding: str = "SAME"):

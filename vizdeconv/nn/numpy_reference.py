@@ -6,7 +6,7 @@ Tests compare TensorFlow and the project's ops against these.
 """
 import numpy as np
 
-from vizdeconv import shapes
+from vizdeconv.nn import shapes
 
 
 def dilate_kernel(kernel: np.ndarray, dilation: int) -> np.ndarray:

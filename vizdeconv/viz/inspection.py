@@ -5,7 +5,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv import data, reconstruct, rundir, summaries
+from vizdeconv.training import data
+from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.training import rundir
+from vizdeconv.viz import display
 from vizdeconv.explore import load_run
 
 
@@ -47,13 +50,13 @@ class Run:
     def first_layer_filters(self, columns: int = 8) -> np.ndarray:
         """conv1's kernels as one colour grid [h, w, 3] in [0, 1], each filter scaled on its own."""
         kernels = np.transpose(self.model.kernels[0].numpy(), (3, 0, 1, 2))  # [64, 5, 5, 3]
-        return summaries.grid(summaries.upscale(summaries.to_display(kernels), 4), columns)
+        return display.grid(display.upscale(display.to_display(kernels), 4), columns)
 
     def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
         """One image's feature maps of `layer` as a grid [h, w] (each map min-max scaled)."""
         activations = self.model.forward(self.inputs(image[None]))[layer][0].numpy()
         maps = np.transpose(activations, (2, 0, 1))[..., None]
-        return summaries.grid(summaries.upscale(summaries.to_display(maps), 4), columns)[..., 0]
+        return display.grid(display.upscale(display.to_display(maps), 4), columns)[..., 0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities [N, 10]."""
@@ -66,7 +69,7 @@ class Run:
         for mode in modes:
             projector = reconstruct.Projector(self.model, mode)
             projections = projector.layers(self.inputs(images), layers)
-            result[mode] = {name: summaries.to_display(projections[name].numpy()) for name in layers}
+            result[mode] = {name: display.to_display(projections[name].numpy()) for name in layers}
         return result
 
     def project_channel(self, images: np.ndarray, layer: str, channel: int,
@@ -74,4 +77,4 @@ class Run:
         """Each image's projection of one feature map of `layer`, [N, 24, 24, 3] ready to show."""
         projector = reconstruct.Projector(self.model, mode)
         channels = tf.fill([len(images)], channel)
-        return summaries.to_display(projector.channels(self.inputs(images), layer, channels).numpy())
+        return display.to_display(projector.channels(self.inputs(images), layer, channels).numpy())

@@ -5,8 +5,8 @@ iterator), so the Python loop is entered only to log, evaluate or checkpoint.
 """
 import tensorflow as tf
 
-from vizdeconv import losses
-from vizdeconv.model import DeconvNet
+from vizdeconv.training import losses
+from vizdeconv.nn.convnet import DeconvNet
 
 SUMS = ("loss", "cross_entropy", "weight_penalty", "correct", "examples")
 

@@ -1,8 +1,8 @@
 """Receptive fields: which input pixels a unit of any layer can see, from the layer specs alone."""
 import dataclasses
 
-from vizdeconv import shapes
-from vizdeconv.model import DeconvNet
+from vizdeconv.nn import shapes
+from vizdeconv.nn.convnet import DeconvNet
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The methods: the projection engine, receptive fields."""

@@ -1,0 +1,1 @@
+"""Networks and tensor math: ops, shape arithmetic, the description of a network's operations, models."""

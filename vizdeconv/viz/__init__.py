@@ -1,0 +1,1 @@
+"""Display scaling, grids, PNG writing, TensorBoard summaries, the Keras callback, notebook helpers."""
