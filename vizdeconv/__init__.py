@@ -1,0 +1,32 @@
+"""vizdeconv: deconvnet projections (Zeiler & Fergus 2014) of the reference CIFAR-10 net and any Keras CNN.
+
+    import keras, vizdeconv
+    model = keras.models.load_model("my_cnn.keras")        # or vizdeconv.load_model("logs/default")
+    deconv = vizdeconv.Deconvnet(model, mode="deconvnet")  # "deconvnet" | "guided" | "bias_subtract"
+    deconv.project(images, layer="conv2", channel=5, unit="max")   # -> [N, H, W, C] float32
+
+Names are imported on first use, so `import vizdeconv` stays cheap for the command-line entry points.
+"""
+__version__ = "0.2.0"
+
+_PUBLIC = {
+    "Deconvnet": ("vizdeconv.deconv.deconvnet", "Deconvnet"),
+    "load_model": ("vizdeconv.training.runs", "load_model"),
+    "describe": ("vizdeconv.nn.keras_adapter", "describe"),
+    "ReceptiveFields": ("vizdeconv.deconv.receptive_field", "ReceptiveFields"),
+    "MODES": ("vizdeconv.deconv.engine", "MODES"),
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        import importlib
+
+        module, attribute = _PUBLIC[name]
+        return getattr(importlib.import_module(module), attribute)
+    if name == "keras":  # vizdeconv.keras.DeconvnetCallback
+        import importlib
+
+        return importlib.import_module("vizdeconv.keras")
+    raise AttributeError(f"module 'vizdeconv' has no attribute {name!r}")

@@ -21,12 +21,17 @@ BURN_IN = 10
 
 
 def layer_flops(model) -> list[int]:
-    """Multiply-adds x 2 of each conv layer of a DeconvNet for one image (a transposed conv costs the same)."""
-    flops, channels = [], model.input_channels
-    for spec in model.specs:
-        height, width, filters = model.shapes[spec.name]
-        flops.append(2 * height * width * filters * spec.kernel ** 2 * channels)
-        channels = filters
+    """Multiply-adds x 2 of each convolution of a network for one image, read from its Graph
+    (a transposed convolution costs the same)."""
+    from vizdeconv.deconv.deconvnet import as_graph
+
+    graph = as_graph(model)
+    flops = []
+    for op in graph.ops:
+        if op.kind == "conv":
+            height, width, filters = graph.shapes[op.name]
+            kernel_h, kernel_w, channels, _ = op.params["kernel"].shape
+            flops.append(2 * height * width * filters * kernel_h * kernel_w * channels)
     return flops
 
 
@@ -140,18 +145,14 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
 
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
-    """Projects all layers of the batch with native unpooling and with scatter_nd, side by side."""
-    from vizdeconv.nn import ops
-    from vizdeconv.deconv.projection import Projector
+    """Projects every conv layer of the batch in one stacked pass of the projection engine."""
+    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.viz.summaries import default_layers
 
-    layers, flops = tuple(model.layer_names), reconstruct_flops(model)
-    records = []
-    for variant, unpool in (("native", ops.unpool), ("scatter_nd", ops.unpool_scatter_nd)):
-        projector = Projector(model, unpool=unpool, compute_dtype=dtype)
-        records.append(time_phase("reconstruct", _synchronized(lambda: projector.layers(images, layers)),
-                                  num_batches, batch_size, flops, log, variant))
-    log(f"native unpooling is {records[1]['mean_s'] / records[0]['mean_s']:.1f}x faster than scatter_nd")
-    return records
+    deconvnet = Deconvnet(model, compute_dtype=dtype)
+    layers, flops = tuple(default_layers(deconvnet.graph)), reconstruct_flops(model)
+    return [time_phase("reconstruct", _synchronized(lambda: deconvnet.layers(images, layers)),
+                       num_batches, batch_size, flops, log, "engine")]
 
 
 def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,

@@ -1,13 +1,22 @@
-"""Receptive fields: which input pixels a unit of any layer can see, from the layer specs alone."""
-import dataclasses
+"""Receptive fields: which input pixels a unit of any layer can see, read from the Graph alone.
 
-from vizdeconv.nn import shapes
-from vizdeconv.nn.convnet import DeconvNet
+Rows and columns are independent through every supported op, so each axis is walked on its own: from
+the unit's position, back through every op to the input, keeping the set of positions reached. Taps that
+land on padding or between dilated taps are dropped, so boxes are exact for any graph (strides, padding,
+dilation, merges). Ops without spatial dimensions below them (Flatten, Dense, global pooling) see the
+whole image.
+"""
+import dataclasses
+import functools
+
+from vizdeconv.nn import ops, shapes
+
+ALL = None  # a tensor without spatial axes: every position below it is reached
 
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """Nominal input footprint of the units of one layer along one dimension.
+    """Nominal input footprint of the units of one layer along one axis.
 
     Unit u spans input positions start + u * jump .. start + u * jump + size - 1 before clipping to the
     image and before dropping padding and dilation holes (`box` gives the exact extent).
@@ -17,47 +26,96 @@ class Field:
     start: int
 
 
-def _operations(model: DeconvNet) -> list[tuple[str, int, int, str, int, int]]:
-    """(output name, kernel, stride, padding, dilation, input length) of each conv and pool, in order."""
-    result, length = [], model.image_size
-    for spec in model.specs:
-        result.append((spec.name, spec.kernel, spec.stride, spec.padding, spec.dilation, length))
-        length = model.shapes[spec.name][0]
-        if spec.pool:
-            result.append((spec.pool_name, spec.pool, spec.effective_pool_stride, spec.pool_padding, 1,
-                           length))
-            length = model.shapes[spec.pool_name][0]
-    return result
+class ReceptiveFields:
+    """Exact receptive fields of one network (memoized per layer, axis and unit).
+
+    Args:
+      model: a Graph, a Keras model or the reference convnet.
+    """
+
+    def __init__(self, model):
+        from vizdeconv.deconv.deconvnet import as_graph
+
+        self.graph = as_graph(model)
+        self._reached = functools.lru_cache(maxsize=None)(self._reach)
+
+    def reached(self, layer: str, axis: int, unit: int, clip: bool = True) -> list[int]:
+        """Input positions along `axis` (0 rows, 1 cols) that position `unit` of `layer` reads."""
+        return sorted(self._reached(self.graph.resolve(layer), axis, unit, clip))
+
+    def _reach(self, name: str, axis: int, unit: int, clip: bool) -> frozenset:
+        graph = self.graph
+        spatial = len(graph.shapes[name]) == 3
+        positions = {name: {unit} if spatial else ALL}
+        needed = graph.ancestors([name])
+        for op in reversed(graph.ops):
+            if op.name not in needed or op.name not in positions or op.kind == "input":
+                continue
+            here = positions.pop(op.name)
+            for source in op.inputs:
+                below = _below(op, here, axis, graph.shapes[source], clip)
+                if source in positions and positions[source] is not ALL and below is not ALL:
+                    positions[source] |= below
+                elif source in positions:
+                    positions[source] = ALL
+                else:
+                    positions[source] = below
+        reached = positions[graph.input]
+        return frozenset(range(graph.input_shape[axis]) if reached is ALL else reached)
+
+    def field(self, layer: str) -> Field:
+        """The nominal field of `layer` along rows (square geometry assumed for the canvas size)."""
+        name = self.graph.resolve(layer)
+        first = self.reached(name, 0, 0, clip=False)
+        length = self.graph.shapes[name][0] if len(self.graph.shapes[name]) == 3 else 1
+        jump = (self.reached(name, 0, 1, clip=False)[0] - first[0]) if length > 1 else 1
+        size = max(first[-1] - first[0] + 1, max(
+            r[-1] - r[0] + 1 for r in (self.reached(name, 1, 0, clip=False),)))
+        return Field(size, max(jump, 1), first[0])
+
+    def box(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right), inclusive: the bounding box of the input pixels unit (row, col)
+        of `layer` reads."""
+        rows, cols = self.reached(layer, 0, row), self.reached(layer, 1, col)
+        return rows[0], cols[0], rows[-1], cols[-1]
+
+    def nominal_box(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
+        """Like `box`, before clipping to the image: may start above or left of it."""
+        rows, cols = self.reached(layer, 0, row, False), self.reached(layer, 1, col, False)
+        return rows[0], cols[0], rows[-1], cols[-1]
 
 
-def fields(model: DeconvNet) -> dict[str, Field]:
-    """The nominal Field of every named tensor (square layers: one Field serves both axes)."""
-    field, result = Field(1, 1, 0), {"input": Field(1, 1, 0)}
-    for name, kernel, stride, padding, dilation, length in _operations(model):
-        pad = shapes.padding_before(length, kernel, stride, padding, dilation)
-        span = shapes.effective_kernel(kernel, dilation)
-        field = Field(field.size + (span - 1) * field.jump, field.jump * stride,
-                      field.start - pad * field.jump)
-        result[name] = field
-    return result
+def _below(op, here, axis: int, source_shape, clip: bool):
+    """Positions of an op's input along `axis` that the positions `here` of its output read."""
+    if len(source_shape) != 3:
+        return ALL
+    length = source_shape[axis]
+    kind, p = op.kind, op.params
+    if here is ALL or kind in ("global_avg_pool", "global_max_pool", "flatten", "dense"):
+        return ALL
+    if kind in ("conv", "max_pool", "avg_pool"):
+        kernel = (int(p["kernel"].shape[axis]) if kind == "conv" else ops.pair(p["pool"])[axis])
+        stride = ops.pair(p["stride"])[axis]
+        dilation = ops.pair(p.get("dilation", 1))[axis]
+        pad = shapes.padding_before(length, kernel, stride, p["padding"], dilation)
+        reached = {u * stride - pad + tap * dilation for u in here for tap in range(kernel)}
+    elif kind == "zero_pad":
+        before = p["padding"][0] if axis == 0 else p["padding"][2]
+        reached = {u - before for u in here}
+    elif kind == "concat" and p["axis"] % 4 in (1, 2):
+        raise ValueError(f"receptive fields through a spatial Concatenate ({op.source}) are not supported")
+    else:
+        reached = set(here)
+    return {u for u in reached if 0 <= u < length} if clip else reached
 
 
-def _reached(model: DeconvNet, layer: str, unit: int) -> list[int]:
-    """Input positions (one axis) that unit `unit` of `layer` reads, padding and holes excluded."""
-    operations = _operations(model)
-    names = [operation[0] for operation in operations]
-    if layer not in names:
-        raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
-    positions = {unit}
-    for _, kernel, stride, padding, dilation, length in reversed(operations[:names.index(layer) + 1]):
-        pad = shapes.padding_before(length, kernel, stride, padding, dilation)
-        positions = {u * stride - pad + tap * dilation for u in positions for tap in range(kernel)}
-        positions = {p for p in positions if 0 <= p < length}
-    return sorted(positions)
+def fields(model) -> dict[str, Field]:
+    """The nominal Field of every feature layer (square layers: one Field serves both axes)."""
+    rf = ReceptiveFields(model)
+    return {name: rf.field(name) for name in rf.graph.layer_names
+            if len(rf.graph.shapes[rf.graph.resolve(name)]) == 3}
 
 
-def box(model: DeconvNet, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right), inclusive: the bounding box of the input pixels unit (row, col) of
-    `layer` reads (exact: taps that fall into padding or between dilated taps do not count)."""
-    rows, cols = _reached(model, layer, row), _reached(model, layer, col)
-    return rows[0], cols[0], rows[-1], cols[-1]
+def box(model, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right), inclusive, of unit (row, col) of `layer` (see ReceptiveFields.box)."""
+    return ReceptiveFields(model).box(layer, row, col)

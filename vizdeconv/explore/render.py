@@ -5,13 +5,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.training import data
-from vizdeconv.deconv import receptive_field
-from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.deconv import engine, receptive_field
+from vizdeconv.deconv.deconvnet import Deconvnet, unit_signal
+from vizdeconv.nn.graph import Graph, Op
 from vizdeconv.viz import display
 from vizdeconv.viz.display import write_png
-from vizdeconv.nn.convnet import DeconvNet
-from vizdeconv.deconv.projection import Projector
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 
@@ -25,44 +23,43 @@ class Renderer:
     """Renders explorer output for one model and one scanned split.
 
     Args:
-      model: the trained network.
-      images: [N, 32, 32, 3] uint8, the split that was scanned (image ids index it).
+      deconvnet: the projections of the trained network (its graph and mode).
+      images: [N, H, W, C] uint8, the split that was scanned (image ids index it).
       labels: [N] int.
-      image_size: the crop the model sees.
-      mode: projection rule.
+      preprocess: pixels -> model inputs and display pictures (`preprocess.Preprocess`).
     """
 
-    def __init__(self, model: DeconvNet, images: np.ndarray, labels: np.ndarray, image_size: int,
-                 mode: str):
-        self.model, self.images, self.labels = model, images, labels
-        self.image_size, self.mode = image_size, mode
-        self.projector = Projector(model, mode)
-        self.fields = receptive_field.fields(model)
+    def __init__(self, deconvnet: Deconvnet, images: np.ndarray, labels: np.ndarray, preprocess):
+        self.projector, self.graph = deconvnet, deconvnet.graph
+        self.images, self.labels, self.preprocess = images, labels, preprocess
+        self.mode = deconvnet.mode
+        self.fields = receptive_field.ReceptiveFields(self.graph)
         self.channel_images = {}
 
     def _inputs(self, ids):
-        return data.preprocess_eval(self.images[ids], self.image_size)
+        return self.preprocess.inputs(self.images[ids])
 
     def _crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size."""
-        field = self.fields[layer]
+        field = self.fields.field(layer)
         canvas = np.full((len(pictures), field.size, field.size, 3), fill, np.float32)
         for i, (picture, row, col) in enumerate(zip(pictures, rows, cols)):
-            top, left, bottom, right = receptive_field.box(self.model, layer, int(row), int(col))
-            dy, dx = top - (field.start + row * field.jump), left - (field.start + col * field.jump)
+            top, left, bottom, right = self.fields.box(layer, int(row), int(col))
+            nominal_top, nominal_left = self.fields.nominal_box(layer, int(row), int(col))[:2]
+            dy, dx = top - nominal_top, left - nominal_left
             canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
-                picture[top:bottom + 1, left:right + 1]
+                picture[top:bottom + 1, left:right + 1, :3]
         return display.upscale(canvas, max(1, TILE_PIXELS // field.size))
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png` and `<out>/<layer>_overview.png`; returns index entries."""
         channels, k = top["image_ids"].shape
-        width = self.model.shapes[layer][1]
+        width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
         projections = self.projector.units(self._inputs(ids), layer, np.repeat(np.arange(channels), k),
                                            positions).numpy()
         rows, cols = positions // width, positions % width
-        crops = data.central_crop(self.images[ids], self.image_size).astype(np.float32) / 255.0
+        crops = self.preprocess.pictures(self.images[ids])
         shown = self._crop(display.to_display(projections), layer, rows, cols, 0.5)
         patches = self._crop(crops, layer, rows, cols, 1.0)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
@@ -79,7 +76,7 @@ class Renderer:
                 "image_ids": ids[part].tolist(), "labels": self.labels[ids[part]].tolist(),
                 "values": top["values"][c].tolist(),
                 "locations": [[int(r), int(q)] for r, q in zip(rows[part], cols[part])],
-                "boxes": [list(receptive_field.box(self.model, layer, int(r), int(q)))
+                "boxes": [list(self.fields.box(layer, int(r), int(q)))
                           for r, q in zip(rows[part], cols[part])]}
         self.channel_images[layer] = np.stack(tiles)
         overview = display.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
@@ -95,25 +92,39 @@ class Renderer:
                                              "top projections, right the receptive-field patches")
 
     def compare(self, layer: str, image_ids) -> np.ndarray:
-        """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient, of the
+        """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient (modes that
+        the network allows), of the
         strongest unit of the image's strongest feature map in `layer`. Returns [H, W, 3]."""
         inputs = self._inputs(np.asarray(image_ids))
-        activations = self.model.forward(inputs)[layer]
+        name = self.graph.resolve(layer)
+        activations = self.graph.forward(inputs)[name]
         flat = tf.reshape(activations, [len(image_ids), -1, activations.shape[-1]])
         channels = tf.argmax(tf.reduce_max(flat, axis=1), axis=1)
         positions = tf.argmax(tf.gather(tf.transpose(flat, [0, 2, 1]), channels, batch_dims=1), axis=1)
-        panels = [data.central_crop(self.images[np.asarray(image_ids)], self.image_size) / 255.0]
-        for mode in reconstruct.MODES:
-            projector = Projector(self.model, mode)
+        panels = [self.preprocess.pictures(self.images[np.asarray(image_ids)])]
+        for mode in self.modes(layer):
+            projector = Deconvnet(self.graph, mode)
             panels.append(display.to_display(projector.units(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            tensors = self.model.forward(inputs)
-            unit = reconstruct.unit_signal(tensors[layer], channels, positions, impulse=True)
-            objective = tf.reduce_sum(unit * tensors[layer])
+            tensors = self.graph.forward(inputs)
+            unit = unit_signal(tensors[name], channels, positions, impulse=True)
+            objective = tf.reduce_sum(unit * tensors[name])
         panels.append(display.to_display(tape.gradient(objective, inputs).numpy()))
         strips = display.stitch([display.upscale(np.asarray(p, np.float32), 4) for p in panels])
         return display.grid(strips, 1)
+
+    def modes(self, layer: str) -> list[str]:
+        """The projection modes `layer` allows (bias_subtract only above plain chains)."""
+        allowed = []
+        for mode in engine.MODES:
+            try:
+                if mode == "bias_subtract":
+                    engine.check_bias_subtract(self.graph, [self.graph.resolve(layer)])
+                allowed.append(mode)
+            except ValueError:
+                pass
+        return allowed
 
     def sanity(self, layers, tops: dict, seed: int) -> dict:
         """How alike projections stay when the trained weights are replaced by random ones.
@@ -122,8 +133,7 @@ class Renderer:
         network and through a re-initialized one of the same shapes, each with its own switches and
         ReLU masks. Returns per layer the mean Pearson correlation and mean SSIM of the pairs.
         """
-        random_model = DeconvNet(self.model.specs, self.model.image_size, self.model.input_channels,
-                                 seed=seed)
+        random_model = randomized(self.graph, seed)
         results = {}
         for layer in layers:
             top = tops[layer]
@@ -131,7 +141,7 @@ class Renderer:
             ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
             channel_ids = np.repeat(np.arange(channels), k)
             inputs = self._inputs(ids)
-            projectors = [self.projector, Projector(random_model, self.mode)]
+            projectors = [self.projector, Deconvnet(random_model, self.mode)]
             pair = [p.units(inputs, layer, channel_ids, positions, True).numpy() for p in projectors]
             a, b = (p.reshape(len(ids), -1) for p in pair)
             a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
@@ -139,9 +149,22 @@ class Renderer:
             valid = norms > 0
             correlation = float(np.mean((a * b).sum(1)[valid] / norms[valid])) if valid.any() else 0.0
             # SSIM of what users see: each projection cropped to the unit's receptive field.
-            rows, cols = np.divmod(positions, self.model.shapes[layer][1])
+            rows, cols = np.divmod(positions, self.graph.shapes[self.graph.resolve(layer)][1])
             shown = [self._crop(display.to_display(p), layer, rows, cols, 0.5) for p in pair]
             ssim = tf.image.ssim(shown[0], shown[1], 1.0, filter_size=7)
             results[layer] = {"correlation": correlation, "ssim": float(tf.reduce_mean(ssim)),
                               "pairs": int(len(ids))}
         return results
+
+
+def randomized(graph: Graph, seed: int) -> Graph:
+    """The same graph with every convolution and dense kernel redrawn from a normal distribution of the
+    trained kernel's standard deviation (biases and normalizations kept), as a sanity check needs."""
+    operations = []
+    for index, op in enumerate(graph.ops):
+        if op.kind in ("conv", "dense"):
+            kernel = tf.convert_to_tensor(op.value("kernel"), tf.float32)
+            fresh = tf.random.stateless_normal(kernel.shape, [seed, index]) * tf.math.reduce_std(kernel)
+            op = Op(op.name, op.kind, op.inputs, dict(op.params, kernel=fresh), op.source)
+        operations.append(op)
+    return Graph(operations, graph.output, graph.input_shape, graph.aliases)

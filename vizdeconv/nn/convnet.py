@@ -12,8 +12,8 @@ from typing import Callable, Iterable, Mapping
 
 import tensorflow as tf
 
-from vizdeconv.nn import ops
-from vizdeconv.nn import shapes
+from vizdeconv.nn import ops, shapes
+from vizdeconv.nn.graph import Graph, Op
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +138,25 @@ class DeconvNet(tf.Module):
         tensors["logits"] = tf.cast(tf.reduce_mean(x, axis=[1, 2]), tf.float32)
         return tensors
 
+    def graph(self) -> Graph:
+        """The network's operations, reading its live variables (conv `<name>/linear`, ReLU `<name>`,
+        pool `<pool name>`, global mean `logits`): the names its Keras twin (`to_keras`) has too."""
+        operations, below = [Op("input", "input", (), {}, "input")], "input"
+        for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
+            linear = f"{spec.name}/linear"
+            operations.append(Op(linear, "conv", (below,), dict(
+                kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding,
+                dilation=spec.dilation), f"conv {spec.name!r}"))
+            operations.append(Op(spec.name, "relu", (linear,), {}, f"conv {spec.name!r}"))
+            below = spec.name
+            if spec.pool:
+                operations.append(Op(spec.pool_name, "max_pool", (below,), dict(
+                    pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
+                    f"pool {spec.pool_name!r}"))
+                below = spec.pool_name
+        operations.append(Op("logits", "global_avg_pool", (below,), {}, "logits"))
+        return Graph(operations, "logits", (self.image_size, self.image_size, self.input_channels))
+
     def __call__(self, images, compute_dtype=tf.float32):
         """Logits [N, num_classes] float32 for images [N, H, W, C]."""
         return self.forward(images, compute_dtype, record_switches=False)["logits"]
@@ -151,3 +170,27 @@ def build_model(config) -> DeconvNet:
 
 def count_parameters(model: DeconvNet) -> int:
     return sum(int(tf.size(variable)) for variable in model.trainable_variables)
+
+
+def to_keras(model: DeconvNet):
+    """The same network as a plain Keras model (Conv2D + ReLU, MaxPooling2D, GlobalAveragePooling2D),
+    holding copies of the current weights; its logits equal `model(images)`.
+
+    Returns:
+      keras.Sequential taking [N, image_size, image_size, channels] float32, giving logits [N, classes].
+    """
+    import keras
+
+    layers = [keras.Input((model.image_size, model.image_size, model.input_channels), name="input")]
+    for spec in model.specs:
+        layers.append(keras.layers.Conv2D(
+            spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding.lower(),
+            dilation_rate=spec.dilation, activation="relu", name=spec.name))
+        if spec.pool:
+            layers.append(keras.layers.MaxPooling2D(spec.pool, spec.effective_pool_stride,
+                                                    spec.pool_padding.lower(), name=spec.pool_name))
+    layers.append(keras.layers.GlobalAveragePooling2D(name="logits"))
+    twin = keras.Sequential(layers, name="vizdeconv_reference")
+    for spec, kernel, bias in zip(model.specs, model.kernels, model.biases):
+        twin.get_layer(spec.name).set_weights([kernel.numpy(), bias.numpy()])
+    return twin

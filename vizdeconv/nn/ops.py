@@ -15,7 +15,15 @@ def _spatial(x) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def conv2d(x, kernel, stride: int = 1, padding: str = "SAME", dilation: int = 1):
+def pair(value) -> tuple[int, int]:
+    """(rows, cols) of a stride, dilation or window given as one int or a pair."""
+    if isinstance(value, int):
+        return value, value
+    rows, cols = value
+    return int(rows), int(cols)
+
+
+def conv2d(x, kernel, stride=1, padding: str = "SAME", dilation=1):
     """Convolution that refuses impossible geometries instead of returning garbage.
 
     TensorFlow 2.21 on CPU returns an empty tensor (or, with oneDNN, zeros of the input's size) when a
@@ -24,18 +32,22 @@ def conv2d(x, kernel, stride: int = 1, padding: str = "SAME", dilation: int = 1)
     Args:
       x: [N, H, W, C_in] float.
       kernel: [kh, kw, C_in, C_out], same dtype as `x`.
+      stride, dilation: an int or a (rows, cols) pair.
     Returns:
       [N, H', W', C_out] with H' = shapes.conv_output_size(H, kh, stride, padding, dilation).
     """
     height, width = _spatial(x)
+    stride, dilation = pair(stride), pair(dilation)
     kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
-    shapes.conv_output_size(height, kernel_h, stride, padding, dilation)
-    shapes.conv_output_size(width, kernel_w, stride, padding, dilation)
-    return tf.nn.conv2d(x, kernel, strides=stride, padding=padding.upper(), dilations=dilation)
+    shapes.conv_output_size(height, kernel_h, stride[0], padding, dilation[0])
+    shapes.conv_output_size(width, kernel_w, stride[1], padding, dilation[1])
+    if dilation != (1, 1):
+        # Its gradient needs a dilated Conv2DBackpropInput, which CPUs without oneDNN lack.
+        kernel = dilate_kernel(kernel, dilation)
+    return tf.nn.conv2d(x, kernel, strides=stride, padding=padding.upper())
 
 
-def conv2d_transpose(x, kernel, output_shape, stride: int = 1, padding: str = "SAME",
-                     dilation: int = 1):
+def conv2d_transpose(x, kernel, output_shape, stride=1, padding: str = "SAME", dilation=1):
     """Transposed convolution (the adjoint of `conv2d`) with a validated `output_shape`.
 
     Args:
@@ -47,28 +59,30 @@ def conv2d_transpose(x, kernel, output_shape, stride: int = 1, padding: str = "S
       [N, H_out, W_out, C_in].
     """
     height, width = _spatial(x)
+    stride, dilation = pair(stride), pair(dilation)
     out_h, out_w = int(output_shape[1]), int(output_shape[2])
-    shapes.check_transpose_output(height, out_h, int(kernel.shape[0]), stride, padding, dilation)
-    shapes.check_transpose_output(width, out_w, int(kernel.shape[1]), stride, padding, dilation)
-    if dilation > 1:
+    shapes.check_transpose_output(height, out_h, int(kernel.shape[0]), stride[0], padding, dilation[0])
+    shapes.check_transpose_output(width, out_w, int(kernel.shape[1]), stride[1], padding, dilation[1])
+    if dilation != (1, 1):
         # Without oneDNN (CPUs lacking AVX-512) TensorFlow has no dilated Conv2DBackpropInput; a kernel
         # with the holes written in is the same operator and runs everywhere.
         kernel = dilate_kernel(kernel, dilation)
     return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=stride, padding=padding.upper())
 
 
-def dilate_kernel(kernel, dilation: int):
+def dilate_kernel(kernel, dilation):
     """[kh, kw, in, out] -> [(kh-1)*d+1, (kw-1)*d+1, in, out] with d-1 zeros between the taps."""
     kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
-    rows = [(kernel_h - 1) * dilation + 1, (kernel_w - 1) * dilation + 1]
-    index = tf.stack(tf.meshgrid(tf.range(kernel_h) * dilation, tf.range(kernel_w) * dilation,
+    dilation = pair(dilation)
+    rows = [(kernel_h - 1) * dilation[0] + 1, (kernel_w - 1) * dilation[1] + 1]
+    index = tf.stack(tf.meshgrid(tf.range(kernel_h) * dilation[0], tf.range(kernel_w) * dilation[1],
                                  indexing="ij"), axis=-1)
     return tf.scatter_nd(tf.reshape(index, [-1, 2]),
                          tf.reshape(kernel, [kernel_h * kernel_w, *kernel.shape[2:]]),
                          [*rows, *kernel.shape[2:]])
 
 
-def max_pool_with_argmax(x, pool_size: int = 2, stride: int | None = None, padding: str = "SAME"):
+def max_pool_with_argmax(x, pool_size=2, stride=None, padding: str = "SAME"):
     """Max pooling that also returns the switches (flat argmax positions, batch not included).
 
     Args:
@@ -77,14 +91,13 @@ def max_pool_with_argmax(x, pool_size: int = 2, stride: int | None = None, paddi
       pooled: [N, H', W', C]; switches: [N, H', W', C] int64 where each entry is
       (row * W + col) * C + channel of the maximum inside its own image, as TensorFlow records it.
     """
-    stride = stride or pool_size
+    pool_size, stride = pair(pool_size), pair(stride or pool_size)
     pooled, switches = tf.nn.max_pool_with_argmax(
         x, ksize=pool_size, strides=stride, padding=padding.upper(), include_batch_in_index=False)
     return pooled, switches
 
 
-def unpool(values, switches, output_shape, pool_size: int = 2, stride: int | None = None,
-           padding: str = "SAME"):
+def unpool(values, switches, output_shape, pool_size=2, stride=None, padding: str = "SAME"):
     """Puts every pooled value back where its maximum came from, zeros elsewhere.
 
     Uses TensorFlow's native max-pool gradient kernel, which routes values through recorded switches;
@@ -97,10 +110,10 @@ def unpool(values, switches, output_shape, pool_size: int = 2, stride: int | Non
     Returns:
       [N, H, W, C] with the dtype of `values`.
     """
-    stride = stride or pool_size
+    pool_size, stride = pair(pool_size), pair(stride or pool_size)
     return tf.raw_ops.MaxPoolGradWithArgmax(
         input=tf.zeros(output_shape, values.dtype), grad=values, argmax=switches,
-        ksize=[1, pool_size, pool_size, 1], strides=[1, stride, stride, 1],
+        ksize=[1, *pool_size, 1], strides=[1, *stride, 1],
         padding=padding.upper(), include_batch_in_index=False)
 
 

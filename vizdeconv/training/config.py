@@ -5,7 +5,7 @@ from vizdeconv.training import distribute
 from vizdeconv.training import losses
 from vizdeconv.training import optim
 from vizdeconv.training import precision
-from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.deconv import engine
 from vizdeconv.nn.convnet import layer_specs
 
 
@@ -32,7 +32,7 @@ def validate(config) -> None:
         raise ValueError(f"optimizer.schedule must be one of {optim.SCHEDULES}")
     if not config.optimizer.learning_rate > 0:
         raise ValueError("optimizer.learning_rate must be positive")
-    reconstruct.check_mode(config.reconstruction.mode)
+    engine.check_mode(config.reconstruction.mode)
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
     if not 8 <= config.data.image_size <= 32:

@@ -141,6 +141,56 @@ def load_split(data_config, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def load_images(path: str, split: str, input_shape) -> tuple[np.ndarray, np.ndarray]:
+    """Images for a Keras model: CIFAR-10 binary data, or a folder of images in class subfolders.
+
+    Args:
+      path: CIFAR-10 binary data (see `load_binary`), or a folder `<class>/<image>` as
+        `keras.utils.image_dataset_from_directory` reads it (`<path>/<split>/` when that exists).
+      split: "test" or "train" (CIFAR-10; for a folder, its `<split>` subfolder if present).
+      input_shape: [H, W, C] of the model; folder images are resized to it (aspect ratio kept by
+        cropping), CIFAR images are kept at 32x32.
+    Returns:
+      images [N, H, W, C] uint8, labels [N] int32.
+    """
+    try:
+        _locate(path)
+        is_cifar = True
+    except FileNotFoundError:
+        is_cifar = False
+    if is_cifar:
+        images, labels = load_binary(path, split)
+    else:
+        images, labels = _load_folder(path, split, input_shape)
+    channels = int(input_shape[-1])
+    if channels == 1 and images.shape[-1] == 3:
+        images = np.round(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+        images = images.astype(np.uint8)[..., None]
+    return images, labels
+
+
+def _load_folder(path: str, split: str, input_shape) -> tuple[np.ndarray, np.ndarray]:
+    import keras
+
+    path = os.path.expanduser(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"data path {path} does not exist; pass CIFAR-10 binary data or a "
+                                "folder of images in class subfolders")
+    folder = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            folder, labels="inferred", label_mode="int", image_size=tuple(input_shape[:2]),
+            shuffle=False, batch_size=256, crop_to_aspect_ratio=True,
+            color_mode="grayscale" if int(input_shape[-1]) == 1 else "rgb", verbose=False)
+    except ValueError as error:
+        raise ValueError(f"{folder}: {' '.join(str(error).split())}") from None
+    batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    if not batches:
+        raise ValueError(f"{folder} holds no images (expected <class>/<image> files)")
+    images = np.concatenate([x for x, _ in batches]).round().clip(0, 255).astype(np.uint8)
+    return images, np.concatenate([y for _, y in batches]).astype(np.int32)
+
+
 def standardize(images):
     """Per-image standardization of [N, H, W, 3] (any dtype) to zero mean and unit variance, float32."""
     return tf.image.per_image_standardization(tf.cast(images, tf.float32))
@@ -251,26 +301,29 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
 
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, size: int = 24,
-                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                 input_context: tf.distribute.InputContext | None = None,
+                 preprocess=None) -> tf.data.Dataset:
     """The whole split once, in order: (images [b, size, size, 3] f32, labels [b]).
 
-    `labels` may be any per-image values (the explorer passes image ids).
+    `labels` may be any per-image values (the explorer passes image ids). `preprocess` replaces the
+    central crop and standardization (uint8 batch -> model inputs), e.g. for a Keras model.
 
     With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
     for a short last batch), and this pipeline yields its replicas' slices.
     """
     parts, local, first = _parts(input_context)
+    transform = preprocess or (lambda x: preprocess_eval(x, size))
 
     def slices(x, y):
         count = tf.shape(y)[0]
         bounds = [(first + i) * count // parts for i in range(local + 1)]
         return tf.data.Dataset.from_tensor_slices(
             (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))).map(
-                lambda a, b: (preprocess_eval(x[a:b], size), y[a:b]))
+                lambda a, b: (transform(x[a:b]), y[a:b]))
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
     if input_context is None:
-        dataset = dataset.map(lambda x, y: (preprocess_eval(x, size), y),
+        dataset = dataset.map(lambda x, y: (transform(x), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.flat_map(slices)

@@ -17,7 +17,7 @@ from vizdeconv.training import precision
 from vizdeconv.training import rundir
 from vizdeconv.training import steps
 from vizdeconv.nn.convnet import build_model
-from vizdeconv.deconv.projection import Projector
+from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.viz.summaries import ReconstructionSummary
 
 
@@ -118,11 +118,13 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
                else tf.summary.create_noop_writer() for name in ("train", "eval")}
     probe_index = np.random.default_rng(config.seed).choice(
         len(test_images), min(config.reconstruction.probes, len(test_images)), replace=False)
+    probes = test_images[np.sort(probe_index)]
     summary = ReconstructionSummary(
-        Projector(model, config.reconstruction.mode, compute_dtype=compute_dtype),
-        test_images[np.sort(probe_index)],
-        config.data.image_size, config.reconstruction.top_k, config.reconstruction.display_scale,
-        config.reconstruction.clip_percentile)
+        Deconvnet(model, config.reconstruction.mode, compute_dtype=compute_dtype),
+        data.preprocess_eval(probes, config.data.image_size),
+        data.central_crop(probes, config.data.image_size).astype(np.float32) / 255.0,
+        top_k=config.reconstruction.top_k, display_scale=config.reconstruction.display_scale,
+        clip_percentile=config.reconstruction.clip_percentile)
     if not resumed and chief:
         # At the run folder's root, so the HParams dashboard finds train/ and eval/ metrics below it.
         with tf.summary.create_file_writer(workdir).as_default():

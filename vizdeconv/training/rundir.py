@@ -10,6 +10,8 @@ import ml_collections
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+VERSION_FILE = "version.json"
+RUN_FORMAT = 1  # the run-folder layout this code reads and writes
 IGNORED_WHEN_RESUMING = ("steps", "strategy", "devices")  # where it runs is not what it is
 
 
@@ -71,8 +73,33 @@ def prepare(config, workdir: str) -> bool:
         raise PermissionError(f"cannot create run folder {workdir}: {error.strerror}; pass a "
                               "writable --logdir or --workdir") from None
     _check_writable(workdir)
+    from vizdeconv import __version__
+
+    write_json(os.path.join(workdir, VERSION_FILE), {"vizdeconv": __version__, "run_format": RUN_FORMAT})
     write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
     return False
+
+
+def check_version(workdir: str) -> None:
+    """ValueError when the folder was written by a vizdeconv whose run format this code cannot read.
+
+    Folders from before version.json existed are format 1."""
+    path = os.path.join(workdir, VERSION_FILE)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path) as handle:
+            recorded = json.load(handle)
+        run_format, version = int(recorded["run_format"]), recorded.get("vizdeconv", "?")
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is damaged (not the JSON vizdeconv writes); restore it or delete "
+                         "the run folder") from None
+    if run_format > RUN_FORMAT:
+        from vizdeconv import __version__
+
+        raise ValueError(f"run folder {workdir} was written by vizdeconv {version} (run format "
+                         f"{run_format}); this vizdeconv {__version__} reads format {RUN_FORMAT} and "
+                         "older: upgrade vizdeconv")
 
 
 def _check_writable(workdir: str) -> None:
@@ -86,8 +113,12 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{workdir} is not a vizdeconv run folder: {CONFIG_FILE} is missing")
-    with open(path) as handle:
-        return ml_collections.ConfigDict(json.load(handle))
+    check_version(workdir)
+    try:
+        with open(path) as handle:
+            return ml_collections.ConfigDict(json.load(handle))
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON; the run folder is damaged") from None
 
 
 def read_metrics(workdir: str) -> dict | None:

@@ -6,10 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.training import data
-from vizdeconv.deconv import projection as reconstruct
+from vizdeconv.deconv import engine
+from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.training import rundir
 from vizdeconv.viz import display
-from vizdeconv.explore import load_run
+from vizdeconv.training.runs import load_run
 
 
 class Run:
@@ -49,7 +50,8 @@ class Run:
 
     def first_layer_filters(self, columns: int = 8) -> np.ndarray:
         """conv1's kernels as one colour grid [h, w, 3] in [0, 1], each filter scaled on its own."""
-        kernels = np.transpose(self.model.kernels[0].numpy(), (3, 0, 1, 2))  # [64, 5, 5, 3]
+        first = next(op for op in Deconvnet(self.model).graph.ops if op.kind == "conv")
+        kernels = np.transpose(np.asarray(first.value("kernel")), (3, 0, 1, 2))  # [64, 5, 5, 3]
         return display.grid(display.upscale(display.to_display(kernels), 4), columns)
 
     def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
@@ -62,12 +64,12 @@ class Run:
         """Class probabilities [N, 10]."""
         return tf.nn.softmax(self.model(self.inputs(images))).numpy()
 
-    def reconstructions(self, images: np.ndarray, modes=reconstruct.MODES) -> dict:
+    def reconstructions(self, images: np.ndarray, modes=engine.MODES) -> dict:
         """mode -> layer -> [N, 24, 24, 3] projections of each whole layer, ready to show."""
         layers = tuple(self.model.layer_names)
         result = {}
         for mode in modes:
-            projector = reconstruct.Projector(self.model, mode)
+            projector = Deconvnet(self.model, mode)
             projections = projector.layers(self.inputs(images), layers)
             result[mode] = {name: display.to_display(projections[name].numpy()) for name in layers}
         return result
@@ -75,6 +77,6 @@ class Run:
     def project_channel(self, images: np.ndarray, layer: str, channel: int,
                         mode: str = "deconvnet") -> np.ndarray:
         """Each image's projection of one feature map of `layer`, [N, 24, 24, 3] ready to show."""
-        projector = reconstruct.Projector(self.model, mode)
+        projector = Deconvnet(self.model, mode)
         channels = tf.fill([len(images)], channel)
         return display.to_display(projector.channels(self.inputs(images), layer, channels).numpy())

@@ -2,28 +2,36 @@
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.training import data
 from vizdeconv.viz.display import grid, stitch, to_display, upscale
-from vizdeconv.deconv.projection import Projector
+from vizdeconv.deconv.deconvnet import Deconvnet
+
+def default_layers(graph) -> list[str]:
+    """The rectified feature maps (ReLU outputs) of a network, else its feature layers."""
+    relus = [name for name in graph.feature_layers if graph.by_name[graph.resolve(name)].kind == "relu"]
+    return relus or graph.feature_layers
+
 
 class ReconstructionSummary:
     """Writes, for a fixed probe batch, original | conv1 | conv2 | ... strips and top-k feature grids.
 
     Args:
       projector: projects the model's layers.
-      probe_images: [P, 32, 32, 3] uint8 test images, the same at every step of a run.
-      image_size: crop size the model sees.
+      inputs: [P, H, W, C] float32 probe images as the model takes them, the same at every step.
+      originals: [P, H, W, 3] float32 in [0, 1], the same images as a person sees them (None: the
+        inputs, scaled for display).
+      layers: the layers shown (default: the network's rectified feature maps, `default_layers`).
       top_k: strongest feature maps of probe 0 shown one by one, per layer.
       display_scale: nearest-neighbour enlargement of each panel.
       clip_percentile: see `to_display`.
     """
 
-    def __init__(self, projector: Projector, probe_images: np.ndarray, image_size: int = 24,
-                 top_k: int = 16, display_scale: int = 4, clip_percentile: float = 0.0):
+    def __init__(self, projector: Deconvnet, inputs, originals=None, layers=None, top_k: int = 16,
+                 display_scale: int = 4, clip_percentile: float = 0.0):
         self.projector = projector
-        self.layers = tuple(projector.model.layer_names)
-        self.originals = data.central_crop(probe_images, image_size).astype(np.float32) / 255.0
-        self.inputs = data.preprocess_eval(probe_images, image_size)
+        self.layers = tuple(layers or default_layers(projector.graph))
+        self.inputs = tf.convert_to_tensor(inputs, tf.float32)
+        self.originals = (to_display(self.inputs.numpy()) if originals is None
+                          else np.asarray(originals, np.float32))
         self.top_k = top_k
         self.scale, self.clip = display_scale, clip_percentile
 
@@ -35,7 +43,7 @@ class ReconstructionSummary:
 
     def feature_grid(self, layer: str) -> tuple[np.ndarray, list[int]]:
         """Top-k feature maps of probe 0 as one grid [1, h, w, 3] and their channel indices."""
-        filters = self.projector.model.shapes[layer][-1]
+        filters = self.projector.graph.shapes[self.projector.graph.resolve(layer)][-1]
         projections, channels = self.projector.top_channels(self.inputs[:1], layer,
                                                             min(self.top_k, filters))
         tiles = upscale(to_display(projections.numpy(), self.clip), self.scale)

@@ -1,4 +1,5 @@
-"""Deconvnet projections: map a layer's activations back to pixels through any conv / pool stack.
+"""The first projection engine (walks DeconvNet.specs), kept only as the independent reference the tests
+compare the Graph engine with on the reference network; the library has one engine (vizdeconv.deconv).
 
 Walking down from the chosen layer, every conv layer is undone by a transposed convolution with its own
 kernel (same stride, padding, dilation) and every pooling by unpooling through the recorded switches.

@@ -1,0 +1,185 @@
+"""`Deconvnet`: the one entry point for projections, over a Keras model, a reference net or a Graph."""
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.deconv import engine
+from vizdeconv.nn.graph import Graph
+
+
+def as_graph(model) -> Graph:
+    """The Graph of a Keras model, of the reference convnet (anything with `.graph()`), or a Graph."""
+    if isinstance(model, Graph):
+        return model
+    if hasattr(model, "graph") and callable(model.graph):
+        return model.graph()
+    import keras
+
+    if isinstance(model, keras.Model):
+        from vizdeconv.nn import keras_adapter
+
+        return keras_adapter.describe(model)
+    raise ValueError(f"cannot read a network from {type(model).__name__}; pass a keras.Model, a "
+                     "vizdeconv run's model (vizdeconv.load_model) or a vizdeconv Graph")
+
+
+def channel_signal(activations, channels, strongest_unit: bool = False):
+    """Keeps one feature map (or one unit of a vector) per example and zeroes the rest.
+
+    Args:
+      activations: [N, h, w, c] or [N, c] float.
+      channels: [N] int, the feature map to keep for each example.
+      strongest_unit: keep only that map's single largest activation.
+    Returns:
+      the shape of `activations`.
+    """
+    channels = tf.cast(channels, tf.int32)
+    rank = len(activations.shape)
+    mask = tf.one_hot(channels, tf.shape(activations)[-1], dtype=activations.dtype)
+    signal = activations * tf.reshape(mask, [-1] + [1] * (rank - 2) + [tf.shape(activations)[-1]])
+    if strongest_unit:
+        flat = tf.reshape(signal, [tf.shape(signal)[0], -1])
+        keep = tf.one_hot(tf.argmax(flat, axis=1), tf.shape(flat)[1], dtype=signal.dtype)
+        signal = tf.reshape(flat * keep, tf.shape(signal))
+    return signal
+
+
+def unit_signal(activations, channels, positions, impulse: bool = False):
+    """Keeps one unit per example: channel `channels[i]` at flat position `positions[i]` (row * w + col).
+
+    Args:
+      activations: [N, h, w, c] (or [N, c], positions 0) float.
+      channels, positions: [N] int.
+      impulse: put 1.0 there instead of the activation (compares networks whose activations differ).
+    Returns:
+      the shape of `activations`, one non-zero entry per example (unless that activation is 0).
+    """
+    shape = tf.shape(activations)
+    depth = shape[-1]
+    flat_index = tf.cast(positions, tf.int32) * depth + tf.cast(channels, tf.int32)
+    size = tf.reduce_prod(shape[1:])
+    mask = tf.reshape(tf.one_hot(flat_index, size, dtype=activations.dtype), shape)
+    return mask if impulse else activations * mask
+
+
+class Deconvnet:
+    """Deconvnet projections (Zeiler & Fergus 2014) of any supported network, compiled per call shape.
+
+    Args:
+      model: a keras.Model, the reference convnet, or a Graph.
+      mode: "deconvnet" | "guided" | "bias_subtract".
+      compute_dtype: tf.float32 (exact) or tf.bfloat16.
+    """
+
+    def __init__(self, model, mode: str = "deconvnet", compute_dtype=tf.float32):
+        self.graph = as_graph(model)
+        self.mode = engine.check_mode(mode)
+        self.dtype = tf.as_dtype(compute_dtype)
+        # Compiled here rather than with method decorators, which hold the instance only weakly and
+        # so break on a temporary such as Deconvnet(model).project(...).
+        for name in ("_layers", "_channels", "_units", "_top_channels"):
+            setattr(self, name, tf.function(getattr(self, name), reduce_retracing=True))
+
+    @property
+    def layer_names(self) -> list[str]:
+        return self.graph.layer_names
+
+    def forward(self, images, record_switches: bool = True, until=None) -> dict:
+        """Every tensor of the network for images [N, H, W, C] (see Graph.forward)."""
+        return self.graph.forward(images, self.dtype, record_switches, until)
+
+    def _check(self, images, layer: str, channels=None):
+        name = self.graph.resolve(layer)
+        images = tf.convert_to_tensor(images, tf.float32)
+        if tuple(images.shape[1:]) != self.graph.input_shape:
+            raise ValueError(f"images have shape {tuple(images.shape[1:])}, the model takes "
+                             f"{self.graph.input_shape}")
+        if self.mode == "bias_subtract":
+            engine.check_bias_subtract(self.graph, [name])
+        if channels is not None:
+            depth = self.graph.shapes[name][-1]
+            values = np.asarray(channels).reshape(-1)
+            if values.size and (values.min() < 0 or values.max() >= depth):
+                raise ValueError(f"channel {int(values.max() if values.max() >= depth else values.min())}"
+                                 f" is out of range: layer {layer!r} has {depth} channels (0..{depth - 1})")
+        return images, name
+
+    def project(self, images, layer: str, channel=None, unit=None) -> tf.Tensor:
+        """Projects a layer, one feature map of it, or one unit of that map, down to the pixels.
+
+        Args:
+          images: [N, H, W, C] float, preprocessed as the model expects.
+          layer: a layer name (e.g. "conv2", "logits").
+          channel: None (the whole layer), an int, or [N] ints (one feature map per image).
+          unit: None (the whole feature map), "max" (only its strongest unit), or [N] flat positions
+            row * w + col of the unit to keep.
+        Returns:
+          [N, H, W, C] float32.
+        """
+        if unit is not None and channel is None:
+            raise ValueError("a unit needs a channel: pass channel= as well")
+        images, name = self._check(images, layer, channel)
+        count = images.shape[0]
+        if channel is None:
+            return self._layers(images, (name,))[name]
+        channels = tf.broadcast_to(tf.constant(channel, tf.int32), [count])
+        if unit is None or (isinstance(unit, str) and unit == "max"):
+            return self._channels(images, name, channels, unit is not None)
+        if isinstance(unit, str):
+            raise ValueError(f"unit must be 'max' or flat positions, got {unit!r}")
+        positions = tf.broadcast_to(tf.constant(unit, tf.int32), [count])
+        return self._units(images, name, channels, positions, False)
+
+    def layers(self, images, layers) -> dict:
+        """Projects each whole layer, stacked in one pass: name -> [N, H, W, C] float32."""
+        images, _ = self._check(images, layers[0])
+        names = {layer: self.graph.resolve(layer) for layer in layers}
+        result = self._layers(images, tuple(names.values()))
+        return {layer: result[name] for layer, name in names.items()}
+
+    def channels(self, images, layer: str, channels, strongest_unit: bool = False):
+        """One feature map per image: channels [N] int -> [N, H, W, C] float32."""
+        images, name = self._check(images, layer, channels)
+        return self._channels(images, name, tf.cast(channels, tf.int32), strongest_unit)
+
+    def units(self, images, layer: str, channels, positions, impulse: bool = False):
+        """One unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
+        images, name = self._check(images, layer, channels)
+        return self._units(images, name, tf.cast(channels, tf.int32),
+                           tf.cast(positions, tf.int32), impulse)
+
+    def top_channels(self, image, layer: str, k: int):
+        """The k strongest feature maps of one image [1, H, W, C], each projected alone.
+
+        Returns:
+          projections [k, H, W, C] float32 and channels [k] int32, strongest first.
+        """
+        image, name = self._check(image, layer)
+        return self._top_channels(image, name, k)
+
+    def _signals(self, tensors, names):
+        return {name: tensors[name] for name in names}
+
+    def _project(self, tensors, signals):
+        return engine.project_signals(self.graph, tensors, signals, self.mode, self.dtype)
+
+    def _layers(self, images, names):
+        tensors = self.forward(images, until=names)
+        return self._project(tensors, self._signals(tensors, names))
+
+    def _channels(self, images, name, channels, strongest_unit):
+        tensors = self.forward(images, until=(name,))
+        return self._project(tensors, {name: channel_signal(tensors[name], channels,
+                                                            strongest_unit)})[name]
+
+    def _units(self, images, name, channels, positions, impulse):
+        tensors = self.forward(images, until=(name,))
+        return self._project(tensors, {name: unit_signal(tensors[name], channels, positions,
+                                                         impulse)})[name]
+
+    def _top_channels(self, image, name, k):
+        tensors = self.forward(tf.repeat(image[:1], k, axis=0), until=(name,))
+        activations = tensors[name][0]
+        strength = tf.reduce_max(tf.reshape(activations, [-1, tf.shape(activations)[-1]]), axis=0)
+        channels = tf.math.top_k(tf.cast(strength, tf.float32), k=k).indices
+        signal = channel_signal(tensors[name], channels)
+        return self._project(tensors, {name: signal})[name], channels

@@ -1,0 +1,61 @@
+"""How stored pixels become model inputs (and pictures a person sees) for the explorer and analyses.
+
+A run of the reference trainer takes the central crop, standardized per image. A Keras model takes its
+own input size; `--preprocess` says how pixels [0, 255] become its inputs when the model does not
+rescale them itself (a `Rescaling` or `Normalization` layer): `auto` picks `raw` for such a model and
+`standardize` otherwise.
+"""
+import numpy as np
+import tensorflow as tf
+
+CHOICES = ("auto", "raw", "unit", "symmetric", "standardize")
+
+
+class Preprocess:
+    """Pixels -> model inputs and display pictures, for one model input size.
+
+    Args:
+      size: (height, width) the model takes; larger images are center-cropped, smaller ones refused.
+      scaling: one of CHOICES other than `auto`: `raw` 0..255, `unit` 0..1, `symmetric` -1..1,
+        `standardize` per-image zero mean and unit variance (the reference trainer's).
+    """
+
+    def __init__(self, size, scaling: str = "standardize"):
+        if scaling not in CHOICES[1:]:
+            raise ValueError(f"--preprocess must be one of {', '.join(CHOICES)}, got {scaling!r}")
+        self.size = (int(size[0]), int(size[1]))
+        self.scaling = scaling
+
+    def crop(self, images: np.ndarray) -> np.ndarray:
+        """[N, H, W, C] -> [N, h, w, C], the central window the model sees."""
+        height, width = images.shape[1:3]
+        if height < self.size[0] or width < self.size[1]:
+            raise ValueError(f"images are {height}x{width}, smaller than the model's input "
+                             f"{self.size[0]}x{self.size[1]}")
+        top, left = (height - self.size[0]) // 2, (width - self.size[1]) // 2
+        return images[:, top:top + self.size[0], left:left + self.size[1]]
+
+    def inputs(self, images: np.ndarray) -> tf.Tensor:
+        """uint8 [N, H, W, C] -> [N, h, w, C] float32 model inputs."""
+        x = tf.cast(self.crop(images), tf.float32)
+        if self.scaling == "unit":
+            return x / 255.0
+        if self.scaling == "symmetric":
+            return x / 127.5 - 1.0
+        if self.scaling == "standardize":
+            return tf.image.per_image_standardization(x)
+        return x
+
+    def pictures(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, C] -> [N, h, w, 3] float32 in [0, 1], what the model sees, for display."""
+        pictures = self.crop(images).astype(np.float32) / 255.0
+        return np.repeat(pictures, 3, axis=-1) if pictures.shape[-1] == 1 else pictures
+
+
+def for_model(graph, scaling: str = "auto") -> Preprocess:
+    """The Preprocess of a Keras model's Graph: `auto` is `raw` where the model rescales its pixels."""
+    if scaling == "auto":
+        rescales = any(op.kind == "affine" and op.source.split(" ")[0] in ("Rescaling", "Normalization")
+                       for op in graph.ops)
+        scaling = "raw" if rescales else "standardize"
+    return Preprocess(graph.input_shape[:2], scaling)

@@ -1,0 +1,4 @@
+"""Keras integration: `vizdeconv.keras.DeconvnetCallback` for `model.fit`."""
+from vizdeconv.viz.callback import DeconvnetCallback
+
+__all__ = ["DeconvnetCallback"]

@@ -1,0 +1,209 @@
+"""The one description of a network's operations that shapes, projections and receptive fields read.
+
+A `Graph` is a list of `Op`s in topological order. Each op names the tensor it produces and the tensors
+it reads, says what kind of operation it is (a small, closed vocabulary: `KINDS`) and holds its
+geometry and its weights (variables, read at every call, so a graph follows training). The reference
+convnet and any Keras model are both turned into a Graph (`convnet.DeconvNet.graph()`,
+`keras_adapter.describe`), and everything downstream works on the Graph alone.
+
+Tensors are NHWC; `Graph.forward` runs the network op by op and returns every tensor by name, with the
+switches of every max pooling under `switches_name(op)`.
+"""
+import dataclasses
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from vizdeconv.nn import ops
+
+# kind -> what the op computes (params it reads)
+KINDS = {
+    "input": "the image batch",
+    "conv": "convolution + bias (kernel, bias, stride, padding, dilation)",
+    "relu": "max(x, 0)",
+    "max_pool": "max pooling with switches (pool, stride, padding)",
+    "avg_pool": "average pooling (pool, stride, padding)",
+    "global_avg_pool": "mean over H, W (keepdims)",
+    "global_max_pool": "max over H, W (keepdims)",
+    "affine": "per-channel x * scale + offset: inference BatchNormalization, Rescaling, Normalization",
+    "identity": "x (Dropout, linear activations, input layers)",
+    "flatten": "reshape to [N, -1]",
+    "dense": "x @ kernel + bias",
+    "zero_pad": "zero padding (top, bottom, left, right)",
+    "add": "sum of the inputs",
+    "concat": "concatenation (axis)",
+    "softmax": "softmax over the last axis (forward only; projections start below it)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One operation: `name` = kind(inputs; params).
+
+    Args:
+      name: the tensor it produces (the Keras layer name where it is a layer's output).
+      kind: one of KINDS.
+      inputs: names of the tensors it reads.
+      params: geometry (ints, pairs, strings) and weights (tensors or variables, or zero-argument
+        callables returning one, for weights derived from several variables).
+      source: what the op came from, for messages (e.g. "Conv2D 'conv2'").
+    """
+    name: str
+    kind: str
+    inputs: tuple[str, ...] = ()
+    params: dict = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def value(self, key: str, dtype=None) -> Any:
+        """A param, called if it is a callable and cast to `dtype` if given."""
+        item = self.params[key]
+        item = item() if callable(item) and not isinstance(item, tf.Variable) else item
+        return tf.cast(item, dtype) if dtype is not None else item
+
+
+def switches_name(name: str) -> str:
+    return f"{name}:switches"
+
+
+class Graph:
+    """A network as a list of Ops, first to last, with the static shape of every tensor.
+
+    Args:
+      ops: in topological order; the first is the single `input` op.
+      output: the tensor that holds the network's output (logits or probabilities).
+      input_shape: [H, W, C] of one image.
+      aliases: other names a user may give for a tensor (e.g. 'conv1' inside a nested model).
+    """
+
+    def __init__(self, ops_list: list[Op], output: str, input_shape, aliases: dict | None = None):
+        self.ops = list(ops_list)
+        self.by_name = {op.name: op for op in self.ops}
+        if len(self.by_name) != len(self.ops):
+            raise ValueError("every operation of a graph must have its own name")
+        unknown = [(op.name, i) for op in self.ops for i in op.inputs if i not in self.by_name]
+        if unknown:
+            raise ValueError(f"operation {unknown[0][0]!r} reads {unknown[0][1]!r}, which no earlier "
+                             "operation produces")
+        bad = [op for op in self.ops if op.kind not in KINDS]
+        if bad:
+            raise ValueError(f"operation {bad[0].name!r} has unknown kind {bad[0].kind!r}")
+        self.input = self.ops[0].name
+        self.output = output
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.aliases = dict(aliases or {})
+        self.shapes = {name: tuple(t.shape[1:]) for name, t in self.forward(
+            tf.zeros([1, *self.input_shape]), record_switches=False).items()}
+
+    def resolve(self, layer: str) -> str:
+        """The tensor a user's layer name means; ValueError naming the choices if there is none."""
+        layer = self.aliases.get(layer, layer)
+        if layer not in self.by_name or layer == self.input:
+            raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(self.layer_names)}")
+        op = self.by_name[layer]
+        if op.kind == "softmax":  # project the scores the softmax reads
+            return op.inputs[0]
+        return layer
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names a user may project from: every layer output but the input's, nested ones by alias."""
+        by_target = {}
+        for alias, target in self.aliases.items():
+            by_target.setdefault(target, alias)
+        names = []
+        for op in self.ops:
+            if op.kind != "input" and not op.name.endswith("/linear"):
+                name = op.name if "/" not in op.name else by_target.get(op.name, op.name)
+                names.append(name)
+        return names
+
+    @property
+    def feature_layers(self) -> list[str]:
+        """Layers with feature maps ([H, W, C]) that a convolution or pooling produced."""
+        return [name for name in self.layer_names
+                if len(self.shapes[self.resolve(name)]) == 3 and self.by_name[self.resolve(name)].kind
+                in ("relu", "conv", "max_pool", "avg_pool", "affine", "add", "concat")]
+
+    def ancestors(self, names) -> set[str]:
+        """The given tensors and every tensor they are computed from."""
+        seen, stack = set(), list(names)
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.by_name[name].inputs)
+        return seen
+
+    def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
+                until: Callable | None = None) -> dict:
+        """Runs the graph and returns every tensor by name.
+
+        Args:
+          images: [N, H, W, C] float, already preprocessed as the model expects.
+          compute_dtype: tf.float32, or tf.bfloat16 for mixed precision.
+          record_switches: argmax pooling, returning `switches_name(op)` [N, h, w, c] int64 too.
+          until: unused ops after the last tensor needed may be skipped: a set of names or None.
+        Returns:
+          name -> tensor; the output op's tensor is float32.
+        """
+        dtype = tf.as_dtype(compute_dtype)
+        tensors = {}
+        needed = self.ancestors(until) if until else None
+        for op in self.ops:
+            if needed is not None and op.name not in needed:
+                continue
+            inputs = [tensors[name] for name in op.inputs]
+            if op.kind == "input":
+                tensors[op.name] = tf.cast(images, dtype)
+            elif op.kind == "max_pool" and record_switches:
+                pooled, switches = ops.max_pool_with_argmax(inputs[0], op.params["pool"],
+                                                            op.params["stride"], op.params["padding"])
+                tensors[op.name], tensors[switches_name(op.name)] = pooled, switches
+            else:
+                tensors[op.name] = _apply(op, inputs, dtype)
+        if self.output in tensors:
+            tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
+        return tensors
+
+    def __call__(self, images, compute_dtype=tf.float32):
+        """The network's output [N, ...] float32 for images [N, H, W, C]."""
+        return self.forward(images, compute_dtype, record_switches=False)[self.output]
+
+
+def _apply(op: Op, inputs: list, dtype) -> tf.Tensor:
+    """The forward computation of one op (all but input and switch-recording max pooling)."""
+    x = inputs[0] if inputs else None
+    p = op.params
+    kind = op.kind
+    if kind == "conv":
+        y = ops.conv2d(x, op.value("kernel", dtype), p["stride"], p["padding"], p["dilation"])
+        return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
+    if kind == "relu":
+        return tf.nn.relu(x)
+    if kind == "max_pool":
+        return tf.nn.max_pool2d(x, p["pool"], p["stride"], p["padding"].upper())
+    if kind == "avg_pool":
+        return tf.nn.avg_pool2d(x, p["pool"], p["stride"], p["padding"].upper())
+    if kind == "global_avg_pool":
+        return tf.reduce_mean(x, axis=[1, 2], keepdims=p.get("keepdims", False))
+    if kind == "global_max_pool":
+        return tf.reduce_max(x, axis=[1, 2], keepdims=p.get("keepdims", False))
+    if kind == "affine":
+        return x * op.value("scale", dtype) + op.value("offset", dtype)
+    if kind == "identity":
+        return x
+    if kind == "flatten":
+        return tf.reshape(x, [tf.shape(x)[0], -1])
+    if kind == "dense":
+        y = tf.matmul(x, op.value("kernel", dtype))
+        return y + op.value("bias", dtype) if p.get("bias") is not None else y
+    if kind == "zero_pad":
+        top, bottom, left, right = p["padding"]
+        return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    if kind == "add":
+        return tf.add_n(inputs)
+    if kind == "concat":
+        return tf.concat(inputs, axis=p["axis"])
+    if kind == "softmax":
+        return tf.nn.softmax(tf.cast(x, tf.float32))
+    raise ValueError(f"operation {op.name!r} of kind {kind!r} cannot run")

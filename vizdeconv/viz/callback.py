@@ -1,0 +1,65 @@
+"""`DeconvnetCallback`: deconvnet strips and top-feature grids in TensorBoard while `model.fit` runs."""
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.viz.summaries import ReconstructionSummary
+
+
+class DeconvnetCallback(keras.callbacks.Callback):
+    """Writes original | layer | layer ... strips and top-feature grids of fixed probe images.
+
+    The images go to `<log_dir>/train` as tags `reconstructions` and `top_features/<layer>`, step =
+    epoch, beside what `keras.callbacks.TensorBoard(log_dir)` writes there. With `snapshot_dir`, the
+    model is also saved as `<snapshot_dir>/epoch_NNNN.keras` at the same epochs (for feature evolution).
+
+    Args:
+      log_dir: the TensorBoard log dir (the same one `keras.callbacks.TensorBoard` uses).
+      probe_images: [P, H, W, C] float32 inputs as the model takes them.
+      layers: layer names to show (default: the model's rectified feature maps).
+      every_n_epochs: write after every n-th epoch (and before training starts).
+      mode: "deconvnet" | "guided" | "bias_subtract".
+      originals: [P, H, W, 3] in [0, 1] as a person sees the probes (default: the inputs, rescaled).
+      top_k, display_scale: see `ReconstructionSummary`.
+      snapshot_dir: where to save the model at the same epochs (None: not saved).
+    """
+
+    def __init__(self, log_dir: str, probe_images, layers=None, every_n_epochs: int = 1,
+                 mode: str = "deconvnet", originals=None, top_k: int = 16, display_scale: int = 4,
+                 snapshot_dir: str | None = None):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs}")
+        self.log_dir, self.every = log_dir, every_n_epochs
+        self.probes = np.asarray(probe_images, np.float32)
+        self.layers, self.mode, self.originals = layers, mode, originals
+        self.top_k, self.display_scale, self.snapshot_dir = top_k, display_scale, snapshot_dir
+        self.summary = self.writer = None
+
+    def _write(self, epoch: int) -> None:
+        if self.summary is None:
+            from vizdeconv.deconv.deconvnet import Deconvnet
+
+            self.summary = ReconstructionSummary(
+                Deconvnet(self.model, self.mode), self.probes, self.originals, self.layers,
+                self.top_k, self.display_scale)
+            self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        with self.writer.as_default():
+            self.summary.write(epoch)
+        self.writer.flush()
+        if self.snapshot_dir:
+            os.makedirs(self.snapshot_dir, exist_ok=True)
+            self.model.save(os.path.join(self.snapshot_dir, f"epoch_{epoch:04d}.keras"))
+
+    def on_train_begin(self, logs=None):
+        self._write(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._write(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
