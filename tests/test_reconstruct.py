@@ -1,11 +1,21 @@
-"""Deconvnet projections against gradients of networks whose ReLU backward rule is replaced."""
+"""The projection engine on the reference convnet: against gradients of networks whose ReLU backward
+rule is replaced, the TF1 tutorial's formula, and the first engine (tests/old_engine.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from vizdeconv.deconv import projection as reconstruct
-from vizdeconv.nn.convnet import DeconvNet, LayerSpec, build_model
+import old_engine
 from configs import default
+from vizdeconv.deconv import deconvnet as reconstruct
+from vizdeconv.deconv import engine
+from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.nn.convnet import DeconvNet, LayerSpec, build_model
+
+
+def project(model, tensors, layer, signal, mode="deconvnet"):
+    """The engine on the model's Graph, for the images `tensors` were computed from."""
+    graph = model.graph()
+    return engine.project_signals(graph, graph.forward(tensors["input"]), {layer: signal}, mode)[layer]
 
 
 @tf.custom_gradient
@@ -41,7 +51,7 @@ def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu)
     tensors = model.forward(images)
     for layer in model.layer_names + [s.pool_name for s in model.specs if s.pool]:
         signal = tf.random.normal(tensors[layer].shape, seed=11)  # signed, so the rule matters
-        projection = reconstruct.project(model, tensors, layer, signal, mode)
+        projection = project(model, tensors, layer, signal, mode)
         with tf.GradientTape() as tape:
             tape.watch(images)
             # Plain max pooling: its gradient kernel (MaxPoolGrad) is independent of our unpooling.
@@ -61,20 +71,20 @@ def test_bias_subtract_mode_matches_the_tf1_tutorial_formula():
     from vizdeconv.nn import ops
     unpooled1 = ops.unpool(t["pool1"], t["pool1_switches"], t["conv1"].shape)
     expected = tf.nn.conv2d_transpose(unpooled1 - b1, k1, images.shape, 1)
-    got = reconstruct.project(model, t, "pool1", t["pool1"], "bias_subtract")
+    got = project(model, t, "pool1", t["pool1"], "bias_subtract")
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     unpooled2 = ops.unpool(t["pool2"], t["pool2_switches"], t["conv2"].shape)
     middle = ops.unpool(tf.nn.conv2d_transpose(unpooled2 - b2, k2, t["pool1"].shape, 1),
                         t["pool1_switches"], t["conv1"].shape)
     expected2 = tf.nn.conv2d_transpose(middle - b1, k1, images.shape, 1)
-    np.testing.assert_allclose(reconstruct.project(model, t, "pool2", t["pool2"], "bias_subtract"),
+    np.testing.assert_allclose(project(model, t, "pool2", t["pool2"], "bias_subtract"),
                                expected2, rtol=1e-4, atol=1e-3)
 
 
 def test_projector_outputs_are_finite_input_shaped_and_differ_between_feature_maps():
     model = build_model(default.get_config())
     images = tf.random.normal([2, 24, 24, 3], seed=3)
-    projector = reconstruct.Projector(model)
+    projector = Deconvnet(model)
     whole = projector.layers(images, ("conv1", "conv2", "conv3"))
     for name, value in whole.items():
         assert value.shape == (2, 24, 24, 3) and np.isfinite(value.numpy()).all(), name
@@ -98,16 +108,40 @@ def test_unknown_layer_and_mode_are_clear_errors():
     model = build_model(default.get_config())
     tensors = model.forward(tf.zeros([1, 24, 24, 3]))
     with pytest.raises(ValueError, match="unknown layer 'conv9'"):
-        reconstruct.project(model, tensors, "conv9", tensors["conv1"])
+        project(model, tensors, "conv9", tensors["conv1"])
     with pytest.raises(ValueError, match="mode must be one of"):
-        reconstruct.Projector(model, "zeiler")
+        Deconvnet(model, "zeiler")
 
 
 def test_bfloat16_projections_agree_with_float32():
     model = build_model(default.get_config())
     images = tf.random.normal([4, 24, 24, 3], seed=4)
-    exact = reconstruct.Projector(model).layers(images, ("conv1", "conv2", "conv3"))
-    fast = reconstruct.Projector(model, compute_dtype=tf.bfloat16).layers(images, ("conv1", "conv2", "conv3"))
+    exact = Deconvnet(model).layers(images, ("conv1", "conv2", "conv3"))
+    fast = Deconvnet(model, compute_dtype=tf.bfloat16).layers(images, ("conv1", "conv2", "conv3"))
     for name in exact:
         a, b = exact[name].numpy().ravel(), fast[name].numpy().ravel()
         assert fast[name].dtype == tf.float32 and np.corrcoef(a, b)[0, 1] > 0.98, name
+
+
+@pytest.mark.parametrize("mode", engine.MODES)
+@pytest.mark.parametrize("net", sorted(RANDOM_NETS))
+def test_engine_equals_the_first_engine_from_every_layer(net, mode):
+    model = DeconvNet(RANDOM_NETS[net], image_size=13, seed=3)
+    for bias in model.biases:
+        bias.assign(tf.random.normal(bias.shape, stddev=0.3, seed=4))
+    images = tf.random.normal([2, 13, 13, 3], seed=6)
+    tensors = model.forward(images)
+    layers = model.layer_names + [s.pool_name for s in model.specs if s.pool]
+    old = old_engine.project_many(model, tensors, {name: tensors[name] for name in layers}, mode)
+    new = Deconvnet(model, mode).layers(images, tuple(layers))
+    for name in layers:
+        np.testing.assert_allclose(new[name], old[name], rtol=1e-4, atol=1e-5, err_msg=f"{net}/{name}")
+
+
+def test_stacked_layers_equal_one_layer_at_a_time():
+    model = DeconvNet(RANDOM_NETS["stride2_valid"], image_size=13, seed=1)
+    images = tf.random.normal([3, 13, 13, 3], seed=2)
+    deconvnet = Deconvnet(model, "guided")
+    stacked = deconvnet.layers(images, ("conv3", "conv1", "pool2"))
+    for name, value in stacked.items():
+        np.testing.assert_allclose(value, deconvnet.project(images, name), rtol=1e-5, atol=1e-6)

@@ -35,12 +35,12 @@ def check_mode(mode: str) -> str:
 
 def check_bias_subtract(graph: Graph, names) -> None:
     """ValueError unless every path from the input to `names` is a plain conv / ReLU / pool chain."""
-    for name in graph.ancestors(names):
-        op = graph.by_name[name]
-        if op.kind not in CHAIN_KINDS or len(op.inputs) > 1:
+    below = graph.ancestors(names)
+    for op in graph.ops:  # in order, so the message names the lowest offender
+        if op.name in below and (op.kind not in CHAIN_KINDS or len(op.inputs) > 1):
             raise ValueError(f"mode 'bias_subtract' needs a plain chain of convolutions, ReLUs and max "
-                             f"poolings below the projected layer, but {op.source or op.name} is a "
-                             f"{op.kind}; use mode 'deconvnet' or 'guided'")
+                             f"poolings below the projected layer, but {op.source or op.name} is an "
+                             f"'{op.kind}' op; use mode 'deconvnet' or 'guided'")
 
 
 def project_signals(graph: Graph, tensors: dict, signals: dict, mode: str = "deconvnet",

@@ -129,20 +129,23 @@ class Graph:
         seen, stack = set(), list(names)
         while stack:
             name = stack.pop()
+            if name not in self.by_name:
+                raise ValueError(f"unknown layer {name!r}; the model has {', '.join(self.layer_names)}")
             if name not in seen:
                 seen.add(name)
                 stack.extend(self.by_name[name].inputs)
         return seen
 
     def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
-                until: Callable | None = None) -> dict:
+                until=None, relu: Callable = tf.nn.relu) -> dict:
         """Runs the graph and returns every tensor by name.
 
         Args:
           images: [N, H, W, C] float, already preprocessed as the model expects.
           compute_dtype: tf.float32, or tf.bfloat16 for mixed precision.
           record_switches: argmax pooling, returning `switches_name(op)` [N, h, w, c] int64 too.
-          until: unused ops after the last tensor needed may be skipped: a set of names or None.
+          until: names of the tensors needed (the ops they do not depend on are skipped), or None.
+          relu: the rectifier (tests swap in ones with other backward rules).
         Returns:
           name -> tensor; the output op's tensor is float32.
         """
@@ -160,7 +163,7 @@ class Graph:
                                                             op.params["stride"], op.params["padding"])
                 tensors[op.name], tensors[switches_name(op.name)] = pooled, switches
             else:
-                tensors[op.name] = _apply(op, inputs, dtype)
+                tensors[op.name] = relu(inputs[0]) if op.kind == "relu" else _apply(op, inputs, dtype)
         if self.output in tensors:
             tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
         return tensors

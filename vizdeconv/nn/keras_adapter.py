@@ -155,13 +155,13 @@ def describe(model) -> Graph:
     if len(inputs) != 1 or len(outputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
                          "vizdeconv needs one image input and one output")
+    walker = _Walker()
+    walker.ops.append(Op("input", "input", (), {}, "input"))
+    output = walker.model(model, ["input"], prefix="")  # names an unsupported layer first
     shape = inputs[0].shape[1:]
     if len(shape) != 3 or None in shape:
         raise ValueError(f"model {model.name!r} takes inputs of shape {tuple(shape)}; vizdeconv needs "
                          "images [H, W, C] of a fixed size")
-    walker = _Walker()
-    walker.ops.append(Op("input", "input", (), {}, "input"))
-    output = walker.model(model, ["input"], prefix="")
     counts = {}
     for op in walker.ops:
         counts[op.name.rsplit("/", 1)[-1]] = counts.get(op.name.rsplit("/", 1)[-1], 0) + 1

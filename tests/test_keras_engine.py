@@ -1,0 +1,176 @@
+"""Any Keras CNN through the projection engine, against autodiff with a replaced ReLU backward rule.
+
+The independent truth: TensorFlow's own gradient of sum(signal * layer) with respect to the images, in
+the same network whose ReLUs have the deconvnet (or guided) backward rule; Keras' own forward pass for
+the network's outputs.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.nn import keras_adapter
+
+L = keras.layers
+
+
+@tf.custom_gradient
+def deconvnet_relu(x):
+    return tf.nn.relu(x), lambda upstream: tf.nn.relu(upstream)
+
+
+@tf.custom_gradient
+def guided_relu(x):
+    y = tf.nn.relu(x)
+    return y, lambda upstream: tf.nn.relu(upstream) * tf.cast(y > 0, upstream.dtype)
+
+
+RULES = {"deconvnet": deconvnet_relu, "guided": guided_relu}
+
+
+def randomize(model, seed=0):
+    """Random weights everywhere, incl. BatchNormalization statistics, so every op matters."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers if hasattr(model, "layers") else []:
+        if isinstance(layer, keras.Model):
+            randomize(layer, seed + 1)
+        elif isinstance(layer, L.Normalization):
+            continue
+        else:
+            weights = [rng.normal(0.5 if "variance" in w.path else 0.0, 0.3, w.shape).astype(np.float32)
+                       for w in layer.weights]
+            weights = [np.abs(w) + 0.1 if "variance" in v.path else w for w, v in zip(weights, layer.weights)]
+            layer.set_weights(weights) if weights else None
+    return model
+
+
+def sequential_model():
+    norm = L.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.5, 2.0, 0.5], name="norm")
+    return keras.Sequential([
+        keras.Input((15, 15, 3)), L.Rescaling(0.5, offset=0.1, name="rescale"), norm,
+        L.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="conv_a"),
+        L.ZeroPadding2D(((1, 0), (0, 2)), name="pad"),
+        L.Conv2D(4, 2, dilation_rate=2, padding="valid", name="conv_b"), L.BatchNormalization(name="bn"),
+        L.ReLU(name="relu_b"), L.MaxPooling2D(3, 2, padding="same", name="maxpool"),
+        L.Dropout(0.5, name="drop"), L.Conv2D(6, 1, name="conv_c"), L.Activation("relu", name="act_c"),
+        L.AveragePooling2D(2, padding="same", name="avgpool"), L.Flatten(name="flat"),
+        L.Dense(7, activation="relu", name="hidden"), L.Dense(3, name="logits")], name="seq")
+
+
+def residual_model():
+    x = keras.Input((12, 12, 3), name="image")
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="stem")(x)
+    b = L.Conv2D(4, 3, padding="same", use_bias=False, name="branch")(a)
+    b = L.BatchNormalization(name="branch_bn")(b)
+    s = L.ReLU(name="sum_relu")(L.Add(name="sum")([a, b]))
+    c = L.Concatenate(name="cat")([s, L.Conv2D(2, 1, activation="relu", name="side")(a)])
+    c = L.MaxPooling2D(2, name="pool")(c)
+    g = L.GlobalMaxPooling2D(name="gmax")(L.Conv2D(5, 3, activation="relu", name="top")(c))
+    return keras.Model(x, L.Dense(4, activation="softmax", name="probs")(g), name="residual")
+
+
+def nested_model():
+    backbone = keras.Sequential([keras.Input((10, 10, 3)), L.Conv2D(4, 3, activation="relu", name="c1"),
+                                 L.MaxPooling2D(2, name="p1"), L.Conv2D(5, 3, padding="same", name="c2"),
+                                 L.ReLU(name="r2")], name="backbone")
+    x = keras.Input((10, 10, 3))
+    y = L.GlobalAveragePooling2D(name="gap")(backbone(x))
+    return keras.Model(x, L.Dense(3, name="head")(y), name="nested")
+
+
+MODELS = {"sequential": sequential_model, "residual": residual_model, "nested": nested_model}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def case(request):
+    model = randomize(MODELS[request.param]())
+    shape = model.inputs[0].shape[1:]
+    images = tf.random.normal([3, *shape], seed=3)
+    return request.param, model, images
+
+
+def test_graph_forward_equals_keras(case):
+    _, model, images = case
+    graph = keras_adapter.describe(model)
+    np.testing.assert_allclose(graph(images), model(images, training=False), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", sorted(RULES))
+def test_every_layer_projects_as_the_modified_relu_gradient(case, mode):
+    name, model, images = case
+    deconvnet = Deconvnet(model, mode)
+    graph = deconvnet.graph
+    for layer in graph.layer_names:
+        tensor = graph.resolve(layer)
+        signal = tf.random.normal([3, *graph.shapes[tensor]], seed=11)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            modified = graph.forward(images, record_switches=False, relu=RULES[mode])
+            objective = tf.reduce_sum(signal * modified[tensor])
+        expected = tape.gradient(objective, images)
+        from vizdeconv.deconv import engine
+        tensors = graph.forward(images)
+        got = engine.project_signals(graph, tensors, {tensor: signal}, mode)[tensor]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{name}/{layer}")
+        assert np.abs(expected.numpy()).max() > 0, f"{name}/{layer}"
+
+
+def test_nested_layers_are_reachable_by_their_own_names():
+    model = randomize(nested_model())
+    deconvnet = Deconvnet(model)
+    assert {"c1", "p1", "r2", "backbone", "gap", "head"} <= set(deconvnet.layer_names + ["backbone"])
+    images = tf.random.normal([2, 10, 10, 3], seed=1)
+    np.testing.assert_allclose(deconvnet.project(images, "backbone"), deconvnet.project(images, "r2"))
+
+
+def test_dense_head_class_unit_projection_is_that_logits_gradient():
+    model = randomize(sequential_model())
+    images = tf.random.normal([2, 15, 15, 3], seed=4)
+    deconvnet = Deconvnet(model, "guided")
+    got = deconvnet.project(images, "logits", channel=1)
+    graph = deconvnet.graph
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = graph.forward(images, record_switches=False, relu=guided_relu)["logits"]
+        objective = tf.reduce_sum(tf.stop_gradient(logits[:, 1]) * logits[:, 1])
+    np.testing.assert_allclose(got, tape.gradient(objective, images), rtol=1e-4, atol=1e-5)
+
+
+def test_project_api_channel_and_strongest_unit():
+    model = randomize(residual_model())
+    images = tf.random.normal([2, 12, 12, 3], seed=5)
+    deconvnet = Deconvnet(model)
+    whole = deconvnet.project(images, "stem")
+    one = deconvnet.project(images, "stem", channel=2)
+    per_image = deconvnet.project(images, "stem", channel=[2, 3])
+    unit = deconvnet.project(images, "stem", channel=2, unit="max")
+    assert whole.shape == one.shape == unit.shape == (2, 12, 12, 3)
+    np.testing.assert_allclose(per_image[0], one[0], rtol=1e-6)
+    assert np.count_nonzero(np.abs(unit.numpy()[0]).sum(-1)) <= 9  # one 3x3 receptive field
+    assert not np.allclose(whole, one)
+
+
+def test_bad_layer_channel_and_mode_are_clear_errors():
+    model = randomize(residual_model())
+    images = tf.zeros([1, 12, 12, 3])
+    deconvnet = Deconvnet(model)
+    with pytest.raises(ValueError, match="unknown layer 'conv9'; the model has"):
+        deconvnet.project(images, "conv9")
+    with pytest.raises(ValueError, match="channel 4 is out of range: layer 'stem' has 4 channels"):
+        deconvnet.project(images, "stem", channel=4)
+    with pytest.raises(ValueError, match="bias_subtract.*BatchNormalization 'branch_bn'"):
+        Deconvnet(model, "bias_subtract").project(images, "sum_relu")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Deconvnet(model, "zeiler")
+
+
+@pytest.mark.parametrize("build, culprit", [
+    (lambda: keras.Sequential([keras.Input((8, 8, 8, 1)), L.Conv3D(2, 3, name="vol")]), "'vol' of class Conv3D"),
+    (lambda: keras.Sequential([keras.Input((6, 4)), L.LSTM(3, name="lstm")]), "'lstm' of class LSTM"),
+    (lambda: keras.Sequential([keras.Input((8, 8, 3)), L.DepthwiseConv2D(3, name="dw")]), "'dw' of class DepthwiseConv2D"),
+    (lambda: keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(2, 3, activation="tanh", name="t")]), "activation 'tanh'"),
+])
+def test_unsupported_layers_are_named(build, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        Deconvnet(build())
