@@ -1,0 +1,152 @@
+"""Keras models end to end: export and reload without vizdeconv, the explorer on a .keras file, the
+model.fit callback (event files read back), and the errors a user can cause."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vizdeconv
+from tests.test_train import small_config
+from vizdeconv.explore import explore
+from vizdeconv.training import data, rundir
+from vizdeconv.training.loop import train_and_evaluate
+
+L = keras.layers
+
+
+@pytest.fixture(scope="module")
+def smoke_run(cifar_session, tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("keras") / "run")
+    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+    return run
+
+
+def small_cnn() -> keras.Model:
+    inputs = keras.Input((32, 32, 3))
+    x = L.Rescaling(1 / 255.0, name="rescale")(inputs)
+    x = L.Conv2D(6, 3, padding="same", use_bias=False, name="conv1")(x)
+    x = L.BatchNormalization(name="bn1")(x)
+    x = L.ReLU(name="relu1")(x)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, L.Dense(10, name="logits")(x))
+
+
+def command(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def test_load_model_and_export_reload_without_vizdeconv(smoke_run, tmp_path):
+    _, reference = vizdeconv.explore.load_run(smoke_run)
+    images = tf.random.normal([5, 24, 24, 3], seed=0)
+    np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5,
+                               atol=1e-6)
+    path = str(tmp_path / "model.keras")
+    result = command("vizdeconv.export", "--run", smoke_run, "--out", path)
+    assert result.returncode == 0 and "wrote" in result.stdout, result.stderr[-2000:]
+    np.save(tmp_path / "x.npy", images.numpy())
+    script = ("import sys; sys.modules['vizdeconv'] = None\n"  # any import of vizdeconv now fails
+              "import numpy as np, keras\n"
+              f"m = keras.models.load_model({path!r})\n"
+              f"np.save({str(tmp_path / 'y.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))\n")
+    reload = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert reload.returncode == 0, reload.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), reference(images), rtol=1e-5, atol=1e-6)
+
+
+def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, tmp_path):
+    model = small_cnn()
+    path = str(tmp_path / "cnn.keras")
+    model.save(path)
+    report = explore(None, ["relu1", "conv2"], top_k=3, data_dir=cifar_session, batch_size=16,
+                     compare=True, sanity=True, model_path=path, log=lambda *_: None)
+    assert report["out"] == str(tmp_path / "cnn_explore" / "test")
+    index = json.load(open(os.path.join(report["out"], "index.json")))["layers"]
+    images, labels = data.load_binary(cifar_session, "test")
+    entry = index["conv2"]["5"]
+    activations = keras.Model(model.inputs, model.get_layer("conv2").output)(
+        images[entry["image_ids"]].astype(np.float32)).numpy()  # raw pixels: the model rescales
+    for i, (row, col) in enumerate(entry["locations"]):
+        assert activations[i, :, :, 5].max() == pytest.approx(entry["values"][i], rel=1e-4, abs=1e-5)
+        assert activations[i, row, col, 5] == pytest.approx(entry["values"][i], rel=1e-4, abs=1e-5)
+        top, left, bottom, right = entry["boxes"][i]  # conv2 (3x3/2 VALID) over pool1 over conv1 SAME
+        assert (top, left) == (max(4 * row - 1, 0), max(4 * col - 1, 0))
+        assert (bottom, right) == (4 * row + 6, 4 * col + 6)
+    assert entry["labels"] == labels[entry["image_ids"]].tolist()
+    for name in ("relu1/channel_005.png", "conv2_overview.png", "compare_conv2.png"):
+        picture = tf.io.decode_png(tf.io.read_file(os.path.join(report["out"], name))).numpy()
+        assert picture.std() > 5, name
+    # A folder of images in class subfolders, read as keras.utils.image_dataset_from_directory does.
+    folder = tmp_path / "pictures"
+    for label, name in enumerate(("cats", "dogs")):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            tf.io.write_file(str(folder / name / f"{i}.png"), tf.io.encode_png(images[label * 4 + i]))
+    result = command("vizdeconv.explore", "--model", path, "--data_dir", str(folder), "--layer",
+                     "conv2", "--top_k", "2", "--out", str(tmp_path / "folder_out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    index = json.load(open(tmp_path / "folder_out" / "index.json"))["layers"]["conv2"]
+    assert {label for entry in index.values() for label in entry["labels"]} <= {0, 1}
+
+
+def test_explorer_command_line_errors_for_keras_files(cifar_session, tmp_path):
+    path = str(tmp_path / "cnn.keras")
+    small_cnn().save(path)
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip archive")
+    cases = [(["--model", str(tmp_path / "missing.keras"), "--data_dir", cifar_session], "does not exist"),
+             (["--model", str(corrupt), "--data_dir", cifar_session], "cannot load Keras model"),
+             (["--model", path, "--data_dir", cifar_session, "--layer", "conv9"], "unknown layer 'conv9'"),
+             (["--model", path, "--data_dir", cifar_session, "--layer", "gap"], "has no feature maps"),
+             (["--model", path], "--model needs --data_dir")]
+    for args, message in cases:
+        result = command("vizdeconv.explore", *args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and message in lines[-1], (args, result.stderr[-1000:])
+        assert "Traceback" not in result.stderr and lines[-1].startswith("vizdeconv.explore: error:")
+
+
+def test_run_folder_from_a_newer_vizdeconv_is_refused_in_one_line(smoke_run, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "future")
+    shutil.copytree(smoke_run, copy)
+    assert json.load(open(os.path.join(copy, rundir.VERSION_FILE)))["run_format"] == rundir.RUN_FORMAT
+    rundir.write_json(os.path.join(copy, rundir.VERSION_FILE), {"vizdeconv": "9.0", "run_format": 99})
+    result = command("vizdeconv.export", "--run", copy, "--out", str(tmp_path / "m.keras"))
+    assert result.returncode == 2 and "written by vizdeconv 9.0" in result.stderr
+    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "m.keras")
+
+
+def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
+    model = small_cnn()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (32, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    log_dir = str(tmp_path / "logs")
+    callback = vizdeconv.keras.DeconvnetCallback(log_dir, x[:3], every_n_epochs=1)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(log_dir), callback])
+    steps, scalars = {}, set()
+    for file in tf.io.gfile.glob(os.path.join(log_dir, "train", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(file):
+            for value in event.summary.value:
+                if value.tag in ("reconstructions", "top_features/relu1", "top_features/conv2"):
+                    steps.setdefault(value.tag, []).append(event.step)
+                    if value.tag == "reconstructions":
+                        strip = tf.io.decode_png(value.tensor.string_val[2]).numpy()
+                        # original | relu1 | conv2 panels of 32 px x 4, with 2 px gaps
+                        assert strip.shape == (128, 3 * 128 + 2 * 2, 3) and strip.std() > 5
+                else:
+                    scalars.add(value.tag)
+    assert steps == {tag: [0, 1, 2] for tag in ("reconstructions", "top_features/relu1",
+                                                  "top_features/conv2")}
+    assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
