@@ -150,3 +150,21 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     assert steps == {tag: [0, 1, 2] for tag in ("reconstructions", "top_features/relu1",
                                                   "top_features/conv2")}
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
+
+
+def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
+    from vizdeconv.viz.inspection import KerasFile
+
+    model = small_cnn()
+    path = str(tmp_path / "cnn.keras")
+    model.save(path)
+    opened = KerasFile(path, data_dir=cifar_session)
+    images, labels = opened.test_images(4)
+    assert images.shape == (4, 32, 32, 3) and opened.layers == ["relu1", "conv2"]
+    np.testing.assert_allclose(opened.predict(images),
+                               tf.nn.softmax(model(images.astype(np.float32))), rtol=1e-4, atol=1e-6)
+    shown = opened.reconstructions(images)
+    assert sorted(shown) == ["deconvnet", "guided"]  # BatchNormalization: no bias_subtract
+    assert shown["guided"]["conv2"].shape == (4, 32, 32, 3)
+    assert opened.feature_maps(images[0], "relu1", columns=3).shape == (2 * 128 + 2, 3 * 128 + 4)
+    assert opened.first_layer_filters(columns=6).shape == (12, 6 * 12 + 5 * 2, 3)

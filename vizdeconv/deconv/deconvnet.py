@@ -74,10 +74,18 @@ class Deconvnet:
         self.graph = as_graph(model)
         self.mode = engine.check_mode(mode)
         self.dtype = tf.as_dtype(compute_dtype)
-        # Compiled here rather than with method decorators, which hold the instance only weakly and
-        # so break on a temporary such as Deconvnet(model).project(...).
-        for name in ("_layers", "_channels", "_units", "_top_channels"):
-            setattr(self, name, tf.function(getattr(self, name), reduce_retracing=True))
+        self._functions = {}
+
+    def _compiled(self, method: str, *static):
+        """One tf.function per method and static arguments (layer names, flags), so a call for another
+        layer traces its own function instead of retracing a shared one. Held by the instance, unlike
+        method decorators, which hold it only weakly and break on a temporary."""
+        key = (method, *static)
+        if key not in self._functions:
+            bound = getattr(self, method)
+            self._functions[key] = tf.function(lambda *tensors: bound(*static, *tensors),
+                                               reduce_retracing=True)
+        return self._functions[key]
 
     @property
     def layer_names(self) -> list[str]:
@@ -120,32 +128,32 @@ class Deconvnet:
         images, name = self._check(images, layer, channel)
         count = images.shape[0]
         if channel is None:
-            return self._layers(images, (name,))[name]
+            return self._compiled("_layers", (name,))(images)[name]
         channels = tf.broadcast_to(tf.constant(channel, tf.int32), [count])
         if unit is None or (isinstance(unit, str) and unit == "max"):
-            return self._channels(images, name, channels, unit is not None)
+            return self._compiled("_channels", name, unit is not None)(images, channels)
         if isinstance(unit, str):
             raise ValueError(f"unit must be 'max' or flat positions, got {unit!r}")
         positions = tf.broadcast_to(tf.constant(unit, tf.int32), [count])
-        return self._units(images, name, channels, positions, False)
+        return self._compiled("_units", name, False)(images, channels, positions)
 
     def layers(self, images, layers) -> dict:
         """Projects each whole layer, stacked in one pass: name -> [N, H, W, C] float32."""
         images, _ = self._check(images, layers[0])
         names = {layer: self.graph.resolve(layer) for layer in layers}
-        result = self._layers(images, tuple(names.values()))
+        result = self._compiled("_layers", tuple(names.values()))(images)
         return {layer: result[name] for layer, name in names.items()}
 
     def channels(self, images, layer: str, channels, strongest_unit: bool = False):
         """One feature map per image: channels [N] int -> [N, H, W, C] float32."""
         images, name = self._check(images, layer, channels)
-        return self._channels(images, name, tf.cast(channels, tf.int32), strongest_unit)
+        return self._compiled("_channels", name, strongest_unit)(images, tf.cast(channels, tf.int32))
 
     def units(self, images, layer: str, channels, positions, impulse: bool = False):
         """One unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
         images, name = self._check(images, layer, channels)
-        return self._units(images, name, tf.cast(channels, tf.int32),
-                           tf.cast(positions, tf.int32), impulse)
+        return self._compiled("_units", name, impulse)(images, tf.cast(channels, tf.int32),
+                                                       tf.cast(positions, tf.int32))
 
     def top_channels(self, image, layer: str, k: int):
         """The k strongest feature maps of one image [1, H, W, C], each projected alone.
@@ -154,7 +162,7 @@ class Deconvnet:
           projections [k, H, W, C] float32 and channels [k] int32, strongest first.
         """
         image, name = self._check(image, layer)
-        return self._top_channels(image, name, k)
+        return self._compiled("_top_channels", name, int(k))(image)
 
     def _signals(self, tensors, names):
         return {name: tensors[name] for name in names}
@@ -162,21 +170,21 @@ class Deconvnet:
     def _project(self, tensors, signals):
         return engine.project_signals(self.graph, tensors, signals, self.mode, self.dtype)
 
-    def _layers(self, images, names):
+    def _layers(self, names, images):
         tensors = self.forward(images, until=names)
         return self._project(tensors, self._signals(tensors, names))
 
-    def _channels(self, images, name, channels, strongest_unit):
+    def _channels(self, name, strongest_unit, images, channels):
         tensors = self.forward(images, until=(name,))
         return self._project(tensors, {name: channel_signal(tensors[name], channels,
                                                             strongest_unit)})[name]
 
-    def _units(self, images, name, channels, positions, impulse):
+    def _units(self, name, impulse, images, channels, positions):
         tensors = self.forward(images, until=(name,))
         return self._project(tensors, {name: unit_signal(tensors[name], channels, positions,
                                                          impulse)})[name]
 
-    def _top_channels(self, image, name, k):
+    def _top_channels(self, name, k, image):
         tensors = self.forward(tf.repeat(image[:1], k, axis=0), until=(name,))
         activations = tensors[name][0]
         strength = tf.reduce_max(tf.reshape(activations, [-1, tf.shape(activations)[-1]]), axis=0)

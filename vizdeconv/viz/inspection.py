@@ -1,19 +1,91 @@
-"""Read a finished run back for notebooks: config, metrics, curves, filters, feature maps, predictions."""
+"""Read a trained network back for notebooks: a run folder or any Keras model; its config, metrics,
+curves, filters, feature maps, predictions and projections."""
 import glob
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.training import data
 from vizdeconv.deconv import engine
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.training import rundir
+from vizdeconv.explore.preprocess import Preprocess, for_model
+from vizdeconv.training import data, rundir
+from vizdeconv.training.runs import load_keras, load_run
 from vizdeconv.viz import display
-from vizdeconv.training.runs import load_run
+from vizdeconv.viz.summaries import default_layers
 
 
-class Run:
+class Inspector:
+    """A trained network opened for a notebook: any Keras model, or the reference net of a run.
+
+    Args:
+      model: a keras.Model, the reference convnet or a Graph.
+      preprocess: pixels -> model inputs (`explore.preprocess.Preprocess`); default: as `for_model`.
+      data_dir: where `test_images` reads (CIFAR-10 binary data or an image folder).
+    """
+
+    def __init__(self, model, preprocess: Preprocess | None = None, data_dir: str | None = None):
+        self.model = model
+        self.graph = Deconvnet(model).graph
+        self.pixels = preprocess or for_model(self.graph)
+        self.data_dir = data_dir
+
+    @property
+    def layers(self) -> list[str]:
+        """The rectified feature maps, shown by default."""
+        return default_layers(self.graph)
+
+    def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The test split: [N, H, W, C] uint8, [N] int32."""
+        if not self.data_dir:
+            raise ValueError("no data source: pass data_dir (CIFAR-10 binary data or an image folder)")
+        images, labels = data.load_images(self.data_dir, "test", self.graph.input_shape)
+        return (images[:count], labels[:count]) if count else (images, labels)
+
+    def inputs(self, images: np.ndarray) -> tf.Tensor:
+        """What the network sees, [N, h, w, C] float32."""
+        return self.pixels.inputs(images)
+
+    def first_layer_filters(self, columns: int = 8) -> np.ndarray:
+        """The first convolution's kernels as one grid [h, w, 3] in [0, 1], each filter scaled alone."""
+        first = next(op for op in self.graph.ops if op.kind == "conv")
+        kernels = np.transpose(np.asarray(first.value("kernel")), (3, 0, 1, 2))  # [out, kh, kw, in]
+        return display.grid(display.upscale(display.to_display(kernels), 4), columns)
+
+    def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
+        """One image's feature maps of `layer` as a grid [h, w] (each map min-max scaled)."""
+        name = self.graph.resolve(layer)
+        activations = self.graph.forward(self.inputs(image[None]), until=(name,))[name][0].numpy()
+        maps = np.transpose(activations, (2, 0, 1))[..., None]
+        return display.grid(display.upscale(display.to_display(maps), 4), columns)[..., 0]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities [N, classes] (a softmax of the output unless the model ends in one)."""
+        outputs = self.graph(self.inputs(images))
+        if self.graph.by_name[self.graph.output].kind == "softmax":
+            return outputs.numpy()
+        return tf.nn.softmax(outputs).numpy()
+
+    def reconstructions(self, images: np.ndarray, modes=engine.MODES) -> dict:
+        """mode -> layer -> [N, h, w, 3] projections of each whole layer, ready to show (modes the
+        network does not allow are left out)."""
+        result = {}
+        for mode in modes:
+            try:
+                projections = Deconvnet(self.model, mode).layers(self.inputs(images), tuple(self.layers))
+            except ValueError:
+                continue
+            result[mode] = {name: display.to_display(value.numpy()) for name, value in projections.items()}
+        return result
+
+    def project_channel(self, images: np.ndarray, layer: str, channel: int,
+                        mode: str = "deconvnet") -> np.ndarray:
+        """Each image's projection of one feature map of `layer`, [N, h, w, 3] ready to show."""
+        projection = Deconvnet(self.model, mode).project(self.inputs(images), layer, channel=channel)
+        return display.to_display(projection.numpy())
+
+
+class Run(Inspector):
     """A run folder opened for inspection (latest checkpoint's weights).
 
     Args:
@@ -22,17 +94,14 @@ class Run:
 
     def __init__(self, path: str | None = None, logdir: str = "logs"):
         self.path = path or rundir.newest_run(logdir)
-        self.config, self.model = load_run(self.path)
+        self.config, model = load_run(self.path)
+        super().__init__(model, Preprocess((self.config.data.image_size,) * 2, "standardize"))
         self.metrics = rundir.read_metrics(self.path) or {}
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The run's test split (its recorded data source): [N, 32, 32, 3] uint8, [N] int32."""
         images, labels = data.load_split(self.config.data, "test")
         return (images[:count], labels[:count]) if count else (images, labels)
-
-    def inputs(self, images: np.ndarray) -> tf.Tensor:
-        """What the network sees: central crop + standardization, [N, 24, 24, 3] float32."""
-        return data.preprocess_eval(images, self.config.data.image_size)
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every scalar the run logged: '<train|eval>/<tag>' -> (steps, values)."""
@@ -48,35 +117,18 @@ class Run:
                             values.append(float(tf.make_ndarray(value.tensor)))
         return {tag: (np.array(steps), np.array(values)) for tag, (steps, values) in series.items()}
 
-    def first_layer_filters(self, columns: int = 8) -> np.ndarray:
-        """conv1's kernels as one colour grid [h, w, 3] in [0, 1], each filter scaled on its own."""
-        first = next(op for op in Deconvnet(self.model).graph.ops if op.kind == "conv")
-        kernels = np.transpose(np.asarray(first.value("kernel")), (3, 0, 1, 2))  # [64, 5, 5, 3]
-        return display.grid(display.upscale(display.to_display(kernels), 4), columns)
 
-    def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
-        """One image's feature maps of `layer` as a grid [h, w] (each map min-max scaled)."""
-        activations = self.model.forward(self.inputs(image[None]))[layer][0].numpy()
-        maps = np.transpose(activations, (2, 0, 1))[..., None]
-        return display.grid(display.upscale(display.to_display(maps), 4), columns)[..., 0]
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities [N, 10]."""
-        return tf.nn.softmax(self.model(self.inputs(images))).numpy()
+class KerasFile(Inspector):
+    """A `.keras` file opened for inspection.
 
-    def reconstructions(self, images: np.ndarray, modes=engine.MODES) -> dict:
-        """mode -> layer -> [N, 24, 24, 3] projections of each whole layer, ready to show."""
-        layers = tuple(self.model.layer_names)
-        result = {}
-        for mode in modes:
-            projector = Deconvnet(self.model, mode)
-            projections = projector.layers(self.inputs(images), layers)
-            result[mode] = {name: display.to_display(projections[name].numpy()) for name in layers}
-        return result
+    Args:
+      path: the model file.
+      data_dir: CIFAR-10 binary data or a folder of images in class subfolders.
+      preprocess: one of `explore.preprocess.CHOICES` (auto: raw pixels where the model rescales).
+    """
 
-    def project_channel(self, images: np.ndarray, layer: str, channel: int,
-                        mode: str = "deconvnet") -> np.ndarray:
-        """Each image's projection of one feature map of `layer`, [N, 24, 24, 3] ready to show."""
-        projector = Deconvnet(self.model, mode)
-        channels = tf.fill([len(images)], channel)
-        return display.to_display(projector.channels(self.inputs(images), layer, channels).numpy())
+    def __init__(self, path: str, data_dir: str | None = None, preprocess: str = "auto"):
+        model = load_keras(path)
+        self.path = path
+        super().__init__(model, for_model(Deconvnet(model).graph, preprocess), data_dir)
