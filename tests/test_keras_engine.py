@@ -9,24 +9,11 @@ import pytest
 import tensorflow as tf
 import keras
 
+from relu_rules import RULES, guided_relu
 from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.nn import keras_adapter
 
 L = keras.layers
-
-
-@tf.custom_gradient
-def deconvnet_relu(x):
-    return tf.nn.relu(x), lambda upstream: tf.nn.relu(upstream)
-
-
-@tf.custom_gradient
-def guided_relu(x):
-    y = tf.nn.relu(x)
-    return y, lambda upstream: tf.nn.relu(upstream) * tf.cast(y > 0, upstream.dtype)
-
-
-RULES = {"deconvnet": deconvnet_relu, "guided": guided_relu}
 
 
 def randomize(model, seed=0):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import old_engine
+from relu_rules import deconvnet_relu, guided_relu
 from configs import default
 from vizdeconv.deconv import deconvnet as reconstruct
 from vizdeconv.deconv import engine
@@ -16,17 +17,6 @@ def project(model, tensors, layer, signal, mode="deconvnet"):
     """The engine on the model's Graph, for the images `tensors` were computed from."""
     graph = model.graph()
     return engine.project_signals(graph, graph.forward(tensors["input"]), {layer: signal}, mode)[layer]
-
-
-@tf.custom_gradient
-def deconvnet_relu(x):
-    return tf.nn.relu(x), lambda upstream: tf.nn.relu(upstream)
-
-
-@tf.custom_gradient
-def guided_relu(x):
-    y = tf.nn.relu(x)
-    return y, lambda upstream: tf.nn.relu(upstream) * tf.cast(y > 0, upstream.dtype)
 
 
 RANDOM_NETS = {
