@@ -60,3 +60,15 @@ def real_cifar_or_skip() -> str:
     if not os.path.isfile(os.path.join(REAL_CIFAR, data.TARBALL)):
         pytest.skip(f"real CIFAR-10 not found at {REAL_CIFAR}/{data.TARBALL}")
     return REAL_CIFAR
+
+
+@pytest.fixture(scope="session")
+def trained_smoke_run(cifar_session, tmp_path_factory):
+    """One short run of the smoke config on the synthetic data, shared by the tests that only read it
+    (or write beside it, as the explorer does); a test that damages a run copies it first."""
+    from tests.test_train import small_config
+    from vizdeconv.training.loop import train_and_evaluate
+
+    run = str(tmp_path_factory.mktemp("shared") / "run")
+    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+    return run

@@ -14,11 +14,9 @@ from vizdeconv.training import data
 from vizdeconv.training.loop import train_and_evaluate
 
 
-@pytest.fixture(scope="module")
-def smoke_run(cifar_session, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("explore") / "run")
-    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
-    return run
+@pytest.fixture
+def smoke_run(trained_smoke_run):
+    return trained_smoke_run
 
 
 def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):

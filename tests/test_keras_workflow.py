@@ -19,11 +19,9 @@ from vizdeconv.training.loop import train_and_evaluate
 L = keras.layers
 
 
-@pytest.fixture(scope="module")
-def smoke_run(cifar_session, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("keras") / "run")
-    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
-    return run
+@pytest.fixture
+def smoke_run(trained_smoke_run):
+    return trained_smoke_run
 
 
 def small_cnn() -> keras.Model:

@@ -124,7 +124,29 @@ def explore(run: str | None, layers=None, split: str = "test", limit: int = 0, t
             strategy: str = "default", devices: str = "", log=print, *, model_path: str | None = None,
             preprocess: str = "auto") -> dict:
     """The whole explorer as a function (what the command runs) on a run folder or a `.keras` file;
-    returns a summary dict."""
+    returns a summary dict. A run folder is held (one writer at a time) while the explorer writes
+    into it; a refused write (full disk) is a one-line WriteError."""
+    import contextlib
+
+    import tensorflow as tf
+
+    from vizdeconv.errors import WriteError, is_write_failure, reason
+    from vizdeconv.training.lock import RunLock
+
+    holding = RunLock(run, log, what="explore") if run is not None else contextlib.nullcontext()
+    with holding:
+        try:
+            return _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, compare,
+                            sanity, strategy, devices, log, model_path, preprocess)
+        except (OSError, tf.errors.OpError) as error:
+            if isinstance(error, WriteError) or not is_write_failure(error):
+                raise
+            raise WriteError(f"could not write the explorer's output ({reason(error)}); free space "
+                             "and run the same command again") from None
+
+
+def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, compare, sanity,
+             strategy, devices, log, model_path, preprocess) -> dict:
     import numpy as np
 
     from vizdeconv.deconv.deconvnet import Deconvnet

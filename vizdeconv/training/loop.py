@@ -9,15 +9,12 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from vizdeconv.training import config as config_lib
-from vizdeconv.training import data
-from vizdeconv.training import distribute
-from vizdeconv.training import optim
-from vizdeconv.training import precision
-from vizdeconv.training import rundir
-from vizdeconv.training import steps
-from vizdeconv.nn.convnet import build_model
 from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.errors import WriteError, is_write_failure, reason
+from vizdeconv.nn.convnet import build_model
+from vizdeconv.training import checkpoints, data, distribute, optim, precision, rundir, steps
+from vizdeconv.training import config as config_lib
+from vizdeconv.training.lock import RunLock
 from vizdeconv.viz.summaries import ReconstructionSummary
 
 
@@ -82,12 +79,29 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     if chief:
         rundir.check(config, workdir)  # before the slow data loading, so a wrong folder fails at once
     # Every worker decides this alike (it only reads the shared folder), so none waits for the others.
-    previous, latest = rundir.read_metrics(workdir), tf.train.latest_checkpoint(checkpoint_dir)
-    done = int(latest.rsplit("-", 1)[1]) if latest else 0  # checkpoints are numbered by step
+    previous, done = rundir.read_metrics(workdir), checkpoints.newest_number(checkpoint_dir)
     if previous and previous.get("step") == done >= config.steps:
         log(f"run already reached step {done} of {config.steps}: test accuracy "
-            f"{previous['test_accuracy']:.4f}")
+            f"{previous.get('test_accuracy', float('nan')):.4f}")
         return previous
+    if not chief:
+        return _train(config, workdir, strategy, chief, requested, log)
+    rundir.create(workdir)
+    with RunLock(workdir, log):  # the chief alone writes; a second writer is refused here
+        try:
+            return _train(config, workdir, strategy, chief, requested, log)
+        except (OSError, tf.errors.OpError) as error:
+            if isinstance(error, WriteError) or not is_write_failure(error):
+                raise
+            checkpoints.remove_debris(checkpoint_dir)
+            raise WriteError(f"could not write to {workdir} ({reason(error)}); the newest checkpoint "
+                             f"is step {checkpoints.newest_number(checkpoint_dir)}; free space and run "
+                             "the same command again to resume") from None
+
+
+def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> dict:
+    """The body of `train_and_evaluate`, run while the chief holds the run folder."""
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
     train_images, train_labels = data.load_split(config.data, "train")
     test_images, test_labels = data.load_split(config.data, "test")
     resumed = rundir.prepare(config, workdir) if chief else True
@@ -106,10 +120,14 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir if chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
         max_to_keep=config.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if chief:
+        checkpoints.remove_debris(checkpoint_dir)
+    latest = checkpoints.restore_newest(checkpoint, checkpoint_dir, log)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
         log(f"resuming from {latest} at step {int(step)}")
+    if chief and resumed:
+        for name in ("train", "eval"):  # steps after the checkpoint will be written again
+            rundir.drop_events_after(os.path.join(workdir, name), int(step))
 
     eval_step = steps.make_eval_step(model, strategy, compute_dtype)
     eval_data = strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
@@ -172,7 +190,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
                 with writers["eval"].as_default(step=target):
                     tf.summary.scalar("accuracy", accuracy)
             if target % config.checkpoint_every == 0 or target == config.steps:
-                manager.save(checkpoint_number=target)
+                checkpoints.save(manager, target)
             if target % config.log_every == 0 or target == config.steps:
                 per_step = (time.perf_counter() - started) / max(target - first_step, 1)
                 left = per_step * (config.steps - target)
@@ -184,7 +202,7 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
 
     train_seconds = time.perf_counter() - started
     if stopped is not None:
-        manager.save(checkpoint_number=int(step))
+        checkpoints.save(manager, int(step))
         log(f"stopped by signal {stopped} at step {int(step)}; checkpoint saved, run the same "
             "command again to resume")
         return {"status": "interrupted", "step": int(step), "signal": int(stopped)}

@@ -8,6 +8,8 @@ import os
 
 import ml_collections
 
+from vizdeconv.errors import WriteError, is_write_failure, reason
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 VERSION_FILE = "version.json"
@@ -32,11 +34,54 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def write_json(path: str, payload: dict) -> None:
-    """Writes atomically, so an interrupted write never leaves a truncated file behind."""
+    """Writes atomically, so an interrupted or refused write never leaves a truncated file behind.
+
+    Raises:
+      WriteError: the storage refused the write (the temporary file is removed).
+    """
     temporary = f"{path}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        if not is_write_failure(error):
+            raise
+        raise WriteError(f"could not write {path} ({reason(error)}); free space and run the same "
+                         "command again") from None
+
+
+def drop_events_after(folder: str, step: int) -> int:
+    """Rewrites the event files of `folder` without summaries of steps after `step`.
+
+    A run resumed from the checkpoint of `step` writes those steps again; without this TensorBoard
+    would draw both copies. A record cut short by a killed process ends the file. Returns how many
+    events were dropped.
+    """
+    import tensorflow as tf
+
+    dropped = 0
+    for path in sorted(tf.io.gfile.glob(os.path.join(folder, "events.out.tfevents.*"))):
+        kept, removed, damaged = [], 0, False
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                if event.step > step and event.HasField("summary"):
+                    removed += 1
+                else:
+                    kept.append(record.numpy())
+        except tf.errors.DataLossError:
+            damaged = True
+        if removed or damaged:
+            temporary = f"{path}.tmp"
+            with tf.io.TFRecordWriter(temporary) as writer:
+                for record in kept:
+                    writer.write(record)
+            os.replace(temporary, path)
+            dropped += removed
+    return dropped
 
 
 def check(config, workdir: str) -> bool:
@@ -48,8 +93,8 @@ def check(config, workdir: str) -> bool:
     """
     config_path = os.path.join(workdir, CONFIG_FILE)
     if os.path.isfile(config_path):
-        with open(config_path) as handle:
-            saved = json.load(handle)
+        check_version(workdir)
+        saved = load_config(workdir).to_dict()
         changed = _differences(saved, config_to_dict(config))
         if changed:
             raise ValueError(
@@ -57,7 +102,7 @@ def check(config, workdir: str) -> bool:
                 "differ); pass another --workdir or --config.name, or delete that folder")
         _check_writable(workdir)
         return True
-    if os.path.isdir(workdir) and os.listdir(workdir):
+    if os.path.isdir(workdir) and set(os.listdir(workdir)) - {".lock"}:
         raise ValueError(f"{workdir} exists and is not a vizdeconv run folder (no {CONFIG_FILE}); "
                          "pass another --workdir")
     return False
@@ -67,17 +112,22 @@ def prepare(config, workdir: str) -> bool:
     """Creates or re-opens a run folder for `config`. Returns True when the folder already had a run."""
     if check(config, workdir):
         return True
+    create(workdir)
+    from vizdeconv import __version__
+
+    write_json(os.path.join(workdir, VERSION_FILE), {"vizdeconv": __version__, "run_format": RUN_FORMAT})
+    write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
+    return False
+
+
+def create(workdir: str) -> None:
+    """Creates the run folder (and its parents) if needed; PermissionError if it cannot be written."""
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as error:
         raise PermissionError(f"cannot create run folder {workdir}: {error.strerror}; pass a "
                               "writable --logdir or --workdir") from None
     _check_writable(workdir)
-    from vizdeconv import __version__
-
-    write_json(os.path.join(workdir, VERSION_FILE), {"vizdeconv": __version__, "run_format": RUN_FORMAT})
-    write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
-    return False
 
 
 def check_version(workdir: str) -> None:
@@ -116,17 +166,48 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     check_version(workdir)
     try:
         with open(path) as handle:
-            return ml_collections.ConfigDict(json.load(handle))
+            saved = json.load(handle)
     except ValueError:
         raise ValueError(f"{path} is not valid JSON; the run folder is damaged") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is not a vizdeconv config (not a JSON object)")
+    _check_fields(path, saved)
+    return ml_collections.ConfigDict(saved)
+
+
+def _check_fields(path: str, saved: dict) -> None:
+    """ValueError naming the first field a saved config lacks or has beyond the default config's."""
+    from configs import default
+
+    expected = config_to_dict(default.get_config())
+
+    def walk(have, want, prefix=""):
+        for key in sorted(set(have) | set(want)):
+            name = f"{prefix}{key}"
+            if key not in want:
+                raise ValueError(f"{path} has unknown field {name!r}; it was not written by this "
+                                 "vizdeconv (or was edited)")
+            if key not in have:
+                raise ValueError(f"{path} lacks field {name!r}; the run folder is damaged")
+            if isinstance(want[key], dict) and isinstance(have[key], dict):
+                walk(have[key], want[key], f"{name}.")
+
+    walk(saved, expected)
 
 
 def read_metrics(workdir: str) -> dict | None:
     path = os.path.join(workdir, METRICS_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            metrics = json.load(handle)
+    except ValueError:
+        raise ValueError(f"{path} is garbled (not JSON); delete it and run the same command again "
+                         "to re-evaluate") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} is garbled (not a JSON object); delete it and run again")
+    return metrics
 
 
 def write_metrics(workdir: str, metrics: dict) -> None:

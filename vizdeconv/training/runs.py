@@ -2,8 +2,9 @@
 import os
 
 
-def load_run(run: str):
-    """(config, DeconvNet) of a run folder, with the weights of its latest readable checkpoint.
+def load_run(run: str, log=print):
+    """(config, DeconvNet) of a run folder, with the weights of its newest intact checkpoint (damaged
+    ones are skipped with a warning through `log`).
 
     Raises:
       FileNotFoundError / ValueError: not a run folder, written by a newer vizdeconv, or no checkpoint.
@@ -11,23 +12,19 @@ def load_run(run: str):
     import tensorflow as tf
 
     from vizdeconv.nn.convnet import build_model
-    from vizdeconv.training import rundir
+    from vizdeconv.training import checkpoints, rundir
 
     if not os.path.isdir(run):
         raise FileNotFoundError(f"run folder {run} does not exist")
     config = rundir.load_config(run)
-    latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"{run} has no checkpoint yet; train it first")
     try:
         model = build_model(config)
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{run}/config.json does not describe a vizdeconv model ({error})") from None
-    try:
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot read checkpoint {latest}: {message}") from None
+    restored = checkpoints.restore_newest(tf.train.Checkpoint(model=model),
+                                          os.path.join(run, "checkpoints"), log, partial=True)
+    if restored is None:
+        raise FileNotFoundError(f"{run} has no checkpoint yet; train it first")
     return config, model
 
 

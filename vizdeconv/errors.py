@@ -1,0 +1,30 @@
+"""Errors a user can cause that are not plain bad values: a run folder in use, a failed write."""
+import errno
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EFBIG)
+WRITE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                  "Input/output error", "Permission denied", "File too large")
+
+
+class RunInUse(ValueError):
+    """Another process holds the run folder."""
+
+
+class WriteError(OSError):
+    """A file could not be written (full disk, quota, read-only file system); temporary files are
+    removed and earlier files are intact."""
+
+
+def is_write_failure(error: BaseException) -> bool:
+    """Whether an exception from a write (Python or TensorFlow) means the storage refused it."""
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        return True
+    return any(message in str(error) for message in WRITE_MESSAGES)
+
+
+def reason(error: BaseException) -> str:
+    """The storage's reason in a few words, e.g. 'No space left on device'."""
+    for message in WRITE_MESSAGES:
+        if message in str(error):
+            return message
+    return getattr(error, "strerror", None) or " ".join(str(error).split())[:120]

@@ -1,0 +1,89 @@
+"""Checkpoints that survive damage: find the newest intact one, save without leaving debris.
+
+A checkpoint counts as intact when every tensor in it can be read back (a truncated data file, a
+garbled index or a missing shard fails that) and it restores into the model.
+"""
+import glob
+import os
+import re
+import shutil
+
+import tensorflow as tf
+
+from vizdeconv.errors import WriteError, is_write_failure, reason
+
+
+def candidates(checkpoint_dir: str) -> list[str]:
+    """Checkpoint prefixes `<dir>/ckpt-N` found on disk, newest (highest N) first."""
+    found = []
+    for index in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[:-len(".index")]))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def newest_number(checkpoint_dir: str) -> int:
+    """The step of the newest checkpoint on disk (0 if none), intact or not."""
+    paths = candidates(checkpoint_dir)
+    return int(paths[0].rsplit("-", 1)[1]) if paths else 0
+
+
+def _why(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:160]
+
+
+def verify(path: str) -> None:
+    """Reads every tensor of a checkpoint; raises ValueError saying why it cannot be read."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except Exception as error:  # TensorFlow reports damage as many error kinds (IndexError too)
+        raise ValueError(_why(error)) from None
+
+
+def restore_newest(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, log=print,
+                   partial: bool = False) -> str | None:
+    """Restores the newest intact checkpoint into `checkpoint`; returns its path (None: none exists).
+
+    Damaged ones are skipped with a one-line warning each.
+
+    Raises:
+      ValueError: checkpoints exist but none of them can be read.
+    """
+    paths = candidates(checkpoint_dir)
+    for path in paths:
+        try:
+            verify(path)
+            status = checkpoint.restore(path)
+            status.expect_partial() if partial else status.assert_existing_objects_matched()
+            return path
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            log(f"warning: skipping checkpoint {path}: it cannot be read ({_why(error)})")
+    if paths:
+        raise ValueError(f"no intact checkpoint in {checkpoint_dir} (all {len(paths)} are damaged); "
+                         "delete the run folder and train again")
+    return None
+
+
+def remove_debris(checkpoint_dir: str) -> None:
+    """Removes the temporary folders and files an interrupted or failed save leaves behind."""
+    for path in glob.glob(os.path.join(checkpoint_dir, "*_temp*")):
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """`manager.save(step)`, turning a refused write into a WriteError after removing its debris."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as error:
+        if not is_write_failure(error):
+            raise
+        remove_debris(manager.directory)
+        last = manager.latest_checkpoint if manager.latest_checkpoint != os.path.join(
+            manager.directory, f"ckpt-{step}") else None
+        raise WriteError(f"could not write the checkpoint of step {step} in {manager.directory} "
+                         f"({reason(error)}); the last good checkpoint is {last or 'none'}; free "
+                         "space and run the same command again to resume") from None
