@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import engine, receptive_field
+from vizdeconv.deconv import engine, receptive_field, similarity
 from vizdeconv.deconv.deconvnet import Deconvnet, unit_signal
 from vizdeconv.nn.graph import Graph, Op
 from vizdeconv.viz import display
@@ -131,7 +131,8 @@ class Renderer:
 
         Projects the same units (channel and position, as a unit impulse) through the trained
         network and through a re-initialized one of the same shapes, each with its own switches and
-        ReLU masks. Returns per layer the mean Pearson correlation and mean SSIM of the pairs.
+        ReLU masks. Returns per layer the mean Pearson correlation, the mean Spearman rank correlation
+        of absolute values and the mean SSIM of the pairs (constant pictures left out of the means).
         """
         random_model = randomized(self.graph, seed)
         results = {}
@@ -143,16 +144,13 @@ class Renderer:
             inputs = self._inputs(ids)
             projectors = [self.projector, Deconvnet(random_model, self.mode)]
             pair = [p.units(inputs, layer, channel_ids, positions, True).numpy() for p in projectors]
-            a, b = (p.reshape(len(ids), -1) for p in pair)
-            a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            valid = norms > 0
-            correlation = float(np.mean((a * b).sum(1)[valid] / norms[valid])) if valid.any() else 0.0
+            correlation = _finite_mean(similarity.pearson(*pair))
+            rank = _finite_mean(similarity.spearman(*pair))
             # SSIM of what users see: each projection cropped to the unit's receptive field.
             rows, cols = np.divmod(positions, self.graph.shapes[self.graph.resolve(layer)][1])
             shown = [self._crop(display.to_display(p), layer, rows, cols, 0.5) for p in pair]
-            ssim = tf.image.ssim(shown[0], shown[1], 1.0, filter_size=7)
-            results[layer] = {"correlation": correlation, "ssim": float(tf.reduce_mean(ssim)),
+            ssim = similarity.ssim(*shown)
+            results[layer] = {"correlation": correlation, "spearman": rank, "ssim": float(np.mean(ssim)),
                               "pairs": int(len(ids))}
         return results
 
@@ -168,3 +166,8 @@ def randomized(graph: Graph, seed: int) -> Graph:
             op = Op(op.name, op.kind, op.inputs, dict(op.params, kernel=fresh), op.source)
         operations.append(op)
     return Graph(operations, graph.output, graph.input_shape, graph.aliases)
+
+
+def _finite_mean(values) -> float:
+    values = np.asarray(values)[np.isfinite(values)]
+    return float(values.mean()) if values.size else 0.0
