@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vizdeconv import distribute  # noqa: E402
+from vizdeconv.training import distribute  # noqa: E402
 
 distribute.split_cpu(2)
 
@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tests.test_train import final_weights, small_config  # noqa: E402
-from vizdeconv import data, explore  # noqa: E402
+from vizdeconv import explore  # noqa: E402
+from vizdeconv.training import data  # noqa: E402
 from vizdeconv.training.loop import train_and_evaluate  # noqa: E402
 
 MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
