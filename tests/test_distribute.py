@@ -40,12 +40,13 @@ def _free_ports(count):
     return ports
 
 
-def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path):
+def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path,
+                                                                   trained_smoke_run):
     from tests.test_train import final_weights, small_config
     from vizdeconv.training.loop import train_and_evaluate
     import numpy as np
 
-    train_and_evaluate(small_config(cifar_session), str(tmp_path / "single"), log=lambda *_: None)
+    single = trained_smoke_run  # the same small config on one device
 
     def run_workers():
         workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
@@ -72,6 +73,6 @@ def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_sessio
     assert "replicas: 2" in outputs[0] and "test accuracy" in outputs[0]
     # Again on the finished run: every worker says so and exits; none waits for the others.
     assert all("run already reached step 6" in output for output in run_workers())
-    single, multi = final_weights(str(tmp_path / "single")), final_weights(str(tmp_path / "multi"))
+    single, multi = final_weights(single), final_weights(str(tmp_path / "multi"))
     for name in single:
         np.testing.assert_allclose(multi[name], single[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -3,8 +3,6 @@ import os
 import subprocess
 import sys
 
-from tests.test_train import small_config
-from vizdeconv.training.loop import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join("notebooks", "inspect_features.ipynb")
@@ -17,9 +15,8 @@ def test_notebook_has_no_outputs_committed():
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
-def test_notebook_executes_against_a_short_run(cifar_session, tmp_path):
-    run = str(tmp_path / "run")
-    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+def test_notebook_executes_against_a_short_run(trained_smoke_run):
+    run = trained_smoke_run
     env = dict(os.environ, VIZDECONV_RUN=run, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbmake", NOTEBOOK, "-q",
                              "-p", "no:cacheprovider", "--nbmake-timeout=600"],

@@ -5,15 +5,12 @@ import sys
 
 import tensorflow as tf
 
-from tests.test_train import small_config
-from vizdeconv.training.loop import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_readme_images_from_a_run(cifar_session, tmp_path):
-    run = str(tmp_path / "run")
-    train_and_evaluate(small_config(cifar_session), run, log=lambda *_: None)
+def test_readme_images_from_a_run(trained_smoke_run, tmp_path):
+    run = trained_smoke_run
     out = tmp_path / "images"
     result = subprocess.run([sys.executable, "scripts/readme_images.py", "--run", run, "--out", str(out),
                              "--no_screenshot"], cwd=ROOT, capture_output=True, text=True, timeout=300)
