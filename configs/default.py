@@ -51,7 +51,8 @@ def get_config():
     config.log_every = 200           # progress line and scalar summaries
     config.eval_every = 1000         # eval accuracy on the whole test split
     config.checkpoint_every = 1000
-    config.keep_checkpoints = 3
+    config.keep_checkpoints = 3      # rolling: the newest N checkpoints
+    config.keep_steps = (250, 500, 1000, 2000, 5000, 10000)  # kept forever (and the last), for evolution
 
     config.summary_every = 1000      # deconvnet reconstructions of the probe batch
     config.reconstruction = ml_collections.ConfigDict()

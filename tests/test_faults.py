@@ -259,3 +259,18 @@ def _edit_config(run, change):
     config = json.load(open(path))
     change(config)
     json.dump(config, open(path, "w"))
+
+
+def test_kept_checkpoints_survive_resume_and_rolling_pruning(cifar_session, tmp_path):
+    run = str(tmp_path / "run")
+    config = small_config(cifar_session, steps=5, checkpoint_every=1, keep_checkpoints=1, keep_steps=(2, 4))
+    train_and_evaluate(config, run, **QUIET)
+    folder = os.path.join(run, "checkpoints")
+    assert [os.path.basename(p) for p in checkpoints.candidates(folder)] == ["ckpt-5"]  # pruned to 1
+    assert [step for step, _ in checkpoints.kept(folder)] == [2, 4, 5]
+    config.steps = 9
+    config.keep_steps = (2, 4, 7)
+    train_and_evaluate(config, run, **QUIET)  # resumed at 5: keeps 7 and the new last step
+    assert [step for step, _ in checkpoints.kept(folder)] == [2, 4, 5, 7, 9]
+    for _, prefix in checkpoints.kept(folder):
+        checkpoints.verify(prefix)

@@ -74,6 +74,32 @@ def remove_debris(checkpoint_dir: str) -> None:
         shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
+KEPT = "kept"  # subfolder of checkpoints kept forever, outside the rolling manager's pruning
+
+
+def keep(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, step: int) -> str:
+    """Writes `<dir>/kept/ckpt-<step>`, which no pruning removes (feature evolution reads them)."""
+    path = os.path.join(checkpoint_dir, KEPT, f"ckpt-{step}")
+    try:
+        return checkpoint.write(path)
+    except (OSError, tf.errors.OpError) as error:
+        if not is_write_failure(error):
+            raise
+        for debris in glob.glob(path + "*"):
+            os.remove(debris)
+        raise WriteError(f"could not write the kept checkpoint {path} ({reason(error)}); free space "
+                         "and run the same command again to resume") from None
+
+
+def kept(checkpoint_dir: str) -> list[tuple[int, str]]:
+    """(step, prefix) of the kept checkpoints and of the rolling ones, merged, oldest first."""
+    found = {}
+    for folder in (os.path.join(checkpoint_dir, KEPT), checkpoint_dir):
+        for path in candidates(folder):
+            found.setdefault(int(path.rsplit("-", 1)[1]), path)
+    return sorted(found.items())
+
+
 def save(manager: tf.train.CheckpointManager, step: int) -> str:
     """`manager.save(step)`, turning a refused write into a WriteError after removing its debris."""
     try:

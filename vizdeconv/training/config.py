@@ -21,6 +21,8 @@ def validate(config) -> None:
     _positive(config, "steps", "batch_size", "eval_batch_size", "log_every", "eval_every",
               "checkpoint_every", "summary_every", "keep_checkpoints")
     precision.resolve(config.precision)
+    if any(not isinstance(s, int) or s < 1 for s in config.keep_steps):
+        raise ValueError(f"keep_steps must be positive step numbers, got {list(config.keep_steps)}")
     if config.strategy not in distribute.STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(distribute.STRATEGIES)}, "
                          f"got {config.strategy!r}")

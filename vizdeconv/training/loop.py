@@ -53,7 +53,8 @@ def _flat_hparams(config) -> dict:
 
 def _next_boundary(step: int, config) -> int:
     intervals = (config.log_every, config.eval_every, config.checkpoint_every, config.summary_every)
-    return min([config.steps] + [(step // every + 1) * every for every in intervals])
+    kept = [s for s in config.keep_steps if s > step]
+    return min([config.steps] + kept + [(step // every + 1) * every for every in intervals])
 
 
 def _format_seconds(seconds: float) -> str:
@@ -191,6 +192,8 @@ def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> 
                     tf.summary.scalar("accuracy", accuracy)
             if target % config.checkpoint_every == 0 or target == config.steps:
                 checkpoints.save(manager, target)
+            if chief and (target in config.keep_steps or target == config.steps):
+                checkpoints.keep(checkpoint, checkpoint_dir, target)
             if target % config.log_every == 0 or target == config.steps:
                 per_step = (time.perf_counter() - started) / max(target - first_step, 1)
                 left = per_step * (config.steps - target)

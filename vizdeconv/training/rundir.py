@@ -14,7 +14,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 VERSION_FILE = "version.json"
 RUN_FORMAT = 1  # the run-folder layout this code reads and writes
-IGNORED_WHEN_RESUMING = ("steps", "strategy", "devices")  # where it runs is not what it is
+IGNORED_WHEN_RESUMING = ("steps", "strategy", "devices", "keep_steps")  # not what the run is
 
 
 def config_to_dict(config) -> dict:
@@ -175,11 +175,17 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(saved)
 
 
+ADDED_FIELDS = ("keep_steps",)  # fields newer than run format 1; older folders get the default
+
+
 def _check_fields(path: str, saved: dict) -> None:
-    """ValueError naming the first field a saved config lacks or has beyond the default config's."""
+    """ValueError naming the first field a saved config lacks or has beyond the default config's.
+    Fields added since the first run format are filled in with their defaults."""
     from configs import default
 
     expected = config_to_dict(default.get_config())
+    for name in ADDED_FIELDS:
+        saved.setdefault(name, expected[name])
 
     def walk(have, want, prefix=""):
         for key in sorted(set(have) | set(want)):
