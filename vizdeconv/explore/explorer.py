@@ -150,29 +150,16 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
     import numpy as np
 
     from vizdeconv.deconv.deconvnet import Deconvnet
-    from vizdeconv.explore import preprocess as preprocess_lib
     from vizdeconv.explore import render as explore_render
-    from vizdeconv.training import data, distribute, runs
+    from vizdeconv.explore.subject import open_subject
+    from vizdeconv.training import distribute
     from vizdeconv.viz import display, summaries
 
-    if run is not None:
-        config, model = load_run(run)
-        if data_dir is not None:
-            config.data.data_dir = data_dir
-        images, labels = data.load_split(config.data, split)
-        pixels = preprocess_lib.Preprocess((config.data.image_size,) * 2, "standardize")
-        mode, seed = mode or config.reconstruction.mode, config.seed + 1
-        root = run
-    else:
-        model = runs.load_keras(model_path)
-        pixels = None
-        mode, seed = mode or "deconvnet", 1
-        root = os.path.splitext(model_path)[0] + "_explore"
-    deconvnet = Deconvnet(model, mode)
+    subject = open_subject(run, model_path, data_dir, preprocess, log)
+    mode, seed, root, pixels = mode or subject.mode, subject.seed, subject.root, subject.pixels
+    deconvnet = Deconvnet(subject.model, mode)
     graph = deconvnet.graph
-    if pixels is None:
-        pixels = preprocess_lib.for_model(graph, preprocess)
-        images, labels = data.load_images(data_dir, split, graph.input_shape)
+    images, labels = subject.load(split)
     layers = layers or summaries.default_layers(graph)
     for layer in layers:
         name = graph.resolve(layer)

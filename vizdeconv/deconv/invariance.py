@@ -1,0 +1,84 @@
+"""Invariance (Zeiler & Fergus 2014, Fig. 5): how far each layer's features move, and how the true
+class's probability changes, as images are translated vertically, scaled and rotated."""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.deconv.deconvnet import as_graph
+
+DEFAULTS = {  # ranges that make sense for 32x32 images
+    "translation": [float(v) for v in range(-8, 9, 2)],     # pixels, positive moves the image down
+    "scale": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4],  # zoom factor about the centre
+    "rotation": [float(v) for v in range(-60, 61, 15)],      # degrees, counter-clockwise
+}
+
+
+def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
+    """Transformed copies [N, H, W, C] float32 of images [N, H, W, C]; borders repeat the edge pixels.
+
+    The identity (translation 0, scale 1, rotation 0) returns the pixels unchanged.
+    """
+    images = np.asarray(images, np.float32)
+    height, width = images.shape[1:3]
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    if kind == "translation":
+        matrix = [1, 0, 0, 0, 1, -value]
+    elif kind == "scale":
+        s = 1.0 / value
+        matrix = [s, 0, cx - s * cx, 0, s, cy - s * cy]
+    elif kind == "rotation":
+        a = math.radians(value)
+        c, s = math.cos(a), math.sin(a)
+        matrix = [c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy]
+    else:
+        raise ValueError(f"unknown transformation {kind!r}; choose from {', '.join(DEFAULTS)}")
+    # Maps output pixel (x, y) to the input pixel it reads, as ImageProjectiveTransform expects.
+    transforms = tf.constant([matrix + [0, 0]] * len(images), tf.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST").numpy()
+
+
+def invariance(model, images: np.ndarray, labels: np.ndarray, preprocess, layers,
+               transforms: dict | None = None) -> dict:
+    """Feature distances and true-class probabilities under each transformation.
+
+    Args:
+      model: a Keras model, the reference convnet or a Graph.
+      images: [N, H, W, C] pixels 0..255 (before cropping: the transformation acts on the whole image).
+      labels: [N] true classes.
+      preprocess: pixels -> model inputs.
+      layers: layers whose features are compared.
+      transforms: kind -> values (default DEFAULTS).
+    Returns:
+      kind -> {"values": [V], "distance": {layer: [N, V]} (||f(x') - f(x)|| / ||f(x)||),
+               "probability": [N, V] (of the true class)}.
+    """
+    graph = as_graph(model)
+    names = {layer: graph.resolve(layer) for layer in layers}
+    is_softmax = graph.by_name[graph.output].kind == "softmax"
+
+    def features(batch):
+        tensors = graph.forward(preprocess(batch), record_switches=False,
+                                until=(*names.values(), graph.output))
+        outputs = tensors[graph.output]
+        probabilities = (outputs if is_softmax else tf.nn.softmax(outputs)).numpy()
+        flat = {layer: tf.reshape(tf.cast(tensors[name], tf.float32), [len(batch), -1]).numpy()
+                for layer, name in names.items()}
+        return flat, probabilities
+
+    reference, _ = features(np.asarray(images, np.float32))
+    result = {}
+    for kind, values in (transforms or DEFAULTS).items():
+        distance = {layer: np.zeros((len(images), len(values))) for layer in layers}
+        probability = np.zeros((len(images), len(values)))
+        for j, value in enumerate(values):
+            flat, probabilities = features(transform(images, kind, value))
+            for layer in layers:
+                norm = np.linalg.norm(reference[layer], axis=1)
+                difference = np.linalg.norm(flat[layer] - reference[layer], axis=1)
+                distance[layer][:, j] = np.where(norm > 0, difference / np.maximum(norm, 1e-12), 0.0)
+            probability[:, j] = probabilities[np.arange(len(images)), labels]
+        result[kind] = {"values": list(values), "distance": distance, "probability": probability}
+    return result

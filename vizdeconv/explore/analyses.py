@@ -1,0 +1,206 @@
+"""The paper's analyses on a run folder or a `.keras` file: each writes PNGs, `.json`/`.npz` data into
+`<root>/analyze/<name>/` (or `out`) and image summaries under `<root>/analyze` for TensorBoard."""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.deconv import invariance as invariance_lib
+from vizdeconv.deconv import occlusion as occlusion_lib
+from vizdeconv.deconv import sanity as sanity_lib
+from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.viz import figures
+from vizdeconv.viz.display import to_display, write_png
+
+
+def pick_images(spec: str, count: int) -> list[int]:
+    """Image ids from "0,5,17" or "first:N"; ValueError for ids outside the split."""
+    if spec.startswith("first:"):
+        ids = list(range(int(spec.split(":", 1)[1])))
+    else:
+        try:
+            ids = [int(part) for part in spec.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"--images must be ids like 0,5,17 or first:N, got {spec!r}") from None
+    bad = [i for i in ids if not 0 <= i < count]
+    if bad or not ids:
+        raise ValueError(f"image id {bad[0] if bad else '(none)'} is outside the split's 0..{count - 1}")
+    return ids
+
+
+def _out(subject, name: str, out: str | None) -> str:
+    folder = out or os.path.join(subject.root, "analyze", name)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _summary(subject, tag: str, pictures: list[np.ndarray]) -> None:
+    """One TensorBoard image per picture (padded to a common size) under `<root>/analyze`."""
+    height = max(p.shape[0] for p in pictures)
+    width = max(p.shape[1] for p in pictures)
+    batch = np.stack([np.pad(p, ((0, height - p.shape[0]), (0, width - p.shape[1]), (0, 0)),
+                             constant_values=1.0) for p in pictures])
+    with tf.summary.create_file_writer(os.path.join(subject.root, "analyze")).as_default():
+        tf.summary.image(tag, batch, step=0, max_outputs=len(batch))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def run_occlusion(subject, image_ids: str = "first:3", patch: int = 4, stride: int = 1,
+                  layer: str | None = None, split: str = "test", out: str | None = None, log=print) -> dict:
+    images, labels = subject.load(split)
+    ids = pick_images(image_ids, len(images))
+    train_images, _ = subject.load("train")
+    grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
+    folder = _out(subject, "occlusion", out)
+    deconvnet = Deconvnet(subject.model, "deconvnet")
+    names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
+    results, pictures = {}, []
+    for image_id in ids:
+        picture = subject.pixels.crop(images[image_id:image_id + 1])[0]
+        result = occlusion_lib.occlusion(deconvnet, picture, int(labels[image_id]),
+                                         subject.pixels.inputs, grey, patch, stride, layer)
+        figure = figures.occlusion_figure(result, picture, int(labels[image_id]), names)
+        write_png(os.path.join(folder, f"image_{image_id:05d}.png"), figure)
+        np.savez(os.path.join(folder, f"image_{image_id:05d}.npz"),
+                 **{k: np.asarray(v) for k, v in result.items() if k != "unoccluded"})
+        results[image_id] = {"label": int(labels[image_id]), "channel": result["channel"],
+                             "layer": result["layer"], "unoccluded": result["unoccluded"],
+                             "rows": result["rows"], "cols": result["cols"]}
+        pictures.append(figure)
+    with open(os.path.join(folder, "occlusion.json"), "w") as handle:
+        json.dump(_jsonable({"patch": patch, "stride": stride, "grey": grey, "images": results}), handle,
+                  indent=1)
+    _summary(subject, "analyze/occlusion", pictures)
+    log(f"occlusion of {len(ids)} image(s) written to {folder}")
+    return {"out": folder, "images": results}
+
+
+def run_invariance(subject, image_ids: str = "first:5", layers=None, split: str = "test",
+                   out: str | None = None, log=print) -> dict:
+    from vizdeconv.viz.summaries import default_layers
+
+    images, labels = subject.load(split)
+    ids = pick_images(image_ids, len(images))
+    layers = layers or default_layers(subject.graph)
+    result = invariance_lib.invariance(subject.model, images[ids], labels[ids], subject.pixels.inputs,
+                                       layers)
+    folder = _out(subject, "invariance", out)
+    pictures = []
+    for kind, values in result.items():
+        picture = figures.invariance_figure(kind, values, layers)
+        write_png(os.path.join(folder, f"{kind}.png"), picture)
+        pictures.append(picture)
+    with open(os.path.join(folder, "invariance.json"), "w") as handle:
+        json.dump(_jsonable({"images": ids, "layers": layers, "transforms": result}), handle)
+    _summary(subject, "analyze/invariance", pictures)
+    log(f"invariance of {len(ids)} image(s) written to {folder}")
+    return {"out": folder, "result": result}
+
+
+def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", split: str = "test",
+               mode: str | None = None, out: str | None = None, log=print) -> dict:
+    images, _ = subject.load(split)
+    ids = pick_images(image_ids, len(images))
+    graph = subject.graph
+    layer = layer or graph.feature_layers[-1]
+    name = graph.resolve(layer)
+    inputs = subject.pixels.inputs(images[ids])
+    activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
+    flat = tf.reshape(activations, [len(ids), -1])
+    depth = graph.shapes[name][-1]
+    strongest = tf.argmax(flat, axis=1, output_type=tf.int32)  # each image's strongest unit
+    channels, positions = strongest % depth, strongest // depth
+    result = sanity_lib.cascading(subject.model, inputs, layer, channels, positions,
+                                  mode or subject.mode, subject.seed)
+    folder = _out(subject, "sanity", out)
+    picture = figures.sanity_figure(result, layer)
+    write_png(os.path.join(folder, f"sanity_{layer}.png"), picture)
+    np.savez(os.path.join(folder, f"sanity_{layer}.npz"), **{k: np.asarray(v) for k, v in result.items()})
+    summary = {"layer": layer, "stages": result["stages"],
+               "spearman": np.nanmean(result["spearman"], 1), "ssim": np.nanmean(result["ssim"], 1)}
+    with open(os.path.join(folder, f"sanity_{layer}.json"), "w") as handle:
+        json.dump(_jsonable(summary), handle, indent=1)
+    _summary(subject, f"analyze/sanity/{layer}", [picture])
+    for stage, rank, ssim in zip(summary["stages"], summary["spearman"], summary["ssim"]):
+        log(f"sanity {layer} {stage}: spearman {rank:.3f}, ssim {ssim:.3f}")
+    return {"out": folder, **summary}
+
+
+def run_evolution(subject, layer: str | None = None, split: str = "test", limit: int = 0,
+                  snapshots: str | None = None, out: str | None = None, log=print) -> dict:
+    """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
+    the run (or each `.keras` snapshot of `snapshots`), projected; one grid per layer."""
+    from vizdeconv.explore.explorer import scan
+
+    models = _checkpoints(subject, snapshots)
+    if len(models) < 2:
+        raise ValueError(f"evolution needs at least two checkpoints; found {len(models)}"
+                         + ("" if snapshots else f" in {subject.root}/checkpoints (the trainer keeps "
+                            "config.keep_steps; train longer or add steps there)"))
+    images, _ = subject.load(split)
+    if limit:
+        images = images[:limit]
+    layer = layer or subject.graph.feature_layers[-1]
+    steps, tiles = [], []
+    for step, load in models:
+        model = load()
+        deconvnet = Deconvnet(model, "deconvnet")
+        top = scan(deconvnet.graph, images, [layer], 1, 500, subject.pixels.size[0],
+                   progress=False, preprocess=subject.pixels.inputs)[layer]
+        ids, positions = top["image_ids"][:, 0], top["positions"][:, 0]
+        projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer,
+                                      np.arange(len(ids)), positions).numpy()
+        steps.append(step)
+        tiles.append(to_display(projections))
+    tiles = np.stack(tiles, axis=1)  # [maps, checkpoints, h, w, C]
+    folder = _out(subject, "evolution", out)
+    picture = figures.evolution_figure(steps, tiles, layer)
+    write_png(os.path.join(folder, f"evolution_{layer}.png"), picture)
+    np.savez(os.path.join(folder, f"evolution_{layer}.npz"), steps=np.array(steps), tiles=tiles)
+    with open(os.path.join(folder, f"evolution_{layer}.json"), "w") as handle:
+        json.dump({"layer": layer, "steps": steps}, handle)
+    _summary(subject, f"analyze/evolution/{layer}", [picture])
+    log(f"evolution of {layer} over steps {steps} written to {folder}")
+    return {"out": folder, "steps": steps, "tiles": tiles}
+
+
+def _checkpoints(subject, snapshots: str | None) -> list:
+    """(step, loader) of each checkpoint to show, in training order."""
+    import glob
+    import re
+
+    if snapshots:
+        from vizdeconv.training.runs import load_keras
+
+        found = []
+        for path in glob.glob(os.path.join(snapshots, "*.keras")):
+            match = re.search(r"(\d+)\.keras$", path)
+            if match:
+                found.append((int(match.group(1)), lambda path=path: load_keras(path)))
+        return sorted(found, key=lambda item: item[0])
+    if subject.run is None:
+        raise ValueError("evolution of a .keras model needs --snapshots: the folder where "
+                         "DeconvnetCallback(snapshot_dir=...) saved it during training")
+    from vizdeconv.nn.convnet import build_model
+    from vizdeconv.training import checkpoints
+
+    def loader(path):
+        model = build_model(subject.config)
+        checkpoints.verify(path)
+        tf.train.Checkpoint(model=model).restore(path).expect_partial()
+        return model
+
+    return [(step, lambda path=path: loader(path))
+            for step, path in checkpoints.kept(os.path.join(subject.run, "checkpoints"))]
