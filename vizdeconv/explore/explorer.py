@@ -101,7 +101,8 @@ def main(argv=None) -> int:
                         "or <model>_explore/<split>)")
     parser.add_argument("--batch_size", type=int, default=500)
     parser.add_argument("--compare", action="store_true", help="also render the projection modes side by side")
-    parser.add_argument("--sanity", action="store_true", help="also compare with randomly re-initialized weights")
+    parser.add_argument("--sanity", action="store_true", help="also run the cascading randomization sanity check "
+                        "(as python -m vizdeconv.analyze sanity) on each layer")
     parser.add_argument("--strategy", default="default", help="tf.distribute strategy for the scan")
     parser.add_argument("--devices", default="", help="device list for --strategy mirrored")
     args = parser.parse_args(argv)
@@ -185,10 +186,16 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
         display.write_png(os.path.join(out, f"compare_{layers[-1]}.png"),
                           renderer.compare(layers[-1], probe))
-    if sanity:
-        report["sanity"] = renderer.sanity(layers, tops, seed)
-        for layer, figures in report["sanity"].items():
-            log(f"sanity {layer}: correlation {figures['correlation']:.3f}, "
-                f"SSIM {figures['ssim']:.3f} between trained and random-weight projections")
+    if sanity:  # the cascading randomization test, from the top layer down (analyze sanity)
+        from vizdeconv.explore import analyses
+
+        report["sanity"] = {}
+        for layer in layers:
+            result = analyses.run_sanity(subject, layer, "first:6", split, mode,
+                                         os.path.join(out, "sanity"), log=lambda *_: None)
+            report["sanity"][layer] = {key: [float(v) for v in result[key]] if key != "stages"
+                                       else result[key] for key in ("stages", "spearman", "ssim")}
+            log(f"sanity {layer}: spearman {result['spearman'][-1]:.3f}, ssim {result['ssim'][-1]:.3f} "
+                f"with every layer randomized (stages in {os.path.join(out, 'sanity')})")
     explore_render.write_index(os.path.join(out, "index.json"), index, report)
     return report

@@ -1,13 +1,12 @@
-"""Pictures and files of the feature explorer: per-channel grids, overviews, mode comparison, sanity."""
+"""Pictures and files of the feature explorer: per-channel grids, overviews, mode comparison."""
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import engine, receptive_field, similarity
+from vizdeconv.deconv import engine, receptive_field
 from vizdeconv.deconv.deconvnet import Deconvnet, unit_signal
-from vizdeconv.nn.graph import Graph, Op
 from vizdeconv.viz import display
 from vizdeconv.viz.display import write_png
 
@@ -126,48 +125,3 @@ class Renderer:
                 pass
         return allowed
 
-    def sanity(self, layers, tops: dict, seed: int) -> dict:
-        """How alike projections stay when the trained weights are replaced by random ones.
-
-        Projects the same units (channel and position, as a unit impulse) through the trained
-        network and through a re-initialized one of the same shapes, each with its own switches and
-        ReLU masks. Returns per layer the mean Pearson correlation, the mean Spearman rank correlation
-        of absolute values and the mean SSIM of the pairs (constant pictures left out of the means).
-        """
-        random_model = randomized(self.graph, seed)
-        results = {}
-        for layer in layers:
-            top = tops[layer]
-            channels, k = top["image_ids"].shape
-            ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
-            channel_ids = np.repeat(np.arange(channels), k)
-            inputs = self._inputs(ids)
-            projectors = [self.projector, Deconvnet(random_model, self.mode)]
-            pair = [p.units(inputs, layer, channel_ids, positions, True).numpy() for p in projectors]
-            correlation = _finite_mean(similarity.pearson(*pair))
-            rank = _finite_mean(similarity.spearman(*pair))
-            # SSIM of what users see: each projection cropped to the unit's receptive field.
-            rows, cols = np.divmod(positions, self.graph.shapes[self.graph.resolve(layer)][1])
-            shown = [self._crop(display.to_display(p), layer, rows, cols, 0.5) for p in pair]
-            ssim = similarity.ssim(*shown)
-            results[layer] = {"correlation": correlation, "spearman": rank, "ssim": float(np.mean(ssim)),
-                              "pairs": int(len(ids))}
-        return results
-
-
-def randomized(graph: Graph, seed: int) -> Graph:
-    """The same graph with every convolution and dense kernel redrawn from a normal distribution of the
-    trained kernel's standard deviation (biases and normalizations kept), as a sanity check needs."""
-    operations = []
-    for index, op in enumerate(graph.ops):
-        if op.kind in ("conv", "dense"):
-            kernel = tf.convert_to_tensor(op.value("kernel"), tf.float32)
-            fresh = tf.random.stateless_normal(kernel.shape, [seed, index]) * tf.math.reduce_std(kernel)
-            op = Op(op.name, op.kind, op.inputs, dict(op.params, kernel=fresh), op.source)
-        operations.append(op)
-    return Graph(operations, graph.output, graph.input_shape, graph.aliases)
-
-
-def _finite_mean(values) -> float:
-    values = np.asarray(values)[np.isfinite(values)]
-    return float(values.mean()) if values.size else 0.0
