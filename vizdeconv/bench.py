@@ -16,7 +16,7 @@ import time
 
 from vizdeconv import cli
 
-PHASES = ("forward", "forward_backward", "reconstruct", "train_step")
+PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion")
 BURN_IN = 10
 
 
@@ -134,6 +134,8 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
         elif phase == "forward_backward":
             results.append(time_phase(phase, _synchronized(forward_backward), num_batches, batch_size,
                                       3 * flops, log))
+        elif phase == "occlusion":
+            results.append(_occlusion(model, num_batches, log))
         elif phase == "reconstruct":
             results += _reconstruct(model, images, num_batches, batch_size, log, dtype)
         elif phase == "train_step":
@@ -153,6 +155,21 @@ def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dic
     layers, flops = tuple(default_layers(deconvnet.graph)), reconstruct_flops(model)
     return [time_phase("reconstruct", _synchronized(lambda: deconvnet.layers(images, layers)),
                        num_batches, batch_size, flops, log, "engine")]
+
+
+def _occlusion(model, num_batches, log) -> dict:
+    """Occlusion maps of one 24x24 image with a 4x4 patch at stride 1 (441 positions), per image."""
+    import numpy as np
+
+    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.deconv.occlusion import occlusion
+    from vizdeconv.explore.preprocess import Preprocess
+
+    deconvnet = Deconvnet(model)
+    picture = np.random.default_rng(0).integers(0, 256, (24, 24, 3)).astype(np.float32)
+    pixels = Preprocess((24, 24), "standardize")
+    run = lambda: occlusion(deconvnet, picture, 0, pixels.inputs, [120.0, 122.0, 113.0], 4, 1)  # noqa: E731
+    return time_phase("occlusion", run, num_batches, 1, 0.0, log, "441 positions")
 
 
 def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,

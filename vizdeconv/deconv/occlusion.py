@@ -64,8 +64,8 @@ def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: i
         return tf.cast(tensors[name], tf.float32), probabilities
 
     clean_inputs = preprocess(picture[None].astype(np.float32))
-    maps, clean_probabilities = measure(clean_inputs)
-    channel = int(tf.argmax(tf.reduce_max(maps[0], axis=[0, 1])))
+    clean_maps, clean_probabilities = measure(clean_inputs)
+    channel = int(tf.argmax(tf.reduce_max(clean_maps[0], axis=[0, 1])))
     projection = deconvnet.project(clean_inputs, layer, channel=channel)[0].numpy()
     copies = occluded(picture, np.asarray(grey, np.float32), patch, stride)
     totals, probabilities = [], []
@@ -80,6 +80,6 @@ def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: i
             "probability": probabilities[:, label].reshape(shape),
             "predicted": probabilities.argmax(1).reshape(shape),
             "projection": projection,
-            "unoccluded": {"activation": float(tf.reduce_sum(measure(clean_inputs)[0][0, ..., channel])),
+            "unoccluded": {"activation": float(tf.reduce_sum(clean_maps[0, ..., channel])),
                            "probability": float(clean_probabilities[0, label]),
                            "predicted": int(np.argmax(clean_probabilities[0]))}}
