@@ -274,3 +274,39 @@ def test_kept_checkpoints_survive_resume_and_rolling_pruning(cifar_session, tmp_
     assert [step for step, _ in checkpoints.kept(folder)] == [2, 4, 5, 7, 9]
     for _, prefix in checkpoints.kept(folder):
         checkpoints.verify(prefix)
+
+
+@pytest.mark.parametrize("site", ["summary", "checkpoint", "explorer"])
+def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_smoke_run, tmp_path,
+                                                        monkeypatch, site):
+    import errno
+
+    from vizdeconv import explore
+    from vizdeconv.viz import display
+
+    def refuse(*args, **kwargs):
+        if site == "summary":
+            raise tf.errors.ResourceExhaustedError(None, None, "events file: No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_smoke_run, run)
+    before = checkpoints.candidates(os.path.join(run, "checkpoints"))
+    if site == "explorer":
+        monkeypatch.setattr(display, "write_png", refuse)
+        monkeypatch.setattr("vizdeconv.explore.render.write_png", refuse)
+        with pytest.raises(WriteError, match=r"could not write the explorer's output \(No space left"):
+            explore.explore(run, ["conv1"], limit=16, top_k=2, log=lambda *_: None)
+    else:
+        if site == "summary":
+            monkeypatch.setattr("vizdeconv.viz.summaries.ReconstructionSummary.write", refuse)
+        else:
+            monkeypatch.setattr("tensorflow.train.CheckpointManager.save", refuse)
+        with pytest.raises(WriteError, match=r"No space left on device.*run the same command again") as error:
+            train_and_evaluate(small_config(cifar_session, steps=9), run, **QUIET)
+        assert "\n" not in str(error.value)
+    assert not os.path.exists(os.path.join(run, ".lock"))
+    after = checkpoints.candidates(os.path.join(run, "checkpoints"))
+    assert before[0] in after  # the newest earlier one survives (older ones only by rolling pruning)
+    for prefix in after:
+        checkpoints.verify(prefix)

@@ -130,7 +130,8 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     x = rng.integers(0, 256, (32, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, 32)
     log_dir = str(tmp_path / "logs")
-    callback = vizdeconv.keras.DeconvnetCallback(log_dir, x[:3], every_n_epochs=1)
+    callback = vizdeconv.keras.DeconvnetCallback(log_dir, x[:3], every_n_epochs=1,
+                                                 snapshot_dir=str(tmp_path / "snapshots"))
     model.fit(x, y, epochs=2, batch_size=16, verbose=0,
               callbacks=[keras.callbacks.TensorBoard(log_dir), callback])
     steps, scalars = {}, set()
@@ -148,6 +149,17 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     assert steps == {tag: [0, 1, 2] for tag in ("reconstructions", "top_features/relu1",
                                                   "top_features/conv2")}
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
+    # The snapshots feed the evolution analysis of a Keras model.
+    from vizdeconv.explore import analyses
+    from vizdeconv.explore.subject import Subject
+    from vizdeconv.explore.preprocess import Preprocess
+
+    subject = Subject(model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None,
+                      "deconvnet", 1, None)
+    subject.load = lambda split="test": (x.astype(np.uint8), y)
+    report = analyses.run_evolution(subject, "conv2", snapshots=str(tmp_path / "snapshots"),
+                                    log=lambda *_: None)
+    assert report["steps"] == [0, 1, 2] and report["tiles"].shape[:2] == (8, 3)
 
 
 def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
