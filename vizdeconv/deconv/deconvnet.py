@@ -164,6 +164,19 @@ class Deconvnet:
         image, name = self._check(image, layer)
         return self._compiled("_top_channels", name, int(k))(image)
 
+    def activations(self, images, layer: str):
+        """A layer's activations and the network's output, compiled once per layer.
+
+        Returns:
+          [N, *shape of layer] float32 and [N, outputs] float32.
+        """
+        images, name = self._check(images, layer)
+        return self._compiled("_activations", name)(images)
+
+    def _activations(self, name, images):
+        tensors = self.forward(images, record_switches=False, until=(name, self.graph.output))
+        return tf.cast(tensors[name], tf.float32), tensors[self.graph.output]
+
     def _signals(self, tensors, names):
         return {name: tensors[name] for name in names}
 

@@ -56,12 +56,9 @@ def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: i
     cols = positions(picture.shape[1], patch, stride)
     is_softmax = graph.by_name[graph.output].kind == "softmax"
 
-    @tf.function(reduce_retracing=True)
     def measure(inputs):
-        tensors = graph.forward(inputs, record_switches=False, until=(name, graph.output))
-        outputs = tensors[graph.output]
-        probabilities = outputs if is_softmax else tf.nn.softmax(outputs)
-        return tf.cast(tensors[name], tf.float32), probabilities
+        maps, outputs = deconvnet.activations(inputs, layer)
+        return maps, outputs if is_softmax else tf.nn.softmax(outputs)
 
     clean_inputs = preprocess(picture[None].astype(np.float32))
     clean_maps, clean_probabilities = measure(clean_inputs)
