@@ -69,8 +69,8 @@ class ReceptiveFields:
         first = self.reached(name, 0, 0, clip=False)
         length = self.graph.shapes[name][0] if len(self.graph.shapes[name]) == 3 else 1
         jump = (self.reached(name, 0, 1, clip=False)[0] - first[0]) if length > 1 else 1
-        size = max(first[-1] - first[0] + 1, max(
-            r[-1] - r[0] + 1 for r in (self.reached(name, 1, 0, clip=False),)))
+        cols = self.reached(name, 1, 0, clip=False)
+        size = max(first[-1] - first[0] + 1, cols[-1] - cols[0] + 1)
         return Field(size, max(jump, 1), first[0])
 
     def box(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:

@@ -54,7 +54,8 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
     if isinstance(layer, (L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout)):
         return [Op(name, "identity", inputs, {}, source)]
     if type(layer) is L.Conv2D or type(layer) is L.Dense:
-        _check_channels_last(layer) if type(layer) is L.Conv2D else None
+        if type(layer) is L.Conv2D:
+            _check_channels_last(layer)
         activation = _activation_name(layer)
         kind = "conv" if type(layer) is L.Conv2D else "dense"
         params = {"kernel": layer.kernel, "bias": layer.bias if layer.use_bias else None}
