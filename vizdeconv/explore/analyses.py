@@ -141,7 +141,8 @@ def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", sp
 def run_evolution(subject, layer: str | None = None, split: str = "test", limit: int = 0,
                   snapshots: str | None = None, out: str | None = None, log=print) -> dict:
     """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
-    the run (or each `.keras` snapshot of `snapshots`), projected; one grid per layer."""
+    the run (or each `.keras` snapshot of `snapshots`), projected and cut to the unit's receptive field;
+    one grid per layer."""
     from vizdeconv.explore.explorer import scan
 
     models = _checkpoints(subject, snapshots)
@@ -152,7 +153,10 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
     images, _ = subject.load(split)
     if limit:
         images = images[:limit]
+    from vizdeconv.explore.render import Renderer
+
     layer = layer or subject.graph.feature_layers[-1]
+    width = subject.graph.shapes[subject.graph.resolve(layer)][1]
     steps, tiles = [], []
     for step, load in models:
         model = load()
@@ -163,8 +167,11 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
         projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer,
                                       np.arange(len(ids)), positions).numpy()
         steps.append(step)
-        tiles.append(to_display(projections))
-    tiles = np.stack(tiles, axis=1)  # [maps, checkpoints, h, w, C]
+        renderer = Renderer(deconvnet, images, np.zeros(len(images), np.int32), subject.pixels)
+        # Each tile is the unit's receptive field, as the paper shows them.
+        tiles.append(renderer.crop(to_display(projections), layer, positions // width, positions % width,
+                                   0.5))
+    tiles = np.stack(tiles, axis=1)  # [maps, checkpoints, field, field, 3]
     folder = _out(subject, "evolution", out)
     picture = figures.evolution_figure(steps, tiles, layer)
     write_png(os.path.join(folder, f"evolution_{layer}.png"), picture)

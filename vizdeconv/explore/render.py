@@ -38,7 +38,7 @@ class Renderer:
     def _inputs(self, ids):
         return self.preprocess.inputs(self.images[ids])
 
-    def _crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float) -> np.ndarray:
+    def crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size."""
         field = self.fields.field(layer)
         canvas = np.full((len(pictures), field.size, field.size, 3), fill, np.float32)
@@ -59,8 +59,8 @@ class Renderer:
                                            positions).numpy()
         rows, cols = positions // width, positions % width
         crops = self.preprocess.pictures(self.images[ids])
-        shown = self._crop(display.to_display(projections), layer, rows, cols, 0.5)
-        patches = self._crop(crops, layer, rows, cols, 1.0)
+        shown = self.crop(display.to_display(projections), layer, rows, cols, 0.5)
+        patches = self.crop(crops, layer, rows, cols, 1.0)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}

@@ -65,8 +65,10 @@ def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64) -
                 axes[r, c].set_title(f"step {step}", fontsize=8)
             if c == 0:
                 axes[r, c].set_ylabel(str(r), fontsize=7, rotation=0, labelpad=10)
-    figure.suptitle(f"{layer}: strongest activation of each map, projected, over training", fontsize=10)
-    figure.tight_layout()
+    height = 1.1 * rows + 0.6
+    figure.suptitle(f"{layer}: strongest activation of each map, projected, over training", fontsize=10,
+                    y=1 - 0.1 / height)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # room for the title above the headers
     return _render(figure)
 
 
