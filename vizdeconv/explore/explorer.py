@@ -110,8 +110,6 @@ def main(argv=None) -> int:
         raise ValueError("--top_k and --batch_size must be positive and --limit not negative")
     if args.run is not None and not os.path.isdir(args.run):
         raise FileNotFoundError(f"run folder {args.run} does not exist")
-    if args.model is not None and args.data_dir is None:
-        raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")
     report = explore(args.run, args.layer, args.split, args.limit, args.top_k, args.mode, args.data_dir,
                      args.out, args.batch_size, args.compare, args.sanity, args.strategy, args.devices,
                      model_path=args.model, preprocess=args.preprocess)
@@ -171,7 +169,7 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
         images, labels = images[:limit], labels[:limit]
     if len(images) < top_k:
         raise ValueError(f"only {len(images)} images to scan, fewer than --top_k {top_k}")
-    out = out or os.path.join(root, "explore", split) if run else out or os.path.join(root, split)
+    out = out or (os.path.join(root, "explore", split) if run else os.path.join(root, split))
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     tops = scan(graph, images, layers, top_k, batch_size, pixels.size[0],
