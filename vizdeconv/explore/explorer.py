@@ -13,6 +13,8 @@ import argparse
 import os
 import time
 
+PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
+
 
 def load_run(run: str):
     """(config, model) of a run folder, with the weights of its latest checkpoint."""
@@ -153,6 +155,7 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
     from vizdeconv.explore.subject import open_subject
     from vizdeconv.training import distribute
     from vizdeconv.viz import display, summaries
+    from vizdeconv.viz.plugin import metadata
 
     subject = open_subject(run, model_path, data_dir, preprocess, log)
     mode, seed, root, pixels = mode or subject.mode, subject.seed, subject.root, subject.pixels
@@ -178,7 +181,13 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
     log(f"scanned {len(images)} {split} images for {', '.join(layers)} in {scan_seconds:.1f} s")
     renderer = explore_render.Renderer(deconvnet, images, labels, pixels)
     index = {layer: renderer.render_layer(layer, tops[layer], out) for layer in layers}
-    renderer.write_summaries(os.path.join(root, "explore") if run else root, split)
+    events = os.path.join(root, "explore") if run else root
+    renderer.write_summaries(events, split)
+    probes = np.arange(min(PROBES, len(images)))  # the tab's on-demand projections start from these
+    metadata.write_probes(events, np.asarray(pixels.inputs(images[probes])), pixels.pictures(images[probes]),
+                          root=root, kind="run" if run else "keras", model=model_path, image_ids=probes,
+                          labels=labels[probes],
+                          class_names=subject.class_names(graph.shapes[graph.output][-1]))
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
     if compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel

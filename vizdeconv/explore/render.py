@@ -13,6 +13,10 @@ from vizdeconv.viz.display import write_png
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 
 
+def _bytes(pictures: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
+
+
 def write_index(path: str, index: dict, report: dict) -> None:
     with open(path, "w") as handle:
         json.dump({"report": report, "layers": index}, handle, indent=1)
@@ -38,8 +42,10 @@ class Renderer:
     def _inputs(self, ids):
         return self.preprocess.inputs(self.images[ids])
 
-    def crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float) -> np.ndarray:
-        """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size."""
+    def crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float,
+             enlarge: bool = True) -> np.ndarray:
+        """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
+        (enlarged to about TILE_PIXELS unless `enlarge` is False)."""
         field = self.fields.field(layer)
         canvas = np.full((len(pictures), field.size, field.size, 3), fill, np.float32)
         for i, (picture, row, col) in enumerate(zip(pictures, rows, cols)):
@@ -48,10 +54,12 @@ class Renderer:
             dy, dx = top - nominal_top, left - nominal_left
             canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
                 picture[top:bottom + 1, left:right + 1, :3]
-        return display.upscale(canvas, max(1, TILE_PIXELS // field.size))
+        return display.upscale(canvas, max(1, TILE_PIXELS // field.size)) if enlarge else canvas
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
-        """Writes `<out>/<layer>/channel_NNN.png` and `<out>/<layer>_overview.png`; returns index entries."""
+        """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
+        (projections and patches [channels, k, field, field, 3] uint8, for the TensorBoard tab); returns
+        index entries."""
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
@@ -59,9 +67,15 @@ class Renderer:
                                            positions).numpy()
         rows, cols = positions // width, positions % width
         crops = self.preprocess.pictures(self.images[ids])
-        shown = self.crop(display.to_display(projections), layer, rows, cols, 0.5)
-        patches = self.crop(crops, layer, rows, cols, 1.0)
+        shown = self.crop(display.to_display(projections), layer, rows, cols, 0.5, enlarge=False)
+        patches = self.crop(crops, layer, rows, cols, 1.0, enlarge=False)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
+        field = shown.shape[1]
+        np.savez(os.path.join(out, layer, "top.npz"),
+                 projections=_bytes(shown).reshape(channels, k, field, field, 3),
+                 patches=_bytes(patches).reshape(channels, k, field, field, 3))
+        factor = max(1, TILE_PIXELS // field)
+        shown, patches = display.upscale(shown, factor), display.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
         for c in range(channels):

@@ -15,6 +15,7 @@ from vizdeconv.nn.convnet import build_model
 from vizdeconv.training import checkpoints, data, distribute, optim, precision, rundir, steps
 from vizdeconv.training import config as config_lib
 from vizdeconv.training.lock import RunLock
+from vizdeconv.viz.plugin import metadata
 from vizdeconv.viz.summaries import ReconstructionSummary
 
 
@@ -138,10 +139,11 @@ def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> 
     probe_index = np.random.default_rng(config.seed).choice(
         len(test_images), min(config.reconstruction.probes, len(test_images)), replace=False)
     probes = test_images[np.sort(probe_index)]
+    summary_inputs = data.preprocess_eval(probes, config.data.image_size)
+    summary_originals = data.central_crop(probes, config.data.image_size).astype(np.float32) / 255.0
     summary = ReconstructionSummary(
         Deconvnet(model, config.reconstruction.mode, compute_dtype=compute_dtype),
-        data.preprocess_eval(probes, config.data.image_size),
-        data.central_crop(probes, config.data.image_size).astype(np.float32) / 255.0,
+        summary_inputs, summary_originals,
         top_k=config.reconstruction.top_k, display_scale=config.reconstruction.display_scale,
         clip_percentile=config.reconstruction.clip_percentile)
     if not resumed and chief:
@@ -150,6 +152,9 @@ def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> 
             hparams_api.hparams(_flat_hparams(config), trial_id=config.name)
         with writers["train"].as_default():
             summary.write(0)
+        metadata.write_probes(os.path.join(workdir, "train"), summary_inputs, summary_originals,
+                              root=workdir, kind="run", image_ids=np.sort(probe_index),
+                              labels=test_labels[np.sort(probe_index)])
 
     train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, config.batch_size,
                                          compute_dtype)

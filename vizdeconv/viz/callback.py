@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vizdeconv.viz.plugin import metadata
 from vizdeconv.viz.summaries import ReconstructionSummary
 
 
@@ -46,6 +47,10 @@ class DeconvnetCallback(keras.callbacks.Callback):
                 Deconvnet(self.model, self.mode), self.probes, self.originals, self.layers,
                 self.top_k, self.display_scale)
             self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+            # Marks the log dir for TensorBoard's Deconvnet tab, which projects with the snapshots.
+            metadata.write_probes(os.path.join(self.log_dir, "train"), self.probes,
+                                  self.summary.originals, root=self.log_dir, kind="keras",
+                                  model=self.snapshot_dir)
         with self.writer.as_default():
             self.summary.write(epoch)
         self.writer.flush()

@@ -1,0 +1,159 @@
+"""Clicks through TensorBoard's Deconvnet tab in headless Chromium and saves a screenshot.
+
+    python scripts/tab_walkthrough.py --logdir logs [--run ref3000] [--out docs/images/tensorboard_tab.png]
+
+Starts `tensorboard --logdir LOGDIR` on a free port, opens the tab, clicks a feature map, waits for its
+top-9, moves the step slider, projects a probe image (whole map, then one unit) and saves a screenshot.
+It uses the system's Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and
+never downloads a browser. The tests call `open_browser` and `walk` from here too.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+CHROMEDRIVER = ("chromedriver",)
+
+
+def find_browser() -> tuple[str, str] | None:
+    """(browser, driver) executables on PATH (or /usr/lib/chromium), or None when either is missing."""
+    browser = next((shutil.which(name) for name in CHROMIUM if shutil.which(name)), None)
+    driver = next((shutil.which(name) for name in CHROMEDRIVER if shutil.which(name)), None)
+    if driver is None and os.path.isfile("/usr/lib/chromium/chromedriver"):
+        driver = "/usr/lib/chromium/chromedriver"
+    return (browser, driver) if browser and driver else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def start_tensorboard(logdir: str, timeout: float = 90):
+    """(process, base URL) of a TensorBoard serving `logdir` once its plugin listing answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--port", str(port),
+         "--host", "localhost", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    base = f"http://localhost:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tensorboard exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(base + "/data/plugins_listing", timeout=5) as response:
+                listing = json.load(response)
+            if listing.get("vizdeconv", {}).get("enabled"):
+                return process, base
+        except OSError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("tensorboard did not list an enabled vizdeconv plugin in time")
+
+
+def open_browser(width: int = 1400, height: int = 2000):
+    """A headless Chromium WebDriver using the system's browser and driver (no download)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    found = find_browser()
+    if found is None:
+        raise RuntimeError("no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
+
+
+def walk(driver, base: str, screenshot: str, run: str | None = None, channel: int = 1,
+         timeout: float = 60) -> dict:
+    """Opens the tab and clicks through it; returns what it saw and how long things took.
+
+    Returns:
+      dict: first_paint_seconds (page load to the feature-map tiles), tiles, top9_cards, steps
+      (evolution labels seen while moving the slider), projection_info (captions of the whole-map and
+      the unit projection), projection_seconds, screenshot path.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    seen = {}
+    started = time.perf_counter()
+    driver.get(base + "/#vizdeconv")
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe")))
+    driver.switch_to.frame(frame)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
+    if run is not None and Select(driver.find_element(By.ID, "run")).first_selected_option.text != run:
+        Select(driver.find_element(By.ID, "run")).select_by_visible_text(run)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
+    wait.until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)"))
+    seen["first_paint_seconds"] = round(time.perf_counter() - started, 2)
+    seen["tiles"] = len(driver.find_elements(By.CSS_SELECTOR, ".tile"))
+
+    driver.find_element(By.CSS_SELECTOR, f".tile[data-channel='{channel}']").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top9 .card")) >= 1)
+    seen["top9_cards"] = len(driver.find_elements(By.CSS_SELECTOR, "#top9 .card"))
+    seen["top9_captions"] = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#top9 .caption")]
+
+    slider = wait.until(ec.presence_of_element_located((By.ID, "step")))
+    label = driver.find_element(By.ID, "evolution-step")
+    seen["steps"] = [label.text]
+    slider.send_keys(Keys.HOME)
+    wait.until(lambda d: d.find_element(By.ID, "evolution-step").text != seen["steps"][0])
+    seen["steps"].append(driver.find_element(By.ID, "evolution-step").text)
+    seen["evolution_image_src"] = driver.find_element(By.ID, "evolution-img").get_attribute("src")
+
+    wait.until(ec.presence_of_element_located((By.ID, "projection-info")))
+    started = time.perf_counter()
+    probe = driver.find_element(By.ID, "probe-1")
+    title = probe.get_attribute("title")  # "image N (class)", the caption its projection gets
+    probe.click()
+    wait.until(lambda d: d.find_elements(By.ID, "projection-info") and d.find_element(
+        By.CSS_SELECTOR, "#projection .caption").text == title)
+    infos = [driver.find_element(By.ID, "projection-info").text]
+    feature_map = driver.find_element(By.ID, "feature-map-img")
+    feature_map.click()  # the centre unit
+    wait.until(lambda d: d.find_elements(By.ID, "projection-info")
+               and "unit (" in d.find_element(By.ID, "projection-info").text)
+    infos.append(driver.find_element(By.ID, "projection-info").text)
+    seen["projection_seconds"] = round(time.perf_counter() - started, 2)
+    seen["projection_info"] = infos
+    driver.switch_to.default_content()
+    driver.save_screenshot(screenshot)
+    seen["screenshot"] = screenshot
+    return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--logdir", default="logs")
+    parser.add_argument("--run", default=None, help="run to show (default: the first)")
+    parser.add_argument("--channel", type=int, default=1)
+    parser.add_argument("--out", default=os.path.join("docs", "images", "tensorboard_tab.png"))
+    args = parser.parse_args()
+    process, base = start_tensorboard(args.logdir)
+    driver = open_browser()
+    try:
+        print(json.dumps(walk(driver, base, args.out, args.run, args.channel), indent=1))
+    finally:
+        driver.quit()
+        process.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The plugin's summaries: a run's probe images, tagged with plugin_data `vizdeconv`.
+
+The trainer, the explorer, the analyses and the Keras callback write them; TensorBoard then lists the
+Deconvnet tab for that logdir. The summary's JSON content says where the run's files are, relative to the
+folder of the event file, so the plugin never takes a path from a request.
+"""
+import json
+import os
+
+import numpy as np
+from tensorboard.compat.proto import summary_pb2
+
+PLUGIN_NAME = "vizdeconv"
+INPUTS_TAG = "vizdeconv/probe_inputs"      # [P, H, W, C] float32, as the model takes them
+PICTURES_TAG = "vizdeconv/probe_pictures"  # [P, H, W, 3] uint8, as a person sees them
+FORMAT = 1
+
+
+def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(content).encode()),
+        # Without a data class, TensorBoard's data providers do not list the series.
+        data_class=summary_pb2.DATA_CLASS_TENSOR)
+
+
+def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, model: str | None = None,
+                 image_ids=None, labels=None, class_names=None, step: int = 0) -> None:
+    """Writes the probe summaries to a new event file in `events_dir`.
+
+    Args:
+      events_dir: the folder TensorBoard sees as the run.
+      inputs: [P, H, W, C] float32 model inputs; pictures: [P, H, W, 3] in [0, 1] or uint8.
+      root: the run's folder (reference run folder, or where a Keras model's outputs go).
+      kind: "run" (reference checkpoints in `<root>/checkpoints`) or "keras" (`model` is a `.keras`
+        file or a folder of `.keras` snapshots, the newest being the model).
+      image_ids, labels: [P] int, the probes' places in their split and their classes.
+    """
+    import tensorflow as tf
+
+    if kind not in ("run", "keras"):
+        raise ValueError(f"kind must be 'run' or 'keras', got {kind!r}")
+    inputs = np.asarray(inputs, np.float32)
+    pictures = np.asarray(pictures)
+    if pictures.dtype != np.uint8:
+        pictures = np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
+    count = len(inputs)
+    content = {
+        "format": FORMAT, "kind": kind, "root": os.path.relpath(root, events_dir),
+        "model": os.path.relpath(model, events_dir) if model else None,
+        "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
+        "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
+        "class_names": list(class_names) if class_names else None}
+    writer = tf.summary.create_file_writer(events_dir)
+    with writer.as_default():
+        tf.summary.write(INPUTS_TAG, inputs, step=step, metadata=_metadata(content))
+        tf.summary.write(PICTURES_TAG, pictures[..., :3], step=step, metadata=_metadata({}))
+    writer.close()
+
+
+def parse(content: bytes) -> dict:
+    """The JSON content of a probe summary; ValueError when it is not one this version reads."""
+    try:
+        value = json.loads(content.decode() or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("the vizdeconv summary's content is not JSON") from None
+    if value.get("format", FORMAT) > FORMAT:
+        raise ValueError("written by a newer vizdeconv")
+    return value

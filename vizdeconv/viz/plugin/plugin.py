@@ -1,0 +1,317 @@
+"""The Deconvnet tab: TensorBoard plugin routes over a logdir's vizdeconv runs.
+
+Registered under the `tensorboard_plugins` entry point group (pyproject.toml), so `tensorboard --logdir
+logs` loads it. The tab is listed when some run holds the plugin's probe summaries (`metadata`).
+Requests name runs, layers, channels and steps, which are looked up in what the runs hold; the one
+route that takes a file name (`/file`) serves PNGs inside a run folder only.
+"""
+import base64
+import io
+import json
+import os
+import threading
+
+import numpy as np
+from werkzeug import wrappers
+
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+
+from vizdeconv.viz.plugin import metadata
+from vizdeconv.viz.plugin.projector import Projector
+from vizdeconv.viz.plugin.store import Refused, Store
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC_FILES = {"/index.js": "text/javascript", "/style.css": "text/css"}
+
+
+class BadRequest(ValueError):
+    """A missing or malformed request parameter."""
+
+
+def png(image: np.ndarray) -> bytes:
+    """[H, W, 3] uint8 or float in [0, 1] -> PNG bytes."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., :3] if image.ndim == 3 else image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_uri(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+
+
+def heat(values: np.ndarray) -> np.ndarray:
+    """[h, w] activations -> [h, w, 3] uint8 in the viridis colour map, zero dark."""
+    from matplotlib import colormaps
+
+    top = float(values.max())
+    scaled = np.clip(values / top, 0, 1) if top > 0 else np.zeros_like(values)
+    return (colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def _integer(request, name: str, default=None) -> int:
+    value = request.args.get(name)
+    if value is None:
+        if default is None:
+            raise BadRequest(f"parameter {name!r} is missing")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"parameter {name!r} must be an integer, got {value!r}") from None
+
+
+def _text(request, name: str) -> str:
+    value = request.args.get(name)
+    if not value:
+        raise BadRequest(f"parameter {name!r} is missing")
+    return value
+
+
+def route(kind: str):
+    """Wraps a handler(request) -> body into a WSGI app answering 400 with a message on bad input."""
+    def wrap(handler):
+        @wrappers.Request.application
+        def app(self, request):
+            try:
+                body = handler(self, request)
+            except (BadRequest, Refused) as error:
+                return http_util.Respond(request, {"error": str(error)}, "application/json", code=400)
+            content_type = {"json": "application/json", "png": "image/png"}[kind]
+            return http_util.Respond(request, body, content_type)
+        return app
+    return wrap
+
+
+class DeconvnetPlugin(base_plugin.TBPlugin):
+    """Feature maps, top-9, evolution, on-demand projections, occlusion and sanity of vizdeconv runs."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._data_provider = context.data_provider
+        self.store = Store(context.logdir or "")
+        self.projector = Projector()
+        self._probes, self._lock = {}, threading.Lock()
+
+    def get_plugin_apps(self):
+        apps = {path: self._static for path in STATIC_FILES}
+        apps.update({
+            "/runs": self._runs_route, "/layer": self._layer_route, "/top9": self._top9_route,
+            "/tile.png": self._tile_route, "/evolution": self._evolution_route,
+            "/evolution.png": self._evolution_tile_route, "/probe.png": self._probe_route,
+            "/project": self._project_route, "/model_layers": self._model_layers_route,
+            "/file": self._file_route})
+        return apps
+
+    def is_active(self):
+        return False  # active through the probe summaries (data_plugin_names), never otherwise
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Deconvnet",
+                                            disable_reload=True)
+
+    @wrappers.Request.application
+    def _static(self, request):
+        name = request.path[request.path.rindex("/"):]
+        with open(os.path.join(STATIC, name.lstrip("/")), "rb") as handle:
+            return http_util.Respond(request, handle.read(), STATIC_FILES[name])
+
+    # What the runs hold.
+
+    def _marked(self, request) -> dict[str, dict]:
+        if self._data_provider is None:
+            return {}
+        mapping = self._data_provider.list_tensors(
+            plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
+                request.environ), plugin_name=metadata.PLUGIN_NAME)
+        marked = {}
+        for events_run, tags in mapping.items():
+            if metadata.INPUTS_TAG in tags:
+                try:
+                    marked[events_run] = metadata.parse(tags[metadata.INPUTS_TAG].plugin_content)
+                except ValueError:
+                    continue
+        return marked
+
+    def _runs(self, request) -> dict:
+        return self.store.runs(self._marked(request))
+
+    def _run(self, request):
+        name = _text(request, "run")
+        runs = self._runs(request)
+        if name not in runs:
+            raise Refused(f"no vizdeconv run {name!r} in the logdir")
+        return runs[name]
+
+    def _probe_arrays(self, request, run) -> dict[str, np.ndarray]:
+        """{inputs, pictures} of the run's probe summaries (newest step), cached per event run."""
+        with self._lock:
+            if run.events_run in self._probes:
+                return self._probes[run.events_run]
+        data = self._data_provider.read_tensors(
+            plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
+                request.environ), plugin_name=metadata.PLUGIN_NAME, downsample=1,
+            run_tag_filter=provider.RunTagFilter(runs=[run.events_run],
+                                                 tags=[metadata.INPUTS_TAG, metadata.PICTURES_TAG]))
+        tags = data.get(run.events_run, {})
+        if metadata.INPUTS_TAG not in tags or metadata.PICTURES_TAG not in tags:
+            raise Refused(f"the probe images of {run.name} are not loaded yet; try again")
+        arrays = {"inputs": tags[metadata.INPUTS_TAG][-1].numpy.astype(np.float32),
+                  "pictures": tags[metadata.PICTURES_TAG][-1].numpy.astype(np.uint8)}
+        with self._lock:
+            self._probes[run.events_run] = arrays
+        return arrays
+
+    def _class_names(self, run) -> list[str]:
+        from vizdeconv.training.data import CLASS_NAMES
+
+        return run.content.get("class_names") or list(CLASS_NAMES)
+
+    @route("json")
+    def _runs_route(self, request):
+        listing = []
+        for name, run in sorted(self._runs(request).items()):
+            splits = {}
+            for split in self.store.explorations(run):
+                try:
+                    index = self.store.index(run, split)
+                except Refused:
+                    continue
+                splits[split] = {"layers": list(index["layers"]), "mode": index["report"].get("mode"),
+                                 "images": index["report"].get("images")}
+            listing.append({
+                "name": name, "kind": run.kind, "splits": splits, "analyses": self.store.analyses(run),
+                "probes": [{"index": i, "image_id": image_id, "label": label}
+                           for i, (image_id, label) in enumerate(zip(run.content["image_ids"],
+                                                                     run.content["labels"]))],
+                "class_names": self._class_names(run)})
+        return json.dumps({"runs": listing})
+
+    # Explorer output: feature maps and their top-9.
+
+    @route("json")
+    def _layer_route(self, request):
+        run = self._run(request)
+        split, layer = _text(request, "split"), _text(request, "layer")
+        entries = self.store.layer(run, split, layer)
+        top = self.store.top(run, split, layer)
+        return json.dumps({"layer": layer, "k": int(top["projections"].shape[1]), "channels": [
+            {"channel": int(c), "value": entry["values"][0], "image_id": entry["image_ids"][0],
+             "label": entry["labels"][0]} for c, entry in sorted(entries.items(), key=lambda e: int(e[0]))]})
+
+    @route("json")
+    def _top9_route(self, request):
+        run = self._run(request)
+        split, layer = _text(request, "split"), _text(request, "layer")
+        entries = self.store.layer(run, split, layer)
+        channel = _integer(request, "channel")
+        if str(channel) not in entries:
+            raise BadRequest(f"channel {channel} is out of range: {layer} has {len(entries)} channels")
+        entry, names = entries[str(channel)], self._class_names(run)
+        return json.dumps({"layer": layer, "channel": channel, "entries": [
+            {"rank": rank, "image_id": image_id, "label": label,
+             "class_name": names[label] if 0 <= label < len(names) else str(label), "value": value,
+             "location": location, "box": box}
+            for rank, (image_id, label, value, location, box) in enumerate(zip(
+                entry["image_ids"], entry["labels"], entry["values"], entry["locations"],
+                entry["boxes"]))]})
+
+    @route("png")
+    def _tile_route(self, request):
+        run = self._run(request)
+        top = self.store.top(run, _text(request, "split"), _text(request, "layer"))
+        what = request.args.get("what", "projection")
+        if what not in ("projection", "patch"):
+            raise BadRequest(f"what must be 'projection' or 'patch', got {what!r}")
+        tiles = top["projections" if what == "projection" else "patches"]
+        channel, rank = _integer(request, "channel"), _integer(request, "rank", 0)
+        if not (0 <= channel < tiles.shape[0] and 0 <= rank < tiles.shape[1]):
+            raise BadRequest(f"channel {channel} / rank {rank} out of range ({tiles.shape[0]} "
+                             f"channels, top {tiles.shape[1]})")
+        return png(tiles[channel, rank])
+
+    # Evolution over kept checkpoints.
+
+    def _evolution(self, request):
+        run = self._run(request)
+        layer = _text(request, "layer")
+        evolution = self.store.evolution(run, layer)
+        channel = _integer(request, "channel")
+        if not 0 <= channel < evolution["tiles"].shape[0]:
+            raise BadRequest(f"channel {channel} is out of range: {layer} has "
+                             f"{evolution['tiles'].shape[0]} channels")
+        return evolution, channel
+
+    @route("json")
+    def _evolution_route(self, request):
+        evolution, channel = self._evolution(request)
+        return json.dumps({"channel": channel, "steps": [int(s) for s in evolution["steps"]]})
+
+    @route("png")
+    def _evolution_tile_route(self, request):
+        evolution, channel = self._evolution(request)
+        index = _integer(request, "index")
+        if not 0 <= index < len(evolution["steps"]):
+            raise BadRequest(f"index {index} is out of range: {len(evolution['steps'])} kept steps")
+        return png(evolution["tiles"][channel, index])
+
+    # Probe images and on-demand projections.
+
+    def _probe_index(self, request, run) -> int:
+        index = _integer(request, "image")
+        if not 0 <= index < len(run.content["image_ids"]):
+            raise BadRequest(f"image {index} is out of range: {run.name} has "
+                             f"{len(run.content['image_ids'])} probe images")
+        return index
+
+    @route("png")
+    def _probe_route(self, request):
+        run = self._run(request)
+        return png(self._probe_arrays(request, run)["pictures"][self._probe_index(request, run)])
+
+    @route("json")
+    def _model_layers_route(self, request):
+        return json.dumps(self.projector.layers(self._run(request)))
+
+    @route("json")
+    def _project_route(self, request):
+        from vizdeconv.viz.display import to_display
+
+        run = self._run(request)
+        index = self._probe_index(request, run)
+        inputs = self._probe_arrays(request, run)["inputs"][index:index + 1]
+        rows, cols = request.args.get("row"), request.args.get("col")
+        unit = None if rows is None and cols is None else (_integer(request, "row"),
+                                                           _integer(request, "col"))
+        try:
+            result = self.projector.project(run, inputs, _text(request, "layer"),
+                                            _integer(request, "channel"),
+                                            request.args.get("mode", "deconvnet"), unit)
+        except ValueError as error:  # an unknown mode, or bias_subtract where it does not apply
+            raise BadRequest(" ".join(str(error).split())) from None
+        feature_map = result["feature_map"]
+        return json.dumps({
+            "projection": data_uri(to_display(result["projection"][None])[0]),
+            "feature_map": data_uri(heat(feature_map)), "map_shape": list(feature_map.shape),
+            "max_activation": float(feature_map.max()), "unit": result["unit"], "step": result["step"],
+            "milliseconds": round(result["milliseconds"], 1)})
+
+    @route("png")
+    def _file_route(self, request):
+        run = self._run(request)
+        name = _text(request, "path")
+        if not name.lower().endswith(".png"):
+            raise BadRequest("only .png files are served")
+        path = self.store.path(run.name, name)
+        if not os.path.isfile(path):
+            raise Refused(f"{name} is not a file")
+        with open(path, "rb") as handle:
+            return handle.read()

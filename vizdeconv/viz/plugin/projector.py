@@ -1,0 +1,125 @@
+"""On-demand projections for the Deconvnet tab: each run's network is loaded on first use, kept, and
+loaded again when its newest checkpoint (or `.keras` file) changes, as it does while training runs."""
+import glob
+import os
+import re
+import threading
+import time
+
+import numpy as np
+
+from vizdeconv.viz.plugin.store import Refused, Run
+
+
+def newest_weights(run: Run) -> tuple[str, int, int | None]:
+    """(path, modification time, step) of what a run's network loads: the newest checkpoint of a
+    reference run, the `.keras` file, or the newest snapshot in a folder of them."""
+    if run.kind == "run":
+        import tensorflow as tf
+
+        folder = os.path.join(run.root, "checkpoints")
+        path = tf.train.latest_checkpoint(folder)
+        if path is None:
+            raise Refused(f"{run.name} has no checkpoint yet")
+        step = int(path.rsplit("-", 1)[1])
+        return path, os.stat(os.path.join(folder, "checkpoint")).st_mtime_ns, step
+    if run.model is None:
+        raise Refused(f"{run.name} names no model to project with (pass snapshot_dir to the callback "
+                      "or explore a .keras file)")
+    path = run.model
+    if os.path.isdir(path):
+        snapshots = sorted(glob.glob(os.path.join(glob.escape(path), "*.keras")))
+        if not snapshots:
+            raise Refused(f"no .keras snapshot in {run.name}'s snapshot folder yet")
+        path = snapshots[-1]
+    if not os.path.isfile(path):
+        raise Refused(f"{run.name}'s model file is missing")
+    number = re.findall(r"(\d+)\.keras$", path)
+    return path, os.stat(path).st_mtime_ns, int(number[0]) if number else None
+
+
+class _Loaded:
+    def __init__(self, signature, model, step):
+        self.signature, self.model, self.step = signature, model, step
+        self.deconvnets, self.lock = {}, threading.Lock()
+
+    def deconvnet(self, mode: str):
+        from vizdeconv.deconv.deconvnet import Deconvnet
+
+        if mode not in self.deconvnets:
+            self.deconvnets[mode] = Deconvnet(self.model, mode)
+        return self.deconvnets[mode]
+
+
+class Projector:
+    """Projects one probe image's feature map (or one unit of it) with a run's current weights."""
+
+    def __init__(self):
+        self._loaded, self._lock = {}, threading.Lock()
+
+    def _get(self, run: Run) -> _Loaded:
+        path, stamp, step = newest_weights(run)
+        with self._lock:
+            loaded = self._loaded.get(run.root)
+            if loaded is not None and loaded.signature == (path, stamp):
+                return loaded
+        from vizdeconv.training import runs
+
+        try:
+            model = runs.load_run(run.root, log=lambda *_: None)[1] if run.kind == "run" \
+                else runs.load_keras(path)
+        except (OSError, ValueError) as error:
+            raise Refused(str(error)) from None
+        loaded = _Loaded((path, stamp), model, step)
+        with self._lock:
+            self._loaded[run.root] = loaded
+        return loaded
+
+    def layers(self, run: Run) -> dict:
+        """{layers: [{name, channels, height, width}] of the feature layers, step} of a run's network."""
+        from vizdeconv.deconv.deconvnet import as_graph
+
+        loaded = self._get(run)
+        graph = as_graph(loaded.model)
+        return {"step": loaded.step, "layers": [
+            {"name": name, "height": graph.shapes[graph.resolve(name)][0],
+             "width": graph.shapes[graph.resolve(name)][1],
+             "channels": graph.shapes[graph.resolve(name)][-1]} for name in graph.feature_layers]}
+
+    def project(self, run: Run, inputs: np.ndarray, layer: str, channel: int, mode: str,
+                unit: tuple[int, int] | None = None) -> dict:
+        """Projects `channel` of `layer` for one image, or only its unit at `unit` = (row, col).
+
+        Args:
+          inputs: [1, H, W, C] float32 model inputs.
+        Returns:
+          dict: projection [H, W, C] float32, feature_map [h, w] float32 (the channel's activations),
+          unit (row, col) that was projected or None, step of the weights, milliseconds.
+        """
+        from vizdeconv.deconv import engine
+
+        started = time.perf_counter()
+        mode = engine.check_mode(mode)
+        loaded = self._get(run)
+        with loaded.lock:  # one request at a time per network: compiled functions are shared
+            deconvnet = loaded.deconvnet(mode)
+            graph = deconvnet.graph
+            if layer not in graph.feature_layers and layer not in graph.layer_names:
+                raise Refused(f"layer {layer!r} is not in the network; it has "
+                              f"{', '.join(graph.feature_layers)}")
+            depth = graph.shapes[graph.resolve(layer)][-1]
+            if not 0 <= channel < depth:
+                raise Refused(f"channel {channel} is out of range: {layer} has {depth} (0..{depth - 1})")
+            activations, _ = deconvnet.activations(inputs, layer)
+            feature_map = activations.numpy()[0, ..., channel]
+            if unit is None:
+                projection = deconvnet.channels(inputs, layer, [channel])
+            else:
+                row, col = unit
+                height, width = feature_map.shape
+                if not (0 <= row < height and 0 <= col < width):
+                    raise Refused(f"unit ({row}, {col}) is outside {layer}'s {height}x{width} map")
+                projection = deconvnet.units(inputs, layer, [channel], [row * width + col])
+            projection = projection.numpy()[0]
+        return {"projection": projection, "feature_map": feature_map, "unit": unit,
+                "step": loaded.step, "milliseconds": (time.perf_counter() - started) * 1000}

@@ -1,0 +1,382 @@
+// The Deconvnet tab of TensorBoard. Plain ES module: TensorBoard loads it in the tab's frame and calls
+// render(). Every request goes to this plugin's own routes (relative URLs); nothing comes from elsewhere.
+
+const state = {runs: [], run: null, split: null, layer: null, channel: null, probe: 0, unit: null};
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === 'class') node.className = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function query(parameters) {
+  return new URLSearchParams(parameters).toString();
+}
+
+async function getJson(route, parameters = {}) {
+  const response = await fetch(`./${route}?${query(parameters)}`);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `${route}: HTTP ${response.status}`);
+  return body;
+}
+
+function message(container, text, isError = false) {
+  container.replaceChildren(element('p', {class: isError ? 'message error' : 'message'}, text));
+}
+
+function select(id, options, value, onchange) {
+  const node = element('select', {id, onchange: () => onchange(node.value)});
+  for (const [optionValue, label] of options) {
+    const option = element('option', {value: optionValue}, label);
+    if (String(optionValue) === String(value)) option.selected = true;
+    node.append(option);
+  }
+  return node;
+}
+
+function currentRun() {
+  return state.runs.find((run) => run.name === state.run);
+}
+
+function className(run, label) {
+  return label >= 0 && label < run.class_names.length ? run.class_names[label] : String(label);
+}
+
+// 1. Run and layer pickers, and the layer's feature maps.
+
+function renderControls() {
+  const run = currentRun();
+  const splits = Object.keys(run.splits);
+  const layers = state.split ? run.splits[state.split].layers : [];
+  const controls = document.getElementById('controls');
+  controls.replaceChildren(
+      element('label', {}, 'Run '),
+      select('run', state.runs.map((r) => [r.name, r.name]), state.run, (value) => {
+        state.run = value;
+        pickDefaults();
+        refreshAll();
+      }),
+      element('label', {}, 'Split '),
+      select('split', splits.map((s) => [s, s]), state.split, (value) => {
+        state.split = value;
+        state.layer = run.splits[value].layers.at(-1);
+        refreshAll();
+      }),
+      element('label', {}, 'Layer '),
+      select('layer', layers.map((l) => [l, l]), state.layer, (value) => {
+        state.layer = value;
+        state.channel = null;
+        refreshAll();
+      }));
+}
+
+function pickDefaults() {
+  const run = currentRun();
+  const splits = Object.keys(run.splits);
+  state.split = splits.includes('test') ? 'test' : (splits[0] || null);
+  state.layer = state.split ? run.splits[state.split].layers.at(-1) : null;
+  state.channel = null;
+  state.probe = 0;
+  state.unit = null;
+}
+
+async function renderFeatureMaps() {
+  const container = document.getElementById('feature-maps');
+  if (!state.split) {
+    message(container, `No explorer output in ${state.run}: run python -m vizdeconv.explore on it ` +
+        'to see its feature maps and their top-9.');
+    return;
+  }
+  message(container, 'Loading feature maps...');
+  let layer;
+  try {
+    layer = await getJson('layer', {run: state.run, split: state.split, layer: state.layer});
+  } catch (error) {
+    message(container, error.message, true);
+    return;
+  }
+  const grid = element('div', {class: 'tiles'});
+  for (const entry of layer.channels) {
+    const source = `./tile.png?${query({run: state.run, split: state.split, layer: state.layer,
+                                        channel: entry.channel, rank: 0})}`;
+    const tile = element('div', {
+      class: 'tile' + (entry.channel === state.channel ? ' selected' : ''),
+      'data-channel': entry.channel,
+      title: `channel ${entry.channel}: strongest ${entry.value.toFixed(2)} on image ${entry.image_id}`,
+      onclick: () => selectChannel(entry.channel),
+    }, element('img', {class: 'pixels', src: source, alt: `channel ${entry.channel}`}),
+    String(entry.channel));
+    grid.append(tile);
+  }
+  container.replaceChildren(
+      element('p', {class: 'message'}, `${layer.channels.length} feature maps of ${state.layer}, ` +
+          'each its strongest projection. Click one.'), grid);
+}
+
+function selectChannel(channel) {
+  state.channel = channel;
+  for (const tile of document.querySelectorAll('.tile')) {
+    tile.classList.toggle('selected', Number(tile.dataset.channel) === channel);
+  }
+  const channelInput = document.getElementById('channel');
+  const layerInput = document.getElementById('project-layer');
+  if (channelInput) channelInput.value = channel;
+  if (layerInput && [...layerInput.options].some((o) => o.value === state.layer)) {
+    layerInput.value = state.layer;
+  }
+  state.unit = null;
+  renderTop9();
+  renderEvolution();
+  project();
+}
+
+// 2. The selected feature map's top-9.
+
+async function renderTop9() {
+  const container = document.getElementById('top9');
+  if (state.channel === null || !state.split) {
+    message(container, 'Click a feature map to see its top-9.');
+    return;
+  }
+  const run = currentRun();
+  let top;
+  try {
+    top = await getJson('top9', {run: state.run, split: state.split, layer: state.layer,
+                                 channel: state.channel});
+  } catch (error) {
+    message(container, error.message, true);
+    return;
+  }
+  const cards = element('div', {class: 'cards'});
+  for (const entry of top.entries) {
+    const parameters = {run: state.run, split: state.split, layer: state.layer, channel: state.channel,
+                        rank: entry.rank};
+    cards.append(element('div', {class: 'card', 'data-rank': entry.rank},
+        element('img', {class: 'pixels', alt: 'projection',
+                        src: `./tile.png?${query({...parameters, what: 'projection'})}`}),
+        element('img', {class: 'pixels', alt: 'patch',
+                        src: `./tile.png?${query({...parameters, what: 'patch'})}`}),
+        element('div', {class: 'caption'},
+                `${className(run, entry.label)} · ${entry.value.toFixed(2)} · #${entry.image_id}`)));
+  }
+  container.replaceChildren(
+      element('p', {class: 'message'}, `${state.layer} channel ${state.channel}: its ` +
+          `${top.entries.length} strongest activations over the split; projection beside the ` +
+          'receptive-field patch (class · activation · image id).'), cards);
+}
+
+// 3. Evolution over the kept checkpoints.
+
+async function renderEvolution() {
+  const container = document.getElementById('evolution');
+  if (state.channel === null) {
+    message(container, 'Click a feature map to see how it evolved during training.');
+    return;
+  }
+  let evolution;
+  try {
+    evolution = await getJson('evolution', {run: state.run, layer: state.layer, channel: state.channel});
+  } catch (error) {
+    message(container, error.message);
+    return;
+  }
+  const image = element('img', {id: 'evolution-img', class: 'pixels', alt: 'evolution'});
+  const label = element('span', {id: 'evolution-step'});
+  const slider = element('input', {id: 'step', type: 'range', min: 0, max: evolution.steps.length - 1,
+                                   value: evolution.steps.length - 1});
+  const show = () => {
+    const index = Number(slider.value);
+    label.textContent = `step ${evolution.steps[index]}`;
+    image.src = `./evolution.png?${query({run: state.run, layer: state.layer, channel: state.channel,
+                                          index})}`;
+  };
+  slider.addEventListener('input', show);
+  show();
+  container.replaceChildren(
+      element('div', {class: 'controls'}, element('label', {}, 'Kept checkpoint '), slider, label),
+      element('div', {class: 'figure'}, image));
+}
+
+// 4. Probe images and projections computed on demand.
+
+async function renderProbes() {
+  const container = document.getElementById('probes');
+  const run = currentRun();
+  let layers = [];
+  try {
+    layers = (await getJson('model_layers', {run: state.run})).layers;
+  } catch (error) {
+    message(container, error.message, true);
+    return;
+  }
+  const strip = element('div', {class: 'probes'});
+  for (const probe of run.probes) {
+    const thumbnail = element('img', {
+      id: `probe-${probe.index}`, class: 'pixels' + (probe.index === state.probe ? ' selected' : ''),
+      src: `./probe.png?${query({run: state.run, image: probe.index})}`,
+      title: `image ${probe.image_id} (${className(run, probe.label)})`,
+    });
+    thumbnail.addEventListener('click', () => {
+      state.probe = probe.index;
+      state.unit = null;
+      for (const img of strip.children) img.classList.toggle('selected', img === thumbnail);
+      project();
+    });
+    strip.append(thumbnail);
+  }
+  const layerNames = layers.map((l) => l.name);
+  const projectLayer = layerNames.includes(state.layer) ? state.layer : layerNames.at(-1);
+  const controls = element('div', {class: 'controls'},
+      element('label', {}, 'Layer '),
+      select('project-layer', layers.map((l) => [l.name, `${l.name} (${l.channels})`]), projectLayer,
+             () => { state.unit = null; project(); }),
+      element('label', {}, 'Channel '),
+      element('input', {id: 'channel', type: 'number', min: 0, value: state.channel ?? 0,
+                        style: 'width: 5em'}),
+      element('label', {}, 'Mode '),
+      select('mode', [['deconvnet', 'deconvnet'], ['guided', 'guided backprop'],
+                      ['bias_subtract', 'bias_subtract']], 'deconvnet', () => project()),
+      element('button', {id: 'project-button', onclick: () => { state.unit = null; project(); }},
+              'Project'));
+  container.replaceChildren(strip, controls, element('div', {id: 'projection', class: 'row'}));
+}
+
+async function project() {
+  const output = document.getElementById('projection');
+  if (!output) return;
+  const run = currentRun();
+  const layer = document.getElementById('project-layer').value;
+  const channel = document.getElementById('channel').value;
+  const parameters = {run: state.run, image: state.probe, layer, channel,
+                      mode: document.getElementById('mode').value};
+  if (state.unit) Object.assign(parameters, {row: state.unit[0], col: state.unit[1]});
+  message(output, 'Projecting...');
+  let result;
+  try {
+    result = await getJson('project', parameters);
+  } catch (error) {
+    message(output, error.message, true);
+    return;
+  }
+  const probe = run.probes[state.probe];
+  const featureMap = element('img', {class: 'pixels feature-map', id: 'feature-map-img',
+                                     src: result.feature_map, alt: 'feature map'});
+  featureMap.addEventListener('click', (click) => {
+    const [height, width] = result.map_shape;
+    const row = Math.min(height - 1, Math.floor(click.offsetY / featureMap.clientHeight * height));
+    const col = Math.min(width - 1, Math.floor(click.offsetX / featureMap.clientWidth * width));
+    state.unit = [row, col];
+    project();
+  });
+  const what = result.unit ? `unit (${result.unit[0]}, ${result.unit[1]})` : 'whole feature map';
+  const figures = [
+    element('div', {class: 'figure'}, element('img', {class: 'pixels', src: `./probe.png?${query(
+        {run: state.run, image: state.probe})}`, alt: 'image'}),
+            element('div', {class: 'caption'}, `image ${probe.image_id} (${className(run, probe.label)})`)),
+    element('div', {class: 'figure'}, featureMap,
+            element('div', {class: 'caption'}, `${layer} channel ${channel}, max ` +
+                `${result.max_activation.toFixed(2)}; click a unit`)),
+    element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'projection-img',
+                                                      src: result.projection, alt: 'projection'}),
+            element('div', {class: 'caption', id: 'projection-info'},
+                    `${parameters.mode}, ${what}, step ${result.step ?? '?'}, ${result.milliseconds} ms`)),
+  ];
+  const occlusion = run.analyses.occlusion[probe.image_id];
+  if (occlusion) {
+    figures.push(element('div', {class: 'figure wide'}, element('img', {
+      src: `./file?${query({run: state.run, path: occlusion})}`, alt: 'occlusion'}),
+    element('div', {class: 'caption'}, 'occlusion (analyze occlusion)')));
+  }
+  output.replaceChildren(...figures);
+}
+
+// 5. Sanity curves and mode comparisons.
+
+function sanityChart(layer, curve) {
+  const width = 320;
+  const height = 160;
+  const left = 36;
+  const bottom = 24;
+  const step = (width - left - 40) / Math.max(1, curve.stages.length - 1);
+  const x = (i) => left + i * step;
+  const y = (v) => 8 + (1 - v) * (height - bottom - 8);
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', height);
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  add('line', {x1: left, y1: y(0), x2: width - 10, y2: y(0), class: 'axis'});
+  add('line', {x1: left, y1: y(0), x2: left, y2: y(1), class: 'axis'});
+  add('text', {x: 4, y: y(1) + 4}, '1.0');
+  add('text', {x: 4, y: y(0) + 4}, '0.0');
+  const colours = {spearman: '#1e88e5', ssim: '#f57c00'};
+  for (const [key, colour] of Object.entries(colours)) {
+    const points = curve[key].map((v, i) => `${x(i)},${y(v)}`).join(' ');
+    add('polyline', {points, fill: 'none', stroke: colour, 'stroke-width': 2});
+  }
+  curve.stages.forEach((stage, i) => add('text', {x: x(i) - 10, y: height - 6}, stage));
+  return element('div', {class: 'figure wide'}, svg, element('div', {class: 'caption'},
+      `${layer}: Spearman (blue) and SSIM (orange) as layers are randomized from the top`));
+}
+
+function renderAnalyses() {
+  const container = document.getElementById('analyses');
+  const run = currentRun();
+  const parts = [];
+  for (const [layer, curve] of Object.entries(run.analyses.sanity)) parts.push(sanityChart(layer, curve));
+  for (const path of run.analyses.compare) {
+    parts.push(element('div', {class: 'figure wide'},
+        element('img', {src: `./file?${query({run: state.run, path})}`, alt: path}),
+        element('div', {class: 'caption'}, `${path}: image | deconvnet | bias_subtract | guided | gradient`)));
+  }
+  if (!parts.length) {
+    message(container, 'No sanity check or mode comparison yet: run python -m vizdeconv.analyze sanity, ' +
+        'or the explorer with --compare --sanity.');
+    return;
+  }
+  container.replaceChildren(element('div', {class: 'row'}, ...parts));
+}
+
+function refreshAll() {
+  renderControls();
+  renderFeatureMaps();
+  renderTop9();
+  renderEvolution();
+  renderProbes().then(() => project());
+  renderAnalyses();
+}
+
+export async function render() {
+  document.head.append(element('link', {rel: 'stylesheet', href: './style.css'}));
+  const section = (id, title) => element('section', {}, element('h2', {}, title),
+                                         element('div', {id}));
+  document.body.append(
+      element('div', {id: 'controls', class: 'controls'}),
+      section('feature-maps', 'Feature maps'),
+      section('top9', 'Top 9'),
+      section('evolution', 'Evolution'),
+      section('probes', 'Projection on demand'),
+      section('analyses', 'Sanity check and modes'));
+  try {
+    state.runs = (await getJson('runs')).runs;
+  } catch (error) {
+    message(document.getElementById('controls'), error.message, true);
+    return;
+  }
+  if (!state.runs.length) {
+    message(document.getElementById('controls'), 'No vizdeconv run in this logdir.');
+    return;
+  }
+  state.run = state.runs[0].name;
+  pickDefaults();
+  refreshAll();
+}
