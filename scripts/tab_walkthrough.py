@@ -96,10 +96,10 @@ def walk(driver, base: str, screenshot: str, run: str | None = None, channel: in
     driver.get(base + "/#vizdeconv")
     frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe")))
     driver.switch_to.frame(frame)
+    picker = wait.until(ec.presence_of_element_located((By.ID, "run")))
+    if run is not None and Select(picker).first_selected_option.text != run:
+        Select(picker).select_by_visible_text(run)
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
-    if run is not None and Select(driver.find_element(By.ID, "run")).first_selected_option.text != run:
-        Select(driver.find_element(By.ID, "run")).select_by_visible_text(run)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
     wait.until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)"))
     seen["first_paint_seconds"] = round(time.perf_counter() - started, 2)

@@ -315,3 +315,19 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
             raise Refused(f"{name} is not a file")
         with open(path, "rb") as handle:
             return handle.read()
+
+
+def standalone_app(logdir: str):
+    """TensorBoard's own WSGI app over `logdir` with only this plugin, loaded the way `tensorboard`
+    loads event files (for tests, benchmarks and embedding); returns (app, plugin)."""
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider as event_data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    data = event_data_provider.MultiplexerDataProvider(multiplexer, logdir)
+    plugin = DeconvnetPlugin(base_plugin.TBContext(logdir=logdir, data_provider=data,
+                                                   multiplexer=multiplexer))
+    return application.TensorBoardWSGI([plugin], data_provider=data), plugin

@@ -68,10 +68,13 @@ class Store:
                 # The content's `..` is ours (written beside the events), still kept inside the logdir.
                 base = os.path.join(self.logdir, events_run)
                 root = self._inside(os.path.join(base, content.get("root", ".")))
+            except Refused:
+                continue  # a marking that points outside the logdir is not shown
+            try:
                 model = self._inside(os.path.join(base, content["model"])) if content.get("model") \
                     else None
             except Refused:
-                continue  # a marking that points outside the logdir is not shown
+                model = None  # shown, without on-demand projections
             name = os.path.relpath(root, self.logdir).replace(os.sep, "/")
             run = Run(name, root, content.get("kind", "run"), model, events_run, content)
             if name not in found or len(content.get("image_ids", ())) > \

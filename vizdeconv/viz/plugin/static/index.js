@@ -376,7 +376,8 @@ export async function render() {
     message(document.getElementById('controls'), 'No vizdeconv run in this logdir.');
     return;
   }
-  state.run = state.runs[0].name;
+  // The first run with explorer output, where there is most to see.
+  state.run = (state.runs.find((run) => Object.keys(run.splits).length) || state.runs[0]).name;
   pickDefaults();
   refreshAll();
 }

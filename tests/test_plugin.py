@@ -1,0 +1,335 @@
+"""The TensorBoard Deconvnet tab: its routes through TensorBoard's own WSGI app (werkzeug test client),
+checked against the files the explorer and analyses wrote and against the library's projections; a
+real TensorBoard server; a real headless Chromium clicking through the tab."""
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+from werkzeug.test import Client
+
+import vizdeconv
+from tests.test_keras_workflow import small_cnn
+from tests.test_train import small_config
+from vizdeconv import analyze
+from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.explore import explorer
+from vizdeconv.training import data, runs
+from vizdeconv.training.loop import train_and_evaluate
+from vizdeconv.viz.display import to_display
+from vizdeconv.viz.plugin import metadata
+from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import tab_walkthrough  # noqa: E402
+
+QUIET = dict(log=lambda *_: None)
+
+
+def build_logdir(logdir: str, cifar: str) -> None:
+    """A reference run with kept checkpoints, explored and analyzed; an explored .keras file; a
+    model.fit run with the callback and snapshots."""
+    run = os.path.join(logdir, "ref")
+    train_and_evaluate(small_config(cifar, keep_steps=(2, 4)), run, **QUIET)
+    assert explorer.main(["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare",
+                          "--sanity", "--batch_size", "32"]) == 0
+    assert analyze.main(["evolution", "--run", run, "--layer", "conv3"]) == 0
+    assert analyze.main(["occlusion", "--run", run, "--images", "first:1", "--stride", "4"]) == 0
+    model = small_cnn()
+    model.save(os.path.join(logdir, "kmodel.keras"))
+    assert explorer.main(["--model", os.path.join(logdir, "kmodel.keras"), "--data_dir", cifar,
+                          "--layer", "relu1", "--layer", "conv2", "--batch_size", "32"]) == 0
+    fit = small_cnn()
+    fit.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images, labels = data.load_binary(cifar, "train")
+    callback = vizdeconv.keras.DeconvnetCallback(os.path.join(logdir, "kfit"),
+                                                 images[:3].astype(np.float32),
+                                                 snapshot_dir=os.path.join(logdir, "kfit", "snapshots"))
+    fit.fit(images[:32].astype(np.float32), labels[:32], epochs=1, batch_size=16, verbose=0,
+            callbacks=[callback])
+
+
+@pytest.fixture(scope="module")
+def logdir(cifar_session, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("tb") / "logs")
+    build_logdir(root, cifar_session)
+    return root
+
+
+def make_client(logdir: str) -> tuple[Client, DeconvnetPlugin]:
+    app, plugin = standalone_app(logdir)
+    return Client(app), plugin
+
+
+@pytest.fixture(scope="module")
+def client(logdir):
+    return make_client(logdir)[0]
+
+
+def get(client, route, **parameters):
+    response = client.get(f"/data/plugin/vizdeconv/{route}", query_string=parameters)
+    body = response.get_data()
+    return response.status_code, (json.loads(body) if response.mimetype == "application/json" else body)
+
+
+def png(body: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def uint8(pictures) -> np.ndarray:
+    return np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
+
+
+def test_tab_listed_only_where_a_run_holds_vizdeconv_data(logdir, client, tmp_path):
+    listing = json.loads(client.get("/data/plugins_listing").get_data())["vizdeconv"]
+    assert listing["enabled"] and listing["tab_name"] == "Deconvnet"
+    assert listing["loading_mechanism"]["module_path"] == "/data/plugin/vizdeconv/index.js"
+    import tensorflow as tf
+
+    with tf.summary.create_file_writer(str(tmp_path / "plain")).as_default():
+        tf.summary.scalar("loss", 1.0, step=0)  # a logdir without vizdeconv data
+    other, _ = make_client(str(tmp_path))
+    assert not json.loads(other.get("/data/plugins_listing").get_data())["vizdeconv"]["enabled"]
+    script = client.get("/data/plugin/vizdeconv/index.js")
+    assert script.status_code == 200 and b"export async function render" in script.get_data()
+
+
+def test_runs_listing_matches_the_files(logdir, client, cifar_session):
+    status, body = get(client, "runs")
+    assert status == 200
+    listing = {run["name"]: run for run in body["runs"]}
+    assert set(listing) == {"ref", "kmodel_explore", "kfit"}
+    ref = listing["ref"]
+    index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))
+    assert ref["kind"] == "run" and ref["splits"]["test"]["layers"] == list(index["layers"])
+    assert [p["image_id"] for p in ref["probes"]] == list(range(16))  # the explorer's, not the trainer's 2
+    _, labels = data.load_binary(cifar_session, "test")
+    assert [p["label"] for p in ref["probes"]] == labels[:16].tolist()
+    assert ref["analyses"]["evolution"] == ["conv3"]
+    assert ref["analyses"]["occlusion"] == {"0": "analyze/occlusion/image_00000.png"}
+    sanity = json.load(open(os.path.join(logdir, "ref", "explore", "test", "sanity", "sanity_conv3.json")))
+    assert ref["analyses"]["sanity"]["conv3"]["spearman"] == sanity["spearman"]
+    assert ref["analyses"]["compare"] == ["explore/test/compare_conv3.png"]
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()  # trainer, explorer and callback each mark their events; analyses read them
+    assert set(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == {
+        "ref/train", "ref/explore", "kmodel_explore", "kfit/train"}
+    assert listing["kmodel_explore"]["kind"] == "keras"
+    assert listing["kmodel_explore"]["splits"]["test"]["layers"] == ["relu1", "conv2"]
+    assert listing["kfit"]["kind"] == "keras" and listing["kfit"]["splits"] == {}
+    assert len(listing["kfit"]["probes"]) == 3
+
+
+def test_top9_payload_and_tiles_are_the_explorers(logdir, client, cifar_session):
+    index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))["layers"]
+    top = np.load(os.path.join(logdir, "ref", "explore", "test", "conv3", "top.npz"))
+    status, layer = get(client, "layer", run="ref", split="test", layer="conv3")
+    assert status == 200 and len(layer["channels"]) == 10 and layer["k"] == 9
+    assert [c["value"] for c in layer["channels"]] == [index["conv3"][str(c)]["values"][0] for c in range(10)]
+    status, body = get(client, "top9", run="ref", split="test", layer="conv3", channel=4)
+    entry = index["conv3"]["4"]
+    assert status == 200 and [e["image_id"] for e in body["entries"]] == entry["image_ids"]
+    assert [e["value"] for e in body["entries"]] == entry["values"]
+    assert [e["class_name"] for e in body["entries"]] == [data.CLASS_NAMES[i] for i in entry["labels"]]
+    images, _ = data.load_binary(cifar_session, "test")
+    pictures = data.central_crop(images, 24)
+    field = top["patches"].shape[2]
+    checked = 0
+    for rank, (image_id, box) in enumerate(zip(entry["image_ids"], entry["boxes"])):
+        for what, array in (("projection", top["projections"]), ("patch", top["patches"])):
+            status, body = get(client, "tile.png", run="ref", split="test", layer="conv3", channel=4,
+                               rank=rank, what=what)
+            assert status == 200 and np.array_equal(png(body), array[4, rank])
+        top_row, left, bottom, right = box
+        if bottom - top_row + 1 == field and right - left + 1 == field:  # a field inside the image
+            np.testing.assert_array_equal(top["patches"][4, rank],
+                                          pictures[image_id, top_row:bottom + 1, left:right + 1])
+            checked += 1
+    assert checked or field > 24
+
+
+def test_evolution_payload_and_tiles(logdir, client):
+    evolution = np.load(os.path.join(logdir, "ref", "analyze", "evolution", "evolution_conv3.npz"))
+    status, body = get(client, "evolution", run="ref", layer="conv3", channel=2)
+    assert status == 200 and body["steps"] == [2, 4, 6]
+    for index in range(3):
+        status, tile = get(client, "evolution.png", run="ref", layer="conv3", channel=2, index=index)
+        assert status == 200 and np.array_equal(png(tile), uint8(evolution["tiles"][2, index]))
+    status, body = get(client, "evolution", run="ref", layer="conv2", channel=0)
+    assert status == 400 and "analyze evolution --layer conv2" in body["error"]
+
+
+def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
+    """The same projection straight from the library, on the run's newest checkpoint."""
+    _, model = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    images, _ = data.load_binary(json.load(open(os.path.join(logdir, "ref", "config.json")))["data"][
+        "data_dir"], "test")
+    inputs = data.preprocess_eval(images[image_index:image_index + 1], 24)
+    deconvnet = Deconvnet(model, mode)
+    activations = deconvnet.graph.forward(inputs)[layer].numpy()[0, ..., channel]
+    if unit is None:
+        projection = deconvnet.channels(inputs, layer, [channel])
+    else:
+        projection = deconvnet.units(inputs, layer, [channel], [unit[0] * activations.shape[1] + unit[1]])
+    return uint8(to_display(projection.numpy())[0]), activations
+
+
+def decode_uri(uri: str) -> np.ndarray:
+    import base64
+
+    assert uri.startswith("data:image/png;base64,")
+    return png(base64.b64decode(uri.split(",", 1)[1]))
+
+
+@pytest.mark.parametrize("mode, unit", [("deconvnet", None), ("guided", (2, 3)), ("bias_subtract", None)])
+def test_projection_on_demand_equals_the_library(logdir, client, mode, unit):
+    extra = {} if unit is None else {"row": unit[0], "col": unit[1]}
+    status, body = get(client, "project", run="ref", image=1, layer="conv2", channel=3, mode=mode, **extra)
+    assert status == 200, body
+    expected, activations = library_projection(logdir, 1, "conv2", 3, mode, unit)
+    assert np.abs(decode_uri(body["projection"]).astype(int) - expected).max() <= 1
+    assert body["max_activation"] == pytest.approx(float(activations.max()), rel=1e-5)
+    assert body["map_shape"] == [12, 12] and body["step"] == 6
+    assert np.array_equal(decode_uri(body["feature_map"]), heat(activations))
+    assert body["unit"] == (list(unit) if unit else None)
+
+
+def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir, client):
+    status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1)
+    assert status == 200 and body["step"] is None
+    status, body = get(client, "project", run="kfit", image=2, layer="relu1", channel=0, mode="guided")
+    assert status == 200 and body["step"] == 1  # epoch_0001.keras, the newest snapshot
+    model = keras.models.load_model(os.path.join(logdir, "kfit", "snapshots", "epoch_0001.keras"))
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "train")
+    expected = Deconvnet(model, "guided").channels(images[2:3].astype(np.float32), "relu1", [0])
+    assert np.abs(decode_uri(body["projection"]).astype(int) -
+                  uint8(to_display(expected.numpy())[0])).max() <= 1
+    status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1,
+                       mode="bias_subtract")
+    assert status == 400 and "bias_subtract" in body["error"]  # BatchNormalization below conv2
+
+
+def test_concurrent_projections_do_not_mix(logdir):
+    client, _ = make_client(logdir)
+    requests = [dict(run="ref", image=i % 4, layer=("conv2", "conv3")[i % 2], channel=i % 7,
+                     mode=("deconvnet", "guided")[i // 2 % 2]) for i in range(12)]
+    sequential = [get(client, "project", **r)[1]["projection"] for r in requests]
+    fresh, _ = make_client(logdir)
+    results = [None] * len(requests)
+
+    def worker(i):
+        results[i] = get(fresh, "project", **requests[i])[1]["projection"]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == sequential
+
+
+def test_a_run_that_keeps_training_is_reloaded(logdir, cifar_session, tmp_path):
+    copy = tmp_path / "logs"
+    shutil.copytree(os.path.join(logdir, "ref"), copy / "ref")
+    client, _ = make_client(str(copy))
+    status, before = get(client, "project", run="ref", image=0, layer="conv3", channel=0)
+    assert status == 200 and before["step"] == 6
+    train_and_evaluate(small_config(cifar_session, steps=8, keep_steps=(2, 4)), str(copy / "ref"), **QUIET)
+    status, after = get(client, "project", run="ref", image=0, layer="conv3", channel=0)
+    assert status == 200 and after["step"] == 8
+    expected, _ = library_projection(str(copy), 0, "conv3", 0)
+    assert np.abs(decode_uri(after["projection"]).astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("route, parameters, message", [
+    ("top9", dict(split="test", layer="conv3", channel=4), "parameter 'run' is missing"),
+    ("top9", dict(run="nope", split="test", layer="conv3", channel=4), "no vizdeconv run 'nope'"),
+    ("top9", dict(run="ref", split="test", layer="conv9", channel=4), "has no layer 'conv9'"),
+    ("top9", dict(run="ref", split="test", layer="conv3", channel=10), "channel 10 is out of range"),
+    ("top9", dict(run="ref", split="train", layer="conv3", channel=0), "no explorer output for split"),
+    ("top9", dict(run="ref", split="test", layer="conv3", channel="x"), "must be an integer"),
+    ("tile.png", dict(run="ref", split="test", layer="conv3", channel=0, what="x"), "what must be"),
+    ("project", dict(run="ref", image=99, layer="conv3", channel=0), "image 99 is out of range"),
+    ("project", dict(run="ref", image=0, layer="conv3", channel=10), "channel 10 is out of range"),
+    ("project", dict(run="ref", image=0, layer="conv3", channel=0, mode="x"), "mode"),
+    ("project", dict(run="ref", image=0, layer="conv3", channel=0, row=6, col=0), "outside"),
+    ("project", dict(run="ref", image=0, layer="fc9", channel=0), "not in the network"),
+    ("evolution.png", dict(run="ref", layer="conv3", channel=0, index=3), "index 3 is out of range"),
+])
+def test_bad_parameters_answer_400_with_a_message(client, route, parameters, message):
+    status, body = get(client, route, **parameters)
+    assert status == 400 and message in body["error"]
+
+
+def test_files_cannot_be_read_outside_the_logdir(logdir, client, tmp_path):
+    status, body = get(client, "file", run="ref", path="analyze/occlusion/image_00000.png")
+    assert status == 200
+    assert body == open(os.path.join(logdir, "ref", "analyze", "occlusion", "image_00000.png"), "rb").read()
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(secret)
+    link = os.path.join(logdir, "ref", "analyze", "link.png")
+    os.symlink(secret, link)
+    try:
+        for path in ("../../secret.png", str(secret), "analyze/../../../secret.png", "analyze/link.png",
+                     "..%2F..%2Fsecret.png", "config.json", "analyze\\..\\..\\x.png"):
+            status, body = get(client, "file", run="ref", path=path)
+            assert status == 400, path
+            assert "logdir" in body["error"] or "only .png" in body["error"] or "exist" in body["error"]
+        status, _ = get(client, "file", run="..", path="secret.png")
+        assert status == 400
+    finally:
+        os.remove(link)
+
+
+def test_marking_that_points_outside_the_logdir_is_ignored(tmp_path):
+    logdir = tmp_path / "logs"
+    outside = tmp_path / "elsewhere"
+    metadata.write_probes(str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)),
+                          root=str(outside), kind="run")
+    client, _ = make_client(str(logdir))
+    assert get(client, "runs")[1]["runs"] == []
+
+
+def test_real_tensorboard_server_lists_and_serves_the_plugin(logdir):
+    import urllib.request
+
+    process, base = tab_walkthrough.start_tensorboard(logdir)
+    try:
+        listing = json.load(urllib.request.urlopen(base + "/data/plugins_listing", timeout=30))
+        assert listing["vizdeconv"]["enabled"] and listing["vizdeconv"]["tab_name"] == "Deconvnet"
+        runs_body = json.load(urllib.request.urlopen(base + "/data/plugin/vizdeconv/runs", timeout=30))
+        assert {run["name"] for run in runs_body["runs"]} == {"ref", "kmodel_explore", "kfit"}
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_browser_clicks_through_the_tab(logdir, tmp_path):
+    if tab_walkthrough.find_browser() is None:
+        pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    process, base = tab_walkthrough.start_tensorboard(logdir)
+    driver = tab_walkthrough.open_browser()
+    try:
+        seen = tab_walkthrough.walk(driver, base, str(tmp_path / "tab.png"), run="ref", channel=1)
+    finally:
+        driver.quit()
+        process.kill()
+        process.wait()
+    assert seen["tiles"] == 10 and seen["top9_cards"] == 9
+    index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))["layers"]
+    assert seen["top9_captions"][0].endswith(f"#{index['conv3']['1']['image_ids'][0]}")
+    assert seen["steps"] == ["step 6", "step 2"] and seen["evolution_image_src"].endswith("index=0")
+    assert seen["projection_info"][0].startswith("deconvnet, whole feature map, step 6")
+    assert "unit (3, 3)" in seen["projection_info"][1]  # the centre of conv3's 6x6 map
+    screenshot = np.asarray(Image.open(seen["screenshot"]).convert("RGB"))
+    assert screenshot.shape[0] > 500 and screenshot.std() > 20
+    assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500  # pictures, not a blank page
