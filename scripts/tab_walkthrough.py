@@ -60,8 +60,9 @@ def start_tensorboard(logdir: str, timeout: float = 90):
     raise RuntimeError("tensorboard did not list an enabled vizdeconv plugin in time")
 
 
-def open_browser(width: int = 1400, height: int = 2000):
-    """A headless Chromium WebDriver using the system's browser and driver (no download)."""
+def open_browser(width: int = 1400, height: int = 2000, dark: bool = False):
+    """A headless Chromium WebDriver using the system's browser and driver (no download); `dark`: the
+    browser prefers a dark colour scheme (TensorBoard then shows its dark theme)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -73,10 +74,14 @@ def open_browser(width: int = 1400, height: int = 2000):
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      f"--window-size={width},{height}"):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
+    if dark:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    return driver
 
 
-def walk(driver, base: str, screenshot: str, run: str | None = None, channel: int = 1,
+def walk(driver, base: str, screenshot: str, run: str | None = None, channel: int = 1, probe: int = 1,
          timeout: float = 60) -> dict:
     """Opens the tab and clicks through it; returns what it saw and how long things took.
 
@@ -120,9 +125,9 @@ def walk(driver, base: str, screenshot: str, run: str | None = None, channel: in
 
     wait.until(ec.presence_of_element_located((By.ID, "projection-info")))
     started = time.perf_counter()
-    probe = driver.find_element(By.ID, "probe-1")
-    title = probe.get_attribute("title")  # "image N (class)", the caption its projection gets
-    probe.click()
+    thumbnail = driver.find_element(By.ID, f"probe-{probe}")
+    title = thumbnail.get_attribute("title")  # "image N (class)", the caption its projection gets
+    thumbnail.click()
     wait.until(lambda d: d.find_elements(By.ID, "projection-info") and d.find_element(
         By.CSS_SELECTOR, "#projection .caption").text == title)
     infos = [driver.find_element(By.ID, "projection-info").text]
@@ -133,6 +138,8 @@ def walk(driver, base: str, screenshot: str, run: str | None = None, channel: in
     infos.append(driver.find_element(By.ID, "projection-info").text)
     seen["projection_seconds"] = round(time.perf_counter() - started, 2)
     seen["projection_info"] = infos
+    seen["background"] = driver.execute_script(
+        "return getComputedStyle(document.body).backgroundColor")
     driver.switch_to.default_content()
     driver.save_screenshot(screenshot)
     seen["screenshot"] = screenshot
@@ -144,12 +151,14 @@ def main() -> None:
     parser.add_argument("--logdir", default="logs")
     parser.add_argument("--run", default=None, help="run to show (default: the first)")
     parser.add_argument("--channel", type=int, default=1)
+    parser.add_argument("--probe", type=int, default=1, help="probe image to project")
+    parser.add_argument("--dark", action="store_true", help="the browser prefers a dark theme")
     parser.add_argument("--out", default=os.path.join("docs", "images", "tensorboard_tab.png"))
     args = parser.parse_args()
     process, base = start_tensorboard(args.logdir)
-    driver = open_browser()
+    driver = open_browser(dark=args.dark)
     try:
-        print(json.dumps(walk(driver, base, args.out, args.run, args.channel), indent=1))
+        print(json.dumps(walk(driver, base, args.out, args.run, args.channel, args.probe), indent=1))
     finally:
         driver.quit()
         process.kill()

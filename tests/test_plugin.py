@@ -313,23 +313,31 @@ def test_real_tensorboard_server_lists_and_serves_the_plugin(logdir):
         process.wait()
 
 
-def test_browser_clicks_through_the_tab(logdir, tmp_path):
+def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_path):
     if tab_walkthrough.find_browser() is None:
         pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
     process, base = tab_walkthrough.start_tensorboard(logdir)
-    driver = tab_walkthrough.open_browser()
     try:
-        seen = tab_walkthrough.walk(driver, base, str(tmp_path / "tab.png"), run="ref", channel=1)
+        seen = {}
+        for theme in ("light", "dark"):
+            driver = tab_walkthrough.open_browser(dark=theme == "dark")
+            try:
+                seen[theme] = tab_walkthrough.walk(driver, base, str(tmp_path / f"{theme}.png"), run="ref",
+                                                   channel=1, probe=0)
+            finally:
+                driver.quit()
     finally:
-        driver.quit()
         process.kill()
         process.wait()
-    assert seen["tiles"] == 10 and seen["top9_cards"] == 9
+    light = seen["light"]
+    assert light["tiles"] == 10 and light["top9_cards"] == 9
     index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))["layers"]
-    assert seen["top9_captions"][0].endswith(f"#{index['conv3']['1']['image_ids'][0]}")
-    assert seen["steps"] == ["step 6", "step 2"] and seen["evolution_image_src"].endswith("index=0")
-    assert seen["projection_info"][0].startswith("deconvnet, whole feature map, step 6")
-    assert "unit (3, 3)" in seen["projection_info"][1]  # the centre of conv3's 6x6 map
-    screenshot = np.asarray(Image.open(seen["screenshot"]).convert("RGB"))
-    assert screenshot.shape[0] > 500 and screenshot.std() > 20
-    assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500  # pictures, not a blank page
+    assert light["top9_captions"][0].endswith(f"#{index['conv3']['1']['image_ids'][0]}")
+    assert light["steps"] == ["step 6", "step 2"] and light["evolution_image_src"].endswith("index=0")
+    assert light["projection_info"][0].startswith("deconvnet, whole feature map, step 6")
+    assert "unit (3, 3)" in light["projection_info"][1]  # the centre of conv3's 6x6 map
+    assert light["background"] == "rgb(255, 255, 255)" and seen["dark"]["background"] == "rgb(48, 48, 48)"
+    for theme in ("light", "dark"):
+        screenshot = np.asarray(Image.open(seen[theme]["screenshot"]).convert("RGB"))
+        assert screenshot.shape[0] > 500 and screenshot.std() > 20
+        assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500  # pictures, not a blank page

@@ -355,7 +355,27 @@ function refreshAll() {
   renderAnalyses();
 }
 
+// TensorBoard marks its dark theme with class dark-mode on its page's body; the tab's frame is served
+// from the same origin, so it can follow that (and the browser's preference where it cannot).
+function followTheme() {
+  const query = window.matchMedia('(prefers-color-scheme: dark)');
+  let parentBody = null;
+  try {
+    parentBody = window.parent !== window ? window.parent.document.body : null;
+  } catch (error) {
+    parentBody = null;
+  }
+  const apply = () => document.documentElement.classList.toggle(
+      'dark', parentBody ? parentBody.classList.contains('dark-mode') : query.matches);
+  apply();
+  if (parentBody) {
+    new MutationObserver(apply).observe(parentBody, {attributes: true, attributeFilter: ['class']});
+  }
+  query.addEventListener('change', apply);
+}
+
 export async function render() {
+  followTheme();
   document.head.append(element('link', {rel: 'stylesheet', href: './style.css'}));
   const section = (id, title) => element('section', {}, element('h2', {}, title),
                                          element('div', {id}));
