@@ -44,6 +44,10 @@ def test_bench_command_writes_the_documented_json(tmp_path):
     assert "Forward across 10 steps," in result.stdout and "Forward-backward across 10 steps," in result.stdout
     report = json.loads(out.read_text())
     assert (report["model"], report["batch_size"], report["precision"]) == ("cifar", 4, "float32")
+    from vizdeconv.training import precision
+
+    assert report["machine"]["cpu"] == precision.cpu_model() and report["machine"]["cpu"] in result.stdout
+    assert report["machine"]["bf16_path"] in result.stdout  # the header names the bfloat16 path
     assert [r["phase"] for r in report["results"]] == ["forward", "forward_backward"]
     for record in report["results"]:
         assert {"phase", "num_batches", "mean_s", "sd_s", "images_per_s", "gflop_per_s"} <= set(record)
@@ -67,3 +71,53 @@ def test_bench_errors_are_one_line():
                             timeout=120)
     assert result.returncode == 2 and "supports --what forward" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_keras_baseline_trains_the_same_objective_and_is_timed(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from configs import default
+    from vizdeconv.nn.convnet import build_model, to_keras
+    from vizdeconv.training import losses
+
+    config = default.get_config()
+    model = build_model(config)
+    twin = to_keras(model, weight_decay=config.loss.weight_decay)
+    images = tf.random.stateless_normal([4, 24, 24, 3], seed=[1, 2])
+    labels = tf.constant([0, 3, 9, 3])
+    # Keras adds the regularizers to the summed cross-entropy: the trainer's objective, term by term.
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")(
+        labels, twin(images)) + tf.add_n(twin.losses)
+    ours = losses.objective(model(images), labels, model.kernels, "sum", config.loss.weight_decay)["loss"]
+    np.testing.assert_allclose(float(keras_loss), float(ours), rtol=1e-5)
+
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--what", "train_step", "--batch_size",
+                             "8", "--num_batches", "3", "--steps_per_call", "2", "--precision", "float32",
+                             "--baseline", "keras", "--json", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [r.get("variant") for r in report["results"]] == ["in_memory_batch", "keras_fit"]
+    keras_record = report["results"][1]
+    assert keras_record["num_batches"] == 6
+    np.testing.assert_allclose(keras_record["images_per_s"] * keras_record["mean_s"], 8, rtol=1e-6)
+    assert "trainer step / keras model.fit step:" in result.stdout
+
+
+def test_hardware_kind_and_bfloat16_path_from_cpu_flags(tmp_path):
+    from vizdeconv.training import precision
+
+    def describe(flags):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n")
+        return precision.hardware(str(path))
+
+    amx = describe("fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile")
+    assert (amx["cpu"], amx["cpu_kind"]) == ("Test CPU 9000", "AMX")
+    assert describe("avx2 avx512f avx512_bf16")["cpu_kind"] == "AVX512-BF16"
+    assert describe("avx2 avx512f")["cpu_kind"] == "AVX-512"
+    plain = describe("fpu sse2 avx2 fma")
+    assert plain["cpu_kind"] == "AVX2" and "float32" in plain["bf16_path"]
+    assert describe("fpu sse2")["cpu_kind"] == "other"

@@ -113,6 +113,10 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
     else:
         raise ValueError(f"--model must be cifar or alexnet_fcn, got {model_name!r}")
     images = tf.random.normal([batch_size, *shape], seed=1)
+    machine = precision.hardware()
+    log(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), gpu "
+        f"{machine['gpu'] or 'none'}, oneDNN {'on' if machine['onednn'] else 'off'}, bfloat16 path: "
+        f"{machine['bf16_path']}")
     log(f"model {model_name}, batch {batch_size}, precision {resolved}, "
         f"{flops / 1e9:.3f} GFLOP per image forward")
     results = []
@@ -143,7 +147,8 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
                                        data_dir, 3 * flops, log, steps_per_call))
         else:
             raise ValueError(f"--what must be one of {', '.join(PHASES)}, got {phase!r}")
-    return {"model": model_name, "batch_size": batch_size, "precision": resolved, "results": results}
+    return {"model": model_name, "batch_size": batch_size, "precision": resolved, "machine": machine,
+            "results": results}
 
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
@@ -172,20 +177,14 @@ def _occlusion(model, num_batches, log) -> dict:
     return time_phase("occlusion", run, num_batches, 1, 0.0, log, "441 positions")
 
 
-def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,
-                steps_per_call: int = 1) -> dict:
-    """The trainer's own compiled step (Adam included), one step per call."""
+def _batches(config, batch_size: int, with_data: bool, data_dir: str):
+    """Training batches (images [B, 24, 24, 3] float32, labels [B] int32): the trainer's pipeline over
+    real or random pixels, or one fixed in-memory batch."""
     import numpy as np
     import tensorflow as tf
 
     from vizdeconv.training import data
-    from vizdeconv.training import optim
-    from vizdeconv.training import steps
 
-    strategy = tf.distribute.get_strategy()
-    optimizer = optim.make_optimizer(config.optimizer, 10**6)
-    optimizer.build(model.trainable_variables)
-    train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, batch_size, dtype)
     if with_data:
         if data_dir:
             config.data.data_dir = data_dir
@@ -199,12 +198,74 @@ def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_d
         batch = (tf.random.normal([batch_size, 24, 24, 3], seed=2),
                  tf.random.uniform([batch_size], 0, 10, tf.int32, seed=3))
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    iterator = iter(dataset)
+    return dataset
+
+
+def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,
+                steps_per_call: int = 1) -> dict:
+    """The trainer's own compiled step (Adam included), one step per call."""
+    import tensorflow as tf
+
+    from vizdeconv.training import optim
+    from vizdeconv.training import steps
+
+    strategy = tf.distribute.get_strategy()
+    optimizer = optim.make_optimizer(config.optimizer, 10**6)
+    optimizer.build(model.trainable_variables)
+    train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, batch_size, dtype)
+    iterator = iter(_batches(config, batch_size, with_data, data_dir))
     chunk = tf.constant(steps_per_call)
     variant = "with_data" if with_data else "in_memory_batch"
     # Like the trainer, run several steps per compiled call; report seconds per step.
     return time_phase("train_step", _synchronized(lambda: train_steps(iterator, chunk)), num_batches,
                       batch_size, flops, log, variant, steps_per_call)
+
+
+def keras_train_step(config, dtype, batch_size: int, num_batches: int, with_data: bool, data_dir: str,
+                     flops: float, log=print, steps_per_call: int = 1) -> dict:
+    """The same network and recipe as a plain Keras 3 model trained with `model.fit`.
+
+    `to_keras` of the reference net with the trainer's weight penalty as kernel regularizers, the
+    config's loss reduction and optimizer, `steps_per_execution=steps_per_call`, mixed_bfloat16 when
+    `dtype` is bfloat16, on the same batches. A callback stamps the time after each execution; the
+    first BURN_IN executions are not timed.
+    """
+    import keras
+    import numpy as np
+
+    from vizdeconv.nn.convnet import build_model, to_keras
+    from vizdeconv.training import optim
+
+    stamps = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.append(time.perf_counter())
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if dtype.name == "bfloat16" else "float32")
+    try:
+        model = to_keras(build_model(config), config.loss.weight_decay)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    reduction = "sum" if config.loss.reduction == "sum" else "sum_over_batch_size"
+    model.compile(optimizer=optim.make_optimizer(config.optimizer, 10**6),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
+                  steps_per_execution=steps_per_call)
+    executions = BURN_IN + num_batches
+    model.fit(_batches(config, batch_size, with_data, data_dir), epochs=1, verbose=0, shuffle=False,
+              steps_per_epoch=executions * steps_per_call, callbacks=[Stamp()])
+    if len(stamps) != executions:
+        raise RuntimeError(f"model.fit reported {len(stamps)} executions, expected {executions}")
+    durations = np.diff(stamps[BURN_IN - 1:]) / steps_per_call
+    mean, sd = float(np.mean(durations)), float(np.std(durations))
+    log(f"Train-step (keras model.fit) across {num_batches * steps_per_call} steps, "
+        f"{mean:.4f} +/- {sd:.4f} sec / batch")
+    record = {"phase": "train_step", "variant": "keras_fit", "num_batches": num_batches * steps_per_call,
+              "mean_s": mean, "sd_s": sd, "median_s": float(np.median(durations)),
+              "images_per_s": batch_size / mean, "gflop_per_s": flops * batch_size / mean / 1e9}
+    log(f"  {record['images_per_s']:.0f} images/s, {record['gflop_per_s']:.1f} GFLOP/s")
+    return record
 
 
 def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dict:
@@ -240,18 +301,33 @@ def main(argv=None) -> int:
                         help="train_step: optimizer steps per compiled call (the trainer runs up to "
                              "log_every); timings stay per step")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--baseline", help="train_step: also run this TF1-graph yardstick script "
-                        "(batch 128, float32) for --num_batches steps and print the speed ratio")
+    parser.add_argument("--baseline", help="train_step: 'keras' also times the same network and "
+                        "recipe with Keras model.fit in this process; a path runs that TF1-graph yardstick "
+                        "script (batch 128, float32) for --num_batches steps; prints the speed ratio")
     args = parser.parse_args(argv)
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise FileNotFoundError(f"--json: folder {os.path.dirname(args.json)} does not exist")
-    if args.baseline and (args.what != "train_step" or args.batch_size != 128):
-        raise ValueError("--baseline compares training steps: use --what train_step --batch_size 128")
+    if args.baseline and args.what != "train_step":
+        raise ValueError("--baseline compares training steps: use --what train_step")
+    if args.baseline and args.baseline != "keras" and args.batch_size != 128:
+        raise ValueError("the TF1 yardstick trains batches of 128: use --batch_size 128")
     if args.steps_per_call < 1:
         raise ValueError("--steps_per_call must be positive")
     report = benchmark(args.model, args.batch_size, args.num_batches, args.precision, args.what or "",
                        args.with_data, args.data_dir, steps_per_call=args.steps_per_call)
-    if args.baseline:
+    if args.baseline == "keras":
+        from configs import default
+        from vizdeconv.nn.convnet import build_model
+        from vizdeconv.training import precision
+
+        config = default.get_config()
+        baseline = keras_train_step(config, precision.compute_dtype(report["precision"]), args.batch_size,
+                                    args.num_batches, args.with_data, args.data_dir,
+                                    3 * conv_flops(build_model(config)), steps_per_call=args.steps_per_call)
+        report["results"].append(baseline)
+        print(f"trainer step / keras model.fit step: "
+              f"{report['results'][0]['mean_s'] / baseline['mean_s']:.2f} (below 1: the trainer is faster)")
+    elif args.baseline:
         baseline = run_baseline(args.baseline, args.data_dir, args.num_batches * args.steps_per_call)
         report["results"].append(baseline)
         print(f"speed-up over the TF1 float32 graph: "

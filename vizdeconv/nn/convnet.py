@@ -28,6 +28,7 @@ class LayerSpec:
     pool: int = 0
     pool_stride: int = 0
     pool_padding: str = "SAME"
+    init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
 
     @property
     def pool_name(self) -> str:
@@ -66,7 +67,8 @@ class DeconvNet(tf.Module):
       specs: the layers, first to last; the last one's `filters` is the number of classes.
       image_size: side of the square input images.
       channels: input channels.
-      seed: seeds the truncated-normal (stddev 0.1) kernels; biases start at 0.1.
+      seed: seeds the truncated-normal kernels (stddev `init_stddev` of each spec, 0.1 by default);
+        biases start at 0.1.
     """
 
     def __init__(self, specs: Iterable[LayerSpec], image_size: int = 24, channels: int = 3,
@@ -79,7 +81,8 @@ class DeconvNet(tf.Module):
         in_channels = channels
         for index, spec in enumerate(self.specs):
             shape = [spec.kernel, spec.kernel, in_channels, spec.filters]
-            initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index], stddev=0.1)
+            initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index],
+                                                           stddev=spec.init_stddev)
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             in_channels = spec.filters
@@ -172,9 +175,10 @@ def count_parameters(model: DeconvNet) -> int:
     return sum(int(tf.size(variable)) for variable in model.trainable_variables)
 
 
-def to_keras(model: DeconvNet):
+def to_keras(model: DeconvNet, weight_decay: float = 0.0):
     """The same network as a plain Keras model (Conv2D + ReLU, MaxPooling2D, GlobalAveragePooling2D),
-    holding copies of the current weights; its logits equal `model(images)`.
+    holding copies of the current weights; its logits equal `model(images)`. With `weight_decay`, the
+    kernels carry the trainer's penalty weight_decay * sum(W**2) / 2 as Keras regularizers.
 
     Returns:
       keras.Sequential taking [N, image_size, image_size, channels] float32, giving logits [N, classes].
@@ -185,7 +189,8 @@ def to_keras(model: DeconvNet):
     for spec in model.specs:
         layers.append(keras.layers.Conv2D(
             spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding.lower(),
-            dilation_rate=spec.dilation, activation="relu", name=spec.name))
+            dilation_rate=spec.dilation, activation="relu", name=spec.name,
+            kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None))
         if spec.pool:
             layers.append(keras.layers.MaxPooling2D(spec.pool, spec.effective_pool_stride,
                                                     spec.pool_padding.lower(), name=spec.pool_name))

@@ -1,4 +1,6 @@
 """Chooses float32 or mixed bfloat16 for the convolutions (variables, logits and loss stay float32)."""
+import os
+
 import tensorflow as tf
 
 CHOICES = ("auto", "float32", "bfloat16")
@@ -15,6 +17,45 @@ def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as Linux reports it ("unknown" elsewhere)."""
+    try:
+        with open(cpuinfo_path) as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def hardware(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
+    """What decides the speed of a run, for benchmark headers and JSON.
+
+    Returns:
+      dict: cpu (model name), cpu_kind ("AMX", "AVX512-BF16", "AVX-512", "AVX2" or "other"),
+      cores (logical CPUs TensorFlow can use), gpu (name or None), onednn (TensorFlow's oneDNN
+      kernels on), bf16_path (how bfloat16 convolutions would run here).
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    flags = cpu_flags(cpuinfo_path)
+    kind = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                                         ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags),
+                "other")
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
+    onednn = bool(_pywrap_util_port.IsMklEnabled())
+    if gpu:
+        path = f"GPU ({gpu})" + ("" if native_bfloat16(cpuinfo_path) else ", no native bfloat16")
+    elif kind in ("AMX", "AVX512-BF16"):
+        path = f"native: oneDNN {kind} kernels" if onednn else f"{kind} present but oneDNN is off"
+    else:
+        path = "none native: bfloat16 would be emulated in float32 (precision auto picks float32)"
+    return {"cpu": cpu_model(cpuinfo_path), "cpu_kind": kind, "cores": os.cpu_count(), "gpu": gpu,
+            "onednn": onednn, "bf16_path": path}
 
 
 def native_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
