@@ -67,8 +67,19 @@ def test_every_config_check_names_the_field(field, value, message):
         config_lib.validate(config)
 
 
-def test_default_config_validates():
-    config_lib.validate(default.get_config())
+@pytest.mark.parametrize("name", ["default", "fast", "smoke", "atrous", "tuned", "deep"])
+def test_every_shipped_config_validates_and_builds(name):
+    import importlib
+
+    from vizdeconv.nn.convnet import build_model
+
+    config = importlib.import_module(f"configs.{name}").get_config()
+    config_lib.validate(config)
+    model = build_model(config)
+    assert model(np.zeros([1, 24, 24, 3], np.float32)).shape == (1, 10)
+    for spec, kernel in zip(model.specs, model.kernels):  # truncated normal: std ~0.88 of init_stddev
+        if kernel.shape.num_elements() > 1000:
+            assert 0.8 * spec.init_stddev < float(np.std(kernel.numpy())) < 0.95 * spec.init_stddev
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
