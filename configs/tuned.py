@@ -1,5 +1,5 @@
-"""The reference network with a better optimisation recipe: mean cross-entropy, Adam 3e-3 with a
-warm-up and cosine decay, a small weight penalty.
+"""The reference network with a better optimisation recipe: mean cross-entropy, SGD with momentum 0.9
+at 0.05 with a warm-up and cosine decay, a small weight penalty.
 
 Command:  python train.py --config configs/tuned.py --data_dir ../shared/cifar10
 Measured: see README.md ("Better-trained networks") for accuracy and wall time per CPU.
@@ -15,9 +15,10 @@ def get_config():
     config.name = "tuned"
     config.steps = 12000
     config.keep_steps = (250, 500, 1000, 2000, 5000, 8000)
-    config.loss.reduction = "mean"   # Adam is scale-free; averaging makes the penalty's size readable
+    config.loss.reduction = "mean"   # so the rate does not depend on the batch size
     config.loss.weight_decay = 5e-4
-    config.optimizer.learning_rate = 3e-3
+    config.optimizer.name = "momentum"
+    config.optimizer.learning_rate = 0.05
     config.optimizer.schedule = "cosine"
     config.optimizer.warmup_steps = 200
     return config

@@ -1,0 +1,120 @@
+"""Where the training step's time goes: TensorFlow's profiler over the trainer's compiled step, summed by op.
+
+    python scripts/profile_step.py [--config configs/default.py] [--steps 50] [--precision auto]
+
+Traces `--steps` optimizer steps of the trainer's own step (one in-memory batch of 128, so the input
+pipeline is not in it), reads the profiler's XSpace and prints, per op type, its share of the op time
+and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak (cores x clock x
+FLOPs per cycle: 32 with AVX2 FMA, 64 with AVX-512; `--peak_gflops` overrides).
+"""
+import argparse
+import collections
+import glob
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+CONV_OPS = ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "_FusedConv2D")
+WRAPPERS = ("Process", "Run")
+
+
+def nominal_peak_gflops() -> float:
+    """cores x clock x single-precision FLOPs per cycle, from /proc/cpuinfo."""
+    from vizdeconv.training import precision
+
+    flags = precision.cpu_flags()
+    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
+    megahertz = 0.0
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("cpu MHz"):
+                megahertz = max(megahertz, float(line.split(":")[1]))
+    return os.cpu_count() * megahertz * per_cycle / 1000
+
+
+def op_times(xspace_path: str) -> dict[str, float]:
+    """Seconds of host thread time per TensorFlow op type in a profiler XSpace file."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xspace_path, "rb") as handle:
+        space.ParseFromString(handle.read())
+    totals = collections.Counter()
+    for plane in space.planes:
+        if not plane.name.startswith("/host:CPU"):
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name:
+                    continue
+                op_type = name.rsplit(":", 1)[1].strip()  # "scope/op_name:OpType" marks an op kernel
+                if op_type in WRAPPERS or op_type.startswith("__inference"):
+                    continue  # the function call and executor spans that contain the kernels
+                totals[op_type] += event.duration_ps / 1e12
+    return dict(totals)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=os.path.join("configs", "default.py"))
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--peak_gflops", type=float, default=0.0)
+    args = parser.parse_args()
+
+    import importlib.util
+
+    import tensorflow as tf
+
+    from vizdeconv import bench
+    from vizdeconv.nn.convnet import build_model
+    from vizdeconv.training import optim, precision, steps
+
+    spec = importlib.util.spec_from_file_location("profiled_config", args.config)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    model = build_model(config)
+    dtype = precision.compute_dtype(args.precision)
+    optimizer = optim.make_optimizer(config.optimizer, 10**6)
+    optimizer.build(model.trainable_variables)
+    train_steps = steps.make_train_steps(model, optimizer, tf.distribute.get_strategy(), config.loss,
+                                         config.batch_size, dtype)
+    batch = (tf.random.stateless_normal([config.batch_size, 24, 24, 3], seed=[0, 1]),
+             tf.random.stateless_uniform([config.batch_size], [0, 2], 0, 10, tf.int32))
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    chunk = tf.constant(10)
+    for _ in range(3):
+        train_steps(iterator, chunk)["loss"].numpy()
+    calls = max(1, args.steps // 10)
+    folder = tempfile.mkdtemp(prefix="profile_")
+    tf.profiler.experimental.start(folder)
+    started = time.perf_counter()
+    for _ in range(calls):
+        train_steps(iterator, chunk)["loss"].numpy()
+    wall = time.perf_counter() - started
+    tf.profiler.experimental.stop()
+    totals = op_times(glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)[0])
+    machine = precision.hardware()
+    total = sum(totals.values())
+    step_count = calls * 10
+    print(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), precision "
+          f"{precision.resolve(args.precision)}; {step_count} steps traced, {wall / step_count * 1000:.1f} ms "
+          f"per step wall (profiler on), op thread time {total / step_count * 1000:.1f} ms per step")
+    print("| op | ms per step | share of op time |\n|---|---|---|")
+    for name, seconds in sorted(totals.items(), key=lambda item: -item[1])[:12]:
+        print(f"| {name} | {seconds / step_count * 1000:.1f} | {seconds / total:.1%} |")
+    conv_seconds = sum(totals.get(name, 0.0) for name in CONV_OPS)
+    flops = 3 * bench.conv_flops(model) * config.batch_size * step_count  # forward + two gradients
+    peak = args.peak_gflops or nominal_peak_gflops()
+    # Kernels overlap (the two gradients of a layer run side by side), so op time can exceed wall time.
+    print(f"convolutions: {conv_seconds / total:.1%} of op time; the step does {flops / wall / 1e9:.1f} "
+          f"GFLOP/s of convolution work = {flops / wall / 1e9 / peak:.1%} of the nominal peak "
+          f"{peak:.0f} GFLOP/s ({os.cpu_count()} cores)")
+
+if __name__ == "__main__":
+    main()
