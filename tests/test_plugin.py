@@ -121,7 +121,7 @@ def test_runs_listing_matches_the_files(logdir, client, cifar_session):
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()  # trainer, explorer and callback each mark their events; analyses read them
     assert set(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == {
-        "ref/train", "ref/explore", "kmodel_explore", "kfit/train"}
+        "ref/train", "ref/explore", "ref/analyze", "kmodel_explore", "kfit/train"}
     assert listing["kmodel_explore"]["kind"] == "keras"
     assert listing["kmodel_explore"]["splits"]["test"]["layers"] == ["relu1", "conv2"]
     assert listing["kfit"]["kind"] == "keras" and listing["kfit"]["splits"] == {}

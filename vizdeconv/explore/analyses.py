@@ -43,6 +43,7 @@ def _summary(subject, tag: str, pictures: list[np.ndarray]) -> None:
                              constant_values=1.0) for p in pictures])
     with tf.summary.create_file_writer(os.path.join(subject.root, "analyze")).as_default():
         tf.summary.image(tag, batch, step=0, max_outputs=len(batch))
+    subject.write_probes(os.path.join(subject.root, "analyze"))  # lists the run in the Deconvnet tab
 
 
 def _jsonable(value):

@@ -155,7 +155,6 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
     from vizdeconv.explore.subject import open_subject
     from vizdeconv.training import distribute
     from vizdeconv.viz import display, summaries
-    from vizdeconv.viz.plugin import metadata
 
     subject = open_subject(run, model_path, data_dir, preprocess, log)
     mode, seed, root, pixels = mode or subject.mode, subject.seed, subject.root, subject.pixels
@@ -183,11 +182,7 @@ def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, 
     index = {layer: renderer.render_layer(layer, tops[layer], out) for layer in layers}
     events = os.path.join(root, "explore") if run else root
     renderer.write_summaries(events, split)
-    probes = np.arange(min(PROBES, len(images)))  # the tab's on-demand projections start from these
-    metadata.write_probes(events, np.asarray(pixels.inputs(images[probes])), pixels.pictures(images[probes]),
-                          root=root, kind="run" if run else "keras", model=model_path, image_ids=probes,
-                          labels=labels[probes],
-                          class_names=subject.class_names(graph.shapes[graph.output][-1]))
+    subject.write_probes(events, images, labels, count=PROBES)
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
     if compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel

@@ -27,6 +27,21 @@ class Subject:
     seed: int
     data_dir: str | None
     config: object = None
+    model_path: str | None = None
+
+    def write_probes(self, events_dir: str, images=None, labels=None, split: str = "test",
+                     count: int = 16) -> None:
+        """Marks `events_dir` for TensorBoard's Deconvnet tab with the first `count` images of the
+        split (or of `images` [N, H, W, C] uint8 / `labels` [N]), which the tab projects on demand."""
+        from vizdeconv.viz.plugin import metadata
+
+        if images is None:
+            images, labels = self.load(split)
+        ids = np.arange(min(count, len(images)))
+        metadata.write_probes(
+            events_dir, np.asarray(self.pixels.inputs(images[ids])), self.pixels.pictures(images[ids]),
+            root=self.root, kind="run" if self.run else "keras", model=self.model_path, image_ids=ids,
+            labels=labels[ids], class_names=self.class_names(self.graph.shapes[self.graph.output][-1]))
 
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """images [N, H, W, C] uint8, labels [N] int32 of a split."""
@@ -67,4 +82,5 @@ def open_subject(run: str | None = None, model_path: str | None = None, data_dir
     model = runs.load_keras(model_path)
     graph = as_graph(model)
     return Subject(model, graph, preprocess_lib.for_model(graph, preprocess),
-                   os.path.splitext(model_path)[0] + "_explore", None, "deconvnet", 1, data_dir)
+                   os.path.splitext(model_path)[0] + "_explore", None, "deconvnet", 1, data_dir,
+                   model_path=model_path)
