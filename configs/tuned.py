@@ -2,7 +2,9 @@
 at 0.05 with a warm-up and cosine decay, a small weight penalty.
 
 Command:  python train.py --config configs/tuned.py --data_dir ../shared/cifar10
-Measured: see README.md ("Better-trained networks") for accuracy and wall time per CPU.
+Measured: test accuracy 0.7641 after 12,000 steps, 45 min 48 s wall, 1.6 GB peak, on a 2-core AMD EPYC
+          (Zen 3, AVX2 only: float32, oneDNN off; the first 10 minutes shared the CPU). 12,000 steps of
+          the reference's network and batch: never longer than the reference's 15,000 (about 52 min there).
 The network is the reference one (conv1 5x5 64, conv2 5x5 64, conv3 5x5 10, argmax pools), so its
 pictures compare one to one with the reference run's. The recipe came from
 `python scripts/search_recipe.py --data_dir ../shared/cifar10 --steps 2000`.
