@@ -57,3 +57,22 @@ def test_objective_equals_numpy_reference_formula():
     np.testing.assert_allclose(mean["loss"], cross_entropy / 5 + 0.5 * penalty, rtol=1e-5)
     split = losses.objective(model(images), labels, model.kernels, num_replicas=2)
     np.testing.assert_allclose(split["weight_penalty"], penalty / 2, rtol=1e-5)
+
+
+def test_an_unrectified_class_layer_is_linear_in_the_net_its_graph_and_its_keras_twin():
+    from configs import deep
+    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.nn.convnet import to_keras
+
+    model = build_model(deep.get_config())
+    images = tf.random.stateless_normal([2, 24, 24, 3], seed=[4, 5])
+    tensors = model.forward(images)
+    pooled = tensors["pool3_2"].numpy()
+    kernel, bias = model.kernels[-1].numpy()[0, 0], model.biases[-1].numpy()  # the 1x1 class layer
+    linear = pooled @ kernel + bias
+    assert (linear < 0).any()  # so a ReLU would change it
+    np.testing.assert_allclose(tensors["conv4"], linear, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(tensors["logits"], linear.mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+    graph = Deconvnet(model).graph
+    np.testing.assert_allclose(graph.forward(images)["logits"], tensors["logits"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_keras(model)(images), tensors["logits"], rtol=1e-4, atol=1e-5)

@@ -29,6 +29,7 @@ class LayerSpec:
     pool_stride: int = 0
     pool_padding: str = "SAME"
     init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
+    rectify: bool = True      # ReLU after the bias; a deep net's last (class) layer trains better without
 
     @property
     def pool_name(self) -> str:
@@ -127,7 +128,8 @@ class DeconvNet(tf.Module):
         tensors = {"input": x}
         for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
             x = ops.conv2d(x, tf.cast(kernel, compute_dtype), spec.stride, spec.padding, spec.dilation)
-            x = relu(tf.nn.bias_add(x, tf.cast(bias, compute_dtype)))  # BiasAddGrad beats a Sum
+            x = tf.nn.bias_add(x, tf.cast(bias, compute_dtype))  # BiasAddGrad beats a Sum
+            x = relu(x) if spec.rectify else x
             tensors[spec.name] = x
             if spec.pool:
                 if record_switches:
@@ -150,7 +152,8 @@ class DeconvNet(tf.Module):
             operations.append(Op(linear, "conv", (below,), dict(
                 kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding,
                 dilation=spec.dilation), f"conv {spec.name!r}"))
-            operations.append(Op(spec.name, "relu", (linear,), {}, f"conv {spec.name!r}"))
+            operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {},
+                                 f"conv {spec.name!r}"))
             below = spec.name
             if spec.pool:
                 operations.append(Op(spec.pool_name, "max_pool", (below,), dict(
@@ -189,7 +192,7 @@ def to_keras(model: DeconvNet, weight_decay: float = 0.0):
     for spec in model.specs:
         layers.append(keras.layers.Conv2D(
             spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding.lower(),
-            dilation_rate=spec.dilation, activation="relu", name=spec.name,
+            dilation_rate=spec.dilation, activation="relu" if spec.rectify else None, name=spec.name,
             kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None))
         if spec.pool:
             layers.append(keras.layers.MaxPooling2D(spec.pool, spec.effective_pool_stride,
