@@ -154,7 +154,7 @@ def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> 
             summary.write(0)
         metadata.write_probes(os.path.join(workdir, "train"), summary_inputs, summary_originals,
                               root=workdir, kind="run", image_ids=np.sort(probe_index),
-                              labels=test_labels[np.sort(probe_index)])
+                              labels=test_labels[np.sort(probe_index)], writer=writers["train"])
 
     train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, config.batch_size,
                                          compute_dtype)

@@ -50,7 +50,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
             # Marks the log dir for TensorBoard's Deconvnet tab, which projects with the snapshots.
             metadata.write_probes(os.path.join(self.log_dir, "train"), self.probes,
                                   self.summary.originals, root=self.log_dir, kind="keras",
-                                  model=self.snapshot_dir)
+                                  model=self.snapshot_dir, writer=self.writer)
         with self.writer.as_default():
             self.summary.write(epoch)
         self.writer.flush()

@@ -25,8 +25,9 @@ def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
 
 
 def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, model: str | None = None,
-                 image_ids=None, labels=None, class_names=None, step: int = 0) -> None:
-    """Writes the probe summaries to a new event file in `events_dir`.
+                 image_ids=None, labels=None, class_names=None, step: int = 0, writer=None) -> None:
+    """Writes the probe summaries to `writer` (a summary writer of `events_dir`), or else to a new
+    event file in `events_dir`.
 
     Args:
       events_dir: the folder TensorBoard sees as the run.
@@ -51,11 +52,15 @@ def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, mod
         "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
         "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
         "class_names": list(class_names) if class_names else None}
-    writer = tf.summary.create_file_writer(events_dir)
+    own = writer is None
+    writer = tf.summary.create_file_writer(events_dir) if own else writer
     with writer.as_default():
         tf.summary.write(INPUTS_TAG, inputs, step=step, metadata=_metadata(content))
         tf.summary.write(PICTURES_TAG, pictures[..., :3], step=step, metadata=_metadata({}))
-    writer.close()
+    if own:
+        writer.close()
+    else:
+        writer.flush()
 
 
 def parse(content: bytes) -> dict:
