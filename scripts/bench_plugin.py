@@ -9,24 +9,13 @@ JSON. Prints the CPU model and a JSON summary (milliseconds: first, then median 
 """
 import argparse
 import json
-import platform
 import time
 
 import numpy as np
 from werkzeug.test import Client
 
+from vizdeconv.training.precision import cpu_model
 from vizdeconv.viz.plugin.plugin import standalone_app
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

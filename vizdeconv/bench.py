@@ -52,8 +52,6 @@ def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_ima
 
     With batches_per_call > 1 each call processes that many batches and durations are per batch.
     """
-    import numpy as np
-
     for _ in range(BURN_IN):
         step()
     durations = []
@@ -63,10 +61,21 @@ def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_ima
         durations.append((time.perf_counter() - start) / batches_per_call)
         if (index + 1) % 10 == 0:
             log(f"step {index + 1}, duration = {durations[-1]:.3f}")
+    return timing_record(name, durations, batch_size, flops_per_image, log, variant,
+                         num_batches * batches_per_call)
+
+
+def timing_record(name: str, durations, batch_size: int, flops_per_image: float, log=print,
+                  variant: str = "", steps: int | None = None, shown_variant: str | None = None) -> dict:
+    """The printed summary and JSON record of per-batch `durations` (seconds) of a phase."""
+    import numpy as np
+
     mean, sd = float(np.mean(durations)), float(np.std(durations))
-    label = name.replace("_", "-").capitalize() + (f" ({variant})" if variant else "")
-    log(f"{label} across {num_batches * batches_per_call} steps, {mean:.4f} +/- {sd:.4f} sec / batch")
-    record = {"phase": name, "num_batches": num_batches * batches_per_call, "mean_s": mean, "sd_s": sd,
+    shown = shown_variant or variant
+    label = name.replace("_", "-").capitalize() + (f" ({shown})" if shown else "")
+    steps = len(durations) if steps is None else steps
+    log(f"{label} across {steps} steps, {mean:.4f} +/- {sd:.4f} sec / batch")
+    record = {"phase": name, "num_batches": steps, "mean_s": mean, "sd_s": sd,
               "median_s": float(np.median(durations)), "images_per_s": batch_size / mean,
               "gflop_per_s": flops_per_image * batch_size / mean / 1e9}
     if variant:
@@ -258,14 +267,8 @@ def keras_train_step(config, dtype, batch_size: int, num_batches: int, with_data
     if len(stamps) != executions:
         raise RuntimeError(f"model.fit reported {len(stamps)} executions, expected {executions}")
     durations = np.diff(stamps[BURN_IN - 1:]) / steps_per_call
-    mean, sd = float(np.mean(durations)), float(np.std(durations))
-    log(f"Train-step (keras model.fit) across {num_batches * steps_per_call} steps, "
-        f"{mean:.4f} +/- {sd:.4f} sec / batch")
-    record = {"phase": "train_step", "variant": "keras_fit", "num_batches": num_batches * steps_per_call,
-              "mean_s": mean, "sd_s": sd, "median_s": float(np.median(durations)),
-              "images_per_s": batch_size / mean, "gflop_per_s": flops * batch_size / mean / 1e9}
-    log(f"  {record['images_per_s']:.0f} images/s, {record['gflop_per_s']:.1f} GFLOP/s")
-    return record
+    return timing_record("train_step", durations, batch_size, flops, log, "keras_fit",
+                         num_batches * steps_per_call, shown_variant="keras model.fit")
 
 
 def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dict:

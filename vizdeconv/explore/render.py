@@ -13,10 +13,6 @@ from vizdeconv.viz.display import write_png
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 
 
-def _bytes(pictures: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
-
-
 def write_index(path: str, index: dict, report: dict) -> None:
     with open(path, "w") as handle:
         json.dump({"report": report, "layers": index}, handle, indent=1)
@@ -72,8 +68,8 @@ class Renderer:
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(os.path.join(out, layer, "top.npz"),
-                 projections=_bytes(shown).reshape(channels, k, field, field, 3),
-                 patches=_bytes(patches).reshape(channels, k, field, field, 3))
+                 projections=display.to_bytes(shown).reshape(channels, k, field, field, 3),
+                 patches=display.to_bytes(patches).reshape(channels, k, field, field, 3))
         factor = max(1, TILE_PIXELS // field)
         shown, patches = display.upscale(shown, factor), display.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))

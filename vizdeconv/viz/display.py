@@ -32,6 +32,11 @@ def to_display(panels: np.ndarray, clip_percentile: float = 0.0) -> np.ndarray:
     return out
 
 
+def to_bytes(pictures: np.ndarray) -> np.ndarray:
+    """Pictures in [0, 1] (any shape) -> uint8, rounded, values outside [0, 1] clipped."""
+    return np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
+
+
 def upscale(images: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement of [N, H, W, C] by an integer factor."""
     return images.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images

@@ -35,9 +35,11 @@ def png(image: np.ndarray) -> bytes:
     """[H, W, 3] uint8 or float in [0, 1] -> PNG bytes."""
     from PIL import Image
 
+    from vizdeconv.viz.display import to_bytes
+
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+        image = to_bytes(image)
     buffer = io.BytesIO()
     Image.fromarray(image[..., :3] if image.ndim == 3 else image).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -104,22 +104,19 @@ class Projector:
         with loaded.lock:  # one request at a time per network: compiled functions are shared
             deconvnet = loaded.deconvnet(mode)
             graph = deconvnet.graph
-            if layer not in graph.feature_layers and layer not in graph.layer_names:
+            if layer not in graph.feature_layers:
                 raise Refused(f"layer {layer!r} is not in the network; it has "
                               f"{', '.join(graph.feature_layers)}")
-            depth = graph.shapes[graph.resolve(layer)][-1]
-            if not 0 <= channel < depth:
-                raise Refused(f"channel {channel} is out of range: {layer} has {depth} (0..{depth - 1})")
-            activations, _ = deconvnet.activations(inputs, layer)
-            feature_map = activations.numpy()[0, ..., channel]
-            if unit is None:
+            height, width, _ = graph.shapes[graph.resolve(layer)]
+            if unit is None:  # the projection checks the channel's range
                 projection = deconvnet.channels(inputs, layer, [channel])
             else:
                 row, col = unit
-                height, width = feature_map.shape
                 if not (0 <= row < height and 0 <= col < width):
                     raise Refused(f"unit ({row}, {col}) is outside {layer}'s {height}x{width} map")
                 projection = deconvnet.units(inputs, layer, [channel], [row * width + col])
             projection = projection.numpy()[0]
+            activations, _ = deconvnet.activations(inputs, layer)
+            feature_map = activations.numpy()[0, ..., channel]
         return {"projection": projection, "feature_map": feature_map, "unit": unit,
                 "step": loaded.step, "milliseconds": (time.perf_counter() - started) * 1000}
