@@ -14,8 +14,9 @@ import keras
 import numpy as np
 
 import vizdeconv
-from vizdeconv.explore import explore
-from vizdeconv.training import data
+from vizdeconv.analyze import explorer_sanity
+from vizdeconv.explore import ExploreOptions, explore
+from vizdeconv.io import data
 
 
 def build_model() -> keras.Model:
@@ -69,8 +70,8 @@ def main() -> None:
     path = os.path.join(args.out, "model.keras")
     model.save(path)
     print(f"test accuracy {accuracy:.4f} after {args.epochs} epochs in {seconds:.0f} s; saved {path}")
-    report = explore(None, ["relu2_2", "relu3_2"], data_dir=args.data_dir, model_path=path,
-                     compare=True, sanity=True)
+    options = ExploreOptions(model=path, layers=["relu2_2", "relu3_2"], data_dir=args.data_dir, compare=True)
+    report = explore(options, after_scan=explorer_sanity("test"))
     print(f"explored: {report['out']} ({report['images'] / report['scan_seconds']:.0f} images/s scan)")
 
 

@@ -20,7 +20,7 @@ import old_engine  # noqa: E402
 from configs import default  # noqa: E402
 from vizdeconv.deconv.deconvnet import Deconvnet  # noqa: E402
 from vizdeconv.nn.convnet import build_model  # noqa: E402
-from vizdeconv.training import precision  # noqa: E402
+from vizdeconv.io import precision  # noqa: E402
 
 
 def main() -> None:
@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
     if args.run:
-        from vizdeconv.training.runs import load_run
-        _, model = load_run(args.run)
+        from vizdeconv.io.subject import load_run
+        _, model, _ = load_run(args.run)
     else:
         model = build_model(default.get_config())
     dtype = precision.compute_dtype(precision.resolve(args.precision))
@@ -41,7 +41,7 @@ def main() -> None:
 
     @tf.function
     def old(x):
-        tensors = model.forward(x, dtype)
+        tensors = model.graph().forward(x, dtype)
         return old_engine.project_many(model, tensors, {n: tensors[n] for n in layers}, compute_dtype=dtype)
 
     deconvnet = Deconvnet(model, compute_dtype=dtype)

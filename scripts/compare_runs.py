@@ -37,18 +37,18 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("logs", "compare"))
     args = parser.parse_args()
 
-    from vizdeconv.training.runs import load_run
-    from vizdeconv.viz import display
+    from vizdeconv.io.subject import load_run
+    from vizdeconv.io import pictures
     from vizdeconv.viz.inspection import Inspector
 
     os.makedirs(args.out, exist_ok=True)
     print("| run | steps | test accuracy | explored layer | top-9 class purity |\n|---|---|---|---|---|")
     grids = []
     for run in args.runs:
-        _, model = load_run(run, log=lambda *_: None)
+        _, model, _ = load_run(run, log=lambda *_: None)
         name = os.path.basename(os.path.normpath(run))
         grid = Inspector(model).first_layer_filters()
-        display.write_png(os.path.join(args.out, f"conv1_{name}.png"), grid)
+        pictures.write_png(os.path.join(args.out, f"conv1_{name}.png"), grid)
         grids.append(grid)
         with open(os.path.join(run, "metrics.json")) as handle:
             metrics = json.load(handle)
@@ -60,7 +60,7 @@ def main() -> None:
     height, width = max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)
     padded = [np.pad(g, ((0, height - g.shape[0]), (0, width - g.shape[1]), (0, 0)), constant_values=1.0)
               for g in grids]
-    display.write_png(os.path.join(args.out, "conv1_filters.png"), display.stitch([p[None] for p in padded])[0])
+    pictures.write_png(os.path.join(args.out, "conv1_filters.png"), pictures.stitch([p[None] for p in padded])[0])
     print(f"conv1 filters: {os.path.join(args.out, 'conv1_filters.png')} (runs left to right: "
           f"{', '.join(args.runs)})")
 

@@ -23,7 +23,7 @@ WRAPPERS = ("Process", "Run")
 
 def nominal_peak_gflops() -> float:
     """cores x clock x single-precision FLOPs per cycle, from /proc/cpuinfo."""
-    from vizdeconv.training import precision
+    from vizdeconv.io import precision
 
     flags = precision.cpu_flags()
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
@@ -72,7 +72,8 @@ def main() -> None:
 
     from vizdeconv import bench
     from vizdeconv.nn.convnet import build_model
-    from vizdeconv.training import optim, precision, steps
+    from vizdeconv.training import optim, steps
+    from vizdeconv.io import precision
 
     spec = importlib.util.spec_from_file_location("profiled_config", args.config)
     module = importlib.util.module_from_spec(spec)

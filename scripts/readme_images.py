@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv import cli, explore
-from vizdeconv.viz import display, summaries
-from vizdeconv.viz.display import write_png
+from vizdeconv.io import pictures
+from vizdeconv.io.pictures import write_png
 
 
 def latest_images(run: str, tag: str) -> tuple[int, list[np.ndarray]]:
@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     step, strips = latest_images(args.run, "reconstructions")
     write_png(os.path.join(args.out, "reconstructions.png"),
-              display.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1))
-    report = explore.explore(args.run, ["conv2", "conv3"], top_k=9)
+              pictures.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1))
+    report = explore.explore(explore.ExploreOptions(run=args.run, layers=["conv2", "conv3"], top_k=9))
     with open(os.path.join(report["out"], "index.json")) as handle:
         index = json.load(handle)["layers"]
     for layer in ("conv2", "conv3"):  # show the feature map with the strongest top-9 on average

@@ -6,7 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from vizdeconv.training import data
+from vizdeconv.io import data
 
 REAL_CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cifar10")
 

@@ -1,4 +1,4 @@
-"""The first projection engine (walks DeconvNet.specs), kept only as the independent reference the tests
+"""The first projection engine (walks ConvNet.specs), kept only as the independent reference the tests
 compare the Graph engine with on the reference network; the library has one engine (vizdeconv.deconv).
 
 Walking down from the chosen layer, every conv layer is undone by a transposed convolution with its own
@@ -15,7 +15,7 @@ sum(s * activation_L) with respect to the image in a network whose ReLU backward
 import tensorflow as tf
 
 from vizdeconv.nn import ops
-from vizdeconv.nn.convnet import DeconvNet
+from vizdeconv.nn.convnet import ConvNet
 
 MODES = ("deconvnet", "bias_subtract", "guided")
 
@@ -26,7 +26,7 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _layer_index(model: DeconvNet, layer: str) -> tuple[int, bool]:
+def _layer_index(model: ConvNet, layer: str) -> tuple[int, bool]:
     """(index of the conv layer, whether `layer` names its pooled output)."""
     for index, spec in enumerate(model.specs):
         if layer == spec.name:
@@ -37,13 +37,13 @@ def _layer_index(model: DeconvNet, layer: str) -> tuple[int, bool]:
     raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
 
 
-def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet",
+def project(model: ConvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet",
             unpool=ops.unpool, compute_dtype=tf.float32):
     """Projects `signal`, shaped like `tensors[layer]`, down to the input.
 
     Args:
       model: the network whose kernels, biases and layer geometry are used.
-      tensors: `model.forward(images, record_switches=True)` for the same images (float32).
+      tensors: `model.graph().forward(images)` for the same images (float32).
       layer: a conv name (e.g. 'conv2') or a pool name (e.g. 'pool2').
       signal: [N, h, w, c] float32, e.g. `tensors[layer]` or a masked copy.
       mode: one of MODES.
@@ -55,7 +55,7 @@ def project(model: DeconvNet, tensors: dict, layer: str, signal, mode: str = "de
     return project_many(model, tensors, {layer: signal}, mode, unpool, compute_dtype)[layer]
 
 
-def project_many(model: DeconvNet, tensors: dict, signals: dict, mode: str = "deconvnet",
+def project_many(model: ConvNet, tensors: dict, signals: dict, mode: str = "deconvnet",
                  unpool=ops.unpool, compute_dtype=tf.float32) -> dict:
     """Projects several signals (layer name -> [N, h, w, c]) of the same N images at once.
 
@@ -83,7 +83,7 @@ def project_many(model: DeconvNet, tensors: dict, signals: dict, mode: str = "de
         spec = model.specs[i]
         stack = join([name for name, start in starts.items() if start == (i, True)], stack)
         if stack is not None and spec.pool:
-            unpooled = unpool(stack, repeat(tensors[f"{spec.pool_name}_switches"]),
+            unpooled = unpool(stack, repeat(tensors[f"{spec.pool_name}:switches"]),
                               [batch * len(order), *model.shapes[spec.name]], spec.pool,
                               spec.effective_pool_stride, spec.pool_padding)
             stack = tf.ensure_shape(unpooled, [None, *model.shapes[spec.name]])
@@ -104,6 +104,6 @@ def project_many(model: DeconvNet, tensors: dict, signals: dict, mode: str = "de
     return dict(zip(order, tf.split(tf.cast(stack, tf.float32), len(order), axis=0)))
 
 
-def _output_name(model: DeconvNet, index: int) -> str:
+def _output_name(model: ConvNet, index: int) -> str:
     spec = model.specs[index]
     return spec.pool_name if spec.pool else spec.name

@@ -15,9 +15,10 @@ from vizdeconv.deconv import invariance as invariance_lib
 from vizdeconv.deconv import occlusion as occlusion_lib
 from vizdeconv.deconv import sanity as sanity_lib
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.explore import analyses
-from vizdeconv.explore.preprocess import Preprocess
-from vizdeconv.explore.subject import open_subject
+from vizdeconv.analyze import analyses
+from vizdeconv.io.pictures import to_display
+from vizdeconv.io.preprocess import Preprocess
+from vizdeconv.io.subject import open_subject
 from vizdeconv.training.loop import train_and_evaluate
 
 L = keras.layers
@@ -110,7 +111,7 @@ def test_cascading_sanity_stages_and_layers_above_the_projection_change_nothing(
                               L.GlobalAveragePooling2D(name="gap"), L.Dense(3, name="head")])
     randomize(model, seed=3)  # fixed weights, whatever ran before
     inputs = tf.random.stateless_normal([4, 12, 12, 3], [2, 0])
-    result = sanity_lib.cascading(model, inputs, "c1", [0, 1, 2, 3], [5, 17, 40, 60])
+    result = sanity_lib.cascading(model, inputs, "c1", [0, 1, 2, 3], [5, 17, 40, 60], display_of=to_display)
     assert result["stages"] == ["trained", "head", "c2", "c1"]  # weight layers + 1, top down
     assert result["projections"].shape == (4, 4, 12, 12, 3)
     for stage in range(3):  # head and c2 sit above c1: its projections cannot change
@@ -134,7 +135,7 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     # Column 1 is what the step-3 checkpoint itself gives for map 7's strongest unit.
     from vizdeconv.explore.explorer import scan
     from vizdeconv.nn.convnet import build_model
-    from vizdeconv.viz.display import to_display
+    from vizdeconv.io.pictures import to_display
 
     model = build_model(subject.config)
     tf.train.Checkpoint(model=model).restore(

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import make_records, write_tarball
-from vizdeconv.training import data
+from vizdeconv.io import data
 
 
 def test_binary_folder_decodes_labels_and_rgb_planes(cifar_folder):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vizdeconv.training import distribute
+from vizdeconv.io import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,8 +42,7 @@ def _free_ports(count):
 
 def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path,
                                                                    trained_smoke_run):
-    from tests.test_train import final_weights, small_config
-    from vizdeconv.training.loop import train_and_evaluate
+    from tests.test_train import final_weights
     import numpy as np
 
     single = trained_smoke_run  # the same small config on one device

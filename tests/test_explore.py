@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train import small_config
 from vizdeconv import explore
-from vizdeconv.training import data
-from vizdeconv.training.loop import train_and_evaluate
+from vizdeconv.analyze import explorer_sanity
+from vizdeconv.io import data
+from vizdeconv.io.subject import load_run
 
 
 @pytest.fixture
@@ -21,8 +21,8 @@ def smoke_run(trained_smoke_run):
 
 def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     lines = []
-    report = explore.explore(smoke_run, ["conv2", "conv3"], top_k=4, batch_size=16, compare=True,
-                             sanity=True, log=lines.append)
+    options = explore.ExploreOptions(run=smoke_run, layers=["conv2", "conv3"], top_k=4, batch_size=16, compare=True)
+    report = explore.explore(options, log=lines.append, after_scan=explorer_sanity("test", log=lines.append))
     out = report["out"]
     assert out == os.path.join(smoke_run, "explore", "test") and report["images"] == 64
     index = json.load(open(os.path.join(out, "index.json")))
@@ -30,9 +30,9 @@ def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     entry = index["layers"]["conv3"]["7"]
     assert len(entry["image_ids"]) == 4 and entry["values"] == sorted(entry["values"], reverse=True)
     # The recorded value is what the trained network gives at that image, channel and location.
-    _, model = explore.load_run(smoke_run)
+    _, model, _ = load_run(smoke_run)
     images, labels = data.load_binary(cifar_session, "test")
-    activations = model.forward(data.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
+    activations = model.graph().forward(data.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
     for i, (row, col) in enumerate(entry["locations"]):
         np.testing.assert_allclose(activations[i, row, col, 7], entry["values"][i], rtol=1e-5, atol=1e-6)
         assert activations[i, :, :, 7].max() == pytest.approx(entry["values"][i], rel=1e-5, abs=1e-6)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train import ROOT, final_weights, run_train, small_config
+from tests.test_train import ROOT, final_weights, small_config
 from vizdeconv import cli
 from vizdeconv.errors import WriteError
-from vizdeconv.training import checkpoints, rundir
+from vizdeconv.io import checkpoints, rundir
 from vizdeconv.training.loop import train_and_evaluate
 
 QUIET = dict(log=lambda *_: None)
@@ -127,9 +127,7 @@ def test_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_an_error(cifar_
     # Every checkpoint damaged: the explorer, export and trainer say so in one line.
     for prefix in checkpoints.candidates(os.path.join(run, "checkpoints")):
         truncate(prefix)
-    from vizdeconv import export
-
-    assert cli.run(export.main, ["--run", run, "--out", str(tmp_path / "m.keras")], "export") == 2
+    assert cli.run(cli.command("export"), ["--run", run, "--out", str(tmp_path / "m.keras")], "export") == 2
     with pytest.raises(ValueError, match="no intact checkpoint"):
         train_and_evaluate(small_config(cifar_session, steps=8, checkpoint_every=2, keep_checkpoints=3),
                            run, **QUIET)
@@ -194,7 +192,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_a_live_one_refuses(tmp_p
     import socket
 
     from vizdeconv.errors import RunInUse
-    from vizdeconv.training.lock import LOCK_FILE, RunLock
+    from vizdeconv.io.lock import LOCK_FILE, RunLock
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -228,11 +226,9 @@ def test_damaged_run_folders_give_one_line_in_every_command(cifar_session, tmp_p
     run = str(tmp_path / "run")
     shutil.copytree(trained_smoke_run, run)
     damage(run)
-    from vizdeconv import explore, export
-
     outcomes = {}
-    for name, main, args in (("explore", explore.main, ["--run", run, "--limit", "16"]),
-                             ("export", export.main, ["--run", run, "--out", str(tmp_path / "m.keras")])):
+    for name, main, args in (("explore", cli.command("explore"), ["--run", run, "--limit", "16"]),
+                             ("export", cli.command("export"), ["--run", run, "--out", str(tmp_path / "m.keras")])):
         capsys.readouterr()
         code = cli.run(main, args, name)
         outcomes[name] = (code, capsys.readouterr().err)
@@ -282,7 +278,7 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
     import errno
 
     from vizdeconv import explore
-    from vizdeconv.viz import display
+    from vizdeconv.io import pictures
 
     def refuse(*args, **kwargs):
         if site == "summary":
@@ -293,10 +289,10 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
     shutil.copytree(trained_smoke_run, run)
     before = checkpoints.candidates(os.path.join(run, "checkpoints"))
     if site == "explorer":
-        monkeypatch.setattr(display, "write_png", refuse)
+        monkeypatch.setattr(pictures, "write_png", refuse)
         monkeypatch.setattr("vizdeconv.explore.render.write_png", refuse)
         with pytest.raises(WriteError, match=r"could not write the explorer's output \(No space left"):
-            explore.explore(run, ["conv1"], limit=16, top_k=2, log=lambda *_: None)
+            explore.explore(explore.ExploreOptions(run=run, layers=["conv1"], limit=16, top_k=2), log=lambda *_: None)
     else:
         if site == "summary":
             monkeypatch.setattr("vizdeconv.viz.summaries.ReconstructionSummary.write", refuse)

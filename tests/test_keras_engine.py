@@ -96,9 +96,9 @@ def test_every_layer_projects_as_the_modified_relu_gradient(case, mode):
             modified = graph.forward(images, record_switches=False, relu=RULES[mode])
             objective = tf.reduce_sum(signal * modified[tensor])
         expected = tape.gradient(objective, images)
-        from vizdeconv.deconv import engine
+        from vizdeconv.deconv import reconstruct
         tensors = graph.forward(images)
-        got = engine.project_signals(graph, tensors, {tensor: signal}, mode)[tensor]
+        got = reconstruct.project_signals(graph, tensors, {tensor: signal}, mode)[tensor]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{name}/{layer}")
         assert np.abs(expected.numpy()).max() > 0, f"{name}/{layer}"
 

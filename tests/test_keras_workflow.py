@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 import vizdeconv
-from tests.test_train import small_config
-from vizdeconv.explore import explore
-from vizdeconv.training import data, rundir
-from vizdeconv.training.loop import train_and_evaluate
+from vizdeconv.analyze import explorer_sanity
+from vizdeconv.explore import ExploreOptions, explore
+from vizdeconv.io import data, rundir
+from vizdeconv.io.subject import load_run
 
 L = keras.layers
 
@@ -42,7 +42,7 @@ def command(module, *args):
 
 
 def test_load_model_and_export_reload_without_vizdeconv(smoke_run, tmp_path):
-    _, reference = vizdeconv.explore.load_run(smoke_run)
+    _, reference, _ = load_run(smoke_run)
     images = tf.random.normal([5, 24, 24, 3], seed=0)
     np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5,
                                atol=1e-6)
@@ -63,8 +63,9 @@ def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, 
     model = small_cnn()
     path = str(tmp_path / "cnn.keras")
     model.save(path)
-    report = explore(None, ["relu1", "conv2"], top_k=3, data_dir=cifar_session, batch_size=16,
-                     compare=True, sanity=True, model_path=path, log=lambda *_: None)
+    options = ExploreOptions(model=path, layers=["relu1", "conv2"], top_k=3, data_dir=cifar_session, batch_size=16,
+                             compare=True)
+    report = explore(options, log=lambda *_: None, after_scan=explorer_sanity("test", log=lambda *_: None))
     assert report["out"] == str(tmp_path / "cnn_explore" / "test")
     index = json.load(open(os.path.join(report["out"], "index.json")))["layers"]
     images, labels = data.load_binary(cifar_session, "test")
@@ -150,9 +151,9 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
                                                   "top_features/conv2")}
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
     # The snapshots feed the evolution analysis of a Keras model.
-    from vizdeconv.explore import analyses
-    from vizdeconv.explore.subject import Subject
-    from vizdeconv.explore.preprocess import Preprocess
+    from vizdeconv.analyze import analyses
+    from vizdeconv.io.subject import Subject
+    from vizdeconv.io.preprocess import Preprocess
 
     subject = Subject(model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None,
                       "deconvnet", 1, None)

@@ -5,19 +5,19 @@ import tensorflow as tf
 
 from configs import atrous, default
 from vizdeconv.training import losses
-from vizdeconv.nn.convnet import DeconvNet, build_model, count_parameters, layer_specs
+from vizdeconv.nn.convnet import ConvNet, build_model, count_parameters, layer_specs
 
 
 def test_reference_net_shapes_and_parameter_count():
     model = build_model(default.get_config())
     assert count_parameters(model) == 123_338
-    tensors = model.forward(tf.random.normal([2, 24, 24, 3]))
-    expected = {"conv1": (2, 24, 24, 64), "pool1": (2, 12, 12, 64), "pool1_switches": (2, 12, 12, 64),
+    tensors = model.graph().forward(tf.random.normal([2, 24, 24, 3]))
+    expected = {"conv1": (2, 24, 24, 64), "pool1": (2, 12, 12, 64), "pool1:switches": (2, 12, 12, 64),
                 "conv2": (2, 12, 12, 64), "pool2": (2, 6, 6, 64), "conv3": (2, 6, 6, 10),
                 "logits": (2, 10)}
     for name, shape in expected.items():
         assert tuple(tensors[name].shape) == shape, name
-    assert tensors["pool2_switches"].dtype == tf.int64
+    assert tensors["pool2:switches"].dtype == tf.int64
     np.testing.assert_allclose(tensors["logits"], tf.reduce_mean(tensors["conv3"], [1, 2]), rtol=1e-6)
 
 
@@ -30,7 +30,7 @@ def test_initialization_follows_the_reference():
 
 def test_atrous_variant_keeps_resolution_and_bfloat16_logits_are_float32():
     model = build_model(atrous.get_config())
-    tensors = model.forward(tf.random.normal([1, 24, 24, 3]), tf.bfloat16)
+    tensors = model.graph().forward(tf.random.normal([1, 24, 24, 3]), tf.bfloat16)
     assert tensors["conv3"].shape == (1, 12, 12, 10) and tensors["conv2"].dtype == tf.bfloat16
     assert tensors["logits"].dtype == tf.float32
     assert all(v.dtype == tf.float32 for v in model.trainable_variables)
@@ -42,7 +42,7 @@ def test_layer_specs_reject_unknown_fields():
 
 
 def test_objective_equals_numpy_reference_formula():
-    model = DeconvNet(layer_specs(default.reference_layers()), seed=3)
+    model = ConvNet(layer_specs(default.reference_layers()), seed=3)
     images = tf.random.normal([5, 24, 24, 3], seed=1)
     labels = np.array([0, 3, 9, 3, 1])
     logits = model(images).numpy().astype(np.float64)
@@ -66,7 +66,7 @@ def test_an_unrectified_class_layer_is_linear_in_the_net_its_graph_and_its_keras
 
     model = build_model(deep.get_config())
     images = tf.random.stateless_normal([2, 24, 24, 3], seed=[4, 5])
-    tensors = model.forward(images)
+    tensors = model.graph().forward(images)
     pooled = tensors["pool3_2"].numpy()
     kernel, bias = model.kernels[-1].numpy()[0, 0], model.biases[-1].numpy()  # the 1x1 class layer
     linear = pooled @ kernel + bias

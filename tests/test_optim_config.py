@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from configs import default
 from tests.conftest import make_records
-from vizdeconv.training import config as config_lib
-from vizdeconv.training import data, optim
+from vizdeconv.io import config as config_lib
+from vizdeconv.io import data
+from vizdeconv.training import optim
 
 
 def optimizer_config(**fields):

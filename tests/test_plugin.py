@@ -18,13 +18,13 @@ from werkzeug.test import Client
 import vizdeconv
 from tests.test_keras_workflow import small_cnn
 from tests.test_train import small_config
-from vizdeconv import analyze
+from vizdeconv import cli
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.explore import explorer
-from vizdeconv.training import data, runs
+from vizdeconv.io import data
+from vizdeconv.io import subject as runs
 from vizdeconv.training.loop import train_and_evaluate
-from vizdeconv.viz.display import to_display
-from vizdeconv.viz.plugin import metadata
+from vizdeconv.io.pictures import to_display
+from vizdeconv.io import probes
 from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
@@ -38,13 +38,13 @@ def build_logdir(logdir: str, cifar: str) -> None:
     model.fit run with the callback and snapshots."""
     run = os.path.join(logdir, "ref")
     train_and_evaluate(small_config(cifar, keep_steps=(2, 4)), run, **QUIET)
-    assert explorer.main(["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare",
+    assert cli.command("explore")(["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare",
                           "--sanity", "--batch_size", "32"]) == 0
-    assert analyze.main(["evolution", "--run", run, "--layer", "conv3"]) == 0
-    assert analyze.main(["occlusion", "--run", run, "--images", "first:1", "--stride", "4"]) == 0
+    assert cli.command("analyze")(["evolution", "--run", run, "--layer", "conv3"]) == 0
+    assert cli.command("analyze")(["occlusion", "--run", run, "--images", "first:1", "--stride", "4"]) == 0
     model = small_cnn()
     model.save(os.path.join(logdir, "kmodel.keras"))
-    assert explorer.main(["--model", os.path.join(logdir, "kmodel.keras"), "--data_dir", cifar,
+    assert cli.command("explore")(["--model", os.path.join(logdir, "kmodel.keras"), "--data_dir", cifar,
                           "--layer", "relu1", "--layer", "conv2", "--batch_size", "32"]) == 0
     fit = small_cnn()
     fit.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -120,7 +120,7 @@ def test_runs_listing_matches_the_files(logdir, client, cifar_session):
     multiplexer = plugin_event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()  # trainer, explorer and callback each mark their events; analyses read them
-    assert set(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == {
+    assert set(multiplexer.PluginRunToTagToContent(probes.PLUGIN_NAME)) == {
         "ref/train", "ref/explore", "ref/analyze", "kmodel_explore", "kfit/train"}
     assert listing["kmodel_explore"]["kind"] == "keras"
     assert listing["kmodel_explore"]["splits"]["test"]["layers"] == ["relu1", "conv2"]
@@ -169,7 +169,7 @@ def test_evolution_payload_and_tiles(logdir, client):
 
 def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
     """The same projection straight from the library, on the run's newest checkpoint."""
-    _, model = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
     images, _ = data.load_binary(json.load(open(os.path.join(logdir, "ref", "config.json")))["data"][
         "data_dir"], "test")
     inputs = data.preprocess_eval(images[image_index:image_index + 1], 24)
@@ -293,7 +293,7 @@ def test_files_cannot_be_read_outside_the_logdir(logdir, client, tmp_path):
 def test_marking_that_points_outside_the_logdir_is_ignored(tmp_path):
     logdir = tmp_path / "logs"
     outside = tmp_path / "elsewhere"
-    metadata.write_probes(str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)),
+    probes.write_probes(str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)),
                           root=str(outside), kind="run")
     client, _ = make_client(str(logdir))
     assert get(client, "runs")[1]["runs"] == []

@@ -7,16 +7,16 @@ import tensorflow as tf
 import old_engine
 from relu_rules import deconvnet_relu, guided_relu
 from configs import default
-from vizdeconv.deconv import deconvnet as reconstruct
-from vizdeconv.deconv import engine
+from vizdeconv.deconv import deconvnet
+from vizdeconv.deconv import reconstruct
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.nn.convnet import DeconvNet, LayerSpec, build_model
+from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model
 
 
 def project(model, tensors, layer, signal, mode="deconvnet"):
     """The engine on the model's Graph, for the images `tensors` were computed from."""
     graph = model.graph()
-    return engine.project_signals(graph, graph.forward(tensors["input"]), {layer: signal}, mode)[layer]
+    return reconstruct.project_signals(graph, graph.forward(tensors["input"]), {layer: signal}, mode)[layer]
 
 
 RANDOM_NETS = {
@@ -35,18 +35,18 @@ RANDOM_NETS = {
 @pytest.mark.parametrize("net", sorted(RANDOM_NETS))
 def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu):
     # Stateless draws: the same numbers whatever ran before (op-seeded draws depend on test order).
-    model = DeconvNet(RANDOM_NETS[net], image_size=13, seed=7)
+    model = ConvNet(RANDOM_NETS[net], image_size=13, seed=7)
     for index, bias in enumerate(model.biases):  # random biases so some units are off: masks matter
         bias.assign(tf.random.stateless_normal(bias.shape, [2, index], stddev=0.3))
     images = tf.random.stateless_normal([3, 13, 13, 3], [5, 0])
-    tensors = model.forward(images)
+    tensors = model.graph().forward(images)
     for index, layer in enumerate(model.layer_names + [s.pool_name for s in model.specs if s.pool]):
         signal = tf.random.stateless_normal(tensors[layer].shape, [11, index])  # signed: the rule matters
         projection = project(model, tensors, layer, signal, mode)
         with tf.GradientTape() as tape:
             tape.watch(images)
             # Plain max pooling: its gradient kernel (MaxPoolGrad) is independent of our unpooling.
-            modified = model.forward(images, record_switches=False, relu=relu)
+            modified = model.graph().forward(images, record_switches=False, relu=relu)
             objective = tf.reduce_sum(signal * modified[layer])
         expected = tape.gradient(objective, images)
         assert projection.shape == images.shape
@@ -57,16 +57,16 @@ def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu)
 def test_bias_subtract_mode_matches_the_tf1_tutorial_formula():
     model = build_model(default.get_config())
     images = tf.random.stateless_normal([2, 24, 24, 3], [1, 0])
-    t = model.forward(images)
+    t = model.graph().forward(images)
     k1, k2, b1, b2 = model.kernels[0], model.kernels[1], model.biases[0], model.biases[1]
     from vizdeconv.nn import ops
-    unpooled1 = ops.unpool(t["pool1"], t["pool1_switches"], t["conv1"].shape)
+    unpooled1 = ops.unpool(t["pool1"], t["pool1:switches"], t["conv1"].shape)
     expected = tf.nn.conv2d_transpose(unpooled1 - b1, k1, images.shape, 1)
     got = project(model, t, "pool1", t["pool1"], "bias_subtract")
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-    unpooled2 = ops.unpool(t["pool2"], t["pool2_switches"], t["conv2"].shape)
+    unpooled2 = ops.unpool(t["pool2"], t["pool2:switches"], t["conv2"].shape)
     middle = ops.unpool(tf.nn.conv2d_transpose(unpooled2 - b2, k2, t["pool1"].shape, 1),
-                        t["pool1_switches"], t["conv1"].shape)
+                        t["pool1:switches"], t["conv1"].shape)
     expected2 = tf.nn.conv2d_transpose(middle - b1, k1, images.shape, 1)
     np.testing.assert_allclose(project(model, t, "pool2", t["pool2"], "bias_subtract"),
                                expected2, rtol=1e-4, atol=1e-3)
@@ -89,7 +89,7 @@ def test_projector_outputs_are_finite_input_shaped_and_differ_between_feature_ma
 
 def test_strongest_unit_signal_keeps_one_value_of_the_chosen_map():
     activations = tf.constant(np.random.default_rng(0).random((2, 3, 3, 4)), tf.float32)
-    signal = reconstruct.channel_signal(activations, [1, 2], strongest_unit=True).numpy()
+    signal = deconvnet.channel_signal(activations, [1, 2], strongest_unit=True).numpy()
     for i, channel in enumerate([1, 2]):
         assert np.count_nonzero(signal[i]) == 1
         assert signal[i].max() == activations.numpy()[i, :, :, channel].max()
@@ -97,7 +97,7 @@ def test_strongest_unit_signal_keeps_one_value_of_the_chosen_map():
 
 def test_unknown_layer_and_mode_are_clear_errors():
     model = build_model(default.get_config())
-    tensors = model.forward(tf.zeros([1, 24, 24, 3]))
+    tensors = model.graph().forward(tf.zeros([1, 24, 24, 3]))
     with pytest.raises(ValueError, match="unknown layer 'conv9'"):
         project(model, tensors, "conv9", tensors["conv1"])
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -114,14 +114,14 @@ def test_bfloat16_projections_agree_with_float32():
         assert fast[name].dtype == tf.float32 and np.corrcoef(a, b)[0, 1] > 0.98, name
 
 
-@pytest.mark.parametrize("mode", engine.MODES)
+@pytest.mark.parametrize("mode", reconstruct.MODES)
 @pytest.mark.parametrize("net", sorted(RANDOM_NETS))
 def test_engine_equals_the_first_engine_from_every_layer(net, mode):
-    model = DeconvNet(RANDOM_NETS[net], image_size=13, seed=3)
+    model = ConvNet(RANDOM_NETS[net], image_size=13, seed=3)
     for bias in model.biases:
         bias.assign(tf.random.stateless_normal(bias.shape, [4, 0], stddev=0.3))
     images = tf.random.stateless_normal([2, 13, 13, 3], [6, 0])
-    tensors = model.forward(images)
+    tensors = model.graph().forward(images)
     layers = model.layer_names + [s.pool_name for s in model.specs if s.pool]
     old = old_engine.project_many(model, tensors, {name: tensors[name] for name in layers}, mode)
     new = Deconvnet(model, mode).layers(images, tuple(layers))
@@ -130,7 +130,7 @@ def test_engine_equals_the_first_engine_from_every_layer(net, mode):
 
 
 def test_stacked_layers_equal_one_layer_at_a_time():
-    model = DeconvNet(RANDOM_NETS["stride2_valid"], image_size=13, seed=1)
+    model = ConvNet(RANDOM_NETS["stride2_valid"], image_size=13, seed=1)
     images = tf.random.stateless_normal([3, 13, 13, 3], [2, 0])
     deconvnet = Deconvnet(model, "guided")
     stacked = deconvnet.layers(images, ("conv3", "conv1", "pool2"))

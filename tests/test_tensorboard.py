@@ -1,7 +1,5 @@
 """A real TensorBoard server over a short run shows the reconstruction images at the expected steps."""
-import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -10,8 +8,6 @@ import time
 import urllib.parse
 import urllib.request
 
-import numpy as np
-import pytest
 import tensorflow as tf
 
 

@@ -11,10 +11,10 @@ __version__ = "0.2.0"
 
 _PUBLIC = {
     "Deconvnet": ("vizdeconv.deconv.deconvnet", "Deconvnet"),
-    "load_model": ("vizdeconv.training.runs", "load_model"),
+    "load_model": ("vizdeconv.io.subject", "load_model"),
     "describe": ("vizdeconv.nn.keras_adapter", "describe"),
     "ReceptiveFields": ("vizdeconv.deconv.receptive_field", "ReceptiveFields"),
-    "MODES": ("vizdeconv.deconv.engine", "MODES"),
+    "MODES": ("vizdeconv.deconv.reconstruct", "MODES"),
 }
 __all__ = ["__version__", *_PUBLIC]
 

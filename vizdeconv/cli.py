@@ -1,9 +1,24 @@
-"""Command-line plumbing shared by the entry points: user errors become one line and exit status 2."""
+"""The `vizdeconv` command: `vizdeconv {train,explore,analyze,export,bench,shapes} ...`.
+
+Every command's user errors go through `run`: one line `PROGRAM: error: ...` and exit status 2. The
+subcommands' flags live in `vizdeconv.commands`, which share one vocabulary (`--run` a run folder, `--model`
+a Keras model, `--layer` repeatable, `--mode` a projection rule). `python train.py` and
+`python -m vizdeconv.<command>` run the same code.
+"""
+
+import importlib
 import os
 import sys
 
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError,
-               FloatingPointError)
+COMMANDS = {
+    "train": "train a network on CIFAR-10 (the reference trainer)",
+    "explore": "top-k activations per feature map over a data set, projected and cropped",
+    "analyze": "occlusion, evolution, invariance and sanity analyses",
+    "export": "a run's network as a .keras file",
+    "bench": "timings: forward, backward, projections, training steps",
+    "shapes": "legal output sizes of a transposed convolution",
+}
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, FloatingPointError)
 
 
 def quiet_tensorflow() -> None:
@@ -20,3 +35,28 @@ def run(main, argv=None, program: str | None = None) -> int:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{program}: error: {message}", file=sys.stderr)
         return 2
+
+
+def command(name: str):
+    """The `main(argv)` of a subcommand."""
+    return importlib.import_module(f"vizdeconv.commands.{name}").main
+
+
+def run_command(name: str, argv, program: str) -> int:
+    """Runs one subcommand as `program` (e.g. `python -m vizdeconv.explore`)."""
+    quiet_tensorflow()
+    return run(lambda args: command(name)(args, program), argv, program)
+
+
+def main(argv=None) -> int:
+    """The `vizdeconv` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(map(len, COMMANDS))
+        listing = "\n".join(f"  {name:{width}s}  {text}" for name, text in COMMANDS.items())
+        print(f"usage: vizdeconv COMMAND [--help] ...\n\ncommands:\n{listing}")
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(f"vizdeconv: error: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return run_command(argv[0], argv[1:], f"vizdeconv {argv[0]}")

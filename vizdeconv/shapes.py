@@ -1,6 +1,8 @@
-"""`python -m vizdeconv.shapes`: legal conv2d_transpose output sizes (see vizdeconv.nn.shapes)."""
+"""`python -m vizdeconv.shapes`: the same as `vizdeconv shapes` (see vizdeconv.commands.shapes)."""
+
 import sys
 
+from vizdeconv import cli
+
 if __name__ == "__main__":
-    from vizdeconv.nn.shapes import main
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli.run_command("shapes", sys.argv[1:], "vizdeconv.shapes"))

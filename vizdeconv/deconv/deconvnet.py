@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import engine
+from vizdeconv.deconv import reconstruct
 from vizdeconv.nn.graph import Graph
 
 
@@ -43,6 +43,20 @@ def channel_signal(activations, channels, strongest_unit: bool = False):
     return signal
 
 
+def strongest_unit(activations):
+    """Each example's strongest unit over all its feature maps.
+
+    Args:
+      activations: [N, h, w, c] float.
+    Returns:
+      channels [N] int32 and flat positions [N] int32 (row * w + col), as `unit_signal` takes them.
+    """
+    depth = tf.shape(activations)[-1]
+    flat = tf.reshape(tf.cast(activations, tf.float32), [tf.shape(activations)[0], -1])
+    strongest = tf.argmax(flat, axis=1, output_type=tf.int32)
+    return strongest % depth, strongest // depth
+
+
 def unit_signal(activations, channels, positions, impulse: bool = False):
     """Keeps one unit per example: channel `channels[i]` at flat position `positions[i]` (row * w + col).
 
@@ -72,7 +86,7 @@ class Deconvnet:
 
     def __init__(self, model, mode: str = "deconvnet", compute_dtype=tf.float32):
         self.graph = as_graph(model)
-        self.mode = engine.check_mode(mode)
+        self.mode = reconstruct.check_mode(mode)
         self.dtype = tf.as_dtype(compute_dtype)
         self._functions = {}
 
@@ -102,7 +116,7 @@ class Deconvnet:
             raise ValueError(f"images have shape {tuple(images.shape[1:])}, the model takes "
                              f"{self.graph.input_shape}")
         if self.mode == "bias_subtract":
-            engine.check_bias_subtract(self.graph, [name])
+            reconstruct.check_bias_subtract(self.graph, [name])
         if channels is not None:
             depth = self.graph.shapes[name][-1]
             values = np.asarray(channels).reshape(-1)
@@ -181,7 +195,7 @@ class Deconvnet:
         return {name: tensors[name] for name in names}
 
     def _project(self, tensors, signals):
-        return engine.project_signals(self.graph, tensors, signals, self.mode, self.dtype)
+        return reconstruct.project_signals(self.graph, tensors, signals, self.mode, self.dtype)
 
     def _layers(self, names, images):
         tensors = self.forward(images, until=names)

@@ -57,13 +57,12 @@ def invariance(model, images: np.ndarray, labels: np.ndarray, preprocess, layers
     """
     graph = as_graph(model)
     names = {layer: graph.resolve(layer) for layer in layers}
-    is_softmax = graph.by_name[graph.output].kind == "softmax"
 
     def features(batch):
         tensors = graph.forward(preprocess(batch), record_switches=False,
                                 until=(*names.values(), graph.output))
         outputs = tensors[graph.output]
-        probabilities = (outputs if is_softmax else tf.nn.softmax(outputs)).numpy()
+        probabilities = graph.probabilities(outputs).numpy()
         flat = {layer: tf.reshape(tf.cast(tensors[name], tf.float32), [len(batch), -1]).numpy()
                 for layer, name in names.items()}
         return flat, probabilities

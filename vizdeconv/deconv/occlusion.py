@@ -3,7 +3,7 @@ feature map and the classifier respond. Every position of an image is evaluated 
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit
 
 
 def positions(size: int, patch: int, stride: int) -> list[int]:
@@ -54,15 +54,14 @@ def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: i
         raise ValueError(f"layer {layer!r} has no feature maps; pick one of {', '.join(graph.feature_layers)}")
     rows = positions(picture.shape[0], patch, stride)
     cols = positions(picture.shape[1], patch, stride)
-    is_softmax = graph.by_name[graph.output].kind == "softmax"
 
     def measure(inputs):
         maps, outputs = deconvnet.activations(inputs, layer)
-        return maps, outputs if is_softmax else tf.nn.softmax(outputs)
+        return maps, graph.probabilities(outputs)
 
     clean_inputs = preprocess(picture[None].astype(np.float32))
     clean_maps, clean_probabilities = measure(clean_inputs)
-    channel = int(tf.argmax(tf.reduce_max(clean_maps[0], axis=[0, 1])))
+    channel = int(strongest_unit(clean_maps)[0][0])
     projection = deconvnet.project(clean_inputs, layer, channel=channel)[0].numpy()
     copies = occluded(picture, np.asarray(grey, np.float32), patch, stride)
     totals, probabilities = [], []

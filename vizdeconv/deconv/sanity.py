@@ -6,7 +6,6 @@ import tensorflow as tf
 from vizdeconv.deconv import similarity
 from vizdeconv.deconv.deconvnet import Deconvnet, as_graph
 from vizdeconv.nn.graph import Graph, Op
-from vizdeconv.viz import display
 
 
 def weight_layers(graph: Graph) -> list[str]:
@@ -30,14 +29,16 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
     return Graph(operations, graph.output, graph.input_shape, graph.aliases)
 
 
-def cascading(model, inputs, layer: str, channels, positions, mode: str = "deconvnet", seed: int = 1,
-              display_of=display.to_display) -> dict:
+def cascading(model, inputs, layer: str, channels, positions, mode: str = "deconvnet", seed: int = 1, *,
+              display_of) -> dict:
     """Projects the same units (an impulse at channel, position) at every stage of the cascade.
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
       inputs: [N, H, W, C] model inputs.
       layer: where the units are; channels, positions: [N] ints (position = row * w + col).
+      display_of: projections [N, H, W, C] -> the pictures a person sees, [N, H, W, C] in [0, 1]; SSIM
+        compares those.
     Returns:
       {"stages": names ("trained", then the weight layers randomized so far, top first),
        "spearman": [S, N] rank correlation of absolute values with the trained projections,

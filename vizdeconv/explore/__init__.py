@@ -1,4 +1,5 @@
 """Dataset-wide feature explorer: running top-k scan, rendering of top-9 grids, index.json."""
-from vizdeconv.explore.explorer import explore, load_run, main, scan
 
-__all__ = ["explore", "load_run", "main", "scan"]
+from vizdeconv.explore.explorer import ExploreOptions, explore, scan
+
+__all__ = ["ExploreOptions", "explore", "scan"]

@@ -1,9 +1,8 @@
-"""`python -m vizdeconv.explore`: see vizdeconv.explore.explorer for the flags."""
+"""`python -m vizdeconv.explore`: the same as `vizdeconv explore` (see vizdeconv.commands.explore)."""
+
 import sys
 
 from vizdeconv import cli
 
 if __name__ == "__main__":
-    cli.quiet_tensorflow()
-    from vizdeconv.explore import main
-    sys.exit(cli.run(main, sys.argv[1:], "vizdeconv.explore"))
+    sys.exit(cli.run_command("explore", sys.argv[1:], "vizdeconv.explore"))

@@ -1,26 +1,19 @@
 """Dataset-wide feature explorer: the top-k activations of every feature map, projected and cropped.
 
-  python -m vizdeconv.explore --run logs/default --layer conv2 [--layer conv3] [--split test]
-                              [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
-  python -m vizdeconv.explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME]
+  vizdeconv explore --run logs/default --layer conv2 [--layer conv3] [--split test]
+                    [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
+  vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME]
 
 For every feature map of the chosen layers it finds the k strongest activations over the data set (a
 running top-k, one entry per image), projects each alone from its single strongest unit, and crops
 the matching image patch to that unit's receptive field (Zeiler & Fergus 2014, Fig. 2). Outputs PNGs
 and `index.json` in `--out` (default `<run>/explore/<split>`) and image summaries under `<run>/explore`.
 """
-import argparse
+import dataclasses
 import os
 import time
 
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
-
-
-def load_run(run: str):
-    """(config, model) of a run folder, with the weights of its latest checkpoint."""
-    from vizdeconv.training import runs
-
-    return runs.load_run(run)
 
 
 def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: int = 24,
@@ -45,7 +38,7 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
 
     from vizdeconv.deconv.deconvnet import as_graph
     from vizdeconv.explore.topk import RunningTopK
-    from vizdeconv.training import data
+    from vizdeconv.io import data
 
     graph = as_graph(model)
     names = {layer: graph.resolve(layer) for layer in layers}
@@ -78,126 +71,116 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
     return {layer: top.result() for layer, top in tops[0].items()}
 
 
-def main(argv=None) -> int:
-    from vizdeconv.deconv import engine
-    from vizdeconv.explore import preprocess
+@dataclasses.dataclass
+class ExploreOptions:
+    """What the explorer looks at and how (the flags of `vizdeconv explore`).
 
-    parser = argparse.ArgumentParser(prog="python -m vizdeconv.explore",
-                                     description="Top-k activations per feature map, projected and cropped.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="a run folder written by train.py")
-    source.add_argument("--model", help="a Keras model file (.keras) to explore")
-    parser.add_argument("--layer", action="append", help="layer(s) to explore (default: every "
-                        "rectified feature map)")
-    parser.add_argument("--split", choices=("test", "train"), default="test")
-    parser.add_argument("--limit", type=int, default=0, help="scan only the first N images")
-    parser.add_argument("--top_k", type=int, default=9)
-    parser.add_argument("--mode", choices=engine.MODES, default=None,
-                        help="projection rule (default: the run's reconstruction.mode, or deconvnet)")
-    parser.add_argument("--data_dir", default=None, help="CIFAR-10 binary data or a folder of images in "
-                        "class subfolders (default for --run: the data source the run used)")
-    parser.add_argument("--preprocess", choices=preprocess.CHOICES, default="auto",
-                        help="--model only: how pixels 0..255 become inputs (auto: raw where the model "
-                             "has Rescaling/Normalization, else per-image standardization)")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/explore/<split>, "
-                        "or <model>_explore/<split>)")
-    parser.add_argument("--batch_size", type=int, default=500)
-    parser.add_argument("--compare", action="store_true", help="also render the projection modes side by side")
-    parser.add_argument("--sanity", action="store_true", help="also run the cascading randomization sanity check "
-                        "(as python -m vizdeconv.analyze sanity) on each layer")
-    parser.add_argument("--strategy", default="default", help="tf.distribute strategy for the scan")
-    parser.add_argument("--devices", default="", help="device list for --strategy mirrored")
-    args = parser.parse_args(argv)
-    if args.top_k < 1 or args.limit < 0 or args.batch_size < 1:
-        raise ValueError("--top_k and --batch_size must be positive and --limit not negative")
-    if args.run is not None and not os.path.isdir(args.run):
-        raise FileNotFoundError(f"run folder {args.run} does not exist")
-    report = explore(args.run, args.layer, args.split, args.limit, args.top_k, args.mode, args.data_dir,
-                     args.out, args.batch_size, args.compare, args.sanity, args.strategy, args.devices,
-                     model_path=args.model, preprocess=args.preprocess)
-    print(f"wrote {report['out']} (scan of {report['images']} images: {report['scan_seconds']:.1f} s, "
-          f"{report['images'] / max(report['scan_seconds'], 1e-9):.0f} images/s)")
-    return 0
+    Attributes:
+      run: a run folder, or model: a `.keras` file (exactly one of them).
+      layers: the layers to explore (None: the rectified feature maps).
+      split, limit: the split scanned and how many of its first images (0: all).
+      top_k: activations kept per feature map.
+      mode: projection rule (None: the run's reconstruction.mode, or deconvnet).
+      data_dir: the data (None for a run: the source it was trained on); preprocess: see io.preprocess.
+      out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
+      batch_size: images per scan batch; compare: also render the modes side by side.
+      strategy, devices: tf.distribute strategy of the scan.
+    """
+
+    run: str | None = None
+    model: str | None = None
+    layers: list[str] | None = None
+    split: str = "test"
+    limit: int = 0
+    top_k: int = 9
+    mode: str | None = None
+    data_dir: str | None = None
+    preprocess: str = "auto"
+    out: str | None = None
+    batch_size: int = 500
+    compare: bool = False
+    strategy: str = "default"
+    devices: str = ""
+
+    def check(self) -> None:
+        """ValueError / FileNotFoundError for settings a user got wrong, before anything loads."""
+        if self.top_k < 1 or self.limit < 0 or self.batch_size < 1:
+            raise ValueError("--top_k and --batch_size must be positive and --limit not negative")
+        if self.run is not None and not os.path.isdir(self.run):
+            raise FileNotFoundError(f"run folder {self.run} does not exist")
 
 
-def explore(run: str | None, layers=None, split: str = "test", limit: int = 0, top_k: int = 9, mode=None,
-            data_dir=None, out=None, batch_size: int = 500, compare: bool = False, sanity: bool = False,
-            strategy: str = "default", devices: str = "", log=print, *, model_path: str | None = None,
-            preprocess: str = "auto") -> dict:
+def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
     """The whole explorer as a function (what the command runs) on a run folder or a `.keras` file;
-    returns a summary dict. A run folder is held (one writer at a time) while the explorer writes
-    into it; a refused write (full disk) is a one-line WriteError."""
+    returns a summary dict, also written to `<out>/index.json`. A run folder is held (one writer at a
+    time) while the explorer writes into it; a refused write (full disk) is a one-line WriteError.
+
+    Args:
+      after_scan: called as `after_scan(subject, layers, out, mode)` before index.json is written; what it
+        returns joins the report (the command's `--sanity` runs the analysis there).
+    """
     import contextlib
 
     import tensorflow as tf
 
     from vizdeconv.errors import WriteError, is_write_failure, reason
-    from vizdeconv.training.lock import RunLock
+    from vizdeconv.io.lock import RunLock
 
-    holding = RunLock(run, log, what="explore") if run is not None else contextlib.nullcontext()
+    options.check()
+    holding = RunLock(options.run, log, what="explore") if options.run is not None else contextlib.nullcontext()
     with holding:
         try:
-            return _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, compare,
-                            sanity, strategy, devices, log, model_path, preprocess)
+            return _explore(options, log, after_scan)
         except (OSError, tf.errors.OpError) as error:
             if isinstance(error, WriteError) or not is_write_failure(error):
                 raise
-            raise WriteError(f"could not write the explorer's output ({reason(error)}); free space "
-                             "and run the same command again") from None
+            raise WriteError(
+                f"could not write the explorer's output ({reason(error)}); free space and run the same command again"
+            ) from None
 
 
-def _explore(run, layers, split, limit, top_k, mode, data_dir, out, batch_size, compare, sanity,
-             strategy, devices, log, model_path, preprocess) -> dict:
+def _explore(options: ExploreOptions, log, after_scan) -> dict:
     import numpy as np
 
     from vizdeconv.deconv.deconvnet import Deconvnet
     from vizdeconv.explore import render as explore_render
-    from vizdeconv.explore.subject import open_subject
-    from vizdeconv.training import distribute
-    from vizdeconv.viz import display, summaries
+    from vizdeconv.io import distribute, pictures, summaries
+    from vizdeconv.io.subject import open_subject
 
-    subject = open_subject(run, model_path, data_dir, preprocess, log)
-    mode, seed, root, pixels = mode or subject.mode, subject.seed, subject.root, subject.pixels
+    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log)
+    mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
     deconvnet = Deconvnet(subject.model, mode)
     graph = deconvnet.graph
     images, labels = subject.load(split)
-    layers = layers or summaries.default_layers(graph)
+    layers = options.layers or summaries.default_layers(graph)
     for layer in layers:
         name = graph.resolve(layer)
         if len(graph.shapes[name]) != 3:
-            raise ValueError(f"layer {layer!r} has no feature maps (shape {graph.shapes[name]}); pick one "
-                             f"of {', '.join(graph.feature_layers)}")
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    if len(images) < top_k:
-        raise ValueError(f"only {len(images)} images to scan, fewer than --top_k {top_k}")
-    out = out or (os.path.join(root, "explore", split) if run else os.path.join(root, split))
+            raise ValueError(
+                f"layer {layer!r} has no feature maps (shape {graph.shapes[name]}); pick one of "
+                f"{', '.join(graph.feature_layers)}"
+            )
+    if options.limit:
+        images, labels = images[: options.limit], labels[: options.limit]
+    if len(images) < options.top_k:
+        raise ValueError(f"only {len(images)} images to scan, fewer than --top_k {options.top_k}")
+    out = options.out or (os.path.join(root, "explore", split) if options.run else os.path.join(root, split))
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    tops = scan(graph, images, layers, top_k, batch_size, pixels.size[0],
-                distribute.make_strategy(strategy, devices), preprocess=pixels.inputs)
+    tops = scan(graph, images, layers, options.top_k, options.batch_size, pixels.size[0],
+                distribute.make_strategy(options.strategy, options.devices), preprocess=pixels.inputs)
     scan_seconds = time.perf_counter() - start
     log(f"scanned {len(images)} {split} images for {', '.join(layers)} in {scan_seconds:.1f} s")
     renderer = explore_render.Renderer(deconvnet, images, labels, pixels)
     index = {layer: renderer.render_layer(layer, tops[layer], out) for layer in layers}
-    events = os.path.join(root, "explore") if run else root
+    events = os.path.join(root, "explore") if options.run else root
     renderer.write_summaries(events, split)
     subject.write_probes(events, images, labels, count=PROBES)
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
-    if compare:
+    if options.compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
-        display.write_png(os.path.join(out, f"compare_{layers[-1]}.png"),
-                          renderer.compare(layers[-1], probe))
-    if sanity:  # the cascading randomization test, from the top layer down (analyze sanity)
-        from vizdeconv.explore import analyses
-
-        report["sanity"] = {}
-        for layer in layers:
-            result = analyses.run_sanity(subject, layer, "first:6", split, mode,
-                                         os.path.join(out, "sanity"), log=lambda *_: None)
-            report["sanity"][layer] = {key: [float(v) for v in result[key]] if key != "stages"
-                                       else result[key] for key in ("stages", "spearman", "ssim")}
-            log(f"sanity {layer}: spearman {result['spearman'][-1]:.3f}, ssim {result['ssim'][-1]:.3f} "
-                f"with every layer randomized (stages in {os.path.join(out, 'sanity')})")
+        pictures.write_png(os.path.join(out, f"compare_{layers[-1]}.png"), renderer.compare(layers[-1], probe))
+    if after_scan is not None:
+        report.update(after_scan(subject, layers, out, mode))
     explore_render.write_index(os.path.join(out, "index.json"), index, report)
     return report

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import engine, receptive_field
-from vizdeconv.deconv.deconvnet import Deconvnet, unit_signal
-from vizdeconv.viz import display
-from vizdeconv.viz.display import write_png
+from vizdeconv.deconv import reconstruct, receptive_field
+from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit, unit_signal
+from vizdeconv.io import pictures
+from vizdeconv.io.pictures import write_png
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 
@@ -50,7 +50,7 @@ class Renderer:
             dy, dx = top - nominal_top, left - nominal_left
             canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
                 picture[top:bottom + 1, left:right + 1, :3]
-        return display.upscale(canvas, max(1, TILE_PIXELS // field.size)) if enlarge else canvas
+        return pictures.upscale(canvas, max(1, TILE_PIXELS // field.size)) if enlarge else canvas
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
@@ -63,22 +63,22 @@ class Renderer:
                                            positions).numpy()
         rows, cols = positions // width, positions % width
         crops = self.preprocess.pictures(self.images[ids])
-        shown = self.crop(display.to_display(projections), layer, rows, cols, 0.5, enlarge=False)
+        shown = self.crop(pictures.to_display(projections), layer, rows, cols, 0.5, enlarge=False)
         patches = self.crop(crops, layer, rows, cols, 1.0, enlarge=False)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(os.path.join(out, layer, "top.npz"),
-                 projections=display.to_bytes(shown).reshape(channels, k, field, field, 3),
-                 patches=display.to_bytes(patches).reshape(channels, k, field, field, 3))
+                 projections=pictures.to_bytes(shown).reshape(channels, k, field, field, 3),
+                 patches=pictures.to_bytes(patches).reshape(channels, k, field, field, 3))
         factor = max(1, TILE_PIXELS // field)
-        shown, patches = display.upscale(shown, factor), display.upscale(patches, factor)
+        shown, patches = pictures.upscale(shown, factor), pictures.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
-            pair = display.stitch([display.grid(shown[part], side)[None],
-                                     display.grid(patches[part], side)[None]])[0]
-            pair = np.pad(pair, ((0, 0), (0, 3 * display.GAP), (0, 0)), constant_values=1.0)
+            pair = pictures.stitch([pictures.grid(shown[part], side)[None],
+                                     pictures.grid(patches[part], side)[None]])[0]
+            pair = np.pad(pair, ((0, 0), (0, 3 * pictures.GAP), (0, 0)), constant_values=1.0)
             write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
             tiles.append(pair)
             index[str(c)] = {
@@ -88,7 +88,7 @@ class Renderer:
                 "boxes": [list(self.fields.box(layer, int(r), int(q)))
                           for r, q in zip(rows[part], cols[part])]}
         self.channel_images[layer] = np.stack(tiles)
-        overview = display.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
+        overview = pictures.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
         write_png(os.path.join(out, f"{layer}_overview.png"), overview)
         return index
 
@@ -106,30 +106,27 @@ class Renderer:
         strongest unit of the image's strongest feature map in `layer`. Returns [H, W, 3]."""
         inputs = self._inputs(np.asarray(image_ids))
         name = self.graph.resolve(layer)
-        activations = self.graph.forward(inputs)[name]
-        flat = tf.reshape(activations, [len(image_ids), -1, activations.shape[-1]])
-        channels = tf.argmax(tf.reduce_max(flat, axis=1), axis=1)
-        positions = tf.argmax(tf.gather(tf.transpose(flat, [0, 2, 1]), channels, batch_dims=1), axis=1)
+        channels, positions = strongest_unit(self.graph.forward(inputs)[name])
         panels = [self.preprocess.pictures(self.images[np.asarray(image_ids)])]
         for mode in self.modes(layer):
             projector = Deconvnet(self.graph, mode)
-            panels.append(display.to_display(projector.units(inputs, layer, channels, positions).numpy()))
+            panels.append(pictures.to_display(projector.units(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             tensors = self.graph.forward(inputs)
             unit = unit_signal(tensors[name], channels, positions, impulse=True)
             objective = tf.reduce_sum(unit * tensors[name])
-        panels.append(display.to_display(tape.gradient(objective, inputs).numpy()))
-        strips = display.stitch([display.upscale(np.asarray(p, np.float32), 4) for p in panels])
-        return display.grid(strips, 1)
+        panels.append(pictures.to_display(tape.gradient(objective, inputs).numpy()))
+        strips = pictures.stitch([pictures.upscale(np.asarray(p, np.float32), 4) for p in panels])
+        return pictures.grid(strips, 1)
 
     def modes(self, layer: str) -> list[str]:
         """The projection modes `layer` allows (bias_subtract only above plain chains)."""
         allowed = []
-        for mode in engine.MODES:
+        for mode in reconstruct.MODES:
             try:
                 if mode == "bias_subtract":
-                    engine.check_bias_subtract(self.graph, [self.graph.resolve(layer)])
+                    reconstruct.check_bias_subtract(self.graph, [self.graph.resolve(layer)])
                 allowed.append(mode)
             except ValueError:
                 pass

@@ -12,7 +12,6 @@ from typing import Callable, Iterable, Mapping
 
 import tensorflow as tf
 
-from vizdeconv.nn import ops, shapes
 from vizdeconv.nn.graph import Graph, Op
 
 
@@ -61,8 +60,11 @@ def layer_specs(layers: Iterable[Mapping]) -> tuple[LayerSpec, ...]:
     return tuple(specs)
 
 
-class DeconvNet(tf.Module):
-    """A stack of conv / ReLU / argmax-pool layers that exposes every activation by name.
+class ConvNet(tf.Module):
+    """A stack of conv / ReLU / argmax-pool layers: variables, and the Graph that runs them.
+
+    The network is described once, as a `Graph` over its live variables (`graph()`); training, the
+    projections, receptive fields and FLOP counts all run that description.
 
     Args:
       specs: the layers, first to last; the last one's `filters` is the number of classes.
@@ -73,7 +75,7 @@ class DeconvNet(tf.Module):
     """
 
     def __init__(self, specs: Iterable[LayerSpec], image_size: int = 24, channels: int = 3,
-                 seed: int = 0, name: str = "deconvnet"):
+                 seed: int = 0, name: str = "convnet"):
         super().__init__(name=name)
         self.specs = tuple(specs)
         self.image_size = image_size
@@ -87,20 +89,13 @@ class DeconvNet(tf.Module):
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             in_channels = spec.filters
-        self.shapes = self._static_shapes()
+        self._description = _describe(self.specs, self.kernels, self.biases,
+                                      (image_size, image_size, channels))
 
-    def _static_shapes(self) -> dict[str, tuple[int, int, int]]:
-        """[H, W, C] of every named tensor, checked with the shape arithmetic."""
-        size, channels = self.image_size, self.input_channels
-        result = {"input": (size, size, channels)}
-        for spec in self.specs:
-            size = shapes.conv_output_size(size, spec.kernel, spec.stride, spec.padding, spec.dilation)
-            result[spec.name] = (size, size, spec.filters)
-            if spec.pool:
-                size = shapes.conv_output_size(size, spec.pool, spec.effective_pool_stride,
-                                               spec.pool_padding)
-                result[spec.pool_name] = (size, size, spec.filters)
-        return result
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        """[H, W, C] (or [classes]) of every tensor of the graph, by name."""
+        return self._description.shapes
 
     @property
     def num_classes(self) -> int:
@@ -110,75 +105,47 @@ class DeconvNet(tf.Module):
     def layer_names(self) -> list[str]:
         return [spec.name for spec in self.specs]
 
-    def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
-                relu: Callable = tf.nn.relu) -> dict[str, tf.Tensor]:
-        """Runs the network and returns every intermediate tensor by name.
-
-        Args:
-          images: [N, H, W, C] float.
-          compute_dtype: tf.float32 or tf.bfloat16 for the convolutions.
-          record_switches: use argmax pooling and return `<pool>_switches`; otherwise plain max pooling.
-          relu: the rectifier (tests swap in ones with other backward rules).
-        Returns:
-          dict with `input`; for each layer `<conv>` [N, h, w, filters] (after ReLU, before pooling),
-          and when it pools `<pool>` [N, h', w', filters] and `<pool>_switches` int64; and `logits`
-          [N, num_classes] float32.
-        """
-        x = tf.cast(images, compute_dtype)
-        tensors = {"input": x}
-        for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
-            x = ops.conv2d(x, tf.cast(kernel, compute_dtype), spec.stride, spec.padding, spec.dilation)
-            x = tf.nn.bias_add(x, tf.cast(bias, compute_dtype))  # BiasAddGrad beats a Sum
-            x = relu(x) if spec.rectify else x
-            tensors[spec.name] = x
-            if spec.pool:
-                if record_switches:
-                    x, switches = ops.max_pool_with_argmax(
-                        x, spec.pool, spec.effective_pool_stride, spec.pool_padding)
-                    tensors[f"{spec.pool_name}_switches"] = switches
-                else:
-                    x = tf.nn.max_pool2d(x, spec.pool, spec.effective_pool_stride,
-                                         spec.pool_padding.upper())
-                tensors[spec.pool_name] = x
-        tensors["logits"] = tf.cast(tf.reduce_mean(x, axis=[1, 2]), tf.float32)
-        return tensors
-
     def graph(self) -> Graph:
         """The network's operations, reading its live variables (conv `<name>/linear`, ReLU `<name>`,
         pool `<pool name>`, global mean `logits`): the names its Keras twin (`to_keras`) has too."""
-        operations, below = [Op("input", "input", (), {}, "input")], "input"
-        for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
-            linear = f"{spec.name}/linear"
-            operations.append(Op(linear, "conv", (below,), dict(
-                kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding,
-                dilation=spec.dilation), f"conv {spec.name!r}"))
-            operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {},
-                                 f"conv {spec.name!r}"))
-            below = spec.name
-            if spec.pool:
-                operations.append(Op(spec.pool_name, "max_pool", (below,), dict(
-                    pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
-                    f"pool {spec.pool_name!r}"))
-                below = spec.pool_name
-        operations.append(Op("logits", "global_avg_pool", (below,), {}, "logits"))
-        return Graph(operations, "logits", (self.image_size, self.image_size, self.input_channels))
+        return self._description
 
-    def __call__(self, images, compute_dtype=tf.float32):
-        """Logits [N, num_classes] float32 for images [N, H, W, C]."""
-        return self.forward(images, compute_dtype, record_switches=False)["logits"]
+    def __call__(self, images, compute_dtype=tf.float32, relu: Callable = tf.nn.relu):
+        """Logits [N, num_classes] float32 for images [N, H, W, C] (`relu`: tests swap the rectifier)."""
+        return self._description.forward(images, compute_dtype, record_switches=False, relu=relu)["logits"]
 
 
-def build_model(config) -> DeconvNet:
+def _describe(specs, kernels, biases, input_shape) -> Graph:
+    """The Graph of a spec stack over its variables."""
+    operations, below = [Op("input", "input", (), {}, "input")], "input"
+    for spec, kernel, bias in zip(specs, kernels, biases):
+        linear = f"{spec.name}/linear"
+        operations.append(Op(linear, "conv", (below,), dict(
+            kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding,
+            dilation=spec.dilation), f"conv {spec.name!r}"))
+        operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {},
+                             f"conv {spec.name!r}"))
+        below = spec.name
+        if spec.pool:
+            operations.append(Op(spec.pool_name, "max_pool", (below,), dict(
+                pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
+                f"pool {spec.pool_name!r}"))
+            below = spec.pool_name
+    operations.append(Op("logits", "global_avg_pool", (below,), {}, "logits"))
+    return Graph(operations, "logits", input_shape)
+
+
+def build_model(config) -> ConvNet:
     """The network a config describes (`config.model.layers`, `config.data.image_size`, `config.seed`)."""
-    return DeconvNet(layer_specs(config.model.layers), image_size=config.data.image_size,
+    return ConvNet(layer_specs(config.model.layers), image_size=config.data.image_size,
                      seed=config.seed)
 
 
-def count_parameters(model: DeconvNet) -> int:
+def count_parameters(model: ConvNet) -> int:
     return sum(int(tf.size(variable)) for variable in model.trainable_variables)
 
 
-def to_keras(model: DeconvNet, weight_decay: float = 0.0):
+def to_keras(model: ConvNet, weight_decay: float = 0.0):
     """The same network as a plain Keras model (Conv2D + ReLU, MaxPooling2D, GlobalAveragePooling2D),
     holding copies of the current weights; its logits equal `model(images)`. With `weight_decay`, the
     kernels carry the trainer's penalty weight_decay * sum(W**2) / 2 as Keras regularizers.

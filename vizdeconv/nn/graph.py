@@ -3,7 +3,7 @@
 A `Graph` is a list of `Op`s in topological order. Each op names the tensor it produces and the tensors
 it reads, says what kind of operation it is (a small, closed vocabulary: `KINDS`) and holds its
 geometry and its weights (variables, read at every call, so a graph follows training). The reference
-convnet and any Keras model are both turned into a Graph (`convnet.DeconvNet.graph()`,
+convnet and any Keras model are both turned into a Graph (`convnet.ConvNet.graph()`,
 `keras_adapter.describe`), and everything downstream works on the Graph alone.
 
 Tensors are NHWC; `Graph.forward` runs the network op by op and returns every tensor by name, with the
@@ -20,6 +20,7 @@ from vizdeconv.nn import ops
 KINDS = {
     "input": "the image batch",
     "conv": "convolution + bias (kernel, bias, stride, padding, dilation)",
+    "conv_transpose": "transposed convolution + bias (kernel [h, w, out, in], bias, stride, padding, output)",
     "relu": "max(x, 0)",
     "max_pool": "max pooling with switches (pool, stride, padding)",
     "avg_pool": "average pooling (pool, stride, padding)",
@@ -168,6 +169,12 @@ class Graph:
             tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
         return tensors
 
+    def probabilities(self, outputs) -> tf.Tensor:
+        """Class probabilities [N, classes] float32 from the network's outputs: a softmax of them unless
+        the network already ends in one."""
+        outputs = tf.cast(outputs, tf.float32)
+        return outputs if self.by_name[self.output].kind == "softmax" else tf.nn.softmax(outputs)
+
     def __call__(self, images, compute_dtype=tf.float32):
         """The network's output [N, ...] float32 for images [N, H, W, C]."""
         return self.forward(images, compute_dtype, record_switches=False)[self.output]
@@ -180,6 +187,11 @@ def _apply(op: Op, inputs: list, dtype) -> tf.Tensor:
     kind = op.kind
     if kind == "conv":
         y = ops.conv2d(x, op.value("kernel", dtype), p["stride"], p["padding"], p["dilation"])
+        return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
+    if kind == "conv_transpose":
+        output = [tf.shape(x)[0], *p["output"], op.params["kernel"].shape[-2]]
+        y = ops.conv2d_transpose(x, op.value("kernel", dtype), output, p["stride"], p["padding"])
+        y = tf.ensure_shape(y, [None, *p["output"], op.params["kernel"].shape[-2]])
         return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
     if kind == "relu":
         return tf.nn.relu(x)

@@ -6,7 +6,6 @@ follow TensorFlow: SAME gives ceil(n / s); VALID gives ceil((n - d*(k-1)) / s).
 
 Run `python -m vizdeconv.shapes --input 126 --kernel 4 --stride 2 --padding VALID` for the legal sizes.
 """
-import argparse
 import math
 
 PADDINGS = ("SAME", "VALID")
@@ -93,33 +92,3 @@ def check_transpose_output(size: int, output: int, kernel: int, stride: int = 1,
     except ValueError:
         message += f"; {output} is smaller than the dilated kernel, so no input reaches it"
     raise ValueError(message)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vizdeconv.shapes",
-        description="Legal output sizes of a transposed convolution, and the forward size.")
-    parser.add_argument("--input", type=int, required=True, help="input length (one dimension)")
-    parser.add_argument("--kernel", type=int, required=True)
-    parser.add_argument("--stride", type=int, default=1)
-    parser.add_argument("--padding", default="SAME", type=str.upper, choices=PADDINGS)
-    parser.add_argument("--dilation", type=int, default=1)
-    parser.add_argument("--output", type=int, help="check one requested transposed-conv output size")
-    args = parser.parse_args(argv)
-    try:
-        geometry = dict(kernel=args.kernel, stride=args.stride, padding=args.padding,
-                        dilation=args.dilation)
-        legal = transpose_output_sizes(args.input, **geometry)
-        print(f"conv2d_transpose from {args.input}: output sizes {', '.join(map(str, legal))}")
-        try:
-            print(f"conv2d forward from {args.input}: {conv_output_size(args.input, **geometry)}")
-        except ValueError as error:
-            print(f"conv2d forward from {args.input}: impossible ({error})")
-        if args.output is not None:
-            check_transpose_output(args.input, args.output, **geometry)
-            print(f"output {args.output} is legal")
-    except ValueError as error:
-        print(f"error: {error}", file=__import__("sys").stderr)
-        return 2
-    return 0
-

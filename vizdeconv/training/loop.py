@@ -1,4 +1,4 @@
-"""train_and_evaluate(config, workdir): the training loop, checkpoints, summaries and final test accuracy."""
+"""train_and_evaluate(config, run): the training loop, checkpoints, summaries and final test accuracy."""
 import os
 import signal
 import tempfile
@@ -11,12 +11,12 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.errors import WriteError, is_write_failure, reason
+from vizdeconv.io import checkpoints, data, distribute, precision, probes, rundir
+from vizdeconv.io import config as config_lib
+from vizdeconv.io.lock import RunLock
+from vizdeconv.io.summaries import ReconstructionSummary
 from vizdeconv.nn.convnet import build_model
-from vizdeconv.training import checkpoints, data, distribute, optim, precision, rundir, steps
-from vizdeconv.training import config as config_lib
-from vizdeconv.training.lock import RunLock
-from vizdeconv.viz.plugin import metadata
-from vizdeconv.viz.summaries import ReconstructionSummary
+from vizdeconv.training import optim, steps
 
 
 class _StopRequest:
@@ -86,12 +86,13 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
         log(f"run already reached step {done} of {config.steps}: test accuracy "
             f"{previous.get('test_accuracy', float('nan')):.4f}")
         return previous
+    trainer = Trainer(config, workdir, strategy, chief, requested, log)
     if not chief:
-        return _train(config, workdir, strategy, chief, requested, log)
+        return trainer.run()
     rundir.create(workdir)
     with RunLock(workdir, log):  # the chief alone writes; a second writer is refused here
         try:
-            return _train(config, workdir, strategy, chief, requested, log)
+            return trainer.run()
         except (OSError, tf.errors.OpError) as error:
             if isinstance(error, WriteError) or not is_write_failure(error):
                 raise
@@ -101,131 +102,176 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
                              "the same command again to resume") from None
 
 
-def _train(config, workdir: str, strategy, chief: bool, requested: str, log) -> dict:
-    """The body of `train_and_evaluate`, run while the chief holds the run folder."""
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
-    train_images, train_labels = data.load_split(config.data, "train")
-    test_images, test_labels = data.load_split(config.data, "test")
-    resumed = rundir.prepare(config, workdir) if chief else True
-    compute_dtype = precision.compute_dtype(config.precision)
-    why = "chosen for this hardware" if requested == "auto" else "as configured"
-    log(f"precision: {config.precision} ({why}), replicas: {strategy.num_replicas_in_sync}, "
-        f"run folder: {workdir}")
+class Trainer:
+    """One training session of a run folder, step by step: set up, resume, train in chunks between
+    boundaries (log, eval, checkpoint, summary), and evaluate at the end.
 
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
-    with strategy.scope():
-        model = build_model(config)
-        optimizer = optim.make_optimizer(config.optimizer, config.steps)
-        optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    # Every worker saves (saving may need all of them); only the chief's copy is kept.
-    manager = tf.train.CheckpointManager(
-        checkpoint, checkpoint_dir if chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
-        max_to_keep=config.keep_checkpoints)
-    if chief:
-        checkpoints.remove_debris(checkpoint_dir)
-    latest = checkpoints.restore_newest(checkpoint, checkpoint_dir, log)
-    if latest:
-        log(f"resuming from {latest} at step {int(step)}")
-    if chief and resumed:
-        for name in ("train", "eval"):  # steps after the checkpoint will be written again
-            rundir.drop_events_after(os.path.join(workdir, name), int(step))
+    Args:
+      config: the resolved config; workdir: the run folder; strategy: the tf.distribute strategy;
+      chief: whether this worker writes; requested: the precision the user asked for (for the header).
+    """
 
-    eval_step = steps.make_eval_step(model, strategy, compute_dtype)
-    eval_data = strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
-        test_images, test_labels, config.eval_batch_size, config.data.image_size, context))
-    writers = {name: tf.summary.create_file_writer(os.path.join(workdir, name)) if chief
-               else tf.summary.create_noop_writer() for name in ("train", "eval")}
-    probe_index = np.random.default_rng(config.seed).choice(
-        len(test_images), min(config.reconstruction.probes, len(test_images)), replace=False)
-    probes = test_images[np.sort(probe_index)]
-    summary_inputs = data.preprocess_eval(probes, config.data.image_size)
-    summary_originals = data.central_crop(probes, config.data.image_size).astype(np.float32) / 255.0
-    summary = ReconstructionSummary(
-        Deconvnet(model, config.reconstruction.mode, compute_dtype=compute_dtype),
-        summary_inputs, summary_originals,
-        top_k=config.reconstruction.top_k, display_scale=config.reconstruction.display_scale,
-        clip_percentile=config.reconstruction.clip_percentile)
-    if not resumed and chief:
+    def __init__(self, config, workdir: str, strategy, chief: bool, requested: str, log=print):
+        self.config, self.workdir, self.strategy, self.chief, self.log = config, workdir, strategy, chief, log
+        self.requested = requested
+        self.checkpoint_dir = os.path.join(workdir, "checkpoints")
+        self.compute_dtype = precision.compute_dtype(config.precision)
+
+    def run(self) -> dict:
+        """Trains up to config.steps; returns the final or the interrupted metrics."""
+        self.load_data()
+        resumed = rundir.prepare(self.config, self.workdir) if self.chief else True
+        why = "chosen for this hardware" if self.requested == "auto" else "as configured"
+        self.log(f"precision: {self.config.precision} ({why}), replicas: {self.strategy.num_replicas_in_sync}, "
+                 f"run folder: {self.workdir}")
+        self.build()
+        self.restore(resumed)
+        self.make_writers()
+        if not resumed and self.chief:
+            self.write_first_summaries()
+        stopped, train_seconds = self.train()
+        if stopped is not None:
+            checkpoints.save(self.manager, int(self.step))
+            self.log(f"stopped by signal {stopped} at step {int(self.step)}; checkpoint saved, run the same "
+                     "command again to resume")
+            return {"status": "interrupted", "step": int(self.step), "signal": int(stopped)}
+        return self.finish(train_seconds)
+
+    def load_data(self) -> None:
+        self.train_images, self.train_labels = data.load_split(self.config.data, "train")
+        self.test_images, self.test_labels = data.load_split(self.config.data, "test")
+
+    def build(self) -> None:
+        """The network, optimizer, checkpoint manager, compiled steps and the probe summaries."""
+        config = self.config
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
+        with self.strategy.scope():
+            self.model = build_model(config)
+            self.optimizer = optim.make_optimizer(config.optimizer, config.steps)
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        # Every worker saves (saving may need all of them); only the chief's copy is kept.
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.checkpoint_dir if self.chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
+            max_to_keep=config.keep_checkpoints)
+        self.eval_step = steps.make_eval_step(self.model, self.strategy, self.compute_dtype)
+        self.eval_data = self.strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
+            self.test_images, self.test_labels, config.eval_batch_size, config.data.image_size, context))
+        self.train_steps = steps.make_train_steps(self.model, self.optimizer, self.strategy, config.loss,
+                                                  config.batch_size, self.compute_dtype)
+        probe_index = np.sort(np.random.default_rng(config.seed).choice(
+            len(self.test_images), min(config.reconstruction.probes, len(self.test_images)), replace=False))
+        probes_uint8 = self.test_images[probe_index]
+        self.probe_index = probe_index
+        self.summary_inputs = data.preprocess_eval(probes_uint8, config.data.image_size)
+        self.summary_originals = data.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
+        self.summary = ReconstructionSummary(
+            Deconvnet(self.model, config.reconstruction.mode, compute_dtype=self.compute_dtype),
+            self.summary_inputs, self.summary_originals, top_k=config.reconstruction.top_k,
+            display_scale=config.reconstruction.display_scale,
+            clip_percentile=config.reconstruction.clip_percentile)
+
+    def restore(self, resumed: bool) -> None:
+        """Restores the newest intact checkpoint and drops the summaries of steps that will be redone."""
+        if self.chief:
+            checkpoints.remove_debris(self.checkpoint_dir)
+        latest = checkpoints.restore_newest(self.checkpoint, self.checkpoint_dir, self.log)
+        if latest:
+            self.log(f"resuming from {latest} at step {int(self.step)}")
+        if self.chief and resumed:
+            for name in ("train", "eval"):  # steps after the checkpoint will be written again
+                rundir.drop_events_after(os.path.join(self.workdir, name), int(self.step))
+
+    def make_writers(self) -> None:
+        self.writers = {name: tf.summary.create_file_writer(os.path.join(self.workdir, name)) if self.chief
+                        else tf.summary.create_noop_writer() for name in ("train", "eval")}
+
+    def write_first_summaries(self) -> None:
+        """HParams, the step-0 reconstructions and the probe marking of the Deconvnet tab."""
         # At the run folder's root, so the HParams dashboard finds train/ and eval/ metrics below it.
-        with tf.summary.create_file_writer(workdir).as_default():
-            hparams_api.hparams(_flat_hparams(config), trial_id=config.name)
-        with writers["train"].as_default():
-            summary.write(0)
-        metadata.write_probes(os.path.join(workdir, "train"), summary_inputs, summary_originals,
-                              root=workdir, kind="run", image_ids=np.sort(probe_index),
-                              labels=test_labels[np.sort(probe_index)], writer=writers["train"])
+        with tf.summary.create_file_writer(self.workdir).as_default():
+            hparams_api.hparams(_flat_hparams(self.config), trial_id=self.config.name)
+        with self.writers["train"].as_default():
+            self.summary.write(0)
+        probes.write_probes(os.path.join(self.workdir, "train"), self.summary_inputs, self.summary_originals,
+                            root=self.workdir, kind="run", image_ids=self.probe_index,
+                            labels=self.test_labels[self.probe_index], writer=self.writers["train"])
 
-    train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, config.batch_size,
-                                         compute_dtype)
-    first_step, end_step = int(step), max(config.steps, int(step) + 1)
-    iterator = iter(strategy.distribute_datasets_from_function(lambda context: data.train_dataset(
-        train_images, train_labels, config.batch_size, config.seed, first_step, end_step,
-        config.data.image_size, context)))
-    started, summary_seconds, stopped = time.perf_counter(), [], None
-    with _StopRequest() as stop:
-        while int(step) < config.steps and stop.signal is None:
-            chunk_start, first = time.perf_counter(), int(step)
-            target = _next_boundary(first, config)
-            sums = {k: float(v) for k, v in train_steps(iterator, tf.constant(target - first)).items()}
-            if not np.isfinite(sums["loss"]) or sums["weights_finite"] != 1.0:
-                what = (f"loss became {sums['loss']}" if not np.isfinite(sums["loss"])
-                        else "weights overflowed")
-                raise FloatingPointError(
-                    f"{what} between steps {first} and {target}; stopped. The "
-                    f"last good checkpoint is {manager.latest_checkpoint}; lower "
-                    "--config.optimizer.learning_rate")
-            step.assign(target)
-            elapsed = time.perf_counter() - chunk_start
-            images_per_second = sums["examples"] / elapsed
-            count = target - first
-            with writers["train"].as_default(step=target):
-                for name in ("loss", "cross_entropy", "weight_penalty"):
-                    tf.summary.scalar(f"loss/{name}", sums[name] / count)
-                tf.summary.scalar("accuracy", sums["correct"] / sums["examples"])
-                tf.summary.scalar("learning_rate", optim.current_learning_rate(optimizer))
-                tf.summary.scalar("images_per_second", images_per_second)
-                if target % config.summary_every == 0 or target == config.steps:
-                    summary_start = time.perf_counter()
-                    summary.write(target)
-                    summary_seconds.append(time.perf_counter() - summary_start)
-            eval_text = ""
-            if target % config.eval_every == 0 or target == config.steps:
-                accuracy, _ = steps.evaluate(eval_step, eval_data)
-                eval_text = f"  test acc {accuracy:.4f}"
-                with writers["eval"].as_default(step=target):
-                    tf.summary.scalar("accuracy", accuracy)
-            if target % config.checkpoint_every == 0 or target == config.steps:
-                checkpoints.save(manager, target)
-            if chief and (target in config.keep_steps or target == config.steps):
-                checkpoints.keep(checkpoint, checkpoint_dir, target)
-            if target % config.log_every == 0 or target == config.steps:
-                per_step = (time.perf_counter() - started) / max(target - first_step, 1)
-                left = per_step * (config.steps - target)
-                log(f"step {target}/{config.steps}  loss {sums['loss'] / count:.2f} "
-                    f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
-                    f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
-                    f"{images_per_second:.0f} img/s  eta {_format_seconds(left)}")
-        stopped = stop.signal
+    def train(self) -> tuple[int | None, float]:
+        """Runs chunks of steps until config.steps or a stop signal; returns (signal or None, seconds)."""
+        config = self.config
+        first_step, end_step = int(self.step), max(config.steps, int(self.step) + 1)
+        iterator = iter(self.strategy.distribute_datasets_from_function(lambda context: data.train_dataset(
+            self.train_images, self.train_labels, config.batch_size, config.seed, first_step, end_step,
+            config.data.image_size, context)))
+        self.started, self.first_step, self.summary_seconds = time.perf_counter(), first_step, []
+        with _StopRequest() as stop:
+            while int(self.step) < config.steps and stop.signal is None:
+                self.chunk(iterator)
+            stopped = stop.signal
+        return stopped, time.perf_counter() - self.started
 
-    train_seconds = time.perf_counter() - started
-    if stopped is not None:
-        checkpoints.save(manager, int(step))
-        log(f"stopped by signal {stopped} at step {int(step)}; checkpoint saved, run the same "
-            "command again to resume")
-        return {"status": "interrupted", "step": int(step), "signal": int(stopped)}
+    def chunk(self, iterator) -> None:
+        """Trains up to the next boundary, then does what that boundary asks for."""
+        config = self.config
+        chunk_start, first = time.perf_counter(), int(self.step)
+        target = _next_boundary(first, config)
+        sums = {k: float(v) for k, v in self.train_steps(iterator, tf.constant(target - first)).items()}
+        if not np.isfinite(sums["loss"]) or sums["weights_finite"] != 1.0:
+            what = f"loss became {sums['loss']}" if not np.isfinite(sums["loss"]) else "weights overflowed"
+            raise FloatingPointError(
+                f"{what} between steps {first} and {target}; stopped. The last good checkpoint is "
+                f"{self.manager.latest_checkpoint}; lower --config.optimizer.learning_rate")
+        self.step.assign(target)
+        images_per_second = sums["examples"] / (time.perf_counter() - chunk_start)
+        self.write_scalars(target, sums, target - first, images_per_second)
+        eval_text = ""
+        if target % config.eval_every == 0 or target == config.steps:
+            accuracy, _ = steps.evaluate(self.eval_step, self.eval_data)
+            eval_text = f"  test acc {accuracy:.4f}"
+            with self.writers["eval"].as_default(step=target):
+                tf.summary.scalar("accuracy", accuracy)
+        if target % config.checkpoint_every == 0 or target == config.steps:
+            checkpoints.save(self.manager, target)
+        if self.chief and (target in config.keep_steps or target == config.steps):
+            checkpoints.keep(self.checkpoint, self.checkpoint_dir, target)
+        if target % config.log_every == 0 or target == config.steps:
+            self.log_progress(target, sums, target - first, eval_text, images_per_second)
 
-    accuracy, examples = steps.evaluate(eval_step, eval_data)
-    metrics = {"status": "complete", "step": int(step), "test_accuracy": accuracy,
-               "test_examples": examples, "precision": config.precision,
-               "train_seconds_this_session": round(train_seconds, 2),
-               "mean_summary_seconds": round(float(np.mean(summary_seconds)), 4) if summary_seconds else None}
-    if chief:
-        with writers["eval"].as_default(step=int(step)):
-            tf.summary.scalar("test_accuracy_final", accuracy)
-        for writer in writers.values():
-            writer.flush()
-        rundir.write_metrics(workdir, metrics)
-    log(f"test accuracy {accuracy:.4f} on {examples} test images (step {int(step)}, "
-        f"{config.precision}); metrics in {os.path.join(workdir, rundir.METRICS_FILE)}")
-    return metrics
+    def write_scalars(self, target: int, sums: dict, count: int, images_per_second: float) -> None:
+        with self.writers["train"].as_default(step=target):
+            for name in ("loss", "cross_entropy", "weight_penalty"):
+                tf.summary.scalar(f"loss/{name}", sums[name] / count)
+            tf.summary.scalar("accuracy", sums["correct"] / sums["examples"])
+            tf.summary.scalar("learning_rate", optim.current_learning_rate(self.optimizer))
+            tf.summary.scalar("images_per_second", images_per_second)
+            if target % self.config.summary_every == 0 or target == self.config.steps:
+                summary_start = time.perf_counter()
+                self.summary.write(target)
+                self.summary_seconds.append(time.perf_counter() - summary_start)
+
+    def log_progress(self, target: int, sums: dict, count: int, eval_text: str, images_per_second: float) -> None:
+        per_step = (time.perf_counter() - self.started) / max(target - self.first_step, 1)
+        left = per_step * (self.config.steps - target)
+        self.log(f"step {target}/{self.config.steps}  loss {sums['loss'] / count:.2f} "
+                 f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
+                 f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
+                 f"{images_per_second:.0f} img/s  eta {_format_seconds(left)}")
+
+    def finish(self, train_seconds: float) -> dict:
+        """Final test accuracy over the whole split, written to metrics.json and the eval events."""
+        accuracy, examples = steps.evaluate(self.eval_step, self.eval_data)
+        step = int(self.step)
+        metrics = {"status": "complete", "step": step, "test_accuracy": accuracy, "test_examples": examples,
+                   "precision": self.config.precision, "train_seconds_this_session": round(train_seconds, 2),
+                   "mean_summary_seconds": round(float(np.mean(self.summary_seconds)), 4)
+                   if self.summary_seconds else None}
+        if self.chief:
+            with self.writers["eval"].as_default(step=step):
+                tf.summary.scalar("test_accuracy_final", accuracy)
+            for writer in self.writers.values():
+                writer.flush()
+            rundir.write_metrics(self.workdir, metrics)
+        self.log(f"test accuracy {accuracy:.4f} on {examples} test images (step {step}, "
+                 f"{self.config.precision}); metrics in {os.path.join(self.workdir, rundir.METRICS_FILE)}")
+        return metrics

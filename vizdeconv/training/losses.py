@@ -1,7 +1,7 @@
 """The reference objective: summed cross-entropy plus sum of l2_loss over the conv kernels."""
 import tensorflow as tf
 
-REDUCTIONS = ("sum", "mean")
+from vizdeconv.io.config import REDUCTIONS
 
 
 def weight_penalty(kernels) -> tf.Tensor:

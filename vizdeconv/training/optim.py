@@ -1,8 +1,7 @@
 """Optimizer and learning-rate schedule from `config.optimizer` (reference: Adam, constant 1e-4)."""
 import keras
 
-OPTIMIZERS = ("adam", "sgd", "momentum")
-SCHEDULES = ("constant", "cosine", "step")
+from vizdeconv.io.config import OPTIMIZERS, SCHEDULES
 
 
 def learning_rate(config, total_steps: int):

@@ -6,12 +6,12 @@ iterator), so the Python loop is entered only to log, evaluate or checkpoint.
 import tensorflow as tf
 
 from vizdeconv.training import losses
-from vizdeconv.nn.convnet import DeconvNet
+from vizdeconv.nn.convnet import ConvNet
 
 SUMS = ("loss", "cross_entropy", "weight_penalty", "correct", "examples")
 
 
-def make_train_steps(model: DeconvNet, optimizer, strategy: tf.distribute.Strategy, loss_config,
+def make_train_steps(model: ConvNet, optimizer, strategy: tf.distribute.Strategy, loss_config,
                      global_batch_size: int, compute_dtype=tf.float32):
     """Returns `train_steps(iterator, num_steps) -> dict of float32 scalars` over those steps.
 
@@ -48,7 +48,7 @@ def make_train_steps(model: DeconvNet, optimizer, strategy: tf.distribute.Strate
     return train_steps
 
 
-def make_eval_step(model: DeconvNet, strategy: tf.distribute.Strategy, compute_dtype=tf.float32):
+def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dtype=tf.float32):
     """Returns `eval_step(images, labels) -> (correct, examples)` float32, reduced over replicas."""
 
     def replica_step(images, labels):

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.viz.plugin import metadata
-from vizdeconv.viz.summaries import ReconstructionSummary
+from vizdeconv.io import probes
+from vizdeconv.io.summaries import ReconstructionSummary
 
 
 class DeconvnetCallback(keras.callbacks.Callback):
@@ -48,7 +48,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
                 self.top_k, self.display_scale)
             self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
             # Marks the log dir for TensorBoard's Deconvnet tab, which projects with the snapshots.
-            metadata.write_probes(os.path.join(self.log_dir, "train"), self.probes,
+            probes.write_probes(os.path.join(self.log_dir, "train"), self.probes,
                                   self.summary.originals, root=self.log_dir, kind="keras",
                                   model=self.snapshot_dir, writer=self.writer)
         with self.writer.as_default():

@@ -6,13 +6,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import engine
+from vizdeconv.deconv import reconstruct
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.explore.preprocess import Preprocess, for_model
-from vizdeconv.training import data, rundir
-from vizdeconv.training.runs import load_keras, load_run
-from vizdeconv.viz import display
-from vizdeconv.viz.summaries import default_layers
+from vizdeconv.io.preprocess import Preprocess, for_model
+from vizdeconv.io import data, rundir
+from vizdeconv.io.subject import open_subject
+from vizdeconv.io import pictures
+from vizdeconv.io.summaries import default_layers
 
 
 class Inspector:
@@ -50,23 +50,20 @@ class Inspector:
         """The first convolution's kernels as one grid [h, w, 3] in [0, 1], each filter scaled alone."""
         first = next(op for op in self.graph.ops if op.kind == "conv")
         kernels = np.transpose(np.asarray(first.value("kernel")), (3, 0, 1, 2))  # [out, kh, kw, in]
-        return display.grid(display.upscale(display.to_display(kernels), 4), columns)
+        return pictures.grid(pictures.upscale(pictures.to_display(kernels), 4), columns)
 
     def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
         """One image's feature maps of `layer` as a grid [h, w] (each map min-max scaled)."""
         name = self.graph.resolve(layer)
         activations = self.graph.forward(self.inputs(image[None]), until=(name,))[name][0].numpy()
         maps = np.transpose(activations, (2, 0, 1))[..., None]
-        return display.grid(display.upscale(display.to_display(maps), 4), columns)[..., 0]
+        return pictures.grid(pictures.upscale(pictures.to_display(maps), 4), columns)[..., 0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities [N, classes] (a softmax of the output unless the model ends in one)."""
-        outputs = self.graph(self.inputs(images))
-        if self.graph.by_name[self.graph.output].kind == "softmax":
-            return outputs.numpy()
-        return tf.nn.softmax(outputs).numpy()
+        return self.graph.probabilities(self.graph(self.inputs(images))).numpy()
 
-    def reconstructions(self, images: np.ndarray, modes=engine.MODES) -> dict:
+    def reconstructions(self, images: np.ndarray, modes=reconstruct.MODES) -> dict:
         """mode -> layer -> [N, h, w, 3] projections of each whole layer, ready to show (modes the
         network does not allow are left out)."""
         result = {}
@@ -75,14 +72,14 @@ class Inspector:
                 projections = Deconvnet(self.model, mode).layers(self.inputs(images), tuple(self.layers))
             except ValueError:
                 continue
-            result[mode] = {name: display.to_display(value.numpy()) for name, value in projections.items()}
+            result[mode] = {name: pictures.to_display(value.numpy()) for name, value in projections.items()}
         return result
 
     def project_channel(self, images: np.ndarray, layer: str, channel: int,
                         mode: str = "deconvnet") -> np.ndarray:
         """Each image's projection of one feature map of `layer`, [N, h, w, 3] ready to show."""
         projection = Deconvnet(self.model, mode).project(self.inputs(images), layer, channel=channel)
-        return display.to_display(projection.numpy())
+        return pictures.to_display(projection.numpy())
 
 
 class Run(Inspector):
@@ -94,8 +91,9 @@ class Run(Inspector):
 
     def __init__(self, path: str | None = None, logdir: str = "logs"):
         self.path = path or rundir.newest_run(logdir)
-        self.config, model = load_run(self.path)
-        super().__init__(model, Preprocess((self.config.data.image_size,) * 2, "standardize"))
+        opened = open_subject(run=self.path)
+        self.config, self.step = opened.config, opened.step
+        super().__init__(opened.model, opened.pixels)
         self.metrics = rundir.read_metrics(self.path) or {}
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -129,6 +127,6 @@ class KerasFile(Inspector):
     """
 
     def __init__(self, path: str, data_dir: str | None = None, preprocess: str = "auto"):
-        model = load_keras(path)
+        opened = open_subject(model_path=path, preprocess=preprocess, need_data=False)
         self.path = path
-        super().__init__(model, for_model(Deconvnet(model).graph, preprocess), data_dir)
+        super().__init__(opened.model, opened.pixels, data_dir)

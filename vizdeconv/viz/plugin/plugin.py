@@ -19,7 +19,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from vizdeconv.viz.plugin import metadata
+from vizdeconv.io import probes
 from vizdeconv.viz.plugin.projector import Projector
 from vizdeconv.viz.plugin.store import Refused, Store
 
@@ -35,7 +35,7 @@ def png(image: np.ndarray) -> bytes:
     """[H, W, 3] uint8 or float in [0, 1] -> PNG bytes."""
     from PIL import Image
 
-    from vizdeconv.viz.display import to_bytes
+    from vizdeconv.io.pictures import to_bytes
 
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -95,7 +95,7 @@ def route(kind: str):
 class DeconvnetPlugin(base_plugin.TBPlugin):
     """Feature maps, top-9, evolution, on-demand projections, occlusion and sanity of vizdeconv runs."""
 
-    plugin_name = metadata.PLUGIN_NAME
+    plugin_name = probes.PLUGIN_NAME
 
     def __init__(self, context):
         self._data_provider = context.data_provider
@@ -133,12 +133,12 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
             return {}
         mapping = self._data_provider.list_tensors(
             plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
-                request.environ), plugin_name=metadata.PLUGIN_NAME)
+                request.environ), plugin_name=probes.PLUGIN_NAME)
         marked = {}
         for events_run, tags in mapping.items():
-            if metadata.INPUTS_TAG in tags:
+            if probes.INPUTS_TAG in tags:
                 try:
-                    marked[events_run] = metadata.parse(tags[metadata.INPUTS_TAG].plugin_content)
+                    marked[events_run] = probes.parse(tags[probes.INPUTS_TAG].plugin_content)
                 except ValueError:
                     continue
         return marked
@@ -160,20 +160,20 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 return self._probes[run.events_run]
         data = self._data_provider.read_tensors(
             plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
-                request.environ), plugin_name=metadata.PLUGIN_NAME, downsample=1,
+                request.environ), plugin_name=probes.PLUGIN_NAME, downsample=1,
             run_tag_filter=provider.RunTagFilter(runs=[run.events_run],
-                                                 tags=[metadata.INPUTS_TAG, metadata.PICTURES_TAG]))
+                                                 tags=[probes.INPUTS_TAG, probes.PICTURES_TAG]))
         tags = data.get(run.events_run, {})
-        if metadata.INPUTS_TAG not in tags or metadata.PICTURES_TAG not in tags:
+        if probes.INPUTS_TAG not in tags or probes.PICTURES_TAG not in tags:
             raise Refused(f"the probe images of {run.name} are not loaded yet; try again")
-        arrays = {"inputs": tags[metadata.INPUTS_TAG][-1].numpy.astype(np.float32),
-                  "pictures": tags[metadata.PICTURES_TAG][-1].numpy.astype(np.uint8)}
+        arrays = {"inputs": tags[probes.INPUTS_TAG][-1].numpy.astype(np.float32),
+                  "pictures": tags[probes.PICTURES_TAG][-1].numpy.astype(np.uint8)}
         with self._lock:
             self._probes[run.events_run] = arrays
         return arrays
 
     def _class_names(self, run) -> list[str]:
-        from vizdeconv.training.data import CLASS_NAMES
+        from vizdeconv.io.data import CLASS_NAMES
 
         return run.content.get("class_names") or list(CLASS_NAMES)
 
@@ -285,7 +285,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
 
     @route("json")
     def _project_route(self, request):
-        from vizdeconv.viz.display import to_display
+        from vizdeconv.io.pictures import to_display
 
         run = self._run(request)
         index = self._probe_index(request, run)

@@ -1,8 +1,7 @@
 """On-demand projections for the Deconvnet tab: each run's network is loaded on first use, kept, and
 loaded again when its newest checkpoint (or `.keras` file) changes, as it does while training runs."""
-import glob
+
 import os
-import re
 import threading
 import time
 
@@ -11,31 +10,31 @@ import numpy as np
 from vizdeconv.viz.plugin.store import Refused, Run
 
 
-def newest_weights(run: Run) -> tuple[str, int, int | None]:
-    """(path, modification time, step) of what a run's network loads: the newest checkpoint of a
-    reference run, the `.keras` file, or the newest snapshot in a folder of them."""
-    if run.kind == "run":
-        import tensorflow as tf
+def newest_weights(run: Run) -> tuple[str, object]:
+    """(path, stamp that changes with it) of what a run's network loads: the checkpoint folder of a reference
+    run (its newest intact checkpoint is restored), the `.keras` file, or the newest snapshot in a
+    folder of them."""
+    from vizdeconv.io import checkpoints
 
+    if run.kind == "run":
         folder = os.path.join(run.root, "checkpoints")
-        path = tf.train.latest_checkpoint(folder)
-        if path is None:
+        found = checkpoints.candidates(folder)
+        if not found:
             raise Refused(f"{run.name} has no checkpoint yet")
-        step = int(path.rsplit("-", 1)[1])
-        return path, os.stat(os.path.join(folder, "checkpoint")).st_mtime_ns, step
+        return folder, (checkpoints.step_of(found[0]), os.stat(found[0] + ".index").st_mtime_ns)
     if run.model is None:
-        raise Refused(f"{run.name} names no model to project with (pass snapshot_dir to the callback "
-                      "or explore a .keras file)")
+        raise Refused(
+            f"{run.name} names no model to project with (pass snapshot_dir to the callback or explore a .keras file)"
+        )
     path = run.model
     if os.path.isdir(path):
-        snapshots = sorted(glob.glob(os.path.join(glob.escape(path), "*.keras")))
-        if not snapshots:
+        found = checkpoints.snapshots(path)
+        if not found:
             raise Refused(f"no .keras snapshot in {run.name}'s snapshot folder yet")
-        path = snapshots[-1]
+        path = found[-1][1]
     if not os.path.isfile(path):
         raise Refused(f"{run.name}'s model file is missing")
-    number = re.findall(r"(\d+)\.keras$", path)
-    return path, os.stat(path).st_mtime_ns, int(number[0]) if number else None
+    return path, os.stat(path).st_mtime_ns
 
 
 class _Loaded:
@@ -58,19 +57,21 @@ class Projector:
         self._loaded, self._lock = {}, threading.Lock()
 
     def _get(self, run: Run) -> _Loaded:
-        path, stamp, step = newest_weights(run)
+        path, stamp = newest_weights(run)
         with self._lock:
             loaded = self._loaded.get(run.root)
             if loaded is not None and loaded.signature == (path, stamp):
                 return loaded
-        from vizdeconv.training import runs
+        from vizdeconv.io import checkpoints, subject
 
-        try:
-            model = runs.load_run(run.root, log=lambda *_: None)[1] if run.kind == "run" \
-                else runs.load_keras(path)
+        try:  # the same opening as the explorer's and the analyses': the newest *intact* checkpoint
+            opened = subject.open_subject(
+                run.root if run.kind == "run" else None, None if run.kind == "run" else path,
+                log=lambda *_: None, need_data=False)
         except (OSError, ValueError) as error:
             raise Refused(str(error)) from None
-        loaded = _Loaded((path, stamp), model, step)
+        step = opened.step if run.kind == "run" else checkpoints.snapshot_step(path)
+        loaded = _Loaded((path, stamp), opened.model, step)
         with self._lock:
             self._loaded[run.root] = loaded
         return loaded
@@ -96,10 +97,10 @@ class Projector:
           dict: projection [H, W, C] float32, feature_map [h, w] float32 (the channel's activations),
           unit (row, col) that was projected or None, step of the weights, milliseconds.
         """
-        from vizdeconv.deconv import engine
+        from vizdeconv.deconv import reconstruct
 
         started = time.perf_counter()
-        mode = engine.check_mode(mode)
+        mode = reconstruct.check_mode(mode)
         loaded = self._get(run)
         with loaded.lock:  # one request at a time per network: compiled functions are shared
             deconvnet = loaded.deconvnet(mode)

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 
-from vizdeconv.viz.plugin import metadata
 
 
 class Refused(ValueError):

@@ -128,6 +128,10 @@ def _backward(op, g, slots, tensors, mode, dtype, graph, batch, tile) -> list:
         result = ops.conv2d_transpose(g, op.value("kernel", dtype), input_shape(), p["stride"],
                                       p["padding"], p["dilation"])
         return [tf.ensure_shape(result, [None, *graph.shapes[op.inputs[0]]])]
+    if kind == "conv_transpose":
+        if mode == "bias_subtract" and p.get("bias") is not None:
+            g = g - op.value("bias", dtype)
+        return [ops.conv2d(g, op.value("kernel", dtype), p["stride"], p["padding"])]
     if kind == "max_pool":
         result = ops.unpool(g, tile(tensors[switches_name(op.name)], slots), input_shape(), p["pool"],
                             p["stride"], p["padding"])

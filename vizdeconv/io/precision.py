@@ -3,7 +3,7 @@ import os
 
 import tensorflow as tf
 
-CHOICES = ("auto", "float32", "bfloat16")
+from vizdeconv.io.config import PRECISIONS
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -69,8 +69,8 @@ def native_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
 
 def resolve(precision: str) -> str:
     """'float32' or 'bfloat16' for a config's precision ('auto' asks the hardware)."""
-    if precision not in CHOICES:
-        raise ValueError(f"precision must be one of {', '.join(CHOICES)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         return "bfloat16" if native_bfloat16() else "float32"
     return precision

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.viz.display import grid, stitch, to_display, upscale
+from vizdeconv.io.pictures import grid, stitch, to_display, upscale
 from vizdeconv.deconv.deconvnet import Deconvnet
 
 def default_layers(graph) -> list[str]:

@@ -9,9 +9,9 @@ import tensorflow as tf
 from vizdeconv.deconv import invariance as invariance_lib
 from vizdeconv.deconv import occlusion as occlusion_lib
 from vizdeconv.deconv import sanity as sanity_lib
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.viz import figures
-from vizdeconv.viz.display import to_display, write_png
+from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit
+from vizdeconv.analyze import figures
+from vizdeconv.io.pictures import to_display, write_png
 
 
 def pick_images(spec: str, count: int) -> list[int]:
@@ -59,13 +59,14 @@ def _jsonable(value):
 
 
 def run_occlusion(subject, image_ids: str = "first:3", patch: int = 4, stride: int = 1,
-                  layer: str | None = None, split: str = "test", out: str | None = None, log=print) -> dict:
+                  layer: str | None = None, split: str = "test", out: str | None = None, log=print, *,
+                  mode: str = "deconvnet") -> dict:
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     train_images, _ = subject.load("train")
     grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
     folder = _out(subject, "occlusion", out)
-    deconvnet = Deconvnet(subject.model, "deconvnet")
+    deconvnet = Deconvnet(subject.model, mode)
     names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
     results, pictures = {}, []
     for image_id in ids:
@@ -90,7 +91,7 @@ def run_occlusion(subject, image_ids: str = "first:3", patch: int = 4, stride: i
 
 def run_invariance(subject, image_ids: str = "first:5", layers=None, split: str = "test",
                    out: str | None = None, log=print) -> dict:
-    from vizdeconv.viz.summaries import default_layers
+    from vizdeconv.io.summaries import default_layers
 
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
@@ -119,12 +120,9 @@ def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", sp
     name = graph.resolve(layer)
     inputs = subject.pixels.inputs(images[ids])
     activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
-    flat = tf.reshape(activations, [len(ids), -1])
-    depth = graph.shapes[name][-1]
-    strongest = tf.argmax(flat, axis=1, output_type=tf.int32)  # each image's strongest unit
-    channels, positions = strongest % depth, strongest // depth
+    channels, positions = strongest_unit(activations)
     result = sanity_lib.cascading(subject.model, inputs, layer, channels, positions,
-                                  mode or subject.mode, subject.seed)
+                                  mode or subject.mode, subject.seed, display_of=to_display)
     folder = _out(subject, "sanity", out)
     picture = figures.sanity_figure(result, layer)
     write_png(os.path.join(folder, f"sanity_{layer}.png"), picture)
@@ -140,7 +138,8 @@ def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", sp
 
 
 def run_evolution(subject, layer: str | None = None, split: str = "test", limit: int = 0,
-                  snapshots: str | None = None, out: str | None = None, log=print) -> dict:
+                  snapshots: str | None = None, out: str | None = None, log=print, *,
+                  mode: str = "deconvnet") -> dict:
     """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
     the run (or each `.keras` snapshot of `snapshots`), projected and cut to the unit's receptive field;
     one grid per layer."""
@@ -161,7 +160,7 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
     steps, tiles = [], []
     for step, load in models:
         model = load()
-        deconvnet = Deconvnet(model, "deconvnet")
+        deconvnet = Deconvnet(model, mode)
         top = scan(deconvnet.graph, images, [layer], 1, 500, subject.pixels.size[0],
                    progress=False, preprocess=subject.pixels.inputs)[layer]
         ids, positions = top["image_ids"][:, 0], top["positions"][:, 0]
@@ -186,23 +185,17 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
 
 def _checkpoints(subject, snapshots: str | None) -> list:
     """(step, loader) of each checkpoint to show, in training order."""
-    import glob
-    import re
+    from vizdeconv.io import checkpoints
 
     if snapshots:
-        from vizdeconv.training.runs import load_keras
+        from vizdeconv.io.subject import load_keras
 
-        found = []
-        for path in glob.glob(os.path.join(snapshots, "*.keras")):
-            match = re.search(r"(\d+)\.keras$", path)
-            if match:
-                found.append((int(match.group(1)), lambda path=path: load_keras(path)))
-        return sorted(found, key=lambda item: item[0])
+        return [(step, lambda path=path: load_keras(path))
+                for step, path in checkpoints.snapshots(snapshots) if step is not None]
     if subject.run is None:
         raise ValueError("evolution of a .keras model needs --snapshots: the folder where "
                          "DeconvnetCallback(snapshot_dir=...) saved it during training")
     from vizdeconv.nn.convnet import build_model
-    from vizdeconv.training import checkpoints
 
     def loader(path):
         model = build_model(subject.config)

@@ -23,10 +23,15 @@ def candidates(checkpoint_dir: str) -> list[str]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
+def step_of(path: str) -> int:
+    """The step in a checkpoint prefix `<dir>/ckpt-N`."""
+    return int(path.rsplit("-", 1)[1])
+
+
 def newest_number(checkpoint_dir: str) -> int:
     """The step of the newest checkpoint on disk (0 if none), intact or not."""
     paths = candidates(checkpoint_dir)
-    return int(paths[0].rsplit("-", 1)[1]) if paths else 0
+    return step_of(paths[0]) if paths else 0
 
 
 def _why(error: BaseException) -> str:
@@ -68,6 +73,19 @@ def restore_newest(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, log=pri
     return None
 
 
+def snapshots(folder: str) -> list[tuple[int | None, str]]:
+    """(step, path) of the `.keras` snapshots in a folder (`epoch_0003.keras`: step 3; a name without a
+    number: None), in training order."""
+    found = [(snapshot_step(path), path) for path in glob.glob(os.path.join(glob.escape(folder), "*.keras"))]
+    return sorted(found, key=lambda item: (item[0] is not None, item[0] or 0, item[1]))
+
+
+def snapshot_step(path: str) -> int | None:
+    """The step in a snapshot's file name (`epoch_0003.keras`: 3), None without a number."""
+    match = re.search(r"(\d+)\.keras$", path)
+    return int(match.group(1)) if match else None
+
+
 def remove_debris(checkpoint_dir: str) -> None:
     """Removes the temporary folders and files an interrupted or failed save leaves behind."""
     for path in glob.glob(os.path.join(checkpoint_dir, "*_temp*")):
@@ -96,7 +114,7 @@ def kept(checkpoint_dir: str) -> list[tuple[int, str]]:
     found = {}
     for folder in (os.path.join(checkpoint_dir, KEPT), checkpoint_dir):
         for path in candidates(folder):
-            found.setdefault(int(path.rsplit("-", 1)[1]), path)
+            found.setdefault(step_of(path), path)
     return sorted(found.items())
 
 

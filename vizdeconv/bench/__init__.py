@@ -1,22 +1,19 @@
 """Benchmarks: forward / forward-backward / reconstruction / training-step timing.
 
-  python -m vizdeconv.bench --model cifar --batch_size 128 --num_batches 100 --precision bfloat16
-  python -m vizdeconv.bench --model alexnet_fcn --batch_size 8 --num_batches 20
-  python -m vizdeconv.bench --model cifar --what reconstruct          # native vs scatter_nd unpooling
-  python -m vizdeconv.bench --model cifar --what train_step --with_data --data_dir ../shared/cifar10
+  vizdeconv bench --network cifar --batch_size 128 --num_batches 100 --precision bfloat16
+  vizdeconv bench --network alexnet_fcn --batch_size 8 --num_batches 20
+  vizdeconv bench --network cifar --what reconstruct
+  vizdeconv bench --network cifar --what train_step --with_data --data_dir ../shared/cifar10
 
 Each phase runs 10 untimed burn-in steps, then `num_batches` timed ones; a line every 10 steps, then
 `<Phase> across N steps, mean +/- sd sec / batch`, images/s and GFLOP/s from an analytic count.
 """
-import argparse
-import json
 import os
 import sys
 import time
 
-from vizdeconv import cli
-
 PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion")
+NETWORKS = ("cifar", "alexnet_fcn")
 BURN_IN = 10
 
 
@@ -32,11 +29,15 @@ def layer_flops(model) -> list[int]:
             height, width, filters = graph.shapes[op.name]
             kernel_h, kernel_w, channels, _ = op.params["kernel"].shape
             flops.append(2 * height * width * filters * kernel_h * kernel_w * channels)
+        elif op.kind == "conv_transpose":  # the adjoint of a convolution from its output to its input
+            height, width, channels = graph.shapes[op.inputs[0]]
+            kernel_h, kernel_w, filters, _ = op.params["kernel"].shape
+            flops.append(2 * height * width * channels * kernel_h * kernel_w * filters)
     return flops
 
 
 def conv_flops(model) -> int:
-    """FLOPs of one image's forward pass through a DeconvNet's convolutions."""
+    """FLOPs of one image's forward pass through a ConvNet's convolutions."""
     return sum(layer_flops(model))
 
 
@@ -94,39 +95,39 @@ def _synchronized(function):
     return run
 
 
-def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name: str = "auto",
+def benchmark(network: str, batch_size: int, num_batches: int, precision_name: str = "auto",
               what: str = "", with_data: bool = False, data_dir: str = "", log=print,
               steps_per_call: int = 1) -> dict:
-    """Runs the requested phases and returns {"model", "batch_size", "precision", "results"}."""
+    """Runs the requested phases and returns {"network", "batch_size", "precision", "machine", "results"}."""
     import tensorflow as tf
 
-    from vizdeconv.training import precision
+    from vizdeconv.io import precision
 
     if batch_size < 1 or num_batches < 1:
         raise ValueError("--batch_size and --num_batches must be positive")
     resolved = precision.resolve(precision_name)
     dtype = precision.compute_dtype(resolved)
     phases = [what] if what else ["forward", "forward_backward"]
-    if model_name == "alexnet_fcn":
+    if network == "alexnet_fcn":
         from vizdeconv.nn.alexnet import INPUT_SHAPE, AlexNetFCN
         if set(phases) - {"forward", "forward_backward"}:
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
         model = AlexNetFCN(log=log)
-        flops, shape = model.flops, INPUT_SHAPE
-    elif model_name == "cifar":
-        from configs import default
+        flops, shape = conv_flops(model), INPUT_SHAPE
+    elif network == "cifar":
+        from vizdeconv.io.config import default_config
         from vizdeconv.nn.convnet import build_model
-        config = default.get_config()
+        config = default_config()
         model = build_model(config)
         flops, shape = conv_flops(model), (24, 24, 3)
     else:
-        raise ValueError(f"--model must be cifar or alexnet_fcn, got {model_name!r}")
+        raise ValueError(f"--network must be one of {', '.join(NETWORKS)}, got {network!r}")
     images = tf.random.normal([batch_size, *shape], seed=1)
     machine = precision.hardware()
     log(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), gpu "
         f"{machine['gpu'] or 'none'}, oneDNN {'on' if machine['onednn'] else 'off'}, bfloat16 path: "
         f"{machine['bf16_path']}")
-    log(f"model {model_name}, batch {batch_size}, precision {resolved}, "
+    log(f"network {network}, batch {batch_size}, precision {resolved}, "
         f"{flops / 1e9:.3f} GFLOP per image forward")
     results = []
 
@@ -156,14 +157,14 @@ def benchmark(model_name: str, batch_size: int, num_batches: int, precision_name
                                        data_dir, 3 * flops, log, steps_per_call))
         else:
             raise ValueError(f"--what must be one of {', '.join(PHASES)}, got {phase!r}")
-    return {"model": model_name, "batch_size": batch_size, "precision": resolved, "machine": machine,
+    return {"network": network, "batch_size": batch_size, "precision": resolved, "machine": machine,
             "results": results}
 
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
     """Projects every conv layer of the batch in one stacked pass of the projection engine."""
     from vizdeconv.deconv.deconvnet import Deconvnet
-    from vizdeconv.viz.summaries import default_layers
+    from vizdeconv.io.summaries import default_layers
 
     deconvnet = Deconvnet(model, compute_dtype=dtype)
     layers, flops = tuple(default_layers(deconvnet.graph)), reconstruct_flops(model)
@@ -177,7 +178,7 @@ def _occlusion(model, num_batches, log) -> dict:
 
     from vizdeconv.deconv.deconvnet import Deconvnet
     from vizdeconv.deconv.occlusion import occlusion
-    from vizdeconv.explore.preprocess import Preprocess
+    from vizdeconv.io.preprocess import Preprocess
 
     deconvnet = Deconvnet(model)
     picture = np.random.default_rng(0).integers(0, 256, (24, 24, 3)).astype(np.float32)
@@ -192,7 +193,7 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.training import data
+    from vizdeconv.io import data
 
     if with_data:
         if data_dir:
@@ -291,56 +292,24 @@ def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dic
             "mean_s": mean, "sd_s": None, "images_per_s": 128 / mean, "gflop_per_s": None}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vizdeconv.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=("cifar", "alexnet_fcn"), default="cifar")
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--num_batches", type=int, default=100)
-    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto")
-    parser.add_argument("--what", choices=PHASES, help="one phase (default: forward and forward_backward)")
-    parser.add_argument("--with_data", action="store_true", help="train_step: include the input pipeline")
-    parser.add_argument("--data_dir", default="", help="train_step --with_data: real CIFAR-10 (else random)")
-    parser.add_argument("--steps_per_call", type=int, default=1,
-                        help="train_step: optimizer steps per compiled call (the trainer runs up to "
-                             "log_every); timings stay per step")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--baseline", help="train_step: 'keras' also times the same network and "
-                        "recipe with Keras model.fit in this process; a path runs that TF1-graph yardstick "
-                        "script (batch 128, float32) for --num_batches steps; prints the speed ratio")
-    args = parser.parse_args(argv)
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise FileNotFoundError(f"--json: folder {os.path.dirname(args.json)} does not exist")
-    if args.baseline and args.what != "train_step":
-        raise ValueError("--baseline compares training steps: use --what train_step")
-    if args.baseline and args.baseline != "keras" and args.batch_size != 128:
-        raise ValueError("the TF1 yardstick trains batches of 128: use --batch_size 128")
-    if args.steps_per_call < 1:
-        raise ValueError("--steps_per_call must be positive")
-    report = benchmark(args.model, args.batch_size, args.num_batches, args.precision, args.what or "",
-                       args.with_data, args.data_dir, steps_per_call=args.steps_per_call)
-    if args.baseline == "keras":
-        from configs import default
+
+def add_baseline(report: dict, baseline: str, num_batches: int, with_data: bool, data_dir: str,
+                 steps_per_call: int = 1, log=print) -> None:
+    """Times a yardstick beside a train_step report and appends it to report["results"]: 'keras' trains
+    the same network and recipe with model.fit in this process; a path runs that TF1-graph script."""
+    if baseline == "keras":
+        from vizdeconv.io import precision
+        from vizdeconv.io.config import default_config
         from vizdeconv.nn.convnet import build_model
-        from vizdeconv.training import precision
 
-        config = default.get_config()
-        baseline = keras_train_step(config, precision.compute_dtype(report["precision"]), args.batch_size,
-                                    args.num_batches, args.with_data, args.data_dir,
-                                    3 * conv_flops(build_model(config)), steps_per_call=args.steps_per_call)
-        report["results"].append(baseline)
-        print(f"trainer step / keras model.fit step: "
-              f"{report['results'][0]['mean_s'] / baseline['mean_s']:.2f} (below 1: the trainer is faster)")
-    elif args.baseline:
-        baseline = run_baseline(args.baseline, args.data_dir, args.num_batches * args.steps_per_call)
-        report["results"].append(baseline)
-        print(f"speed-up over the TF1 float32 graph: "
-              f"{baseline['mean_s'] / report['results'][0]['mean_s']:.2f}x")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-    return 0
+        config = default_config()
+        result = keras_train_step(config, precision.compute_dtype(report["precision"]), report["batch_size"],
+                                  num_batches, with_data, data_dir, 3 * conv_flops(build_model(config)),
+                                  steps_per_call=steps_per_call)
+        log(f"trainer step / keras model.fit step: "
+            f"{report['results'][0]['mean_s'] / result['mean_s']:.2f} (below 1: the trainer is faster)")
+    else:
+        result = run_baseline(baseline, data_dir, num_batches * steps_per_call)
+        log(f"speed-up over the TF1 float32 graph: {result['mean_s'] / report['results'][0]['mean_s']:.2f}x")
+    report["results"].append(result)
 
-
-if __name__ == "__main__":
-    cli.quiet_tensorflow()
-    sys.exit(cli.run(main, sys.argv[1:], "vizdeconv.bench"))

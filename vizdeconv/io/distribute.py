@@ -1,7 +1,7 @@
 """tf.distribute strategies from the config: the same trainer on one device, GPUs, workers or a TPU."""
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+from vizdeconv.io.config import STRATEGIES
 
 
 def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Strategy:

@@ -1,0 +1,38 @@
+"""`vizdeconv export --run logs/default --out model.keras`: a run's network as a `.keras` file.
+
+The file holds plain Keras layers (Conv2D with ReLU, MaxPooling2D, GlobalAveragePooling2D), so
+`keras.models.load_model` opens it without vizdeconv installed; its inputs are 24x24 central crops
+standardized per image, its outputs the run's logits.
+"""
+
+import os
+
+from vizdeconv.commands import flags
+
+
+def main(argv=None, program: str = "vizdeconv export") -> int:
+    parser = flags.parser(program, __doc__.split("\n")[0])
+    flags.add_subject(parser, run_only=True)
+    parser.add_argument("--out", required=True, help="the .keras file to write")
+    args = parser.parse_args(argv)
+    if not args.out.endswith(".keras"):
+        raise ValueError(f"--out must end in .keras, got {args.out}")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder {folder} does not exist; create it or pick another --out")
+    from vizdeconv.io.subject import load_model
+
+    model = load_model(args.run)
+    temporary = args.out + ".tmp.keras"
+    try:
+        model.save(temporary)
+        os.replace(temporary, args.out)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise PermissionError(f"cannot write {args.out}: {error.strerror or error}") from None
+    print(
+        f"wrote {args.out} ({model.count_params()} parameters, input {model.input_shape[1:]}, "
+        f"output {model.output_shape[1:]})"
+    )
+    return 0

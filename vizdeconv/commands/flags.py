@@ -1,0 +1,49 @@
+"""The one vocabulary of flags: every command that opens a network, picks layers or a projection rule
+declares those flags here, with their choices read from the library's option lists."""
+
+import argparse
+
+
+def parser(program: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=program, description=description)
+
+
+def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None:
+    """--run (a run folder) or --model (a Keras model file), and the data and pixel flags of a model."""
+    from vizdeconv.io import preprocess
+
+    if run_only:
+        parser.add_argument("--run", required=True, help="a run folder written by vizdeconv train")
+        return
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a run folder written by vizdeconv train")
+    source.add_argument("--model", help="a Keras model file (.keras)")
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="CIFAR-10 binary data or a folder of images in class subfolders (default for --run: the data "
+        "source the run used)",
+    )
+    parser.add_argument(
+        "--preprocess",
+        choices=preprocess.CHOICES,
+        default="auto",
+        help="--model only: how pixels 0..255 become inputs (auto: raw where the model has "
+        "Rescaling/Normalization, else per-image standardization)",
+    )
+
+
+def add_layer(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--layer", action="append", default=None, help=f"{help}; repeat for several")
+
+
+def add_mode(parser: argparse.ArgumentParser, help: str) -> None:
+    from vizdeconv.deconv.reconstruct import MODES
+
+    parser.add_argument("--mode", choices=MODES, default=None, help=help)
+
+
+def add_split(parser: argparse.ArgumentParser) -> None:
+    from vizdeconv.io.config import SPLITS
+
+    parser.add_argument("--split", choices=SPLITS, default="test")

@@ -1,0 +1,140 @@
+"""The config schema: every field of a run with its default, the choices each option accepts, and the
+checks that run before anything else. Recipes in `configs/` start from `default_config()` and override a
+few fields; the library never imports `configs/`.
+
+The option lists here are the one home of each vocabulary: the trainer, the command lines and the error
+messages read their choices from them.
+"""
+
+import os
+
+import ml_collections
+
+from vizdeconv.deconv.reconstruct import MODES
+from vizdeconv.nn.convnet import layer_specs
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+REDUCTIONS = ("sum", "mean")
+OPTIMIZERS = ("adam", "sgd", "momentum")
+SCHEDULES = ("constant", "cosine", "step")
+SPLITS = ("test", "train")
+
+
+def reference_layers() -> list[dict]:
+    """conv1 5x5 3->64 + pool1 2x2/2, conv2 5x5 64->64 + pool2 2x2/2, conv3 5x5 64->10."""
+    return [
+        dict(name="conv1", kernel=5, filters=64, pool=2),
+        dict(name="conv2", kernel=5, filters=64, pool=2),
+        dict(name="conv3", kernel=5, filters=10),
+    ]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The reference setup: the 3-layer argmax-pooling net on CIFAR-10 at 24x24 (configs/default.py)."""
+    config = ml_collections.ConfigDict()
+    config.name = "default"  # the run folder is <logdir>/<name> unless --run is given
+    config.seed = 0  # weights, data order and augmentation; saved, so resume is exact
+    config.steps = 15000  # total optimizer steps (--steps)
+    config.batch_size = 128  # global batch, split across replicas
+    config.eval_batch_size = 1000
+    config.precision = "auto"  # auto | float32 | bfloat16 (mixed: float32 variables and loss)
+    config.strategy = "default"  # default | mirrored | multi_worker | tpu
+    config.devices = ""  # comma-separated device list for the mirrored strategy
+
+    config.data = ml_collections.ConfigDict()
+    config.data.data_dir = ""  # CIFAR-10 binary tarball or folder; empty: TensorFlow Datasets
+    config.data.tfds_data_dir = ""  # where tfds keeps its copy (empty: the tfds default)
+    config.data.image_size = 24  # random crop (train) / central crop (eval) of the 32x32 images
+    config.data.limit = 0  # use only the first N training images (0: all); for tests
+
+    config.model = ml_collections.ConfigDict()
+    config.model.layers = reference_layers()
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.reduction = "sum"  # sum | mean cross-entropy over the batch
+    config.loss.weight_decay = 1.0  # coefficient of sum(l2_loss(kernel)) over conv kernels
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"  # adam | sgd | momentum
+    config.optimizer.learning_rate = 1e-4
+    config.optimizer.schedule = "constant"  # constant | cosine | step
+    config.optimizer.warmup_steps = 0
+    config.optimizer.decay_factor = 0.1  # step schedule: multiply the rate at each boundary
+    config.optimizer.decay_every = 5000  # step schedule: boundary spacing in steps
+
+    config.log_every = 200  # progress line and scalar summaries
+    config.eval_every = 1000  # eval accuracy on the whole test split
+    config.checkpoint_every = 1000
+    config.keep_checkpoints = 3  # rolling: the newest N checkpoints
+    config.keep_steps = (250, 500, 1000, 2000, 5000, 10000)  # kept forever (and the last), for evolution
+
+    config.summary_every = 1000  # deconvnet reconstructions of the probe batch
+    config.reconstruction = ml_collections.ConfigDict()
+    config.reconstruction.mode = "deconvnet"  # deconvnet | bias_subtract | guided
+    config.reconstruction.probes = 8  # fixed test images projected at every summary step
+    config.reconstruction.top_k = 16  # strongest feature maps shown one by one
+    config.reconstruction.display_scale = 4  # nearest-neighbour upscaling of the 24x24 panels
+    config.reconstruction.clip_percentile = 0.0  # 0: min-max scaling; e.g. 1.0 clips 1% tails
+    return config
+
+
+get_config = default_config  # so this file is also the default `--config` of the trainer
+
+
+def check_choice(what: str, value, choices) -> str:
+    """`value` if it is one of `choices`, else ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _positive(config, *names):
+    for name in names:
+        value = config[name]
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def validate(config) -> None:
+    """Raises ValueError naming the first bad field and what it accepts."""
+    _positive(
+        config,
+        "steps",
+        "batch_size",
+        "eval_batch_size",
+        "log_every",
+        "eval_every",
+        "checkpoint_every",
+        "summary_every",
+        "keep_checkpoints",
+    )
+    check_choice("precision", config.precision, PRECISIONS)
+    if any(not isinstance(s, int) or s < 1 for s in config.keep_steps):
+        raise ValueError(f"keep_steps must be positive step numbers, got {list(config.keep_steps)}")
+    check_choice("strategy", config.strategy, STRATEGIES)
+    check_choice("loss.reduction", config.loss.reduction, REDUCTIONS)
+    check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
+    check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+    if not config.optimizer.learning_rate > 0:
+        raise ValueError("optimizer.learning_rate must be positive")
+    check_choice("reconstruction.mode", config.reconstruction.mode, MODES)
+    if not 0 <= config.reconstruction.clip_percentile < 50:
+        raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
+    if not 8 <= config.data.image_size <= 32:
+        raise ValueError(f"data.image_size must be between 8 and 32, got {config.data.image_size}")
+    specs = layer_specs(config.model.layers)
+    if specs[-1].filters != 10:
+        raise ValueError(f"the last layer must have 10 filters (CIFAR-10 classes), got {specs[-1].filters}")
+
+
+def resolve(config):
+    """A validated copy with the precision chosen for this machine and an absolute data path."""
+    from vizdeconv.io import precision
+
+    validate(config)
+    config = config.copy_and_resolve_references()
+    config.precision = precision.resolve(config.precision)
+    if config.data.data_dir:
+        config.data.data_dir = os.path.abspath(os.path.expanduser(config.data.data_dir))
+    return config

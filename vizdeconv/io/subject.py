@@ -1,0 +1,162 @@
+"""What is being looked at: a run folder's reference net or a Keras model, with its data and the way its
+pixels become inputs. The explorer, every analysis, export, the notebook helpers and the TensorBoard plugin
+open their network through here, so each restores the newest *intact* checkpoint the same way."""
+
+import dataclasses
+import os
+
+import numpy as np
+
+
+def load_run(run: str, log=print):
+    """(config, ConvNet, step) of a run folder, with the weights of its newest intact checkpoint (damaged
+    ones are skipped with a warning through `log`).
+
+    Raises:
+      FileNotFoundError / ValueError: not a run folder, written by a newer vizdeconv, or no checkpoint.
+    """
+    import tensorflow as tf
+
+    from vizdeconv.io import checkpoints, rundir
+    from vizdeconv.nn.convnet import build_model
+
+    if not os.path.isdir(run):
+        raise FileNotFoundError(f"run folder {run} does not exist")
+    config = rundir.load_config(run)
+    try:
+        model = build_model(config)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{run}/config.json does not describe a vizdeconv model ({error})") from None
+    restored = checkpoints.restore_newest(
+        tf.train.Checkpoint(model=model), os.path.join(run, "checkpoints"), log, partial=True
+    )
+    if restored is None:
+        raise FileNotFoundError(f"{run} has no checkpoint yet; train it first")
+    return config, model, checkpoints.step_of(restored)
+
+
+def load_model(run: str):
+    """The trained reference network of a run folder as a Keras model (logits [N, 10] from inputs
+    [N, 24, 24, 3] that are centrally cropped and standardized per image, as the trainer evaluates)."""
+    from vizdeconv.nn.convnet import to_keras
+
+    return to_keras(load_run(run)[1])
+
+
+def load_keras(path: str):
+    """A Keras model file, with a one-line error for a missing or unreadable file."""
+    import keras
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged archive
+        message = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(f"cannot load Keras model {path}: {message}") from None
+
+
+@dataclasses.dataclass
+class Subject:
+    """An opened network and its data.
+
+    Attributes:
+      model: the network (reference convnet or keras.Model); `graph` its operations.
+      pixels: `preprocess.Preprocess` of the model.
+      root: where outputs go by default (the run folder, or `<model>_explore` beside the file).
+      run: the run folder, or None for a `.keras` file.
+      mode: the default projection mode; `seed`: for random re-initializations.
+      data_dir: the data source (None: the run's recorded one).
+      step: the training step of the restored checkpoint (None for a `.keras` file).
+    """
+
+    model: object
+    graph: object
+    pixels: object
+    root: str
+    run: str | None
+    mode: str
+    seed: int
+    data_dir: str | None
+    config: object = None
+    model_path: str | None = None
+    step: int | None = None
+
+    def write_probes(self, events_dir: str, images=None, labels=None, split: str = "test", count: int = 16) -> None:
+        """Marks `events_dir` for TensorBoard's Deconvnet tab with the first `count` images of the
+        split (or of `images` [N, H, W, C] uint8 / `labels` [N]), which the tab projects on demand."""
+        from vizdeconv.io import probes
+
+        if images is None:
+            images, labels = self.load(split)
+        ids = np.arange(min(count, len(images)))
+        probes.write_probes(
+            events_dir,
+            np.asarray(self.pixels.inputs(images[ids])),
+            self.pixels.pictures(images[ids]),
+            root=self.root,
+            kind="run" if self.run else "keras",
+            model=self.model_path,
+            image_ids=ids,
+            labels=labels[ids],
+            class_names=self.class_names(self.graph.shapes[self.graph.output][-1]),
+        )
+
+    def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """images [N, H, W, C] uint8, labels [N] int32 of a split."""
+        from vizdeconv.io import data
+
+        if self.config is not None:
+            return data.load_split(self.config.data, split)
+        return data.load_images(self.data_dir, split, self.graph.input_shape)
+
+    def class_names(self, count: int) -> list[str]:
+        from vizdeconv.io import data
+
+        return list(data.CLASS_NAMES) if count == len(data.CLASS_NAMES) else [str(i) for i in range(count)]
+
+
+def open_subject(
+    run: str | None = None,
+    model_path: str | None = None,
+    data_dir: str | None = None,
+    preprocess: str = "auto",
+    log=print,
+    need_data: bool = True,
+) -> Subject:
+    """Opens a run folder (its newest intact checkpoint) or a `.keras` file.
+
+    Args:
+      need_data: a `.keras` file must come with `data_dir` (False: the caller brings its own images).
+    Raises:
+      ValueError / FileNotFoundError: a missing or damaged source, or a `.keras` file without data.
+    """
+    from vizdeconv.deconv.deconvnet import as_graph
+    from vizdeconv.io import preprocess as preprocess_lib
+
+    if (run is None) == (model_path is None):
+        raise ValueError("pass either a run folder (--run) or a Keras model file (--model)")
+    if run is not None:
+        config, model, step = load_run(run, log)
+        if data_dir is not None:
+            config.data.data_dir = data_dir
+        pixels = preprocess_lib.Preprocess((config.data.image_size,) * 2, "standardize")
+        return Subject(
+            model, as_graph(model), pixels, run, run, config.reconstruction.mode, config.seed + 1, data_dir, config,
+            step=step,
+        )
+    if data_dir is None and need_data:
+        raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")
+    model = load_keras(model_path)
+    graph = as_graph(model)
+    return Subject(
+        model,
+        graph,
+        preprocess_lib.for_model(graph, preprocess),
+        os.path.splitext(model_path)[0] + "_explore",
+        None,
+        "deconvnet",
+        1,
+        data_dir,
+        model_path=model_path,
+    )
