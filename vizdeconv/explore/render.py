@@ -38,13 +38,13 @@ class Renderer:
     def _inputs(self, ids):
         return self.preprocess.inputs(self.images[ids])
 
-    def crop(self, pictures: np.ndarray, layer: str, rows, cols, fill: float,
+    def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float,
              enlarge: bool = True) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
         (enlarged to about TILE_PIXELS unless `enlarge` is False)."""
         field = self.fields.field(layer)
-        canvas = np.full((len(pictures), field.size, field.size, 3), fill, np.float32)
-        for i, (picture, row, col) in enumerate(zip(pictures, rows, cols)):
+        canvas = np.full((len(panels), field.size, field.size, 3), fill, np.float32)
+        for i, (picture, row, col) in enumerate(zip(panels, rows, cols)):
             top, left, bottom, right = self.fields.box(layer, int(row), int(col))
             nominal_top, nominal_left = self.fields.nominal_box(layer, int(row), int(col))[:2]
             dy, dx = top - nominal_top, left - nominal_left

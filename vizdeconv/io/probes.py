@@ -39,14 +39,14 @@ def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, mod
     """
     import tensorflow as tf
 
-    from vizdeconv.io import pictures
+    from vizdeconv.io.pictures import to_bytes
 
     if kind not in ("run", "keras"):
         raise ValueError(f"kind must be 'run' or 'keras', got {kind!r}")
     inputs = np.asarray(inputs, np.float32)
     pictures = np.asarray(pictures)
     if pictures.dtype != np.uint8:
-        pictures = pictures.to_bytes(pictures)
+        pictures = to_bytes(pictures)
     count = len(inputs)
     content = {
         "format": FORMAT, "kind": kind, "root": os.path.relpath(root, events_dir),
