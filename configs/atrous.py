@@ -3,6 +3,7 @@
 Command:  python train.py --config configs/atrous.py --data_dir ../shared/cifar10
 Expected: trains like the reference at about twice the cost per step (conv3 runs at 12x12).
 """
+
 from configs import default
 
 

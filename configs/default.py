@@ -9,6 +9,7 @@ Wall time of that command, by CPU kind (2 cores each; precision="auto"):
                                 `python -m vizdeconv.bench --what train_step`; --steps 3000 took 12 min 40 s)
 `python -m vizdeconv.bench` prints which kind a machine is. configs/tuned.py trains this network better.
 """
+
 from vizdeconv.io.config import default_config, reference_layers  # noqa: F401  (the fields live there)
 
 

@@ -3,6 +3,7 @@
 Command:  python train.py --config configs/smoke.py --data_dir ../shared/cifar10
 Expected: finishes in well under a minute; accuracy near chance (it is not trained).
 """
+
 from configs import default
 
 

@@ -9,6 +9,7 @@ The network is the reference one (conv1 5x5 64, conv2 5x5 64, conv3 5x5 10, argm
 pictures compare one to one with the reference run's. The recipe came from
 `python scripts/search_recipe.py --data_dir ../shared/cifar10 --steps 2000`.
 """
+
 from configs import default
 
 
@@ -17,7 +18,7 @@ def get_config():
     config.name = "tuned"
     config.steps = 12000
     config.keep_steps = (250, 500, 1000, 2000, 5000, 8000)
-    config.loss.reduction = "mean"   # so the rate does not depend on the batch size
+    config.loss.reduction = "mean"  # so the rate does not depend on the batch size
     config.loss.weight_decay = 5e-4
     config.optimizer.name = "momentum"
     config.optimizer.learning_rate = 0.05

@@ -6,6 +6,7 @@ Writes `<out>/model.keras`, TensorBoard logs in `<out>` (keras.callbacks.TensorB
 DeconvnetCallback side by side: `tensorboard --logdir <out>`), and the explorer's top-9 grids in
 `<out>/model_explore/test/`.
 """
+
 import argparse
 import os
 import time
@@ -25,8 +26,7 @@ def build_model() -> keras.Model:
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     for stage, filters in enumerate((32, 64, 128), start=1):
         for conv in (1, 2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                    name=f"conv{stage}_{conv}")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{stage}_{conv}")(x)
             x = keras.layers.BatchNormalization(name=f"bn{stage}_{conv}")(x)
             x = keras.layers.ReLU(name=f"relu{stage}_{conv}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
@@ -47,24 +47,33 @@ def main() -> None:
     train_x, train_y = data.load_binary(args.data_dir, "train")
     test_x, test_y = data.load_binary(args.data_dir, "test")
     if args.limit:
-        train_x, train_y = train_x[:args.limit], train_y[:args.limit]
+        train_x, train_y = train_x[: args.limit], train_y[: args.limit]
     model = build_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=10)
-    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
-                                keras.layers.RandomTranslation(0.1, 0.1)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=10,
+    )
+    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1)])
     import tensorflow as tf
 
-    train = (tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(10_000, seed=0)
-             .batch(args.batch_size).map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
-                                         num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(10_000, seed=0)
+        .batch(args.batch_size)
+        .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     probes = test_x[:8].astype(np.float32)
-    callbacks = [keras.callbacks.TensorBoard(args.out),
-                 vizdeconv.keras.DeconvnetCallback(args.out, probes, originals=probes / 255.0)]
+    callbacks = [
+        keras.callbacks.TensorBoard(args.out),
+        vizdeconv.keras.DeconvnetCallback(args.out, probes, originals=probes / 255.0),
+    ]
     start = time.perf_counter()
-    model.fit(train, epochs=args.epochs, validation_data=(test_x.astype(np.float32), test_y),
-              callbacks=callbacks, verbose=2)
+    model.fit(
+        train, epochs=args.epochs, validation_data=(test_x.astype(np.float32), test_y), callbacks=callbacks, verbose=2
+    )
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(test_x.astype(np.float32), test_y, verbose=0)
     path = os.path.join(args.out, "model.keras")

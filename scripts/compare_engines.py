@@ -6,6 +6,7 @@ engine, side by side in one process, alternating, on the same weights and images
 Prints the median time per batch of projecting conv1, conv2 and conv3 (stacked, compiled) for both,
 their ratio, and the largest difference between their outputs.
 """
+
 import argparse
 import os
 import sys
@@ -19,8 +20,8 @@ import old_engine  # noqa: E402
 
 from configs import default  # noqa: E402
 from vizdeconv.deconv.deconvnet import Deconvnet  # noqa: E402
-from vizdeconv.nn.convnet import build_model  # noqa: E402
 from vizdeconv.io import precision  # noqa: E402
+from vizdeconv.nn.convnet import build_model  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run:
         from vizdeconv.io.subject import load_run
+
         _, model, _ = load_run(args.run)
     else:
         model = build_model(default.get_config())
@@ -62,8 +64,10 @@ def main() -> None:
     print(f"batch {args.batch_size}, {dtype.name}, {args.repeats} alternating repeats")
     for name, value in median.items():
         print(f"  {name:5s} engine: {value * 1000:.1f} ms/batch ({args.batch_size / value:.0f} images/s)")
-    print(f"  graph / old time ratio: {median['graph'] / median['old']:.3f}; max |difference| "
-          f"{difference:.2e} (largest value {scale:.2e})")
+    print(
+        f"  graph / old time ratio: {median['graph'] / median['old']:.3f}; max |difference| "
+        f"{difference:.2e} (largest value {scale:.2e})"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ plus all of them side by side in OUT/conv1_filters.png), and, where the explorer
 for each feature map, the share of its 9 images that belong to the map's most common class, averaged
 over maps (1.0: every map's top-9 are all one class; 0.1 would be chance for CIFAR-10's 10 classes).
 """
+
 import argparse
 import collections
 import json
@@ -37,8 +38,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("logs", "compare"))
     args = parser.parse_args()
 
-    from vizdeconv.io.subject import load_run
     from vizdeconv.io import pictures
+    from vizdeconv.io.subject import load_run
     from vizdeconv.viz.inspection import Inspector
 
     os.makedirs(args.out, exist_ok=True)
@@ -58,11 +59,11 @@ def main() -> None:
             layer, purity, _ = class_purity(index)
         print(f"| {name} | {metrics.get('step')} | {metrics.get('test_accuracy')} | {layer} | {purity:.3f} |")
     height, width = max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)
-    padded = [np.pad(g, ((0, height - g.shape[0]), (0, width - g.shape[1]), (0, 0)), constant_values=1.0)
-              for g in grids]
+    padded = [
+        np.pad(g, ((0, height - g.shape[0]), (0, width - g.shape[1]), (0, 0)), constant_values=1.0) for g in grids
+    ]
     pictures.write_png(os.path.join(args.out, "conv1_filters.png"), pictures.stitch([p[None] for p in padded])[0])
-    print(f"conv1 filters: {os.path.join(args.out, 'conv1_filters.png')} (runs left to right: "
-          f"{', '.join(args.runs)})")
+    print(f"conv1 filters: {os.path.join(args.out, 'conv1_filters.png')} (runs left to right: {', '.join(args.runs)})")
 
 
 if __name__ == "__main__":

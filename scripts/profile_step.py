@@ -7,6 +7,7 @@ pipeline is not in it), reads the profiler's XSpace and prints, per op type, its
 and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak (cores x clock x
 FLOPs per cycle: 32 with AVX2 FMA, 64 with AVX-512; `--peak_gflops` overrides).
 """
+
 import argparse
 import collections
 import glob
@@ -71,9 +72,9 @@ def main() -> None:
     import tensorflow as tf
 
     from vizdeconv import bench
+    from vizdeconv.io import precision
     from vizdeconv.nn.convnet import build_model
     from vizdeconv.training import optim, steps
-    from vizdeconv.io import precision
 
     spec = importlib.util.spec_from_file_location("profiled_config", args.config)
     module = importlib.util.module_from_spec(spec)
@@ -83,10 +84,13 @@ def main() -> None:
     dtype = precision.compute_dtype(args.precision)
     optimizer = optim.make_optimizer(config.optimizer, 10**6)
     optimizer.build(model.trainable_variables)
-    train_steps = steps.make_train_steps(model, optimizer, tf.distribute.get_strategy(), config.loss,
-                                         config.batch_size, dtype)
-    batch = (tf.random.stateless_normal([config.batch_size, 24, 24, 3], seed=[0, 1]),
-             tf.random.stateless_uniform([config.batch_size], [0, 2], 0, 10, tf.int32))
+    train_steps = steps.make_train_steps(
+        model, optimizer, tf.distribute.get_strategy(), config.loss, config.batch_size, dtype
+    )
+    batch = (
+        tf.random.stateless_normal([config.batch_size, 24, 24, 3], seed=[0, 1]),
+        tf.random.stateless_uniform([config.batch_size], [0, 2], 0, 10, tf.int32),
+    )
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     chunk = tf.constant(10)
     for _ in range(3):
@@ -103,9 +107,11 @@ def main() -> None:
     machine = precision.hardware()
     total = sum(totals.values())
     step_count = calls * 10
-    print(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), precision "
-          f"{precision.resolve(args.precision)}; {step_count} steps traced, {wall / step_count * 1000:.1f} ms "
-          f"per step wall (profiler on), op thread time {total / step_count * 1000:.1f} ms per step")
+    print(
+        f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), precision "
+        f"{precision.resolve(args.precision)}; {step_count} steps traced, {wall / step_count * 1000:.1f} ms "
+        f"per step wall (profiler on), op thread time {total / step_count * 1000:.1f} ms per step"
+    )
     print("| op | ms per step | share of op time |\n|---|---|---|")
     for name, seconds in sorted(totals.items(), key=lambda item: -item[1])[:12]:
         print(f"| {name} | {seconds / step_count * 1000:.1f} | {seconds / total:.1%} |")
@@ -113,9 +119,12 @@ def main() -> None:
     flops = 3 * bench.conv_flops(model) * config.batch_size * step_count  # forward + two gradients
     peak = args.peak_gflops or nominal_peak_gflops()
     # Kernels overlap (the two gradients of a layer run side by side), so op time can exceed wall time.
-    print(f"convolutions: {conv_seconds / total:.1%} of op time; the step does {flops / wall / 1e9:.1f} "
-          f"GFLOP/s of convolution work = {flops / wall / 1e9 / peak:.1%} of the nominal peak "
-          f"{peak:.0f} GFLOP/s ({os.cpu_count()} cores)")
+    print(
+        f"convolutions: {conv_seconds / total:.1%} of op time; the step does {flops / wall / 1e9:.1f} "
+        f"GFLOP/s of convolution work = {flops / wall / 1e9 / peak:.1%} of the nominal peak "
+        f"{peak:.0f} GFLOP/s ({os.cpu_count()} cores)"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@
 The screenshot needs Debian's `chromium` (apt-get install chromium); the other pictures need nothing
 beyond the project's own dependencies.
 """
+
 import argparse
 import glob
 import json
@@ -44,15 +45,29 @@ def screenshot(run: str, path: str) -> None:
     """TensorBoard's image dashboard over one run folder, rendered by headless Chromium."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        raise FileNotFoundError("chromium is not installed (apt-get install chromium); "
-                                "pass --no_screenshot to skip the TensorBoard picture")
+        raise FileNotFoundError(
+            "chromium is not installed (apt-get install chromium); pass --no_screenshot to skip the TensorBoard picture"
+        )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     spec = f"{os.path.basename(os.path.abspath(run))}:{os.path.abspath(run)}"
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec, "--host",
-                               "127.0.0.1", "--port", str(port), "--samples_per_plugin=images=100"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir_spec",
+            spec,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--samples_per_plugin=images=100",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(120):
             try:
@@ -61,11 +76,23 @@ def screenshot(run: str, path: str) -> None:
             except OSError:
                 time.sleep(0.5)
         profile = tempfile.mkdtemp(prefix="vizdeconv-chromium-")
-        subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={profile}", "--window-size=1400,1000",
-                        "--virtual-time-budget=20000", f"--screenshot={os.path.abspath(path)}",
-                        f"http://127.0.0.1:{port}/?darkMode=false#images&tagFilter=reconstructions"],
-                       check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                browser,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--window-size=1400,1000",
+                "--virtual-time-budget=20000",
+                f"--screenshot={os.path.abspath(path)}",
+                f"http://127.0.0.1:{port}/?darkMode=false#images&tagFilter=reconstructions",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
         shutil.rmtree(profile, ignore_errors=True)
     finally:
         server.terminate()
@@ -82,15 +109,18 @@ def main(argv=None) -> int:
         raise FileNotFoundError(f"run folder {args.run} does not exist")
     os.makedirs(args.out, exist_ok=True)
     step, strips = latest_images(args.run, "reconstructions")
-    write_png(os.path.join(args.out, "reconstructions.png"),
-              pictures.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1))
+    write_png(
+        os.path.join(args.out, "reconstructions.png"), pictures.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1)
+    )
     report = explore.explore(explore.ExploreOptions(run=args.run, layers=["conv2", "conv3"], top_k=9))
     with open(os.path.join(report["out"], "index.json")) as handle:
         index = json.load(handle)["layers"]
     for layer in ("conv2", "conv3"):  # show the feature map with the strongest top-9 on average
         strongest = max(index[layer], key=lambda channel: np.mean(index[layer][channel]["values"]))
-        shutil.copy(os.path.join(report["out"], layer, f"channel_{int(strongest):03d}.png"),
-                    os.path.join(args.out, f"top9_{layer}.png"))
+        shutil.copy(
+            os.path.join(report["out"], layer, f"channel_{int(strongest):03d}.png"),
+            os.path.join(args.out, f"top9_{layer}.png"),
+        )
     if not args.no_screenshot:
         screenshot(args.run, os.path.join(args.out, "tensorboard.png"))
     print(f"wrote the README pictures of {args.run} (reconstructions at step {step}) to {args.out}")

@@ -7,6 +7,7 @@ top-9, moves the step slider, projects a probe image (whole map, then one unit) 
 It uses the system's Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and
 never downloads a browser. The tests call `open_browser` and `walk` from here too.
 """
+
 import argparse
 import json
 import os
@@ -40,9 +41,23 @@ def start_tensorboard(logdir: str, timeout: float = 90):
     """(process, base URL) of a TensorBoard serving `logdir` once its plugin listing answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--port", str(port),
-         "--host", "localhost", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            logdir,
+            "--port",
+            str(port),
+            "--host",
+            "localhost",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     base = f"http://localhost:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,18 +86,25 @@ def open_browser(width: int = 1400, height: int = 2000, dark: bool = False):
         raise RuntimeError("no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={width},{height}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
     if dark:
-        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
-            "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+        )
     return driver
 
 
-def walk(driver, base: str, screenshot: str, run: str | None = None, channel: int = 1, probe: int = 1,
-         timeout: float = 60) -> dict:
+def walk(
+    driver, base: str, screenshot: str, run: str | None = None, channel: int = 1, probe: int = 1, timeout: float = 60
+) -> dict:
     """Opens the tab and clicks through it; returns what it saw and how long things took.
 
     Returns:
@@ -105,8 +127,11 @@ def walk(driver, base: str, screenshot: str, run: str | None = None, channel: in
     if run is not None and Select(picker).first_selected_option.text != run:
         Select(picker).select_by_visible_text(run)
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
-    wait.until(lambda d: d.execute_script(
-        "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)"))
+    wait.until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)"
+        )
+    )
     seen["first_paint_seconds"] = round(time.perf_counter() - started, 2)
     seen["tiles"] = len(driver.find_elements(By.CSS_SELECTOR, ".tile"))
 
@@ -128,18 +153,24 @@ def walk(driver, base: str, screenshot: str, run: str | None = None, channel: in
     thumbnail = driver.find_element(By.ID, f"probe-{probe}")
     title = thumbnail.get_attribute("title")  # "image N (class)", the caption its projection gets
     thumbnail.click()
-    wait.until(lambda d: d.find_elements(By.ID, "projection-info") and d.find_element(
-        By.CSS_SELECTOR, "#projection .caption").text == title)
+    wait.until(
+        lambda d: (
+            d.find_elements(By.ID, "projection-info")
+            and d.find_element(By.CSS_SELECTOR, "#projection .caption").text == title
+        )
+    )
     infos = [driver.find_element(By.ID, "projection-info").text]
     feature_map = driver.find_element(By.ID, "feature-map-img")
     feature_map.click()  # the centre unit
-    wait.until(lambda d: d.find_elements(By.ID, "projection-info")
-               and "unit (" in d.find_element(By.ID, "projection-info").text)
+    wait.until(
+        lambda d: (
+            d.find_elements(By.ID, "projection-info") and "unit (" in d.find_element(By.ID, "projection-info").text
+        )
+    )
     infos.append(driver.find_element(By.ID, "projection-info").text)
     seen["projection_seconds"] = round(time.perf_counter() - started, 2)
     seen["projection_info"] = infos
-    seen["background"] = driver.execute_script(
-        "return getComputedStyle(document.body).backgroundColor")
+    seen["background"] = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
     driver.switch_to.default_content()
     driver.save_screenshot(screenshot)
     seen["screenshot"] = screenshot

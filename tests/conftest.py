@@ -1,4 +1,5 @@
 """Shared fixtures: small synthetic CIFAR-10 binary files, so no test needs the network."""
+
 import io
 import os
 import tarfile

@@ -3,6 +3,7 @@ the explorer's scan on one device and on two mirrored logical CPUs. Prints one J
 
 usage: python tests/distributed_cases.py DATA_DIR WORKDIR
 """
+
 import json
 import os
 import sys
@@ -52,9 +53,17 @@ results["one_then_two"] = max_difference(os.path.join(root, "single"), os.path.j
 _, model, _ = load_run(os.path.join(root, "single"))
 images, _ = data.load_binary(data_dir, "test")
 alone = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False)
-split = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False,
-                     strategy=distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]))
-results["topk_equal"] = all(np.array_equal(alone[layer][key], split[layer][key])
-                            for layer in alone for key in alone[layer])
+split = explore.scan(
+    model,
+    images,
+    ["conv2", "conv3"],
+    5,
+    16,
+    progress=False,
+    strategy=distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]),
+)
+results["topk_equal"] = all(
+    np.array_equal(alone[layer][key], split[layer][key]) for layer in alone for key in alone[layer]
+)
 results["replicas"] = distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]).num_replicas_in_sync
 print(json.dumps(results))

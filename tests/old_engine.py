@@ -12,6 +12,7 @@ Before each transposed convolution the signal passes the mode's rule:
 In `deconvnet` and `guided` modes a projection of signal s from layer L is exactly the gradient of
 sum(s * activation_L) with respect to the image in a network whose ReLU backward rule is replaced.
 """
+
 import tensorflow as tf
 
 from vizdeconv.nn import ops
@@ -37,8 +38,15 @@ def _layer_index(model: ConvNet, layer: str) -> tuple[int, bool]:
     raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
 
 
-def project(model: ConvNet, tensors: dict, layer: str, signal, mode: str = "deconvnet",
-            unpool=ops.unpool, compute_dtype=tf.float32):
+def project(
+    model: ConvNet,
+    tensors: dict,
+    layer: str,
+    signal,
+    mode: str = "deconvnet",
+    unpool=ops.unpool,
+    compute_dtype=tf.float32,
+):
     """Projects `signal`, shaped like `tensors[layer]`, down to the input.
 
     Args:
@@ -55,8 +63,9 @@ def project(model: ConvNet, tensors: dict, layer: str, signal, mode: str = "deco
     return project_many(model, tensors, {layer: signal}, mode, unpool, compute_dtype)[layer]
 
 
-def project_many(model: ConvNet, tensors: dict, signals: dict, mode: str = "deconvnet",
-                 unpool=ops.unpool, compute_dtype=tf.float32) -> dict:
+def project_many(
+    model: ConvNet, tensors: dict, signals: dict, mode: str = "deconvnet", unpool=ops.unpool, compute_dtype=tf.float32
+) -> dict:
     """Projects several signals (layer name -> [N, h, w, c]) of the same N images at once.
 
     Walking down, the signals that have started so far travel stacked along the batch axis, so each
@@ -83,9 +92,14 @@ def project_many(model: ConvNet, tensors: dict, signals: dict, mode: str = "deco
         spec = model.specs[i]
         stack = join([name for name, start in starts.items() if start == (i, True)], stack)
         if stack is not None and spec.pool:
-            unpooled = unpool(stack, repeat(tensors[f"{spec.pool_name}:switches"]),
-                              [batch * len(order), *model.shapes[spec.name]], spec.pool,
-                              spec.effective_pool_stride, spec.pool_padding)
+            unpooled = unpool(
+                stack,
+                repeat(tensors[f"{spec.pool_name}:switches"]),
+                [batch * len(order), *model.shapes[spec.name]],
+                spec.pool,
+                spec.effective_pool_stride,
+                spec.pool_padding,
+            )
             stack = tf.ensure_shape(unpooled, [None, *model.shapes[spec.name]])
         stack = join([name for name, start in starts.items() if start == (i, False)], stack)
         if stack is None:
@@ -97,9 +111,14 @@ def project_many(model: ConvNet, tensors: dict, signals: dict, mode: str = "deco
             if mode == "guided":
                 stack *= repeat(tf.cast(tensors[spec.name] > 0, dtype))
         below = "input" if i == 0 else _output_name(model, i - 1)
-        stack = ops.conv2d_transpose(stack, tf.cast(model.kernels[i], dtype),
-                                     [batch * len(order), *model.shapes[below]], spec.stride,
-                                     spec.padding, spec.dilation)
+        stack = ops.conv2d_transpose(
+            stack,
+            tf.cast(model.kernels[i], dtype),
+            [batch * len(order), *model.shapes[below]],
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+        )
         stack = tf.ensure_shape(stack, [None, *model.shapes[below]])
     return dict(zip(order, tf.split(tf.cast(stack, tf.float32), len(order), axis=0)))
 

@@ -1,5 +1,6 @@
 """ReLUs with the deconvnet and guided backward rules: autodiff through them is the independent truth
 the projection engine is tested against."""
+
 import tensorflow as tf
 
 

@@ -1,4 +1,5 @@
 """The paper's analyses against hand-built models whose answers are known."""
+
 import json
 import os
 import subprocess
@@ -11,11 +12,11 @@ import tensorflow as tf
 
 from tests.test_keras_engine import randomize
 from tests.test_train import ROOT, small_config
+from vizdeconv.analyze import analyses
 from vizdeconv.deconv import invariance as invariance_lib
 from vizdeconv.deconv import occlusion as occlusion_lib
 from vizdeconv.deconv import sanity as sanity_lib
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.analyze import analyses
 from vizdeconv.io.pictures import to_display
 from vizdeconv.io.preprocess import Preprocess
 from vizdeconv.io.subject import open_subject
@@ -44,8 +45,7 @@ def test_occluding_the_region_and_only_it_lowers_the_true_class():
     model = region_model()
     picture = np.full((8, 8, 1), 255, np.float32)
     pixels = Preprocess((8, 8), "unit")
-    result = occlusion_lib.occlusion(model, picture, 0, pixels.inputs, grey=[0.0], patch=2, stride=1,
-                                     layer="feat")
+    result = occlusion_lib.occlusion(model, picture, 0, pixels.inputs, grey=[0.0], patch=2, stride=1, layer="feat")
     assert result["activation"].shape == (7, 7) and result["channel"] == 0
     clean = result["unoccluded"]["probability"]
     for r, top in enumerate(result["rows"]):
@@ -56,16 +56,23 @@ def test_occluding_the_region_and_only_it_lowers_the_true_class():
             else:
                 assert result["probability"][r, c] == pytest.approx(clean, abs=1e-6), (top, left)
             copy = picture.copy()
-            copy[top:top + 2, left:left + 2] = 0.0
+            copy[top : top + 2, left : left + 2] = 0.0
             feature = keras.Model(model.inputs, model.get_layer("feat").output)(copy[None] / 255.0)
             assert result["activation"][r, c] == pytest.approx(float(np.sum(feature)), rel=1e-5)
     assert result["predicted"][0, 0] == 0 and result["predicted"][2, 3] == 1  # a covered region flips it
 
 
 def test_batched_occlusion_equals_one_position_at_a_time():
-    model = keras.Sequential([keras.Input((10, 10, 3)), L.Conv2D(4, 3, activation="relu", name="c1"),
-                              L.MaxPooling2D(2, name="p1"), L.Conv2D(5, 3, activation="relu", name="c2"),
-                              L.GlobalAveragePooling2D(), L.Dense(3)])
+    model = keras.Sequential(
+        [
+            keras.Input((10, 10, 3)),
+            L.Conv2D(4, 3, activation="relu", name="c1"),
+            L.MaxPooling2D(2, name="p1"),
+            L.Conv2D(5, 3, activation="relu", name="c2"),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3),
+        ]
+    )
     randomize(model, seed=4)
     picture = np.random.default_rng(0).integers(0, 256, (10, 10, 3)).astype(np.float32)
     pixels = Preprocess((10, 10), "standardize")
@@ -89,8 +96,14 @@ def test_invariance_identity_is_zero_and_a_translation_equivariant_model_gives_t
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 8, 8, 1)).astype(np.float32)
     pixels = Preprocess((8, 8), "unit")
-    result = invariance_lib.invariance(model, images, np.array([0, 1, 0]), pixels.inputs, ["feat"],
-                                       {"translation": [0.0, 1.0, -2.0], "scale": [1.0], "rotation": [0.0]})
+    result = invariance_lib.invariance(
+        model,
+        images,
+        np.array([0, 1, 0]),
+        pixels.inputs,
+        ["feat"],
+        {"translation": [0.0, 1.0, -2.0], "scale": [1.0], "rotation": [0.0]},
+    )
     clean = tf.nn.softmax(model(images / 255.0)).numpy()[[0, 1, 2], [0, 1, 0]]
     for kind in ("scale", "rotation"):
         np.testing.assert_allclose(result[kind]["distance"]["feat"][:, 0], 0.0, atol=1e-6)
@@ -99,16 +112,24 @@ def test_invariance_identity_is_zero_and_a_translation_equivariant_model_gives_t
     np.testing.assert_allclose(moved[:, 0], 0.0, atol=1e-6)
     for j, shift in ((1, 1), (2, -2)):  # the feature map is the image: distance of the shifted image
         padded = np.pad(images, ((0, 0), (2, 2), (0, 0), (0, 0)), mode="edge")
-        shifted = padded[:, 2 - shift:10 - shift]
-        expected = np.linalg.norm((shifted - images).reshape(3, -1), axis=1) / \
-            np.linalg.norm(images.reshape(3, -1), axis=1)
+        shifted = padded[:, 2 - shift : 10 - shift]
+        expected = np.linalg.norm((shifted - images).reshape(3, -1), axis=1) / np.linalg.norm(
+            images.reshape(3, -1), axis=1
+        )
         np.testing.assert_allclose(moved[:, j], expected, rtol=1e-5)
 
 
 def test_cascading_sanity_stages_and_layers_above_the_projection_change_nothing():
-    model = keras.Sequential([keras.Input((12, 12, 3)), L.Conv2D(4, 3, activation="relu", name="c1"),
-                              L.MaxPooling2D(2, name="p1"), L.Conv2D(5, 3, activation="relu", name="c2"),
-                              L.GlobalAveragePooling2D(name="gap"), L.Dense(3, name="head")])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            L.Conv2D(4, 3, activation="relu", name="c1"),
+            L.MaxPooling2D(2, name="p1"),
+            L.Conv2D(5, 3, activation="relu", name="c2"),
+            L.GlobalAveragePooling2D(name="gap"),
+            L.Dense(3, name="head"),
+        ]
+    )
     randomize(model, seed=3)  # fixed weights, whatever ran before
     inputs = tf.random.stateless_normal([4, 12, 12, 3], [2, 0])
     result = sanity_lib.cascading(model, inputs, "c1", [0, 1, 2, 3], [5, 17, 40, 60], display_of=to_display)
@@ -123,8 +144,11 @@ def test_cascading_sanity_stages_and_layers_above_the_projection_change_nothing(
 @pytest.fixture(scope="module")
 def evolving_run(cifar_session, tmp_path_factory):
     run = str(tmp_path_factory.mktemp("evolution") / "run")
-    train_and_evaluate(small_config(cifar_session, steps=6, keep_steps=(1, 3), checkpoint_every=6,
-                                    keep_checkpoints=1), run, log=lambda *_: None)
+    train_and_evaluate(
+        small_config(cifar_session, steps=6, keep_steps=(1, 3), checkpoint_every=6, keep_checkpoints=1),
+        run,
+        log=lambda *_: None,
+    )
     return run
 
 
@@ -134,16 +158,20 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     assert report["steps"] == [1, 3, 6] and report["tiles"].shape[:2] == (64, 3)
     # Column 1 is what the step-3 checkpoint itself gives for map 7's strongest unit.
     from vizdeconv.explore.explorer import scan
-    from vizdeconv.nn.convnet import build_model
     from vizdeconv.io.pictures import to_display
+    from vizdeconv.nn.convnet import build_model
 
     model = build_model(subject.config)
     tf.train.Checkpoint(model=model).restore(
-        os.path.join(evolving_run, "checkpoints", "kept", "ckpt-3")).expect_partial()
+        os.path.join(evolving_run, "checkpoints", "kept", "ckpt-3")
+    ).expect_partial()
     images, _ = subject.load("test")
     top = scan(model, images[:20], ["conv2"], 1, progress=False)["conv2"]
-    unit = Deconvnet(model).units(subject.pixels.inputs(images[top["image_ids"][7:8, 0]]), "conv2", [7],
-                                  top["positions"][7:8, 0]).numpy()
+    unit = (
+        Deconvnet(model)
+        .units(subject.pixels.inputs(images[top["image_ids"][7:8, 0]]), "conv2", [7], top["positions"][7:8, 0])
+        .numpy()
+    )
     from vizdeconv.deconv.receptive_field import ReceptiveFields
     from vizdeconv.explore.render import TILE_PIXELS
 
@@ -154,27 +182,45 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     factor = max(1, TILE_PIXELS // fields.field("conv2").size)
     tile = report["tiles"][7, 1][::factor, ::factor]
     dy, dx = top_row - nominal_top, left - nominal_left
-    np.testing.assert_allclose(tile[dy:dy + bottom - top_row + 1, dx:dx + right - left + 1],
-                               to_display(unit)[0][top_row:bottom + 1, left:right + 1], atol=1e-5)
+    np.testing.assert_allclose(
+        tile[dy : dy + bottom - top_row + 1, dx : dx + right - left + 1],
+        to_display(unit)[0][top_row : bottom + 1, left : right + 1],
+        atol=1e-5,
+    )
     assert json.load(open(os.path.join(report["out"], "evolution_conv2.json")))["steps"] == [1, 3, 6]
 
 
 def test_analysis_command_line_errors_are_one_line(cifar_session, tmp_path):
     run = str(tmp_path / "one")
-    train_and_evaluate(small_config(cifar_session, steps=2, keep_steps=(2,), checkpoint_every=2), run,
-                       log=lambda *_: None)
+    train_and_evaluate(
+        small_config(cifar_session, steps=2, keep_steps=(2,), checkpoint_every=2), run, log=lambda *_: None
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    for args, message in ((["evolution", "--run", run], "needs at least two checkpoints"),
-                          (["occlusion", "--run", run, "--images", "0,64"], "image id 64 is outside"),
-                          (["occlusion", "--run", run, "--patch", "30", "--images", "0"], "larger than"),
-                          (["sanity", "--run", run, "--layer", "conv9"], "unknown layer 'conv9'")):
-        result = subprocess.run([sys.executable, "-m", "vizdeconv.analyze", *args], capture_output=True,
-                                text=True, timeout=300, env=env, cwd=ROOT)
+    for args, message in (
+        (["evolution", "--run", run], "needs at least two checkpoints"),
+        (["occlusion", "--run", run, "--images", "0,64"], "image id 64 is outside"),
+        (["occlusion", "--run", run, "--patch", "30", "--images", "0"], "larger than"),
+        (["sanity", "--run", run, "--layer", "conv9"], "unknown layer 'conv9'"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "vizdeconv.analyze", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=ROOT,
+        )
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and lines and message in lines[-1], (args, result.stderr[-800:])
         assert "Traceback" not in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "vizdeconv.analyze", "occlusion", "--run", run, "--images",
-                         "0", "--stride", "4"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    ok = subprocess.run(
+        [sys.executable, "-m", "vizdeconv.analyze", "occlusion", "--run", run, "--images", "0", "--stride", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0, ok.stderr[-1000:]
     figure = tf.io.decode_png(tf.io.read_file(os.path.join(run, "analyze", "occlusion", "image_00000.png")))
     assert figure.shape[1] > 4 * figure.shape[0] and float(tf.math.reduce_std(tf.cast(figure, tf.float32))) > 5

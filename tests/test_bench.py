@@ -1,4 +1,5 @@
 """The benchmark command's JSON, the AlexNet-FCN shapes, and the analytic FLOP counts."""
+
 import json
 import subprocess
 import sys
@@ -17,10 +18,19 @@ from vizdeconv.nn.convnet import build_model
 def test_alexnet_fcn_layer_shapes_are_printed_and_right():
     lines = []
     model = AlexNetFCN(log=lines.append)
-    expected = {"conv1": (115, 87, 64), "pool1": (57, 43, 64), "conv2": (57, 43, 192),
-                "pool2": (28, 21, 192), "conv3": (28, 21, 384), "conv4": (28, 21, 256),
-                "conv5": (28, 21, 256), "pool5": (13, 10, 256), "conv6": (13, 10, 1),
-                "deconv1": (130, 100, 1), "deconv2": (260, 200, 1)}
+    expected = {
+        "conv1": (115, 87, 64),
+        "pool1": (57, 43, 64),
+        "conv2": (57, 43, 192),
+        "pool2": (28, 21, 192),
+        "conv3": (28, 21, 384),
+        "conv4": (28, 21, 256),
+        "conv5": (28, 21, 256),
+        "pool5": (13, 10, 256),
+        "conv6": (13, 10, 1),
+        "deconv1": (130, 100, 1),
+        "deconv2": (260, 200, 1),
+    }
     assert {name: model.shapes[name] for name in expected} == expected
     assert lines[0].split() == ["conv1", "115x87x64"] and lines[-1].split() == ["deconv2", "260x200x1"]
     output = model(tf.random.normal([1, 460, 345, 3]))
@@ -38,9 +48,26 @@ def test_cifar_flop_count_matches_hand_count():
 
 def test_bench_command_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--network", "cifar", "--batch_size",
-                             "4", "--num_batches", "10", "--precision", "float32", "--json", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vizdeconv.bench",
+            "--network",
+            "cifar",
+            "--batch_size",
+            "4",
+            "--num_batches",
+            "10",
+            "--precision",
+            "float32",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "step 10, duration = " in result.stdout
     assert "Forward across 10 steps," in result.stdout and "Forward-backward across 10 steps," in result.stdout
@@ -80,9 +107,22 @@ def test_reconstruct_and_train_step_phases_run():
 
 
 def test_bench_errors_are_one_line():
-    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--network", "alexnet_fcn", "--what",
-                             "reconstruct", "--num_batches", "1"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vizdeconv.bench",
+            "--network",
+            "alexnet_fcn",
+            "--what",
+            "reconstruct",
+            "--num_batches",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "supports --what forward" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -102,16 +142,37 @@ def test_keras_baseline_trains_the_same_objective_and_is_timed(tmp_path):
     labels = tf.constant([0, 3, 9, 3])
     # Keras adds the regularizers to the summed cross-entropy: the trainer's objective, term by term.
     keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")(
-        labels, twin(images)) + tf.add_n(twin.losses)
+        labels, twin(images)
+    ) + tf.add_n(twin.losses)
     ours = losses.objective(model(images), labels, model.kernels, "sum", config.loss.weight_decay)["loss"]
     np.testing.assert_allclose(float(keras_loss), float(ours), rtol=1e-5)
 
     out = tmp_path / "bench.json"
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "vizdeconv.bench", "--what", "train_step", "--batch_size",
-                             "8", "--num_batches", "3", "--steps_per_call", "2", "--precision", "float32",
-                             "--baseline", "keras", "--json", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vizdeconv.bench",
+            "--what",
+            "train_step",
+            "--batch_size",
+            "8",
+            "--num_batches",
+            "3",
+            "--steps_per_call",
+            "2",
+            "--precision",
+            "float32",
+            "--baseline",
+            "keras",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())

@@ -1,4 +1,5 @@
 """Data decoding, preprocessing and the errors a user can cause, on small generated files."""
+
 import os
 
 import ml_collections
@@ -22,8 +23,8 @@ def test_binary_folder_decodes_labels_and_rgb_planes(cifar_folder):
 def test_plane_order_is_red_green_blue():
     record = np.zeros(data.RECORD_BYTES, np.uint8)
     record[0] = 7
-    record[1:1025] = 10           # red plane
-    record[1025:2049] = 20        # green plane
+    record[1:1025] = 10  # red plane
+    record[1025:2049] = 20  # green plane
     record[2049 + 32 * 2 + 5] = 99  # blue plane, row 2, column 5
     images, labels = data.decode_records(record.tobytes(), "one.bin")
     assert labels.tolist() == [7]
@@ -40,8 +41,9 @@ def test_train_split_concatenates_five_files_in_order(cifar_folder):
 
 
 def test_tarball_and_folder_holding_it_read_the_same(tmp_path):
-    files = {name: make_records(12, i)[2] for i, name in
-             enumerate(data.SPLIT_FILES["train"] + data.SPLIT_FILES["test"])}
+    files = {
+        name: make_records(12, i)[2] for i, name in enumerate(data.SPLIT_FILES["train"] + data.SPLIT_FILES["test"])
+    }
     tarball = write_tarball(tmp_path / data.TARBALL, files)
     from_file = data.load_binary(tarball, "test")
     from_folder = data.load_binary(str(tmp_path), "test")
@@ -49,14 +51,17 @@ def test_tarball_and_folder_holding_it_read_the_same(tmp_path):
     np.testing.assert_array_equal(from_file[1], make_records(12, 5)[1])
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("missing", "does not exist"),
-    ("truncated", "not a whole number of 3073-byte"),
-    ("label", "outside 0..9"),
-    ("member", "lacks cifar-10-batches-bin/test_batch.bin"),
-    ("not_tar", "not a readable tar.gz"),
-    ("empty_dir", "holds neither"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("missing", "does not exist"),
+        ("truncated", "not a whole number of 3073-byte"),
+        ("label", "outside 0..9"),
+        ("member", "lacks cifar-10-batches-bin/test_batch.bin"),
+        ("not_tar", "not a readable tar.gz"),
+        ("empty_dir", "holds neither"),
+    ],
+)
 def test_bad_data_gives_a_clear_error_naming_the_file(tmp_path, problem, message):
     _, _, raw = make_records(3, 0)
     path = str(tmp_path / "x")
@@ -98,7 +103,7 @@ def test_augment_is_a_crop_or_flipped_crop_of_each_image():
         candidates = []
         for r in range(9):
             for c in range(9):
-                crop = image[r:r + 24, c:c + 24]
+                crop = image[r : r + 24, c : c + 24]
                 candidates += [crop, crop[:, ::-1]]
         standardized = [(x - x.mean()) / max(x.std(), 1 / np.sqrt(x.size)) for x in candidates]
         errors = [np.abs(s - result).max() for s in standardized]

@@ -1,4 +1,5 @@
 """tf.distribute: two mirrored logical CPUs train, resume and scan exactly like one device."""
+
 import json
 import os
 import subprocess
@@ -12,9 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_two_replicas_match_one_device_in_training_resuming_and_top_k(cifar_session, tmp_path):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "distributed_cases.py"),
-                             cifar_session, str(tmp_path)], capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "distributed_cases.py"), cifar_session, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["replicas"] == 2
@@ -31,6 +36,7 @@ def test_unknown_strategy_is_a_clear_error():
 
 def _free_ports(count):
     import socket
+
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -40,10 +46,10 @@ def _free_ports(count):
     return ports
 
 
-def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path,
-                                                                   trained_smoke_run):
-    from tests.test_train import final_weights
+def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path, trained_smoke_run):
     import numpy as np
+
+    from tests.test_train import final_weights
 
     single = trained_smoke_run  # the same small config on one device
 
@@ -53,12 +59,28 @@ def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_sessio
         for index in range(2):
             config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
             env = dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="3")
-            processes.append(subprocess.Popen(
-                [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
-                 "--data_dir", cifar_session, "--workdir", str(tmp_path / "multi"),
-                 "--config.strategy=multi_worker", "--config.precision=float32",
-                 "--config.eval_batch_size=32"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        os.path.join(ROOT, "train.py"),
+                        "--config",
+                        "configs/smoke.py",
+                        "--data_dir",
+                        cifar_session,
+                        "--workdir",
+                        str(tmp_path / "multi"),
+                        "--config.strategy=multi_worker",
+                        "--config.precision=float32",
+                        "--config.eval_batch_size=32",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         try:
             outputs = [process.communicate(timeout=300)[0] for process in processes]
         finally:

@@ -1,4 +1,5 @@
 """The feature explorer end to end on a short run over synthetic data."""
+
 import json
 import os
 import subprocess
@@ -56,16 +57,18 @@ def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
 
 def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "vizdeconv.explore", *args], capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "vizdeconv.explore", *args], capture_output=True, text=True, timeout=300
+        )
 
-    ok = run("--run", smoke_run, "--layer", "conv1", "--limit", "20", "--top_k", "3",
-             "--out", str(tmp_path / "out"))
+    ok = run("--run", smoke_run, "--layer", "conv1", "--limit", "20", "--top_k", "3", "--out", str(tmp_path / "out"))
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "scan" in ok.stderr and os.path.isfile(tmp_path / "out" / "conv1" / "channel_063.png")
-    for args, message in [(["--run", str(tmp_path / "none")], "does not exist"),
-                          (["--run", smoke_run, "--layer", "conv7"], "unknown layer 'conv7'"),
-                          (["--run", smoke_run, "--limit", "2"], "fewer than --top_k"),
-                          (["--run", smoke_run, "--data_dir", str(tmp_path)], "holds neither")]:
+    for args, message in [
+        (["--run", str(tmp_path / "none")], "does not exist"),
+        (["--run", smoke_run, "--layer", "conv7"], "unknown layer 'conv7'"),
+        (["--run", smoke_run, "--limit", "2"], "fewer than --top_k"),
+        (["--run", smoke_run, "--data_dir", str(tmp_path)], "holds neither"),
+    ]:
         bad = run(*args)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -1,5 +1,6 @@
 """Fault injection: SIGKILL at random moments, damaged checkpoints, a full disk, two writers at once,
 damaged run folders. Each ends in a clean resume or a one-line error, never a damaged earlier run."""
+
 import json
 import os
 import random
@@ -33,11 +34,25 @@ def event_steps(folder):
 
 
 def train_command(workdir, data_dir, steps):
-    return [sys.executable, os.path.join(ROOT, "train.py"), "--config", os.path.join(ROOT, "configs", "smoke.py"),
-            "--workdir", workdir, "--data_dir", data_dir, "--steps", str(steps),
-            "--config.precision=float32", "--config.eval_batch_size=32", "--config.checkpoint_every=4",
-            "--config.log_every=1", "--config.eval_every=8", "--config.summary_every=4",
-            "--config.keep_checkpoints=2"]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        "--config",
+        os.path.join(ROOT, "configs", "smoke.py"),
+        "--workdir",
+        workdir,
+        "--data_dir",
+        data_dir,
+        "--steps",
+        str(steps),
+        "--config.precision=float32",
+        "--config.eval_batch_size=32",
+        "--config.checkpoint_every=4",
+        "--config.log_every=1",
+        "--config.eval_every=8",
+        "--config.summary_every=4",
+        "--config.keep_checkpoints=2",
+    ]
 
 
 def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(cifar_session, tmp_path):
@@ -46,8 +61,14 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(cifar
     steps, kills = 48, 0
     killed = str(tmp_path / "killed")
     while kills < 5:
-        process = subprocess.Popen(train_command(killed, cifar_session, steps), cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            train_command(killed, cifar_session, steps),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         wanted = rng.randint(1, 4)  # progress lines to wait for, then a random pause
         seen = 0
         for line in process.stdout:
@@ -60,13 +81,15 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(cifar
         process.wait()
         assert not finished, "the run ended before it could be killed; raise `steps`"
         kills += 1
-    resumed = subprocess.run(train_command(killed, cifar_session, steps), cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        train_command(killed, cifar_session, steps), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "taking over the lock" in resumed.stdout  # the last kill left its lock behind
     straight = str(tmp_path / "straight")
-    once = subprocess.run(train_command(straight, cifar_session, steps), cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    once = subprocess.run(
+        train_command(straight, cifar_session, steps), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert once.returncode == 0, once.stderr[-2000:]
     a, b = final_weights(killed), final_weights(straight)
     assert a.keys() == b.keys() and a
@@ -83,8 +106,10 @@ def test_second_trainer_on_a_folder_in_use_is_refused(cifar_session, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     workdir = str(tmp_path / "shared")
     command = train_command(workdir, cifar_session, 400)
-    both = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(2)]
+    both = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), *p.communicate()) for p in both]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 2], [r[2][-500:] for r in results]
@@ -97,8 +122,11 @@ def test_second_trainer_on_a_folder_in_use_is_refused(cifar_session, tmp_path):
 def test_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_an_error(cifar_session, tmp_path):
     run = str(tmp_path / "run")
     train_and_evaluate(small_config(cifar_session, checkpoint_every=2, keep_checkpoints=3), run, **QUIET)
-    assert [os.path.basename(p) for p in checkpoints.candidates(os.path.join(run, "checkpoints"))] == \
-        ["ckpt-6", "ckpt-4", "ckpt-2"]
+    assert [os.path.basename(p) for p in checkpoints.candidates(os.path.join(run, "checkpoints"))] == [
+        "ckpt-6",
+        "ckpt-4",
+        "ckpt-2",
+    ]
 
     def truncate(prefix):
         data = prefix + ".data-00000-of-00001"
@@ -118,8 +146,9 @@ def test_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_an_error(cifar_
         shutil.copytree(run, copy)
         damage(os.path.join(copy, "checkpoints", "ckpt-6"))
         lines = []
-        metrics = train_and_evaluate(small_config(cifar_session, steps=8, checkpoint_every=2,
-                                                  keep_checkpoints=3), copy, log=lines.append)
+        metrics = train_and_evaluate(
+            small_config(cifar_session, steps=8, checkpoint_every=2, keep_checkpoints=3), copy, log=lines.append
+        )
         assert metrics["status"] == "complete" and metrics["step"] == 8, damage.__name__
         warnings = [line for line in lines if line.startswith("warning: skipping checkpoint")]
         assert len(warnings) == 1 and "ckpt-6" in warnings[0], (damage.__name__, lines[:5])
@@ -129,8 +158,7 @@ def test_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_an_error(cifar_
         truncate(prefix)
     assert cli.run(cli.command("export"), ["--run", run, "--out", str(tmp_path / "m.keras")], "export") == 2
     with pytest.raises(ValueError, match="no intact checkpoint"):
-        train_and_evaluate(small_config(cifar_session, steps=8, checkpoint_every=2, keep_checkpoints=3),
-                           run, **QUIET)
+        train_and_evaluate(small_config(cifar_session, steps=8, checkpoint_every=2, keep_checkpoints=3), run, **QUIET)
 
 
 @pytest.fixture
@@ -138,8 +166,9 @@ def small_disk(tmp_path):
     """A real 8 MB tmpfs (skipped where this process may not mount one)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip() or 'mount failed'})")
     yield str(mount)
@@ -203,40 +232,66 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_a_live_one_refuses(tmp_p
         assert json.loads(path.read_text())["pid"] == os.getpid()
         with pytest.raises(RunInUse, match=f"in use by process {os.getpid()} on {socket.gethostname()}"):
             RunLock(str(tmp_path)).acquire()
-    assert lines == [f"notice: taking over the lock of process {dead.pid} on {socket.gethostname()}, "
-                     "which is no longer running"]
+    assert lines == [
+        f"notice: taking over the lock of process {dead.pid} on {socket.gethostname()}, which is no longer running"
+    ]
     assert not path.exists()
     path.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))  # another host: never taken over
     with pytest.raises(RunInUse, match="in use by process 1 on elsewhere"):
         RunLock(str(tmp_path)).acquire()
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: open(os.path.join(run, "config.json"), "w").write("{not json"), "is not valid JSON"),
-    (lambda run: _edit_config(run, lambda c: c.update(colour="blue")), "unknown field 'colour'"),
-    (lambda run: _edit_config(run, lambda c: c["data"].pop("image_size")), "lacks field 'data.image_size'"),
-    (lambda run: rundir.write_json(os.path.join(run, "version.json"), {"vizdeconv": "7.0", "run_format": 7}),
-     "written by vizdeconv 7.0"),
-    (lambda run: open(os.path.join(run, "metrics.json"), "w").write("[1, 2"), "metrics.json is garbled"),
-    (lambda run: shutil.rmtree(os.path.join(run, "checkpoints")) or os.mkdir(os.path.join(run, "checkpoints")),
-     "has no checkpoint yet"),
-])
-def test_damaged_run_folders_give_one_line_in_every_command(cifar_session, tmp_path, damage, message,
-                                                            trained_smoke_run, capsys):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: open(os.path.join(run, "config.json"), "w").write("{not json"), "is not valid JSON"),
+        (lambda run: _edit_config(run, lambda c: c.update(colour="blue")), "unknown field 'colour'"),
+        (lambda run: _edit_config(run, lambda c: c["data"].pop("image_size")), "lacks field 'data.image_size'"),
+        (
+            lambda run: rundir.write_json(os.path.join(run, "version.json"), {"vizdeconv": "7.0", "run_format": 7}),
+            "written by vizdeconv 7.0",
+        ),
+        (lambda run: open(os.path.join(run, "metrics.json"), "w").write("[1, 2"), "metrics.json is garbled"),
+        (
+            lambda run: shutil.rmtree(os.path.join(run, "checkpoints")) or os.mkdir(os.path.join(run, "checkpoints")),
+            "has no checkpoint yet",
+        ),
+    ],
+)
+def test_damaged_run_folders_give_one_line_in_every_command(
+    cifar_session, tmp_path, damage, message, trained_smoke_run, capsys
+):
     run = str(tmp_path / "run")
     shutil.copytree(trained_smoke_run, run)
     damage(run)
     outcomes = {}
-    for name, main, args in (("explore", cli.command("explore"), ["--run", run, "--limit", "16"]),
-                             ("export", cli.command("export"), ["--run", run, "--out", str(tmp_path / "m.keras")])):
+    for name, main, args in (
+        ("explore", cli.command("explore"), ["--run", run, "--limit", "16"]),
+        ("export", cli.command("export"), ["--run", run, "--out", str(tmp_path / "m.keras")]),
+    ):
         capsys.readouterr()
         code = cli.run(main, args, name)
         outcomes[name] = (code, capsys.readouterr().err)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    trainer = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--config",
-                              os.path.join(ROOT, "configs", "smoke.py"), "--workdir", run, "--data_dir",
-                              cifar_session, "--config.precision=float32", "--config.eval_batch_size=32"],
-                             capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    trainer = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            "--config",
+            os.path.join(ROOT, "configs", "smoke.py"),
+            "--workdir",
+            run,
+            "--data_dir",
+            cifar_session,
+            "--config.precision=float32",
+            "--config.eval_batch_size=32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     outcomes["train.py"] = (trainer.returncode, trainer.stderr)  # last: it may write the folder
     for name, (code, stderr) in outcomes.items():
         if name == "train.py" and message == "has no checkpoint yet":
@@ -273,8 +328,7 @@ def test_kept_checkpoints_survive_resume_and_rolling_pruning(cifar_session, tmp_
 
 
 @pytest.mark.parametrize("site", ["summary", "checkpoint", "explorer"])
-def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_smoke_run, tmp_path,
-                                                        monkeypatch, site):
+def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_smoke_run, tmp_path, monkeypatch, site):
     import errno
 
     from vizdeconv import explore

@@ -4,12 +4,13 @@ The independent truth: TensorFlow's own gradient of sum(signal * layer) with res
 the same network whose ReLUs have the deconvnet (or guided) backward rule; Keras' own forward pass for
 the network's outputs.
 """
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
-
 from relu_rules import RULES, guided_relu
+
 from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.nn import keras_adapter
 
@@ -25,8 +26,9 @@ def randomize(model, seed=0):
         elif isinstance(layer, L.Normalization):
             continue
         else:
-            weights = [rng.normal(0.5 if "variance" in w.path else 0.0, 0.3, w.shape).astype(np.float32)
-                       for w in layer.weights]
+            weights = [
+                rng.normal(0.5 if "variance" in w.path else 0.0, 0.3, w.shape).astype(np.float32) for w in layer.weights
+            ]
             weights = [np.abs(w) + 0.1 if "variance" in v.path else w for w, v in zip(weights, layer.weights)]
             layer.set_weights(weights) if weights else None
     return model
@@ -34,15 +36,27 @@ def randomize(model, seed=0):
 
 def sequential_model():
     norm = L.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.5, 2.0, 0.5], name="norm")
-    return keras.Sequential([
-        keras.Input((15, 15, 3)), L.Rescaling(0.5, offset=0.1, name="rescale"), norm,
-        L.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="conv_a"),
-        L.ZeroPadding2D(((1, 0), (0, 2)), name="pad"),
-        L.Conv2D(4, 2, dilation_rate=2, padding="valid", name="conv_b"), L.BatchNormalization(name="bn"),
-        L.ReLU(name="relu_b"), L.MaxPooling2D(3, 2, padding="same", name="maxpool"),
-        L.Dropout(0.5, name="drop"), L.Conv2D(6, 1, name="conv_c"), L.Activation("relu", name="act_c"),
-        L.AveragePooling2D(2, padding="same", name="avgpool"), L.Flatten(name="flat"),
-        L.Dense(7, activation="relu", name="hidden"), L.Dense(3, name="logits")], name="seq")
+    return keras.Sequential(
+        [
+            keras.Input((15, 15, 3)),
+            L.Rescaling(0.5, offset=0.1, name="rescale"),
+            norm,
+            L.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="conv_a"),
+            L.ZeroPadding2D(((1, 0), (0, 2)), name="pad"),
+            L.Conv2D(4, 2, dilation_rate=2, padding="valid", name="conv_b"),
+            L.BatchNormalization(name="bn"),
+            L.ReLU(name="relu_b"),
+            L.MaxPooling2D(3, 2, padding="same", name="maxpool"),
+            L.Dropout(0.5, name="drop"),
+            L.Conv2D(6, 1, name="conv_c"),
+            L.Activation("relu", name="act_c"),
+            L.AveragePooling2D(2, padding="same", name="avgpool"),
+            L.Flatten(name="flat"),
+            L.Dense(7, activation="relu", name="hidden"),
+            L.Dense(3, name="logits"),
+        ],
+        name="seq",
+    )
 
 
 def residual_model():
@@ -58,9 +72,16 @@ def residual_model():
 
 
 def nested_model():
-    backbone = keras.Sequential([keras.Input((10, 10, 3)), L.Conv2D(4, 3, activation="relu", name="c1"),
-                                 L.MaxPooling2D(2, name="p1"), L.Conv2D(5, 3, padding="same", name="c2"),
-                                 L.ReLU(name="r2")], name="backbone")
+    backbone = keras.Sequential(
+        [
+            keras.Input((10, 10, 3)),
+            L.Conv2D(4, 3, activation="relu", name="c1"),
+            L.MaxPooling2D(2, name="p1"),
+            L.Conv2D(5, 3, padding="same", name="c2"),
+            L.ReLU(name="r2"),
+        ],
+        name="backbone",
+    )
     x = keras.Input((10, 10, 3))
     y = L.GlobalAveragePooling2D(name="gap")(backbone(x))
     return keras.Model(x, L.Dense(3, name="head")(y), name="nested")
@@ -97,6 +118,7 @@ def test_every_layer_projects_as_the_modified_relu_gradient(case, mode):
             objective = tf.reduce_sum(signal * modified[tensor])
         expected = tape.gradient(objective, images)
         from vizdeconv.deconv import reconstruct
+
         tensors = graph.forward(images)
         got = reconstruct.project_signals(graph, tensors, {tensor: signal}, mode)[tensor]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{name}/{layer}")
@@ -152,12 +174,21 @@ def test_bad_layer_channel_and_mode_are_clear_errors():
         Deconvnet(model, "zeiler")
 
 
-@pytest.mark.parametrize("build, culprit", [
-    (lambda: keras.Sequential([keras.Input((8, 8, 8, 1)), L.Conv3D(2, 3, name="vol")]), "'vol' of class Conv3D"),
-    (lambda: keras.Sequential([keras.Input((6, 4)), L.LSTM(3, name="lstm")]), "'lstm' of class LSTM"),
-    (lambda: keras.Sequential([keras.Input((8, 8, 3)), L.DepthwiseConv2D(3, name="dw")]), "'dw' of class DepthwiseConv2D"),
-    (lambda: keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(2, 3, activation="tanh", name="t")]), "activation 'tanh'"),
-])
+@pytest.mark.parametrize(
+    "build, culprit",
+    [
+        (lambda: keras.Sequential([keras.Input((8, 8, 8, 1)), L.Conv3D(2, 3, name="vol")]), "'vol' of class Conv3D"),
+        (lambda: keras.Sequential([keras.Input((6, 4)), L.LSTM(3, name="lstm")]), "'lstm' of class LSTM"),
+        (
+            lambda: keras.Sequential([keras.Input((8, 8, 3)), L.DepthwiseConv2D(3, name="dw")]),
+            "'dw' of class DepthwiseConv2D",
+        ),
+        (
+            lambda: keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(2, 3, activation="tanh", name="t")]),
+            "activation 'tanh'",
+        ),
+    ],
+)
 def test_unsupported_layers_are_named(build, culprit):
     with pytest.raises(ValueError, match=culprit):
         Deconvnet(build())

@@ -1,5 +1,6 @@
 """Keras models end to end: export and reload without vizdeconv, the explorer on a .keras file, the
 model.fit callback (event files read back), and the errors a user can cause."""
+
 import json
 import os
 import subprocess
@@ -37,23 +38,29 @@ def small_cnn() -> keras.Model:
 
 
 def command(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
 
 
 def test_load_model_and_export_reload_without_vizdeconv(smoke_run, tmp_path):
     _, reference, _ = load_run(smoke_run)
     images = tf.random.normal([5, 24, 24, 3], seed=0)
-    np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5, atol=1e-6)
     path = str(tmp_path / "model.keras")
     result = command("vizdeconv.export", "--run", smoke_run, "--out", path)
     assert result.returncode == 0 and "wrote" in result.stdout, result.stderr[-2000:]
     np.save(tmp_path / "x.npy", images.numpy())
-    script = ("import sys; sys.modules['vizdeconv'] = None\n"  # any import of vizdeconv now fails
-              "import numpy as np, keras\n"
-              f"m = keras.models.load_model({path!r})\n"
-              f"np.save({str(tmp_path / 'y.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))\n")
+    script = (
+        "import sys; sys.modules['vizdeconv'] = None\n"  # any import of vizdeconv now fails
+        "import numpy as np, keras\n"
+        f"m = keras.models.load_model({path!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+    )
     reload = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert reload.returncode == 0, reload.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), reference(images), rtol=1e-5, atol=1e-6)
@@ -63,15 +70,17 @@ def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, 
     model = small_cnn()
     path = str(tmp_path / "cnn.keras")
     model.save(path)
-    options = ExploreOptions(model=path, layers=["relu1", "conv2"], top_k=3, data_dir=cifar_session, batch_size=16,
-                             compare=True)
+    options = ExploreOptions(
+        model=path, layers=["relu1", "conv2"], top_k=3, data_dir=cifar_session, batch_size=16, compare=True
+    )
     report = explore(options, log=lambda *_: None, after_scan=explorer_sanity("test", log=lambda *_: None))
     assert report["out"] == str(tmp_path / "cnn_explore" / "test")
     index = json.load(open(os.path.join(report["out"], "index.json")))["layers"]
     images, labels = data.load_binary(cifar_session, "test")
     entry = index["conv2"]["5"]
     activations = keras.Model(model.inputs, model.get_layer("conv2").output)(
-        images[entry["image_ids"]].astype(np.float32)).numpy()  # raw pixels: the model rescales
+        images[entry["image_ids"]].astype(np.float32)
+    ).numpy()  # raw pixels: the model rescales
     for i, (row, col) in enumerate(entry["locations"]):
         assert activations[i, :, :, 5].max() == pytest.approx(entry["values"][i], rel=1e-4, abs=1e-5)
         assert activations[i, row, col, 5] == pytest.approx(entry["values"][i], rel=1e-4, abs=1e-5)
@@ -88,8 +97,19 @@ def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, 
         (folder / name).mkdir(parents=True)
         for i in range(4):
             tf.io.write_file(str(folder / name / f"{i}.png"), tf.io.encode_png(images[label * 4 + i]))
-    result = command("vizdeconv.explore", "--model", path, "--data_dir", str(folder), "--layer",
-                     "conv2", "--top_k", "2", "--out", str(tmp_path / "folder_out"))
+    result = command(
+        "vizdeconv.explore",
+        "--model",
+        path,
+        "--data_dir",
+        str(folder),
+        "--layer",
+        "conv2",
+        "--top_k",
+        "2",
+        "--out",
+        str(tmp_path / "folder_out"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     index = json.load(open(tmp_path / "folder_out" / "index.json"))["layers"]["conv2"]
     assert {label for entry in index.values() for label in entry["labels"]} <= {0, 1}
@@ -100,11 +120,13 @@ def test_explorer_command_line_errors_for_keras_files(cifar_session, tmp_path):
     small_cnn().save(path)
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"not a zip archive")
-    cases = [(["--model", str(tmp_path / "missing.keras"), "--data_dir", cifar_session], "does not exist"),
-             (["--model", str(corrupt), "--data_dir", cifar_session], "cannot load Keras model"),
-             (["--model", path, "--data_dir", cifar_session, "--layer", "conv9"], "unknown layer 'conv9'"),
-             (["--model", path, "--data_dir", cifar_session, "--layer", "gap"], "has no feature maps"),
-             (["--model", path], "--model needs --data_dir")]
+    cases = [
+        (["--model", str(tmp_path / "missing.keras"), "--data_dir", cifar_session], "does not exist"),
+        (["--model", str(corrupt), "--data_dir", cifar_session], "cannot load Keras model"),
+        (["--model", path, "--data_dir", cifar_session, "--layer", "conv9"], "unknown layer 'conv9'"),
+        (["--model", path, "--data_dir", cifar_session, "--layer", "gap"], "has no feature maps"),
+        (["--model", path], "--model needs --data_dir"),
+    ]
     for args, message in cases:
         result = command("vizdeconv.explore", *args)
         lines = result.stderr.strip().splitlines()
@@ -131,10 +153,10 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     x = rng.integers(0, 256, (32, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, 32)
     log_dir = str(tmp_path / "logs")
-    callback = vizdeconv.keras.DeconvnetCallback(log_dir, x[:3], every_n_epochs=1,
-                                                 snapshot_dir=str(tmp_path / "snapshots"))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(log_dir), callback])
+    callback = vizdeconv.keras.DeconvnetCallback(
+        log_dir, x[:3], every_n_epochs=1, snapshot_dir=str(tmp_path / "snapshots")
+    )
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[keras.callbacks.TensorBoard(log_dir), callback])
     steps, scalars = {}, set()
     for file in tf.io.gfile.glob(os.path.join(log_dir, "train", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(file):
@@ -147,20 +169,25 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
                         assert strip.shape == (128, 3 * 128 + 2 * 2, 3) and strip.std() > 5
                 else:
                     scalars.add(value.tag)
-    assert steps == {tag: [0, 1, 2] for tag in ("reconstructions", "top_features/relu1",
-                                                  "top_features/conv2")}
+    assert steps == {tag: [0, 1, 2] for tag in ("reconstructions", "top_features/relu1", "top_features/conv2")}
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
     # The snapshots feed the evolution analysis of a Keras model.
     from vizdeconv.analyze import analyses
-    from vizdeconv.io.subject import Subject
     from vizdeconv.io.preprocess import Preprocess
+    from vizdeconv.io.subject import Subject
 
-    subject = Subject(model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None,
-                      "deconvnet", 1, None)
+    subject = Subject(
+        model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None, "deconvnet", 1, None
+    )
     subject.load = lambda split="test": (x.astype(np.uint8), y)
-    report = analyses.run_evolution(subject, "conv2", snapshots=str(tmp_path / "snapshots"),
-                                    log=lambda *_: None)
+    report = analyses.run_evolution(subject, "conv2", snapshots=str(tmp_path / "snapshots"), log=lambda *_: None)
     assert report["steps"] == [0, 1, 2] and report["tiles"].shape[:2] == (8, 3)
+    tiles = report["tiles"]  # [maps, steps, field, field, 3]: each the strongest unit's projection
+    live = [m for m in range(8) if tiles[m, -1].std() > 0]
+    assert len(live) >= 4, "most maps' projections are pictures, not flat grey"
+    # The weights changed over the epochs, so the projections did too (a loader that reopened one
+    # snapshot for every step would show three equal columns).
+    assert sum(not np.allclose(tiles[m, 0], tiles[m, -1]) for m in live) >= len(live) // 2
 
 
 def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
@@ -172,10 +199,27 @@ def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
     opened = KerasFile(path, data_dir=cifar_session)
     images, labels = opened.test_images(4)
     assert images.shape == (4, 32, 32, 3) and opened.layers == ["relu1", "conv2"]
-    np.testing.assert_allclose(opened.predict(images),
-                               tf.nn.softmax(model(images.astype(np.float32))), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        opened.predict(images), tf.nn.softmax(model(images.astype(np.float32))), rtol=1e-4, atol=1e-6
+    )
     shown = opened.reconstructions(images)
     assert sorted(shown) == ["deconvnet", "guided"]  # BatchNormalization: no bias_subtract
     assert shown["guided"]["conv2"].shape == (4, 32, 32, 3)
-    assert opened.feature_maps(images[0], "relu1", columns=3).shape == (2 * 128 + 2, 3 * 128 + 4)
-    assert opened.first_layer_filters(columns=6).shape == (12, 6 * 12 + 5 * 2, 3)
+    # Feature maps: each tile is that map of relu1 (read from Keras itself), min-max scaled, enlarged 4x.
+    maps = opened.feature_maps(images[0], "relu1", columns=3)
+    assert maps.shape == (2 * 128 + 2, 3 * 128 + 4)
+    relu1 = keras.Model(model.inputs, model.get_layer("relu1").output)(images[:1].astype(np.float32))[0].numpy()
+    for channel in range(6):
+        row, column = divmod(channel, 3)
+        tile = maps[row * 130 : row * 130 + 128, column * 130 : column * 130 + 128][::4, ::4]
+        expected = relu1[..., channel]
+        span = expected.max() - expected.min()
+        np.testing.assert_allclose(tile, (expected - expected.min()) / span if span else 0 * expected, atol=1e-5)
+    # Filters: each tile is a conv1 kernel, zero at mid-grey, scaled by its largest magnitude.
+    filters = opened.first_layer_filters(columns=6)
+    assert filters.shape == (12, 6 * 12 + 5 * 2, 3)
+    kernel = model.get_layer("conv1").get_weights()[0]  # [3, 3, 3, 6]
+    for channel in range(6):
+        tile = filters[:, channel * 14 : channel * 14 + 12][::4, ::4]
+        k = kernel[..., channel]
+        np.testing.assert_allclose(tile, 0.5 + 0.5 * k / np.abs(k).max(), atol=1e-5)

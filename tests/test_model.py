@@ -1,20 +1,27 @@
 """Model shapes, parameter count, named activations and the objective against NumPy."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from configs import atrous, default
-from vizdeconv.training import losses
 from vizdeconv.nn.convnet import ConvNet, build_model, count_parameters, layer_specs
+from vizdeconv.training import losses
 
 
 def test_reference_net_shapes_and_parameter_count():
     model = build_model(default.get_config())
     assert count_parameters(model) == 123_338
     tensors = model.graph().forward(tf.random.normal([2, 24, 24, 3]))
-    expected = {"conv1": (2, 24, 24, 64), "pool1": (2, 12, 12, 64), "pool1:switches": (2, 12, 12, 64),
-                "conv2": (2, 12, 12, 64), "pool2": (2, 6, 6, 64), "conv3": (2, 6, 6, 10),
-                "logits": (2, 10)}
+    expected = {
+        "conv1": (2, 24, 24, 64),
+        "pool1": (2, 12, 12, 64),
+        "pool1:switches": (2, 12, 12, 64),
+        "conv2": (2, 12, 12, 64),
+        "pool2": (2, 6, 6, 64),
+        "conv3": (2, 6, 6, 10),
+        "logits": (2, 10),
+    }
     for name, shape in expected.items():
         assert tuple(tensors[name].shape) == shape, name
     assert tensors["pool2:switches"].dtype == tf.int64

@@ -1,5 +1,6 @@
 """Learning-rate schedules against their formulas, every config check, and evaluation batches split
 over several replicas with an uneven last batch."""
+
 import math
 
 import numpy as np
@@ -32,31 +33,35 @@ def test_constant_cosine_warmup_and_step_schedules_follow_their_formulas():
     assert rate_at(warm, 0) == pytest.approx(0.0) and rate_at(warm, 5) == pytest.approx(0.05)
     assert rate_at(warm, 10) == pytest.approx(0.1)
     assert rate_at(warm, 60) == pytest.approx(0.05 * (1 + math.cos(math.pi * 50 / 100)), abs=1e-7)
-    stepped = optim.learning_rate(optimizer_config(schedule="step", learning_rate=1.0, decay_every=30,
-                                                   decay_factor=0.5), 100)
+    stepped = optim.learning_rate(
+        optimizer_config(schedule="step", learning_rate=1.0, decay_every=30, decay_factor=0.5), 100
+    )
     for step, expected in ((0, 1.0), (30, 1.0), (31, 0.5), (60, 0.5), (61, 0.25), (99, 0.125)):
         assert rate_at(stepped, step) == pytest.approx(expected), step
     momentum = optim.make_optimizer(optimizer_config(name="momentum"), 10)
     assert momentum.momentum == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("steps", 0, "steps must be a positive integer"),
-    ("batch_size", -8, "batch_size must be a positive integer"),
-    ("keep_checkpoints", -1, "keep_checkpoints must be a positive integer"),
-    ("precision", "float16", "precision"),
-    ("strategy", "cluster", "strategy must be one of"),
-    ("loss.reduction", "max", "loss.reduction must be one of"),
-    ("optimizer.name", "lion", "optimizer.name must be one of"),
-    ("optimizer.schedule", "linear", "optimizer.schedule must be one of"),
-    ("optimizer.learning_rate", 0.0, "learning_rate must be positive"),
-    ("reconstruction.mode", "zeiler", "mode must be one of"),
-    ("reconstruction.clip_percentile", 50.0, "clip_percentile must be in"),
-    ("data.image_size", 40, "image_size must be between 8 and 32"),
-    ("model.layers", [dict(name="conv1", kernel=3, filters=7)], "last layer must have 10 filters"),
-    ("model.layers", [dict(name="conv1", kernel=3, filters=10, colour=1)], "unknown field"),
-    ("model.layers", [dict(name="conv1", filters=10)], "incomplete"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("steps", 0, "steps must be a positive integer"),
+        ("batch_size", -8, "batch_size must be a positive integer"),
+        ("keep_checkpoints", -1, "keep_checkpoints must be a positive integer"),
+        ("precision", "float16", "precision"),
+        ("strategy", "cluster", "strategy must be one of"),
+        ("loss.reduction", "max", "loss.reduction must be one of"),
+        ("optimizer.name", "lion", "optimizer.name must be one of"),
+        ("optimizer.schedule", "linear", "optimizer.schedule must be one of"),
+        ("optimizer.learning_rate", 0.0, "learning_rate must be positive"),
+        ("reconstruction.mode", "zeiler", "mode must be one of"),
+        ("reconstruction.clip_percentile", 50.0, "clip_percentile must be in"),
+        ("data.image_size", 40, "image_size must be between 8 and 32"),
+        ("model.layers", [dict(name="conv1", kernel=3, filters=7)], "last layer must have 10 filters"),
+        ("model.layers", [dict(name="conv1", kernel=3, filters=10, colour=1)], "unknown field"),
+        ("model.layers", [dict(name="conv1", filters=10)], "incomplete"),
+    ],
+)
 def test_every_config_check_names_the_field(field, value, message):
     config = default.get_config()
     target = config
@@ -89,8 +94,9 @@ def test_eval_batches_split_over_replicas_cover_an_uneven_split_once_in_order(re
     ids = np.arange(23)
     slices = []
     for replica in range(replicas):  # one input pipeline per replica, as on several workers
-        context = tf.distribute.InputContext(num_input_pipelines=replicas, input_pipeline_id=replica,
-                                             num_replicas_in_sync=replicas)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=replicas, input_pipeline_id=replica, num_replicas_in_sync=replicas
+        )
         slices.append([(x.numpy(), y.numpy()) for x, y in data.eval_dataset(images, ids, 10, 24, context)])
     assert all(len(part) == 3 for part in slices)  # every replica sees every batch, maybe empty
     seen = np.concatenate([slices[r][b][1] for b in range(3) for r in range(replicas)])

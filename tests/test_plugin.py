@@ -1,6 +1,7 @@
 """The TensorBoard Deconvnet tab: its routes through TensorBoard's own WSGI app (werkzeug test client),
 checked against the files the explorer and analyses wrote and against the library's projections; a
 real TensorBoard server; a real headless Chromium clicking through the tab."""
+
 import io
 import json
 import os
@@ -20,11 +21,10 @@ from tests.test_keras_workflow import small_cnn
 from tests.test_train import small_config
 from vizdeconv import cli
 from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.io import data
+from vizdeconv.io import data, probes
 from vizdeconv.io import subject as runs
-from vizdeconv.training.loop import train_and_evaluate
 from vizdeconv.io.pictures import to_display
-from vizdeconv.io import probes
+from vizdeconv.training.loop import train_and_evaluate
 from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
@@ -38,22 +38,42 @@ def build_logdir(logdir: str, cifar: str) -> None:
     model.fit run with the callback and snapshots."""
     run = os.path.join(logdir, "ref")
     train_and_evaluate(small_config(cifar, keep_steps=(2, 4)), run, **QUIET)
-    assert cli.command("explore")(["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare",
-                          "--sanity", "--batch_size", "32"]) == 0
+    assert (
+        cli.command("explore")(
+            ["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare", "--sanity", "--batch_size", "32"]
+        )
+        == 0
+    )
     assert cli.command("analyze")(["evolution", "--run", run, "--layer", "conv3"]) == 0
     assert cli.command("analyze")(["occlusion", "--run", run, "--images", "first:1", "--stride", "4"]) == 0
     model = small_cnn()
     model.save(os.path.join(logdir, "kmodel.keras"))
-    assert cli.command("explore")(["--model", os.path.join(logdir, "kmodel.keras"), "--data_dir", cifar,
-                          "--layer", "relu1", "--layer", "conv2", "--batch_size", "32"]) == 0
+    assert (
+        cli.command("explore")(
+            [
+                "--model",
+                os.path.join(logdir, "kmodel.keras"),
+                "--data_dir",
+                cifar,
+                "--layer",
+                "relu1",
+                "--layer",
+                "conv2",
+                "--batch_size",
+                "32",
+            ]
+        )
+        == 0
+    )
     fit = small_cnn()
     fit.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     images, labels = data.load_binary(cifar, "train")
-    callback = vizdeconv.keras.DeconvnetCallback(os.path.join(logdir, "kfit"),
-                                                 images[:3].astype(np.float32),
-                                                 snapshot_dir=os.path.join(logdir, "kfit", "snapshots"))
-    fit.fit(images[:32].astype(np.float32), labels[:32], epochs=1, batch_size=16, verbose=0,
-            callbacks=[callback])
+    callback = vizdeconv.keras.DeconvnetCallback(
+        os.path.join(logdir, "kfit"),
+        images[:3].astype(np.float32),
+        snapshot_dir=os.path.join(logdir, "kfit", "snapshots"),
+    )
+    fit.fit(images[:32].astype(np.float32), labels[:32], epochs=1, batch_size=16, verbose=0, callbacks=[callback])
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +141,12 @@ def test_runs_listing_matches_the_files(logdir, client, cifar_session):
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()  # trainer, explorer and callback each mark their events; analyses read them
     assert set(multiplexer.PluginRunToTagToContent(probes.PLUGIN_NAME)) == {
-        "ref/train", "ref/explore", "ref/analyze", "kmodel_explore", "kfit/train"}
+        "ref/train",
+        "ref/explore",
+        "ref/analyze",
+        "kmodel_explore",
+        "kfit/train",
+    }
     assert listing["kmodel_explore"]["kind"] == "keras"
     assert listing["kmodel_explore"]["splits"]["test"]["layers"] == ["relu1", "conv2"]
     assert listing["kfit"]["kind"] == "keras" and listing["kfit"]["splits"] == {}
@@ -141,19 +166,28 @@ def test_top9_payload_and_tiles_are_the_explorers(logdir, client, cifar_session)
     assert [e["class_name"] for e in body["entries"]] == [data.CLASS_NAMES[i] for i in entry["labels"]]
     images, _ = data.load_binary(cifar_session, "test")
     pictures = data.central_crop(images, 24)
+    # Hand arithmetic for the reference net's conv3: jump 4, field 5 + 1 + 2*4 + 2 + 4*4 = 32 pixels, and
+    # unit (r, c) starts 2 + 4 + 8 = 14 pixels above and left of 4r, 4c; boxes are clipped to 24x24.
     field = top["patches"].shape[2]
-    checked = 0
-    for rank, (image_id, box) in enumerate(zip(entry["image_ids"], entry["boxes"])):
+    assert field == 32
+    for rank, (image_id, box, (row, col)) in enumerate(zip(entry["image_ids"], entry["boxes"], entry["locations"])):
         for what, array in (("projection", top["projections"]), ("patch", top["patches"])):
-            status, body = get(client, "tile.png", run="ref", split="test", layer="conv3", channel=4,
-                               rank=rank, what=what)
+            status, body = get(
+                client, "tile.png", run="ref", split="test", layer="conv3", channel=4, rank=rank, what=what
+            )
             assert status == 200 and np.array_equal(png(body), array[4, rank])
+        nominal_top, nominal_left = 4 * row - 14, 4 * col - 14
+        assert box == [max(nominal_top, 0), max(nominal_left, 0), min(nominal_top + 31, 23), min(nominal_left + 31, 23)]
         top_row, left, bottom, right = box
-        if bottom - top_row + 1 == field and right - left + 1 == field:  # a field inside the image
-            np.testing.assert_array_equal(top["patches"][4, rank],
-                                          pictures[image_id, top_row:bottom + 1, left:right + 1])
-            checked += 1
-    assert checked or field > 24
+        dy, dx = top_row - nominal_top, left - nominal_left
+        patch = top["patches"][4, rank]
+        inside = np.zeros(patch.shape[:2], bool)
+        inside[dy : dy + bottom - top_row + 1, dx : dx + right - left + 1] = True
+        np.testing.assert_array_equal(
+            patch[inside].reshape(bottom - top_row + 1, right - left + 1, 3),
+            pictures[image_id, top_row : bottom + 1, left : right + 1],
+        )
+        assert (patch[~inside] == 255).all()  # the canvas outside the image is white
 
 
 def test_evolution_payload_and_tiles(logdir, client):
@@ -170,9 +204,10 @@ def test_evolution_payload_and_tiles(logdir, client):
 def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
     """The same projection straight from the library, on the run's newest checkpoint."""
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, _ = data.load_binary(json.load(open(os.path.join(logdir, "ref", "config.json")))["data"][
-        "data_dir"], "test")
-    inputs = data.preprocess_eval(images[image_index:image_index + 1], 24)
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    inputs = data.preprocess_eval(images[image_index : image_index + 1], 24)
     deconvnet = Deconvnet(model, mode)
     activations = deconvnet.graph.forward(inputs)[layer].numpy()[0, ..., channel]
     if unit is None:
@@ -209,19 +244,26 @@ def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir
     assert status == 200 and body["step"] == 1  # epoch_0001.keras, the newest snapshot
     model = keras.models.load_model(os.path.join(logdir, "kfit", "snapshots", "epoch_0001.keras"))
     images, _ = data.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "train")
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "train"
+    )
     expected = Deconvnet(model, "guided").channels(images[2:3].astype(np.float32), "relu1", [0])
-    assert np.abs(decode_uri(body["projection"]).astype(int) -
-                  uint8(to_display(expected.numpy())[0])).max() <= 1
-    status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1,
-                       mode="bias_subtract")
+    assert np.abs(decode_uri(body["projection"]).astype(int) - uint8(to_display(expected.numpy())[0])).max() <= 1
+    status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1, mode="bias_subtract")
     assert status == 400 and "bias_subtract" in body["error"]  # BatchNormalization below conv2
 
 
 def test_concurrent_projections_do_not_mix(logdir):
     client, _ = make_client(logdir)
-    requests = [dict(run="ref", image=i % 4, layer=("conv2", "conv3")[i % 2], channel=i % 7,
-                     mode=("deconvnet", "guided")[i // 2 % 2]) for i in range(12)]
+    requests = [
+        dict(
+            run="ref",
+            image=i % 4,
+            layer=("conv2", "conv3")[i % 2],
+            channel=i % 7,
+            mode=("deconvnet", "guided")[i // 2 % 2],
+        )
+        for i in range(12)
+    ]
     sequential = [get(client, "project", **r)[1]["projection"] for r in requests]
     fresh, _ = make_client(logdir)
     results = [None] * len(requests)
@@ -250,21 +292,24 @@ def test_a_run_that_keeps_training_is_reloaded(logdir, cifar_session, tmp_path):
     assert np.abs(decode_uri(after["projection"]).astype(int) - expected).max() <= 1
 
 
-@pytest.mark.parametrize("route, parameters, message", [
-    ("top9", dict(split="test", layer="conv3", channel=4), "parameter 'run' is missing"),
-    ("top9", dict(run="nope", split="test", layer="conv3", channel=4), "no vizdeconv run 'nope'"),
-    ("top9", dict(run="ref", split="test", layer="conv9", channel=4), "has no layer 'conv9'"),
-    ("top9", dict(run="ref", split="test", layer="conv3", channel=10), "channel 10 is out of range"),
-    ("top9", dict(run="ref", split="train", layer="conv3", channel=0), "no explorer output for split"),
-    ("top9", dict(run="ref", split="test", layer="conv3", channel="x"), "must be an integer"),
-    ("tile.png", dict(run="ref", split="test", layer="conv3", channel=0, what="x"), "what must be"),
-    ("project", dict(run="ref", image=99, layer="conv3", channel=0), "image 99 is out of range"),
-    ("project", dict(run="ref", image=0, layer="conv3", channel=10), "channel 10 is out of range"),
-    ("project", dict(run="ref", image=0, layer="conv3", channel=0, mode="x"), "mode"),
-    ("project", dict(run="ref", image=0, layer="conv3", channel=0, row=6, col=0), "outside"),
-    ("project", dict(run="ref", image=0, layer="fc9", channel=0), "not in the network"),
-    ("evolution.png", dict(run="ref", layer="conv3", channel=0, index=3), "index 3 is out of range"),
-])
+@pytest.mark.parametrize(
+    "route, parameters, message",
+    [
+        ("top9", dict(split="test", layer="conv3", channel=4), "parameter 'run' is missing"),
+        ("top9", dict(run="nope", split="test", layer="conv3", channel=4), "no vizdeconv run 'nope'"),
+        ("top9", dict(run="ref", split="test", layer="conv9", channel=4), "has no layer 'conv9'"),
+        ("top9", dict(run="ref", split="test", layer="conv3", channel=10), "channel 10 is out of range"),
+        ("top9", dict(run="ref", split="train", layer="conv3", channel=0), "no explorer output for split"),
+        ("top9", dict(run="ref", split="test", layer="conv3", channel="x"), "must be an integer"),
+        ("tile.png", dict(run="ref", split="test", layer="conv3", channel=0, what="x"), "what must be"),
+        ("project", dict(run="ref", image=99, layer="conv3", channel=0), "image 99 is out of range"),
+        ("project", dict(run="ref", image=0, layer="conv3", channel=10), "channel 10 is out of range"),
+        ("project", dict(run="ref", image=0, layer="conv3", channel=0, mode="x"), "mode"),
+        ("project", dict(run="ref", image=0, layer="conv3", channel=0, row=6, col=0), "outside"),
+        ("project", dict(run="ref", image=0, layer="fc9", channel=0), "not in the network"),
+        ("evolution.png", dict(run="ref", layer="conv3", channel=0, index=3), "index 3 is out of range"),
+    ],
+)
 def test_bad_parameters_answer_400_with_a_message(client, route, parameters, message):
     status, body = get(client, route, **parameters)
     assert status == 400 and message in body["error"]
@@ -279,8 +324,15 @@ def test_files_cannot_be_read_outside_the_logdir(logdir, client, tmp_path):
     link = os.path.join(logdir, "ref", "analyze", "link.png")
     os.symlink(secret, link)
     try:
-        for path in ("../../secret.png", str(secret), "analyze/../../../secret.png", "analyze/link.png",
-                     "..%2F..%2Fsecret.png", "config.json", "analyze\\..\\..\\x.png"):
+        for path in (
+            "../../secret.png",
+            str(secret),
+            "analyze/../../../secret.png",
+            "analyze/link.png",
+            "..%2F..%2Fsecret.png",
+            "config.json",
+            "analyze\\..\\..\\x.png",
+        ):
             status, body = get(client, "file", run="ref", path=path)
             assert status == 400, path
             assert "logdir" in body["error"] or "only .png" in body["error"] or "exist" in body["error"]
@@ -293,8 +345,9 @@ def test_files_cannot_be_read_outside_the_logdir(logdir, client, tmp_path):
 def test_marking_that_points_outside_the_logdir_is_ignored(tmp_path):
     logdir = tmp_path / "logs"
     outside = tmp_path / "elsewhere"
-    probes.write_probes(str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)),
-                          root=str(outside), kind="run")
+    probes.write_probes(
+        str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)), root=str(outside), kind="run"
+    )
     client, _ = make_client(str(logdir))
     assert get(client, "runs")[1]["runs"] == []
 
@@ -322,8 +375,9 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         for theme in ("light", "dark"):
             driver = tab_walkthrough.open_browser(dark=theme == "dark")
             try:
-                seen[theme] = tab_walkthrough.walk(driver, base, str(tmp_path / f"{theme}.png"), run="ref",
-                                                   channel=1, probe=0)
+                seen[theme] = tab_walkthrough.walk(
+                    driver, base, str(tmp_path / f"{theme}.png"), run="ref", channel=1, probe=0
+                )
             finally:
                 driver.quit()
     finally:

@@ -1,4 +1,5 @@
 """README's install and test commands are exactly what CI runs."""
+
 import os
 import re
 
@@ -21,8 +22,9 @@ def test_ci_runs_the_readme_install_and_test_commands():
 
 
 def readme_commands() -> list[list[str]]:
-    """Every `python ...` command in README's bash blocks, as argument lists."""
+    """Every `python ...` and `vizdeconv ...` command in README's bash blocks, as argument lists."""
     import shlex
+
     readme = open(os.path.join(ROOT, "README.md")).read()
     text = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
     commands = []
@@ -30,39 +32,82 @@ def readme_commands() -> list[list[str]]:
         words = shlex.split(line.split(" #")[0])
         while words and "=" in words[0] and not words[0].startswith("-"):  # VAR=value prefixes
             words = words[1:]
-        if words and words[0] == "python":
+        if words and words[0] in ("python", "vizdeconv"):
             commands.append(words)
     return commands
 
 
-def _help(program: list[str]) -> str:
+COMMAND_OF = {
+    ("train.py",): "train",
+    **{
+        (m,): m.split(".")[-1]
+        for m in ("vizdeconv.explore", "vizdeconv.analyze", "vizdeconv.export", "vizdeconv.bench", "vizdeconv.shapes")
+    },
+}
+
+
+def program_of(words: list[str]) -> tuple[str, ...]:
+    if words[0] == "vizdeconv":
+        return ("vizdeconv", words[1])
+    return tuple(words[1:3]) if words[1] == "-m" else tuple(words[1:2])
+
+
+def flags_in(text: str) -> set[str]:
+    """The flags a help text names, as whole words (`--mode` is not found inside `--model`)."""
+    return set(re.findall(r"(?<![\w-])(--[A-Za-z][\w-]*)", text))
+
+
+def help_text(program: tuple[str, ...], capsys) -> str:
+    """A command's --help, in process for vizdeconv's commands, else from a subprocess."""
     import subprocess
     import sys
-    flag = ["--help"]
-    result = subprocess.run([sys.executable, *program, *flag], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+
+    from vizdeconv import cli
+
+    name = program[1] if program[0] == "vizdeconv" else COMMAND_OF.get(program[1:] if program[0] == "-m" else program)
+    if name is not None:
+        capsys.readouterr()
+        try:
+            cli.command(name)(["--help"], "readme")
+        except SystemExit:
+            pass
+        return capsys.readouterr().out
+    result = subprocess.run([sys.executable, *program, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     return result.stdout + result.stderr
 
 
-def test_every_flag_in_readme_commands_exists():
-    from configs import default
-    commands = readme_commands()
+def test_flag_words_are_matched_whole():
+    assert flags_in("usage: x [--model MODEL] [--mode_x] --top_k N") == {"--model", "--mode_x", "--top_k"}
+    assert "--mode" not in flags_in("[--model MODEL]")
+
+
+def test_every_flag_in_readme_commands_exists(capsys):
+    from vizdeconv.io.config import default_config
+
     programs = {}
-    for words in commands:
-        program = words[1:3] if words[1] == "-m" else words[1:2]
-        programs.setdefault(tuple(program), set()).update(
-            w.split("=")[0] for w in words if w.startswith("--"))
-    assert {("train.py",), ("-m", "vizdeconv.explore"), ("-m", "vizdeconv.bench"),
-            ("-m", "vizdeconv.shapes"), ("scripts/readme_images.py",), ("-m", "pytest")} <= set(programs)
-    config = default.get_config()
+    for words in readme_commands():
+        program = program_of(words)
+        programs.setdefault(program, set()).update(w.split("=")[0] for w in words if w.startswith("--"))
+    assert {
+        ("train.py",),
+        ("vizdeconv", "explore"),
+        ("vizdeconv", "analyze"),
+        ("vizdeconv", "bench"),
+        ("vizdeconv", "shapes"),
+        ("vizdeconv", "export"),
+        ("scripts/readme_images.py",),
+        ("-m", "pytest"),
+    } <= set(programs)
+    config = default_config()
     for program, flags in programs.items():
         if program == ("-m", "pytest"):
             continue
-        text = _help(list(program))
+        known = flags_in(help_text(program, capsys))
+        assert known, program
         for flag in flags:
             if flag.startswith("--config."):
                 config_field = config
-                for part in flag[len("--config."):].split("."):
+                for part in flag[len("--config.") :].split("."):
                     config_field = config_field[part]  # KeyError: the README names a missing field
             else:
-                assert flag in text, f"{' '.join(program)} has no {flag}"
+                assert flag in known, f"{' '.join(program)} has no {flag}"

@@ -1,10 +1,10 @@
 """The README picture script works on a run (the TensorBoard screenshot needs chromium: skipped)."""
+
 import os
 import subprocess
 import sys
 
 import tensorflow as tf
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -12,8 +12,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_readme_images_from_a_run(trained_smoke_run, tmp_path):
     run = trained_smoke_run
     out = tmp_path / "images"
-    result = subprocess.run([sys.executable, "scripts/readme_images.py", "--run", run, "--out", str(out),
-                             "--no_screenshot"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "scripts/readme_images.py", "--run", run, "--out", str(out), "--no_screenshot"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     strip = tf.io.decode_png(tf.io.read_file(str(out / "reconstructions.png"))).numpy()
     assert strip.shape == (2 * 96 + 2, 4 * 96 + 3 * 2, 3)  # two probes in the smoke config

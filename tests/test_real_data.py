@@ -1,4 +1,5 @@
 """A brief training run on the real CIFAR-10 tarball in ../shared (skipped where it is absent)."""
+
 from configs import default
 from tests.conftest import real_cifar_or_skip
 from vizdeconv.training.loop import train_and_evaluate

@@ -1,4 +1,5 @@
 """Receptive-field arithmetic against brute force: perturb one input pixel, see which units change."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,9 +34,11 @@ def brute_force_footprints(model: ConvNet, layer: str) -> np.ndarray:
 NETS = {
     "reference": layer_specs(default.reference_layers()),
     "atrous": layer_specs(atrous.get_config().model.layers),
-    "strided_valid": (LayerSpec("conv1", 3, 2, stride=2, padding="VALID", pool=3, pool_stride=2),
-                      LayerSpec("conv2", 2, 2, dilation=2, pool=2, pool_padding="VALID"),
-                      LayerSpec("conv3", 3, 2)),
+    "strided_valid": (
+        LayerSpec("conv1", 3, 2, stride=2, padding="VALID", pool=3, pool_stride=2),
+        LayerSpec("conv2", 2, 2, dilation=2, pool=2, pool_padding="VALID"),
+        LayerSpec("conv3", 3, 2),
+    ),
 }
 
 

@@ -1,14 +1,14 @@
 """The projection engine on the reference convnet: against gradients of networks whose ReLU backward
 rule is replaced, the TF1 tutorial's formula, and the first engine (tests/old_engine.py)."""
+
 import numpy as np
+import old_engine
 import pytest
 import tensorflow as tf
-
-import old_engine
 from relu_rules import deconvnet_relu, guided_relu
+
 from configs import default
-from vizdeconv.deconv import deconvnet
-from vizdeconv.deconv import reconstruct
+from vizdeconv.deconv import deconvnet, reconstruct
 from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model
 
@@ -20,14 +20,21 @@ def project(model, tensors, layer, signal, mode="deconvnet"):
 
 
 RANDOM_NETS = {
-    "reference": [LayerSpec("conv1", 5, 6, pool=2), LayerSpec("conv2", 5, 5, pool=2),
-                  LayerSpec("conv3", 3, 4)],
-    "stride2_valid": [LayerSpec("conv1", 3, 5, stride=2, padding="VALID"),
-                      LayerSpec("conv2", 3, 4, pool=3, pool_stride=2), LayerSpec("conv3", 2, 3)],
-    "dilated": [LayerSpec("conv1", 3, 5, pool=2), LayerSpec("conv2", 3, 4, dilation=2),
-                LayerSpec("conv3", 3, 3, dilation=3, padding="VALID")],
-    "odd_pool": [LayerSpec("conv1", 4, 4, stride=2, dilation=2, pool=3, pool_padding="VALID"),
-                 LayerSpec("conv2", 1, 3)],
+    "reference": [LayerSpec("conv1", 5, 6, pool=2), LayerSpec("conv2", 5, 5, pool=2), LayerSpec("conv3", 3, 4)],
+    "stride2_valid": [
+        LayerSpec("conv1", 3, 5, stride=2, padding="VALID"),
+        LayerSpec("conv2", 3, 4, pool=3, pool_stride=2),
+        LayerSpec("conv3", 2, 3),
+    ],
+    "dilated": [
+        LayerSpec("conv1", 3, 5, pool=2),
+        LayerSpec("conv2", 3, 4, dilation=2),
+        LayerSpec("conv3", 3, 3, dilation=3, padding="VALID"),
+    ],
+    "odd_pool": [
+        LayerSpec("conv1", 4, 4, stride=2, dilation=2, pool=3, pool_padding="VALID"),
+        LayerSpec("conv2", 1, 3),
+    ],
 }
 
 
@@ -60,16 +67,17 @@ def test_bias_subtract_mode_matches_the_tf1_tutorial_formula():
     t = model.graph().forward(images)
     k1, k2, b1, b2 = model.kernels[0], model.kernels[1], model.biases[0], model.biases[1]
     from vizdeconv.nn import ops
+
     unpooled1 = ops.unpool(t["pool1"], t["pool1:switches"], t["conv1"].shape)
     expected = tf.nn.conv2d_transpose(unpooled1 - b1, k1, images.shape, 1)
     got = project(model, t, "pool1", t["pool1"], "bias_subtract")
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     unpooled2 = ops.unpool(t["pool2"], t["pool2:switches"], t["conv2"].shape)
-    middle = ops.unpool(tf.nn.conv2d_transpose(unpooled2 - b2, k2, t["pool1"].shape, 1),
-                        t["pool1:switches"], t["conv1"].shape)
+    middle = ops.unpool(
+        tf.nn.conv2d_transpose(unpooled2 - b2, k2, t["pool1"].shape, 1), t["pool1:switches"], t["conv1"].shape
+    )
     expected2 = tf.nn.conv2d_transpose(middle - b1, k1, images.shape, 1)
-    np.testing.assert_allclose(project(model, t, "pool2", t["pool2"], "bias_subtract"),
-                               expected2, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(project(model, t, "pool2", t["pool2"], "bias_subtract"), expected2, rtol=1e-4, atol=1e-3)
 
 
 def test_projector_outputs_are_finite_input_shaped_and_differ_between_feature_maps():

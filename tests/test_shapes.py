@@ -1,4 +1,5 @@
 """Shape arithmetic against brute force over TensorFlow, and the documented examples."""
+
 import subprocess
 import sys
 
@@ -18,8 +19,7 @@ def test_documented_examples():
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-@pytest.mark.parametrize("kernel, stride, dilation", [(3, 1, 1), (4, 2, 1), (3, 3, 1), (3, 1, 2),
-                                                      (2, 2, 3), (5, 2, 2)])
+@pytest.mark.parametrize("kernel, stride, dilation", [(3, 1, 1), (4, 2, 1), (3, 3, 1), (3, 1, 2), (2, 2, 3), (5, 2, 2)])
 def test_forward_and_transpose_sizes_match_tensorflow(padding, kernel, stride, dilation):
     column = tf.ones([kernel, 1, 1, 1])  # one spatial dimension is enough
     for size in range(1, 14):
@@ -28,26 +28,63 @@ def test_forward_and_transpose_sizes_match_tensorflow(padding, kernel, stride, d
             with pytest.raises(ValueError, match="impossible"):
                 shapes.conv_output_size(size, kernel, stride, padding, dilation)
             continue
-        expected = tf.nn.conv2d(tf.ones([1, size, 1, 1]), column, [stride, 1], padding,
-                                dilations=[dilation, 1]).shape[1]
+        expected = tf.nn.conv2d(tf.ones([1, size, 1, 1]), column, [stride, 1], padding, dilations=[dilation, 1]).shape[
+            1
+        ]
         assert shapes.conv_output_size(size, kernel, stride, padding, dilation) == expected
     for size in range(1, 6):
         legal = set(shapes.transpose_output_sizes(size, kernel, stride, padding, dilation))
-        brute = {m for m in range(1, 40) if m >= (span if padding == "VALID" else 1)
-                 and shapes.conv_output_size(m, kernel, stride, padding, dilation) == size}
+        brute = {
+            m
+            for m in range(1, 40)
+            if m >= (span if padding == "VALID" else 1)
+            and shapes.conv_output_size(m, kernel, stride, padding, dilation) == size
+        }
         assert legal == brute and len(legal) == stride
         for m in legal:  # the checked op (TensorFlow underneath) accepts every legal size ...
-            y = ops.conv2d_transpose(tf.ones([1, size, size, 1]), tf.ones([kernel, kernel, 1, 1]),
-                                     [1, m, m, 1], stride, padding, dilation)
+            y = ops.conv2d_transpose(
+                tf.ones([1, size, size, 1]), tf.ones([kernel, kernel, 1, 1]), [1, m, m, 1], stride, padding, dilation
+            )
             assert y.shape[1:3] == (m, m) and np.isfinite(y.numpy()).all()
 
 
 def test_command_line_prints_legal_sizes_and_errors_in_one_line():
-    ok = subprocess.run([sys.executable, "-m", "vizdeconv.shapes", "--input", "126", "--kernel", "4",
-                         "--stride", "2", "--padding", "VALID"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vizdeconv.shapes",
+            "--input",
+            "126",
+            "--kernel",
+            "4",
+            "--stride",
+            "2",
+            "--padding",
+            "VALID",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "254, 255" in ok.stdout and "forward from 126: 62" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "vizdeconv.shapes", "--input", "126", "--kernel", "4",
-                          "--stride", "2", "--padding", "SAME", "--output", "255"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vizdeconv.shapes",
+            "--input",
+            "126",
+            "--kernel",
+            "4",
+            "--stride",
+            "2",
+            "--padding",
+            "SAME",
+            "--output",
+            "255",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "needs an input of 128" in bad.stderr

@@ -1,4 +1,5 @@
 """Similarity measures of the sanity checks against known values and independent formulas."""
+
 import numpy as np
 import pytest
 
@@ -26,26 +27,25 @@ def test_spearman_known_values_ties_and_the_textbook_formula():
     rng = np.random.default_rng(1)
     a, b = rng.permutation(50)[None].astype(float), rng.permutation(50)[None].astype(float)
     d = a - b  # distinct values: 1 - 6 sum(d^2) / (n (n^2 - 1))
-    assert similarity.spearman(a, b)[0] == pytest.approx(1 - 6 * (d ** 2).sum() / (50 * (50 ** 2 - 1)))
+    assert similarity.spearman(a, b)[0] == pytest.approx(1 - 6 * (d**2).sum() / (50 * (50**2 - 1)))
 
 
 def numpy_ssim(a, b, size=7, sigma=1.5, c1=1e-4, c2=9e-4) -> float:
     """SSIM of one [H, W, C] pair in float64 (Wang et al. 2004, Gaussian window, valid positions),
     averaged over positions and channels."""
-    g = np.exp(-((np.arange(size) - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
+    g = np.exp(-((np.arange(size) - (size - 1) / 2) ** 2) / (2 * sigma**2))
     window = np.outer(g, g) / np.outer(g, g).sum()
 
     def local_mean(x):
         rows, cols = x.shape[0] - size + 1, x.shape[1] - size + 1
-        return np.array([[(x[i:i + size, j:j + size] * window).sum() for j in range(cols)]
-                         for i in range(rows)])
+        return np.array([[(x[i : i + size, j : j + size] * window).sum() for j in range(cols)] for i in range(rows)])
 
     values = []
     for c in range(a.shape[-1]):
         x, y = a[..., c].astype(np.float64), b[..., c].astype(np.float64)
         mx, my = local_mean(x), local_mean(y)
-        vx, vy, cov = local_mean(x * x) - mx ** 2, local_mean(y * y) - my ** 2, local_mean(x * y) - mx * my
-        values.append((2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1) * (2 * cov + c2) / (vx + vy + c2))
+        vx, vy, cov = local_mean(x * x) - mx**2, local_mean(y * y) - my**2, local_mean(x * y) - mx * my
+        values.append((2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * cov + c2) / (vx + vy + c2))
     return float(np.mean(values))
 
 
@@ -62,7 +62,7 @@ def test_ssim_of_identical_and_of_constant_pictures():
     np.testing.assert_allclose(similarity.ssim(pictures, pictures), 1.0, rtol=1e-5)
     a, b = np.full((1, 12, 12, 1), 0.2, np.float32), np.full((1, 12, 12, 1), 0.6, np.float32)
     c1 = (0.01 * 1.0) ** 2  # constant pictures: the contrast term is 1, the luminance term remains
-    expected = (2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1)
+    expected = (2 * 0.2 * 0.6 + c1) / (0.2**2 + 0.6**2 + c1)
     assert similarity.ssim(a, b)[0] == pytest.approx(expected, rel=1e-3)  # float32 cancellation
     assert similarity.ssim(pictures, rng.random((3, 16, 16, 3)).astype(np.float32)).max() < 0.2
 

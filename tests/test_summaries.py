@@ -1,4 +1,5 @@
 """Display scaling, stitching and grids against hand-computed values."""
+
 import numpy as np
 
 from vizdeconv.io import pictures
@@ -26,10 +27,10 @@ def test_stitch_and_grid_place_panels_with_white_gaps():
     strip = pictures.stitch([a, b])
     gap = pictures.GAP
     assert strip.shape == (2, 3, 8 + gap, 3)
-    assert np.all(strip[:, :, 4:4 + gap] == 1) and np.all(strip[:, :, 4 + gap:] == 0.5)
+    assert np.all(strip[:, :, 4 : 4 + gap] == 1) and np.all(strip[:, :, 4 + gap :] == 0.5)
     tiles = np.arange(5, dtype=np.float32)[:, None, None, None] * np.ones((5, 2, 2, 1))
     canvas = pictures.grid(tiles, columns=3)
     assert canvas.shape == (2 * 2 + gap, 3 * 2 + 2 * gap, 1)
     assert canvas[2 + gap, 2 + gap, 0] == 4 and canvas[0, 2 + gap, 0] == 1
-    assert np.all(canvas[2 + gap:, 2 * (2 + gap):] == 1)  # the unused sixth cell stays white
+    assert np.all(canvas[2 + gap :, 2 * (2 + gap) :] == 1)  # the unused sixth cell stays white
     assert pictures.upscale(tiles, 3).shape == (5, 6, 6, 1)

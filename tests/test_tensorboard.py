@@ -1,4 +1,5 @@
 """A real TensorBoard server over a short run shows the reconstruction images at the expected steps."""
+
 import json
 import shutil
 import socket
@@ -9,7 +10,6 @@ import urllib.parse
 import urllib.request
 
 import tensorflow as tf
-
 
 
 def _free_port() -> int:
@@ -27,9 +27,22 @@ def test_tensorboard_serves_reconstructions_at_each_summary_step(trained_smoke_r
     logdir = tmp_path / "logs"
     shutil.copytree(trained_smoke_run, logdir / "smoke")
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-                               "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         tags = {}
         for _ in range(120):  # TensorBoard reads the logs in the background after it starts
@@ -41,8 +54,7 @@ def test_tensorboard_serves_reconstructions_at_each_summary_step(trained_smoke_r
                 pass
             time.sleep(0.5)
         run_tags = tags["smoke/train"]
-        assert {"reconstructions", "top_features/conv1", "top_features/conv2",
-                "top_features/conv3"} <= set(run_tags)
+        assert {"reconstructions", "top_features/conv1", "top_features/conv2", "top_features/conv3"} <= set(run_tags)
         assert "original | conv1 | conv2 | conv3" in run_tags["reconstructions"]["description"]
         query = urllib.parse.urlencode({"run": "smoke/train", "tag": "reconstructions", "sample": 1})
         entries = json.loads(_get(port, f"/data/plugin/images/images?{query}"))

@@ -1,4 +1,5 @@
 """The running top-k equals a full sort over the data set, whatever the batching."""
+
 import numpy as np
 
 from vizdeconv.explore.topk import RunningTopK
@@ -25,7 +26,7 @@ def test_running_topk_matches_full_sort_for_any_batching_and_merge():
     for batch in (1, 5, 37):
         top = RunningTopK(5, 9)
         for start in range(0, 37, batch):
-            top.update(activations[start:start + batch], np.arange(start, min(start + batch, 37)))
+            top.update(activations[start : start + batch], np.arange(start, min(start + batch, 37)))
         for key, value in top.result().items():
             np.testing.assert_array_equal(value, expected[key], err_msg=f"{key}, batch {batch}")
     first, second = RunningTopK(5, 9), RunningTopK(5, 9)  # two replicas with interleaved images

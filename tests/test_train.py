@@ -1,4 +1,5 @@
 """End-to-end: the trainer on small synthetic data, resume, interruption and every user error."""
+
 import json
 import os
 import signal
@@ -32,14 +33,23 @@ def small_config(data_dir, **overrides):
 
 def run_train(*args, timeout=240):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def final_weights(workdir):
     reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith("model/") and "OPTIMIZER_SLOT" not in name}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+    }
 
 
 def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, tmp_path):
@@ -57,8 +67,14 @@ def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, t
             for event in tf.compat.v1.train.summary_iterator(file):
                 for value in event.summary.value:
                     tags.setdefault(value.tag, set()).add(event.step)
-    for tag in ("loss/loss", "loss/cross_entropy", "loss/weight_penalty", "accuracy",
-                "learning_rate", "images_per_second"):
+    for tag in (
+        "loss/loss",
+        "loss/cross_entropy",
+        "loss/weight_penalty",
+        "accuracy",
+        "learning_rate",
+        "images_per_second",
+    ):
         assert tags[tag] == {2, 3, 4, 6}, tag  # every chunk: log and summary boundaries
     assert tags["reconstructions"] == {0, 3, 6} and tags["top_features/conv3"] == {0, 3, 6}
     assert "_hparams_/session_start_info" in tags
@@ -81,12 +97,20 @@ def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session
     assert "already reached step 6" in again[-1]
 
 
-def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
-        cifar_session, tmp_path):
+def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(cifar_session, tmp_path):
     workdir = str(tmp_path / "nan")
-    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session, "--workdir", workdir,
-                       "--config.precision=float32", "--config.optimizer.schedule=step",
-                       "--config.optimizer.decay_every=3", "--config.optimizer.decay_factor=1e30")
+    result = run_train(
+        "--config",
+        "configs/smoke.py",
+        "--data_dir",
+        cifar_session,
+        "--workdir",
+        workdir,
+        "--config.precision=float32",
+        "--config.optimizer.schedule=step",
+        "--config.optimizer.decay_every=3",
+        "--config.optimizer.decay_factor=1e30",
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "loss became" in result.stderr and "Traceback" not in result.stderr
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
@@ -95,15 +119,32 @@ def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_check
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, tmp_path,
-                                                                       stop_signal):
+def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(cifar_session, tmp_path, stop_signal):
     workdir = str(tmp_path / "term")
-    args = [sys.executable, os.path.join(ROOT, "train.py"), "--config", "configs/smoke.py",
-            "--data_dir", cifar_session, "--workdir", workdir, "--steps", "100000",
-            "--config.log_every=1", "--config.checkpoint_every=100000", "--config.eval_every=100000",
-            "--config.summary_every=100000"]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    args = [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        "--config",
+        "configs/smoke.py",
+        "--data_dir",
+        cifar_session,
+        "--workdir",
+        workdir,
+        "--steps",
+        "100000",
+        "--config.log_every=1",
+        "--config.checkpoint_every=100000",
+        "--config.eval_every=100000",
+        "--config.summary_every=100000",
+    ]
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     for line in process.stdout:
         if line.startswith("step 5/"):
             break
@@ -113,19 +154,22 @@ def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(cifar_ses
     step = int(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])
     assert step >= 5 and "stopped by signal" in output and "Traceback" not in output
     # steps is the one field that may change: the same command with a nearer end resumes and ends.
-    result = run_train(*args[2:args.index("--steps")], "--steps", str(step + 2), *args[args.index("--steps") + 2:])
+    result = run_train(*args[2 : args.index("--steps")], "--steps", str(step + 2), *args[args.index("--steps") + 2 :])
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"at step {step}" in result.stdout and f"step {step + 2}/{step + 2}" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config.nope=1"], "unknown config field"),
-    (["--steps", "0"], "--steps must be a positive"),
-    (["--steps", "-5"], "--steps must be a positive"),
-    (["--config", "configs/nothere.py"], "cannot load config file"),
-    (["--config.precision=float16"], "precision must be one of"),
-    (["--data_dir", "/no/such/place"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.nope=1"], "unknown config field"),
+        (["--steps", "0"], "--steps must be a positive"),
+        (["--steps", "-5"], "--steps must be a positive"),
+        (["--config", "configs/nothere.py"], "cannot load config file"),
+        (["--config.precision=float16"], "precision must be one of"),
+        (["--data_dir", "/no/such/place"], "does not exist"),
+    ],
+)
 def test_user_errors_are_one_line_with_exit_status_2(args, message, cifar_session, tmp_path):
     base = ["--config", "configs/smoke.py", "--data_dir", cifar_session, "--workdir", str(tmp_path / "r")]
     result = run_train(*base, *args)
@@ -135,25 +179,25 @@ def test_user_errors_are_one_line_with_exit_status_2(args, message, cifar_sessio
     assert not os.path.exists(tmp_path / "r" / "checkpoints")
 
 
-def test_a_folder_of_another_config_or_unwritable_logdir_is_refused_and_left_intact(
-        cifar_session, tmp_path):
+def test_a_folder_of_another_config_or_unwritable_logdir_is_refused_and_left_intact(cifar_session, tmp_path):
     workdir = tmp_path / "owned"
     train_and_evaluate(small_config(cifar_session, steps=2), str(workdir), log=lambda *_: None)
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
-    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session,
-                       "--workdir", str(workdir), "--config.batch_size=4")
+    result = run_train(
+        "--config", "configs/smoke.py", "--data_dir", cifar_session, "--workdir", str(workdir), "--config.batch_size=4"
+    )
     assert result.returncode == 2 and "different config (batch_size" in result.stderr
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session,
-                       "--logdir", str(blocker))
+    result = run_train("--config", "configs/smoke.py", "--data_dir", cifar_session, "--logdir", str(blocker))
     assert result.returncode == 2 and "cannot create run folder" in result.stderr
     assert blocker.read_text() == "not a folder"
 
 
 def test_atrous_variant_trains_and_reconstructs(cifar_session, tmp_path):
     from configs import atrous
+
     config = small_config(cifar_session)
     config.model.layers = atrous.get_config().model.layers
     workdir = str(tmp_path / "atrous")
@@ -163,6 +207,9 @@ def test_atrous_variant_trains_and_reconstructs(cifar_session, tmp_path):
     assert weights["model/kernels/2/.ATTRIBUTES/VARIABLE_VALUE"].shape == (5, 5, 64, 10)
     steps = set()
     for file in tf.io.gfile.glob(os.path.join(workdir, "train", "events.*")):
-        steps |= {e.step for e in tf.compat.v1.train.summary_iterator(file)
-                  if any(v.tag == "reconstructions" for v in e.summary.value)}
+        steps |= {
+            e.step
+            for e in tf.compat.v1.train.summary_iterator(file)
+            if any(v.tag == "reconstructions" for v in e.summary.value)
+        }
     assert steps == {0, 3, 6}

@@ -7,6 +7,7 @@
 
 Names are imported on first use, so `import vizdeconv` stays cheap for the command-line entry points.
 """
+
 __version__ = "0.2.0"
 
 _PUBLIC = {

@@ -1,9 +1,16 @@
 """Errors a user can cause that are not plain bad values: a run folder in use, a failed write."""
+
 import errno
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EFBIG)
-WRITE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
-                  "Input/output error", "Permission denied", "File too large")
+WRITE_MESSAGES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Input/output error",
+    "Permission denied",
+    "File too large",
+)
 
 
 class RunInUse(ValueError):

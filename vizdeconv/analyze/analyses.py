@@ -1,16 +1,17 @@
 """The paper's analyses on a run folder or a `.keras` file: each writes PNGs, `.json`/`.npz` data into
 `<root>/analyze/<name>/` (or `out`) and image summaries under `<root>/analyze` for TensorBoard."""
+
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from vizdeconv.analyze import figures
 from vizdeconv.deconv import invariance as invariance_lib
 from vizdeconv.deconv import occlusion as occlusion_lib
 from vizdeconv.deconv import sanity as sanity_lib
 from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit
-from vizdeconv.analyze import figures
 from vizdeconv.io.pictures import to_display, write_png
 
 
@@ -39,8 +40,9 @@ def _summary(subject, tag: str, pictures: list[np.ndarray]) -> None:
     """One TensorBoard image per picture (padded to a common size) under `<root>/analyze`."""
     height = max(p.shape[0] for p in pictures)
     width = max(p.shape[1] for p in pictures)
-    batch = np.stack([np.pad(p, ((0, height - p.shape[0]), (0, width - p.shape[1]), (0, 0)),
-                             constant_values=1.0) for p in pictures])
+    batch = np.stack(
+        [np.pad(p, ((0, height - p.shape[0]), (0, width - p.shape[1]), (0, 0)), constant_values=1.0) for p in pictures]
+    )
     with tf.summary.create_file_writer(os.path.join(subject.root, "analyze")).as_default():
         tf.summary.image(tag, batch, step=0, max_outputs=len(batch))
     subject.write_probes(os.path.join(subject.root, "analyze"))  # lists the run in the Deconvnet tab
@@ -58,9 +60,18 @@ def _jsonable(value):
     return value
 
 
-def run_occlusion(subject, image_ids: str = "first:3", patch: int = 4, stride: int = 1,
-                  layer: str | None = None, split: str = "test", out: str | None = None, log=print, *,
-                  mode: str = "deconvnet") -> dict:
+def run_occlusion(
+    subject,
+    image_ids: str = "first:3",
+    patch: int = 4,
+    stride: int = 1,
+    layer: str | None = None,
+    split: str = "test",
+    out: str | None = None,
+    log=print,
+    *,
+    mode: str = "deconvnet",
+) -> dict:
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     train_images, _ = subject.load("train")
@@ -70,34 +81,41 @@ def run_occlusion(subject, image_ids: str = "first:3", patch: int = 4, stride: i
     names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
     results, pictures = {}, []
     for image_id in ids:
-        picture = subject.pixels.crop(images[image_id:image_id + 1])[0]
-        result = occlusion_lib.occlusion(deconvnet, picture, int(labels[image_id]),
-                                         subject.pixels.inputs, grey, patch, stride, layer)
+        picture = subject.pixels.crop(images[image_id : image_id + 1])[0]
+        result = occlusion_lib.occlusion(
+            deconvnet, picture, int(labels[image_id]), subject.pixels.inputs, grey, patch, stride, layer
+        )
         figure = figures.occlusion_figure(result, picture, int(labels[image_id]), names)
         write_png(os.path.join(folder, f"image_{image_id:05d}.png"), figure)
-        np.savez(os.path.join(folder, f"image_{image_id:05d}.npz"),
-                 **{k: np.asarray(v) for k, v in result.items() if k != "unoccluded"})
-        results[image_id] = {"label": int(labels[image_id]), "channel": result["channel"],
-                             "layer": result["layer"], "unoccluded": result["unoccluded"],
-                             "rows": result["rows"], "cols": result["cols"]}
+        np.savez(
+            os.path.join(folder, f"image_{image_id:05d}.npz"),
+            **{k: np.asarray(v) for k, v in result.items() if k != "unoccluded"},
+        )
+        results[image_id] = {
+            "label": int(labels[image_id]),
+            "channel": result["channel"],
+            "layer": result["layer"],
+            "unoccluded": result["unoccluded"],
+            "rows": result["rows"],
+            "cols": result["cols"],
+        }
         pictures.append(figure)
     with open(os.path.join(folder, "occlusion.json"), "w") as handle:
-        json.dump(_jsonable({"patch": patch, "stride": stride, "grey": grey, "images": results}), handle,
-                  indent=1)
+        json.dump(_jsonable({"patch": patch, "stride": stride, "grey": grey, "images": results}), handle, indent=1)
     _summary(subject, "analyze/occlusion", pictures)
     log(f"occlusion of {len(ids)} image(s) written to {folder}")
     return {"out": folder, "images": results}
 
 
-def run_invariance(subject, image_ids: str = "first:5", layers=None, split: str = "test",
-                   out: str | None = None, log=print) -> dict:
+def run_invariance(
+    subject, image_ids: str = "first:5", layers=None, split: str = "test", out: str | None = None, log=print
+) -> dict:
     from vizdeconv.io.summaries import default_layers
 
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     layers = layers or default_layers(subject.graph)
-    result = invariance_lib.invariance(subject.model, images[ids], labels[ids], subject.pixels.inputs,
-                                       layers)
+    result = invariance_lib.invariance(subject.model, images[ids], labels[ids], subject.pixels.inputs, layers)
     folder = _out(subject, "invariance", out)
     pictures = []
     for kind, values in result.items():
@@ -111,8 +129,15 @@ def run_invariance(subject, image_ids: str = "first:5", layers=None, split: str 
     return {"out": folder, "result": result}
 
 
-def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", split: str = "test",
-               mode: str | None = None, out: str | None = None, log=print) -> dict:
+def run_sanity(
+    subject,
+    layer: str | None = None,
+    image_ids: str = "first:6",
+    split: str = "test",
+    mode: str | None = None,
+    out: str | None = None,
+    log=print,
+) -> dict:
     images, _ = subject.load(split)
     ids = pick_images(image_ids, len(images))
     graph = subject.graph
@@ -121,14 +146,19 @@ def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", sp
     inputs = subject.pixels.inputs(images[ids])
     activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
     channels, positions = strongest_unit(activations)
-    result = sanity_lib.cascading(subject.model, inputs, layer, channels, positions,
-                                  mode or subject.mode, subject.seed, display_of=to_display)
+    result = sanity_lib.cascading(
+        subject.model, inputs, layer, channels, positions, mode or subject.mode, subject.seed, display_of=to_display
+    )
     folder = _out(subject, "sanity", out)
     picture = figures.sanity_figure(result, layer)
     write_png(os.path.join(folder, f"sanity_{layer}.png"), picture)
     np.savez(os.path.join(folder, f"sanity_{layer}.npz"), **{k: np.asarray(v) for k, v in result.items()})
-    summary = {"layer": layer, "stages": result["stages"],
-               "spearman": np.nanmean(result["spearman"], 1), "ssim": np.nanmean(result["ssim"], 1)}
+    summary = {
+        "layer": layer,
+        "stages": result["stages"],
+        "spearman": np.nanmean(result["spearman"], 1),
+        "ssim": np.nanmean(result["ssim"], 1),
+    }
     with open(os.path.join(folder, f"sanity_{layer}.json"), "w") as handle:
         json.dump(_jsonable(summary), handle, indent=1)
     _summary(subject, f"analyze/sanity/{layer}", [picture])
@@ -137,9 +167,17 @@ def run_sanity(subject, layer: str | None = None, image_ids: str = "first:6", sp
     return {"out": folder, **summary}
 
 
-def run_evolution(subject, layer: str | None = None, split: str = "test", limit: int = 0,
-                  snapshots: str | None = None, out: str | None = None, log=print, *,
-                  mode: str = "deconvnet") -> dict:
+def run_evolution(
+    subject,
+    layer: str | None = None,
+    split: str = "test",
+    limit: int = 0,
+    snapshots: str | None = None,
+    out: str | None = None,
+    log=print,
+    *,
+    mode: str = "deconvnet",
+) -> dict:
     """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
     the run (or each `.keras` snapshot of `snapshots`), projected and cut to the unit's receptive field;
     one grid per layer."""
@@ -147,9 +185,15 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
 
     models = _checkpoints(subject, snapshots)
     if len(models) < 2:
-        raise ValueError(f"evolution needs at least two checkpoints; found {len(models)}"
-                         + ("" if snapshots else f" in {subject.root}/checkpoints (the trainer keeps "
-                            "config.keep_steps; train longer or add steps there)"))
+        raise ValueError(
+            f"evolution needs at least two checkpoints; found {len(models)}"
+            + (
+                ""
+                if snapshots
+                else f" in {subject.root}/checkpoints (the trainer keeps "
+                "config.keep_steps; train longer or add steps there)"
+            )
+        )
     images, _ = subject.load(split)
     if limit:
         images = images[:limit]
@@ -161,16 +205,22 @@ def run_evolution(subject, layer: str | None = None, split: str = "test", limit:
     for step, load in models:
         model = load()
         deconvnet = Deconvnet(model, mode)
-        top = scan(deconvnet.graph, images, [layer], 1, 500, subject.pixels.size[0],
-                   progress=False, preprocess=subject.pixels.inputs)[layer]
+        top = scan(
+            deconvnet.graph,
+            images,
+            [layer],
+            1,
+            500,
+            subject.pixels.size[0],
+            progress=False,
+            preprocess=subject.pixels.inputs,
+        )[layer]
         ids, positions = top["image_ids"][:, 0], top["positions"][:, 0]
-        projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer,
-                                      np.arange(len(ids)), positions).numpy()
+        projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer, np.arange(len(ids)), positions).numpy()
         steps.append(step)
         renderer = Renderer(deconvnet, images, np.zeros(len(images), np.int32), subject.pixels)
         # Each tile is the unit's receptive field, as the paper shows them.
-        tiles.append(renderer.crop(to_display(projections), layer, positions // width, positions % width,
-                                   0.5))
+        tiles.append(renderer.crop(to_display(projections), layer, positions // width, positions % width, 0.5))
     tiles = np.stack(tiles, axis=1)  # [maps, checkpoints, field, field, 3]
     folder = _out(subject, "evolution", out)
     picture = figures.evolution_figure(steps, tiles, layer)
@@ -190,11 +240,16 @@ def _checkpoints(subject, snapshots: str | None) -> list:
     if snapshots:
         from vizdeconv.io.subject import load_keras
 
-        return [(step, lambda path=path: load_keras(path))
-                for step, path in checkpoints.snapshots(snapshots) if step is not None]
+        return [
+            (step, lambda path=path: load_keras(path))
+            for step, path in checkpoints.snapshots(snapshots)
+            if step is not None
+        ]
     if subject.run is None:
-        raise ValueError("evolution of a .keras model needs --snapshots: the folder where "
-                         "DeconvnetCallback(snapshot_dir=...) saved it during training")
+        raise ValueError(
+            "evolution of a .keras model needs --snapshots: the folder where "
+            "DeconvnetCallback(snapshot_dir=...) saved it during training"
+        )
     from vizdeconv.nn.convnet import build_model
 
     def loader(path):
@@ -203,5 +258,7 @@ def _checkpoints(subject, snapshots: str | None) -> list:
         tf.train.Checkpoint(model=model).restore(path).expect_partial()
         return model
 
-    return [(step, lambda path=path: loader(path))
-            for step, path in checkpoints.kept(os.path.join(subject.run, "checkpoints"))]
+    return [
+        (step, lambda path=path: loader(path))
+        for step, path in checkpoints.kept(os.path.join(subject.run, "checkpoints"))
+    ]

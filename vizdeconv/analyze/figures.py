@@ -1,5 +1,6 @@
 """Matplotlib figures of the analyses (occlusion, evolution, invariance, cascading sanity), returned as
 RGB arrays so they can go to PNG files and TensorBoard alike."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,8 +24,7 @@ def occlusion_figure(result: dict, picture: np.ndarray, label: int, class_names)
     shown = picture.astype(np.float32) / 255.0
     axes[0].imshow(shown.squeeze(), cmap="gray" if shown.shape[-1] == 1 else None)
     axes[0].set_title(f"(a) {class_names[label]}")
-    extent = (result["cols"][0] - 0.5, result["cols"][-1] + 0.5, result["rows"][-1] + 0.5,
-              result["rows"][0] - 0.5)
+    extent = (result["cols"][0] - 0.5, result["cols"][-1] + 0.5, result["rows"][-1] + 0.5, result["rows"][0] - 0.5)
     image = axes[1].imshow(result["activation"], cmap="viridis", extent=extent)
     figure.colorbar(image, ax=axes[1], shrink=0.8)
     axes[1].set_title(f"(b) {result['layer']} map {result['channel']}: total")
@@ -36,8 +36,13 @@ def occlusion_figure(result: dict, picture: np.ndarray, label: int, class_names)
     classes = sorted(set(result["predicted"].ravel().tolist()))
     lookup = {c: i for i, c in enumerate(classes)}
     colours = plt.get_cmap("tab10", max(len(classes), 2))
-    image = axes[4].imshow(np.vectorize(lookup.get)(result["predicted"]), cmap=colours,
-                           vmin=-0.5, vmax=max(len(classes), 2) - 0.5, extent=extent)
+    image = axes[4].imshow(
+        np.vectorize(lookup.get)(result["predicted"]),
+        cmap=colours,
+        vmin=-0.5,
+        vmax=max(len(classes), 2) - 0.5,
+        extent=extent,
+    )
     bar = figure.colorbar(image, ax=axes[4], shrink=0.8, ticks=range(len(classes)))
     bar.ax.set_yticklabels([class_names[c] for c in classes])
     axes[4].set_title("(e) most probable class")
@@ -54,8 +59,7 @@ def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64) -
       tiles: [maps, checkpoints, h, w, 3] in [0, 1].
     """
     rows = min(len(tiles), max_rows)
-    figure, axes = plt.subplots(rows, len(steps), figsize=(1.1 * len(steps) + 0.8, 1.1 * rows + 0.6),
-                                squeeze=False)
+    figure, axes = plt.subplots(rows, len(steps), figsize=(1.1 * len(steps) + 0.8, 1.1 * rows + 0.6), squeeze=False)
     for r in range(rows):
         for c, step in enumerate(steps):
             axes[r, c].imshow(tiles[r, c].squeeze())
@@ -66,8 +70,9 @@ def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64) -
             if c == 0:
                 axes[r, c].set_ylabel(str(r), fontsize=7, rotation=0, labelpad=10)
     height = 1.1 * rows + 0.6
-    figure.suptitle(f"{layer}: strongest activation of each map, projected, over training", fontsize=10,
-                    y=1 - 0.1 / height)
+    figure.suptitle(
+        f"{layer}: strongest activation of each map, projected, over training", fontsize=10, y=1 - 0.1 / height
+    )
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # room for the title above the headers
     return _render(figure)
 
@@ -100,8 +105,7 @@ def sanity_figure(result: dict, layer: str, max_units: int = 6) -> np.ndarray:
     curve = figure.add_subplot(grid[:2, :])
     for name in ("spearman", "ssim"):
         curve.plot(range(len(stages)), np.nanmean(result[name], axis=1), marker="o", label=name)
-    curve.set_xticks(range(len(stages)), [s if i == 0 else f"+{s}" for i, s in enumerate(stages)],
-                     fontsize=8)
+    curve.set_xticks(range(len(stages)), [s if i == 0 else f"+{s}" for i, s in enumerate(stages)], fontsize=8)
     curve.set_ylabel("similarity to trained")
     curve.set_title(f"cascading randomization, {layer}: top layer first")
     curve.legend(fontsize=8)

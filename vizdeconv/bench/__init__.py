@@ -8,6 +8,7 @@
 Each phase runs 10 untimed burn-in steps, then `num_batches` timed ones; a line every 10 steps, then
 `<Phase> across N steps, mean +/- sd sec / batch`, images/s and GFLOP/s from an analytic count.
 """
+
 import os
 import sys
 import time
@@ -47,8 +48,16 @@ def reconstruct_flops(model) -> int:
     return sum(sum(per_layer[:depth]) for depth in range(1, len(per_layer) + 1)) + sum(per_layer)
 
 
-def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_image: float,
-               log=print, variant: str = "", batches_per_call: int = 1) -> dict:
+def time_phase(
+    name: str,
+    step,
+    num_batches: int,
+    batch_size: int,
+    flops_per_image: float,
+    log=print,
+    variant: str = "",
+    batches_per_call: int = 1,
+) -> dict:
     """Runs `step()` BURN_IN + num_batches times; returns the timing record of the timed ones.
 
     With batches_per_call > 1 each call processes that many batches and durations are per batch.
@@ -62,12 +71,19 @@ def time_phase(name: str, step, num_batches: int, batch_size: int, flops_per_ima
         durations.append((time.perf_counter() - start) / batches_per_call)
         if (index + 1) % 10 == 0:
             log(f"step {index + 1}, duration = {durations[-1]:.3f}")
-    return timing_record(name, durations, batch_size, flops_per_image, log, variant,
-                         num_batches * batches_per_call)
+    return timing_record(name, durations, batch_size, flops_per_image, log, variant, num_batches * batches_per_call)
 
 
-def timing_record(name: str, durations, batch_size: int, flops_per_image: float, log=print,
-                  variant: str = "", steps: int | None = None, shown_variant: str | None = None) -> dict:
+def timing_record(
+    name: str,
+    durations,
+    batch_size: int,
+    flops_per_image: float,
+    log=print,
+    variant: str = "",
+    steps: int | None = None,
+    shown_variant: str | None = None,
+) -> dict:
     """The printed summary and JSON record of per-batch `durations` (seconds) of a phase."""
     import numpy as np
 
@@ -76,9 +92,15 @@ def timing_record(name: str, durations, batch_size: int, flops_per_image: float,
     label = name.replace("_", "-").capitalize() + (f" ({shown})" if shown else "")
     steps = len(durations) if steps is None else steps
     log(f"{label} across {steps} steps, {mean:.4f} +/- {sd:.4f} sec / batch")
-    record = {"phase": name, "num_batches": steps, "mean_s": mean, "sd_s": sd,
-              "median_s": float(np.median(durations)), "images_per_s": batch_size / mean,
-              "gflop_per_s": flops_per_image * batch_size / mean / 1e9}
+    record = {
+        "phase": name,
+        "num_batches": steps,
+        "mean_s": mean,
+        "sd_s": sd,
+        "median_s": float(np.median(durations)),
+        "images_per_s": batch_size / mean,
+        "gflop_per_s": flops_per_image * batch_size / mean / 1e9,
+    }
     if variant:
         record["variant"] = variant
     log(f"  {record['images_per_s']:.0f} images/s, {record['gflop_per_s']:.1f} GFLOP/s")
@@ -92,12 +114,21 @@ def _synchronized(function):
     def run():
         for value in tf.nest.flatten(function()):
             getattr(value, "numpy", lambda: None)()
+
     return run
 
 
-def benchmark(network: str, batch_size: int, num_batches: int, precision_name: str = "auto",
-              what: str = "", with_data: bool = False, data_dir: str = "", log=print,
-              steps_per_call: int = 1) -> dict:
+def benchmark(
+    network: str,
+    batch_size: int,
+    num_batches: int,
+    precision_name: str = "auto",
+    what: str = "",
+    with_data: bool = False,
+    data_dir: str = "",
+    log=print,
+    steps_per_call: int = 1,
+) -> dict:
     """Runs the requested phases and returns {"network", "batch_size", "precision", "machine", "results"}."""
     import tensorflow as tf
 
@@ -110,6 +141,7 @@ def benchmark(network: str, batch_size: int, num_batches: int, precision_name: s
     phases = [what] if what else ["forward", "forward_backward"]
     if network == "alexnet_fcn":
         from vizdeconv.nn.alexnet import INPUT_SHAPE, AlexNetFCN
+
         if set(phases) - {"forward", "forward_backward"}:
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
         model = AlexNetFCN(log=log)
@@ -117,6 +149,7 @@ def benchmark(network: str, batch_size: int, num_batches: int, precision_name: s
     elif network == "cifar":
         from vizdeconv.io.config import default_config
         from vizdeconv.nn.convnet import build_model
+
         config = default_config()
         model = build_model(config)
         flops, shape = conv_flops(model), (24, 24, 3)
@@ -124,11 +157,12 @@ def benchmark(network: str, batch_size: int, num_batches: int, precision_name: s
         raise ValueError(f"--network must be one of {', '.join(NETWORKS)}, got {network!r}")
     images = tf.random.normal([batch_size, *shape], seed=1)
     machine = precision.hardware()
-    log(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), gpu "
+    log(
+        f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), gpu "
         f"{machine['gpu'] or 'none'}, oneDNN {'on' if machine['onednn'] else 'off'}, bfloat16 path: "
-        f"{machine['bf16_path']}")
-    log(f"network {network}, batch {batch_size}, precision {resolved}, "
-        f"{flops / 1e9:.3f} GFLOP per image forward")
+        f"{machine['bf16_path']}"
+    )
+    log(f"network {network}, batch {batch_size}, precision {resolved}, {flops / 1e9:.3f} GFLOP per image forward")
     results = []
 
     @tf.function
@@ -146,19 +180,20 @@ def benchmark(network: str, batch_size: int, num_batches: int, precision_name: s
         if phase == "forward":
             results.append(time_phase(phase, _synchronized(forward), num_batches, batch_size, flops, log))
         elif phase == "forward_backward":
-            results.append(time_phase(phase, _synchronized(forward_backward), num_batches, batch_size,
-                                      3 * flops, log))
+            results.append(time_phase(phase, _synchronized(forward_backward), num_batches, batch_size, 3 * flops, log))
         elif phase == "occlusion":
             results.append(_occlusion(model, num_batches, log))
         elif phase == "reconstruct":
             results += _reconstruct(model, images, num_batches, batch_size, log, dtype)
         elif phase == "train_step":
-            results.append(_train_step(config, model, dtype, batch_size, num_batches, with_data,
-                                       data_dir, 3 * flops, log, steps_per_call))
+            results.append(
+                _train_step(
+                    config, model, dtype, batch_size, num_batches, with_data, data_dir, 3 * flops, log, steps_per_call
+                )
+            )
         else:
             raise ValueError(f"--what must be one of {', '.join(PHASES)}, got {phase!r}")
-    return {"network": network, "batch_size": batch_size, "precision": resolved, "machine": machine,
-            "results": results}
+    return {"network": network, "batch_size": batch_size, "precision": resolved, "machine": machine, "results": results}
 
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
@@ -168,8 +203,17 @@ def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dic
 
     deconvnet = Deconvnet(model, compute_dtype=dtype)
     layers, flops = tuple(default_layers(deconvnet.graph)), reconstruct_flops(model)
-    return [time_phase("reconstruct", _synchronized(lambda: deconvnet.layers(images, layers)),
-                       num_batches, batch_size, flops, log, "engine")]
+    return [
+        time_phase(
+            "reconstruct",
+            _synchronized(lambda: deconvnet.layers(images, layers)),
+            num_batches,
+            batch_size,
+            flops,
+            log,
+            "engine",
+        )
+    ]
 
 
 def _occlusion(model, num_batches, log) -> dict:
@@ -205,19 +249,21 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
             train_labels = rng.integers(0, 10, 10000).astype(np.int32)
         dataset = data.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9)
     else:
-        batch = (tf.random.normal([batch_size, 24, 24, 3], seed=2),
-                 tf.random.uniform([batch_size], 0, 10, tf.int32, seed=3))
+        batch = (
+            tf.random.normal([batch_size, 24, 24, 3], seed=2),
+            tf.random.uniform([batch_size], 0, 10, tf.int32, seed=3),
+        )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
     return dataset
 
 
-def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log,
-                steps_per_call: int = 1) -> dict:
+def _train_step(
+    config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log, steps_per_call: int = 1
+) -> dict:
     """The trainer's own compiled step (Adam included), one step per call."""
     import tensorflow as tf
 
-    from vizdeconv.training import optim
-    from vizdeconv.training import steps
+    from vizdeconv.training import optim, steps
 
     strategy = tf.distribute.get_strategy()
     optimizer = optim.make_optimizer(config.optimizer, 10**6)
@@ -227,12 +273,29 @@ def _train_step(config, model, dtype, batch_size, num_batches, with_data, data_d
     chunk = tf.constant(steps_per_call)
     variant = "with_data" if with_data else "in_memory_batch"
     # Like the trainer, run several steps per compiled call; report seconds per step.
-    return time_phase("train_step", _synchronized(lambda: train_steps(iterator, chunk)), num_batches,
-                      batch_size, flops, log, variant, steps_per_call)
+    return time_phase(
+        "train_step",
+        _synchronized(lambda: train_steps(iterator, chunk)),
+        num_batches,
+        batch_size,
+        flops,
+        log,
+        variant,
+        steps_per_call,
+    )
 
 
-def keras_train_step(config, dtype, batch_size: int, num_batches: int, with_data: bool, data_dir: str,
-                     flops: float, log=print, steps_per_call: int = 1) -> dict:
+def keras_train_step(
+    config,
+    dtype,
+    batch_size: int,
+    num_batches: int,
+    with_data: bool,
+    data_dir: str,
+    flops: float,
+    log=print,
+    steps_per_call: int = 1,
+) -> dict:
     """The same network and recipe as a plain Keras 3 model trained with `model.fit`.
 
     `to_keras` of the reference net with the trainer's weight penalty as kernel regularizers, the
@@ -259,17 +322,33 @@ def keras_train_step(config, dtype, batch_size: int, num_batches: int, with_data
     finally:
         keras.mixed_precision.set_global_policy(previous)
     reduction = "sum" if config.loss.reduction == "sum" else "sum_over_batch_size"
-    model.compile(optimizer=optim.make_optimizer(config.optimizer, 10**6),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
-                  steps_per_execution=steps_per_call)
+    model.compile(
+        optimizer=optim.make_optimizer(config.optimizer, 10**6),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
+        steps_per_execution=steps_per_call,
+    )
     executions = BURN_IN + num_batches
-    model.fit(_batches(config, batch_size, with_data, data_dir), epochs=1, verbose=0, shuffle=False,
-              steps_per_epoch=executions * steps_per_call, callbacks=[Stamp()])
+    model.fit(
+        _batches(config, batch_size, with_data, data_dir),
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        steps_per_epoch=executions * steps_per_call,
+        callbacks=[Stamp()],
+    )
     if len(stamps) != executions:
         raise RuntimeError(f"model.fit reported {len(stamps)} executions, expected {executions}")
-    durations = np.diff(stamps[BURN_IN - 1:]) / steps_per_call
-    return timing_record("train_step", durations, batch_size, flops, log, "keras_fit",
-                         num_batches * steps_per_call, shown_variant="keras model.fit")
+    durations = np.diff(stamps[BURN_IN - 1 :]) / steps_per_call
+    return timing_record(
+        "train_step",
+        durations,
+        batch_size,
+        flops,
+        log,
+        "keras_fit",
+        num_batches * steps_per_call,
+        shown_variant="keras model.fit",
+    )
 
 
 def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dict:
@@ -281,20 +360,31 @@ def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dic
         raise FileNotFoundError(f"--baseline: {script} does not exist")
     if not data_dir:
         raise ValueError("--baseline needs --data_dir (the yardstick reads the CIFAR-10 binary files)")
-    result = subprocess.run([sys.executable, script, data_dir, str(num_batches)], capture_output=True,
-                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, script, data_dir, str(num_batches)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     found = re.search(r"baseline train: \d+ steps [0-9.]+s ([0-9.]+) ms/step", result.stdout)
     if result.returncode or not found:
         raise ValueError(f"--baseline: {script} failed: {result.stderr.strip().splitlines()[-1:]}")
     mean = float(found.group(1)) / 1000
     log(found.group(0))
-    return {"phase": "train_step", "variant": "tf1_graph_baseline", "num_batches": num_batches,
-            "mean_s": mean, "sd_s": None, "images_per_s": 128 / mean, "gflop_per_s": None}
+    return {
+        "phase": "train_step",
+        "variant": "tf1_graph_baseline",
+        "num_batches": num_batches,
+        "mean_s": mean,
+        "sd_s": None,
+        "images_per_s": 128 / mean,
+        "gflop_per_s": None,
+    }
 
 
-
-def add_baseline(report: dict, baseline: str, num_batches: int, with_data: bool, data_dir: str,
-                 steps_per_call: int = 1, log=print) -> None:
+def add_baseline(
+    report: dict, baseline: str, num_batches: int, with_data: bool, data_dir: str, steps_per_call: int = 1, log=print
+) -> None:
     """Times a yardstick beside a train_step report and appends it to report["results"]: 'keras' trains
     the same network and recipe with model.fit in this process; a path runs that TF1-graph script."""
     if baseline == "keras":
@@ -303,13 +393,21 @@ def add_baseline(report: dict, baseline: str, num_batches: int, with_data: bool,
         from vizdeconv.nn.convnet import build_model
 
         config = default_config()
-        result = keras_train_step(config, precision.compute_dtype(report["precision"]), report["batch_size"],
-                                  num_batches, with_data, data_dir, 3 * conv_flops(build_model(config)),
-                                  steps_per_call=steps_per_call)
-        log(f"trainer step / keras model.fit step: "
-            f"{report['results'][0]['mean_s'] / result['mean_s']:.2f} (below 1: the trainer is faster)")
+        result = keras_train_step(
+            config,
+            precision.compute_dtype(report["precision"]),
+            report["batch_size"],
+            num_batches,
+            with_data,
+            data_dir,
+            3 * conv_flops(build_model(config)),
+            steps_per_call=steps_per_call,
+        )
+        log(
+            f"trainer step / keras model.fit step: "
+            f"{report['results'][0]['mean_s'] / result['mean_s']:.2f} (below 1: the trainer is faster)"
+        )
     else:
         result = run_baseline(baseline, data_dir, num_batches * steps_per_call)
         log(f"speed-up over the TF1 float32 graph: {result['mean_s'] / report['results'][0]['mean_s']:.2f}x")
     report["results"].append(result)
-

@@ -18,13 +18,19 @@ def main(argv=None, program: str = "vizdeconv bench") -> int:
     parser.add_argument("--what", choices=PHASES, help="one phase (default: forward and forward_backward)")
     parser.add_argument("--with_data", action="store_true", help="train_step: include the input pipeline")
     parser.add_argument("--data_dir", default="", help="train_step --with_data: real CIFAR-10 (else random)")
-    parser.add_argument("--steps_per_call", type=int, default=1,
-                        help="train_step: optimizer steps per compiled call (the trainer runs up to "
-                             "log_every); timings stay per step")
+    parser.add_argument(
+        "--steps_per_call",
+        type=int,
+        default=1,
+        help="train_step: optimizer steps per compiled call (the trainer runs up to log_every); timings stay per step",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--baseline", help="train_step: 'keras' also times the same network and "
-                        "recipe with Keras model.fit in this process; a path runs that TF1-graph yardstick "
-                        "script (batch 128, float32) for --num_batches steps; prints the speed ratio")
+    parser.add_argument(
+        "--baseline",
+        help="train_step: 'keras' also times the same network and "
+        "recipe with Keras model.fit in this process; a path runs that TF1-graph yardstick "
+        "script (batch 128, float32) for --num_batches steps; prints the speed ratio",
+    )
     args = parser.parse_args(argv)
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise FileNotFoundError(f"--json: folder {os.path.dirname(args.json)} does not exist")
@@ -34,8 +40,16 @@ def main(argv=None, program: str = "vizdeconv bench") -> int:
         raise ValueError("the TF1 yardstick trains batches of 128: use --batch_size 128")
     if args.steps_per_call < 1:
         raise ValueError("--steps_per_call must be positive")
-    report = benchmark(args.network, args.batch_size, args.num_batches, args.precision, args.what or "",
-                       args.with_data, args.data_dir, steps_per_call=args.steps_per_call)
+    report = benchmark(
+        args.network,
+        args.batch_size,
+        args.num_batches,
+        args.precision,
+        args.what or "",
+        args.with_data,
+        args.data_dir,
+        steps_per_call=args.steps_per_call,
+    )
     if args.baseline:
         add_baseline(report, args.baseline, args.num_batches, args.with_data, args.data_dir, args.steps_per_call)
     if args.json:

@@ -1,8 +1,8 @@
 """`vizdeconv explore`: top-k activations per feature map, projected and cropped.
 
-  vizdeconv explore --run logs/default --layer conv2 [--layer conv3] [--split test]
-                    [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
-  vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME]
+vizdeconv explore --run logs/default --layer conv2 [--layer conv3] [--split test]
+                  [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
+vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME]
 """
 
 from vizdeconv.commands import flags

@@ -45,7 +45,7 @@ def main(argv=None, program: str = "vizdeconv train") -> int:
     flags = _flags()
     parsed = flags.FLAGS
     if {"--help", "-h", "--helpfull"} & set(argv):
-        print(__doc__ + "\n" + parsed.main_module_help())
+        print(__doc__ + parsed.module_help(__name__))
         return 0
     config_file = _config_file(argv)
     if config_file:  # a recipe imports its base recipe as `configs.<name>`

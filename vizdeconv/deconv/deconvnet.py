@@ -1,4 +1,5 @@
 """`Deconvnet`: the one entry point for projections, over a Keras model, a reference net or a Graph."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,8 +19,10 @@ def as_graph(model) -> Graph:
         from vizdeconv.nn import keras_adapter
 
         return keras_adapter.describe(model)
-    raise ValueError(f"cannot read a network from {type(model).__name__}; pass a keras.Model, a "
-                     "vizdeconv run's model (vizdeconv.load_model) or a vizdeconv Graph")
+    raise ValueError(
+        f"cannot read a network from {type(model).__name__}; pass a keras.Model, a "
+        "vizdeconv run's model (vizdeconv.load_model) or a vizdeconv Graph"
+    )
 
 
 def channel_signal(activations, channels, strongest_unit: bool = False):
@@ -97,8 +100,7 @@ class Deconvnet:
         key = (method, *static)
         if key not in self._functions:
             bound = getattr(self, method)
-            self._functions[key] = tf.function(lambda *tensors: bound(*static, *tensors),
-                                               reduce_retracing=True)
+            self._functions[key] = tf.function(lambda *tensors: bound(*static, *tensors), reduce_retracing=True)
         return self._functions[key]
 
     @property
@@ -113,16 +115,17 @@ class Deconvnet:
         name = self.graph.resolve(layer)
         images = tf.convert_to_tensor(images, tf.float32)
         if tuple(images.shape[1:]) != self.graph.input_shape:
-            raise ValueError(f"images have shape {tuple(images.shape[1:])}, the model takes "
-                             f"{self.graph.input_shape}")
+            raise ValueError(f"images have shape {tuple(images.shape[1:])}, the model takes {self.graph.input_shape}")
         if self.mode == "bias_subtract":
             reconstruct.check_bias_subtract(self.graph, [name])
         if channels is not None:
             depth = self.graph.shapes[name][-1]
             values = np.asarray(channels).reshape(-1)
             if values.size and (values.min() < 0 or values.max() >= depth):
-                raise ValueError(f"channel {int(values.max() if values.max() >= depth else values.min())}"
-                                 f" is out of range: layer {layer!r} has {depth} channels (0..{depth - 1})")
+                raise ValueError(
+                    f"channel {int(values.max() if values.max() >= depth else values.min())}"
+                    f" is out of range: layer {layer!r} has {depth} channels (0..{depth - 1})"
+                )
         return images, name
 
     def project(self, images, layer: str, channel=None, unit=None) -> tf.Tensor:
@@ -166,8 +169,9 @@ class Deconvnet:
     def units(self, images, layer: str, channels, positions, impulse: bool = False):
         """One unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
         images, name = self._check(images, layer, channels)
-        return self._compiled("_units", name, impulse)(images, tf.cast(channels, tf.int32),
-                                                       tf.cast(positions, tf.int32))
+        return self._compiled("_units", name, impulse)(
+            images, tf.cast(channels, tf.int32), tf.cast(positions, tf.int32)
+        )
 
     def top_channels(self, image, layer: str, k: int):
         """The k strongest feature maps of one image [1, H, W, C], each projected alone.
@@ -203,13 +207,11 @@ class Deconvnet:
 
     def _channels(self, name, strongest_unit, images, channels):
         tensors = self.forward(images, until=(name,))
-        return self._project(tensors, {name: channel_signal(tensors[name], channels,
-                                                            strongest_unit)})[name]
+        return self._project(tensors, {name: channel_signal(tensors[name], channels, strongest_unit)})[name]
 
     def _units(self, name, impulse, images, channels, positions):
         tensors = self.forward(images, until=(name,))
-        return self._project(tensors, {name: unit_signal(tensors[name], channels, positions,
-                                                         impulse)})[name]
+        return self._project(tensors, {name: unit_signal(tensors[name], channels, positions, impulse)})[name]
 
     def _top_channels(self, name, k, image):
         tensors = self.forward(tf.repeat(image[:1], k, axis=0), until=(name,))

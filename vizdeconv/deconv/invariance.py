@@ -1,5 +1,6 @@
 """Invariance (Zeiler & Fergus 2014, Fig. 5): how far each layer's features move, and how the true
 class's probability changes, as images are translated vertically, scaled and rotated."""
+
 import math
 
 import numpy as np
@@ -8,9 +9,9 @@ import tensorflow as tf
 from vizdeconv.deconv.deconvnet import as_graph
 
 DEFAULTS = {  # ranges that make sense for 32x32 images
-    "translation": [float(v) for v in range(-8, 9, 2)],     # pixels, positive moves the image down
+    "translation": [float(v) for v in range(-8, 9, 2)],  # pixels, positive moves the image down
     "scale": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4],  # zoom factor about the centre
-    "rotation": [float(v) for v in range(-60, 61, 15)],      # degrees, counter-clockwise
+    "rotation": [float(v) for v in range(-60, 61, 15)],  # degrees, counter-clockwise
 }
 
 
@@ -36,12 +37,18 @@ def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
     # Maps output pixel (x, y) to the input pixel it reads, as ImageProjectiveTransform expects.
     transforms = tf.constant([matrix + [0, 0]] * len(images), tf.float32)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST").numpy()
+        images=images,
+        transforms=transforms,
+        output_shape=[height, width],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    ).numpy()
 
 
-def invariance(model, images: np.ndarray, labels: np.ndarray, preprocess, layers,
-               transforms: dict | None = None) -> dict:
+def invariance(
+    model, images: np.ndarray, labels: np.ndarray, preprocess, layers, transforms: dict | None = None
+) -> dict:
     """Feature distances and true-class probabilities under each transformation.
 
     Args:
@@ -59,12 +66,13 @@ def invariance(model, images: np.ndarray, labels: np.ndarray, preprocess, layers
     names = {layer: graph.resolve(layer) for layer in layers}
 
     def features(batch):
-        tensors = graph.forward(preprocess(batch), record_switches=False,
-                                until=(*names.values(), graph.output))
+        tensors = graph.forward(preprocess(batch), record_switches=False, until=(*names.values(), graph.output))
         outputs = tensors[graph.output]
         probabilities = graph.probabilities(outputs).numpy()
-        flat = {layer: tf.reshape(tf.cast(tensors[name], tf.float32), [len(batch), -1]).numpy()
-                for layer, name in names.items()}
+        flat = {
+            layer: tf.reshape(tf.cast(tensors[name], tf.float32), [len(batch), -1]).numpy()
+            for layer, name in names.items()
+        }
         return flat, probabilities
 
     reference, _ = features(np.asarray(images, np.float32))

@@ -1,5 +1,6 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014, Fig. 7): slide a grey square over an image and watch a
 feature map and the classifier respond. Every position of an image is evaluated in large batches."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -22,13 +23,22 @@ def occluded(picture: np.ndarray, grey, patch: int, stride: int) -> np.ndarray:
     for top in positions(height, patch, stride):
         for left in positions(width, patch, stride):
             copy = picture.astype(np.float32).copy()
-            copy[top:top + patch, left:left + patch] = grey
+            copy[top : top + patch, left : left + patch] = grey
             copies.append(copy)
     return np.stack(copies)
 
 
-def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: int = 4,
-              stride: int = 1, layer: str | None = None, batch_size: int = 1024) -> dict:
+def occlusion(
+    model,
+    picture: np.ndarray,
+    label: int,
+    preprocess,
+    grey,
+    patch: int = 4,
+    stride: int = 1,
+    layer: str | None = None,
+    batch_size: int = 1024,
+) -> dict:
     """The four maps of Fig. 7 for one picture.
 
     Args:
@@ -66,16 +76,23 @@ def occlusion(model, picture: np.ndarray, label: int, preprocess, grey, patch: i
     copies = occluded(picture, np.asarray(grey, np.float32), patch, stride)
     totals, probabilities = [], []
     for start in range(0, len(copies), batch_size):
-        maps, probs = measure(preprocess(copies[start:start + batch_size]))
+        maps, probs = measure(preprocess(copies[start : start + batch_size]))
         totals.append(tf.reduce_sum(maps[..., channel], axis=[1, 2]).numpy())
         probabilities.append(probs.numpy())
     probabilities = np.concatenate(probabilities)
     shape = (len(rows), len(cols))
-    return {"rows": rows, "cols": cols, "channel": channel, "layer": layer,
-            "activation": np.concatenate(totals).reshape(shape),
-            "probability": probabilities[:, label].reshape(shape),
-            "predicted": probabilities.argmax(1).reshape(shape),
-            "projection": projection,
-            "unoccluded": {"activation": float(tf.reduce_sum(clean_maps[0, ..., channel])),
-                           "probability": float(clean_probabilities[0, label]),
-                           "predicted": int(np.argmax(clean_probabilities[0]))}}
+    return {
+        "rows": rows,
+        "cols": cols,
+        "channel": channel,
+        "layer": layer,
+        "activation": np.concatenate(totals).reshape(shape),
+        "probability": probabilities[:, label].reshape(shape),
+        "predicted": probabilities.argmax(1).reshape(shape),
+        "projection": projection,
+        "unoccluded": {
+            "activation": float(tf.reduce_sum(clean_maps[0, ..., channel])),
+            "probability": float(clean_probabilities[0, label]),
+            "predicted": int(np.argmax(clean_probabilities[0])),
+        },
+    }

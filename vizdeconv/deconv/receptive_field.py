@@ -6,6 +6,7 @@ land on padding or between dilated taps are dropped, so boxes are exact for any 
 dilation, merges). Ops without spatial dimensions below them (Flatten, Dense, global pooling) see the
 whole image.
 """
+
 import dataclasses
 import functools
 
@@ -21,6 +22,7 @@ class Field:
     Unit u spans input positions start + u * jump .. start + u * jump + size - 1 before clipping to the
     image and before dropping padding and dilation holes (`box` gives the exact extent).
     """
+
     size: int
     jump: int
     start: int
@@ -94,7 +96,7 @@ def _below(op, here, axis: int, source_shape, clip: bool):
     if here is ALL or kind in ("global_avg_pool", "global_max_pool", "flatten", "dense"):
         return ALL
     if kind in ("conv", "max_pool", "avg_pool"):
-        kernel = (int(p["kernel"].shape[axis]) if kind == "conv" else ops.pair(p["pool"])[axis])
+        kernel = int(p["kernel"].shape[axis]) if kind == "conv" else ops.pair(p["pool"])[axis]
         stride = ops.pair(p["stride"])[axis]
         dilation = ops.pair(p.get("dilation", 1))[axis]
         pad = shapes.padding_before(length, kernel, stride, p["padding"], dilation)
@@ -112,8 +114,7 @@ def _below(op, here, axis: int, source_shape, clip: bool):
 def fields(model) -> dict[str, Field]:
     """The nominal Field of every feature layer (square layers: one Field serves both axes)."""
     rf = ReceptiveFields(model)
-    return {name: rf.field(name) for name in rf.graph.layer_names
-            if len(rf.graph.shapes[rf.graph.resolve(name)]) == 3}
+    return {name: rf.field(name) for name in rf.graph.layer_names if len(rf.graph.shapes[rf.graph.resolve(name)]) == 3}
 
 
 def box(model, layer: str, row: int, col: int) -> tuple[int, int, int, int]:

@@ -18,6 +18,7 @@ Several signals (from several layers) of the same N images travel stacked along 
 after slot: each tensor's running signal holds the first m slots (the later ones are zero), so each op
 runs once for all of them.
 """
+
 import tensorflow as tf
 
 from vizdeconv.nn import ops
@@ -38,13 +39,16 @@ def check_bias_subtract(graph: Graph, names) -> None:
     below = graph.ancestors(names)
     for op in graph.ops:  # in order, so the message names the lowest offender
         if op.name in below and (op.kind not in CHAIN_KINDS or len(op.inputs) > 1):
-            raise ValueError(f"mode 'bias_subtract' needs a plain chain of convolutions, ReLUs and max "
-                             f"poolings below the projected layer, but {op.source or op.name} is an "
-                             f"'{op.kind}' op; use mode 'deconvnet' or 'guided'")
+            raise ValueError(
+                f"mode 'bias_subtract' needs a plain chain of convolutions, ReLUs and max "
+                f"poolings below the projected layer, but {op.source or op.name} is an "
+                f"'{op.kind}' op; use mode 'deconvnet' or 'guided'"
+            )
 
 
-def project_signals(graph: Graph, tensors: dict, signals: dict, mode: str = "deconvnet",
-                    compute_dtype=tf.float32) -> dict:
+def project_signals(
+    graph: Graph, tensors: dict, signals: dict, mode: str = "deconvnet", compute_dtype=tf.float32
+) -> dict:
     """Projects several signals of the same N images down to the input.
 
     Args:
@@ -88,17 +92,25 @@ def project_signals(graph: Graph, tensors: dict, signals: dict, mode: str = "dec
         if op.name in signals:
             value, slots = running.pop(op.name, (None, 0))
             fresh = tf.cast(signals[op.name], dtype)
-            value = fresh if value is None and not order else tf.concat(
-                [widen(value, slots, len(order)) if value is not None
-                 else tf.zeros(tf.concat([[batch * len(order)], tf.shape(fresh)[1:]], 0), dtype),
-                 fresh], axis=0)
+            value = (
+                fresh
+                if value is None and not order
+                else tf.concat(
+                    [
+                        widen(value, slots, len(order))
+                        if value is not None
+                        else tf.zeros(tf.concat([[batch * len(order)], tf.shape(fresh)[1:]], 0), dtype),
+                        fresh,
+                    ],
+                    axis=0,
+                )
+            )
             order.append(op.name)
             running[op.name] = (value, len(order))
         if op.kind == "input" or op.name not in running:
             continue
         value, slots = running.pop(op.name)
-        for name, contribution in zip(op.inputs, _backward(op, value, slots, tensors, mode, dtype,
-                                                          graph, batch, tile)):
+        for name, contribution in zip(op.inputs, _backward(op, value, slots, tensors, mode, dtype, graph, batch, tile)):
             accumulate(name, contribution, slots)
 
     value, slots = running[graph.input]
@@ -125,21 +137,30 @@ def _backward(op, g, slots, tensors, mode, dtype, graph, batch, tile) -> list:
     if kind == "conv":
         if mode == "bias_subtract" and p.get("bias") is not None:
             g = g - op.value("bias", dtype)
-        result = ops.conv2d_transpose(g, op.value("kernel", dtype), input_shape(), p["stride"],
-                                      p["padding"], p["dilation"])
+        result = ops.conv2d_transpose(
+            g, op.value("kernel", dtype), input_shape(), p["stride"], p["padding"], p["dilation"]
+        )
         return [tf.ensure_shape(result, [None, *graph.shapes[op.inputs[0]]])]
     if kind == "conv_transpose":
         if mode == "bias_subtract" and p.get("bias") is not None:
             g = g - op.value("bias", dtype)
         return [ops.conv2d(g, op.value("kernel", dtype), p["stride"], p["padding"])]
     if kind == "max_pool":
-        result = ops.unpool(g, tile(tensors[switches_name(op.name)], slots), input_shape(), p["pool"],
-                            p["stride"], p["padding"])
+        result = ops.unpool(
+            g, tile(tensors[switches_name(op.name)], slots), input_shape(), p["pool"], p["stride"], p["padding"]
+        )
         return [tf.ensure_shape(result, [None, *graph.shapes[op.inputs[0]]])]
     if kind == "avg_pool":
         pool, stride = ops.pair(p["pool"]), ops.pair(p["stride"])
-        return [tf.raw_ops.AvgPoolGrad(orig_input_shape=input_shape(), grad=g, ksize=[1, *pool, 1],
-                                       strides=[1, *stride, 1], padding=p["padding"].upper())]
+        return [
+            tf.raw_ops.AvgPoolGrad(
+                orig_input_shape=input_shape(),
+                grad=g,
+                ksize=[1, *pool, 1],
+                strides=[1, *stride, 1],
+                padding=p["padding"].upper(),
+            )
+        ]
     if kind == "global_avg_pool":
         height, width, channels = graph.shapes[op.inputs[0]]
         g = tf.reshape(g, [-1, 1, 1, channels]) / (height * width)
@@ -163,7 +184,7 @@ def _backward(op, g, slots, tensors, mode, dtype, graph, batch, tile) -> list:
     if kind == "zero_pad":
         top, bottom, left, right = p["padding"]
         height, width = graph.shapes[op.name][:2]
-        return [g[:, top:height - bottom, left:width - right]]
+        return [g[:, top : height - bottom, left : width - right]]
     if kind == "add":
         return [g] * len(op.inputs)
     if kind == "concat":

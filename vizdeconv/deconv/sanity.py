@@ -1,5 +1,6 @@
 """Cascading randomization (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"): re-initialize the
 weights layer by layer from the top down and see how much the projections of the same units change."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,8 +21,9 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
     for index, op in enumerate(graph.ops):
         if op.name in names:
             kernel = tf.convert_to_tensor(op.value("kernel"), tf.float32)
-            params = dict(op.params, kernel=tf.random.stateless_normal(kernel.shape, [seed, index])
-                          * tf.math.reduce_std(kernel))
+            params = dict(
+                op.params, kernel=tf.random.stateless_normal(kernel.shape, [seed, index]) * tf.math.reduce_std(kernel)
+            )
             if params.get("bias") is not None:
                 params["bias"] = tf.zeros_like(tf.convert_to_tensor(op.value("bias"), tf.float32))
             op = Op(op.name, op.kind, op.inputs, params, op.source)
@@ -29,8 +31,9 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
     return Graph(operations, graph.output, graph.input_shape, graph.aliases)
 
 
-def cascading(model, inputs, layer: str, channels, positions, mode: str = "deconvnet", seed: int = 1, *,
-              display_of) -> dict:
+def cascading(
+    model, inputs, layer: str, channels, positions, mode: str = "deconvnet", seed: int = 1, *, display_of
+) -> dict:
     """Projects the same units (an impulse at channel, position) at every stage of the cascade.
 
     Args:
@@ -49,13 +52,14 @@ def cascading(model, inputs, layer: str, channels, positions, mode: str = "decon
     stages, projections = ["trained"], []
     for count in range(len(order) + 1):
         staged = graph if count == 0 else randomize(graph, set(order[:count]), seed)
-        projections.append(Deconvnet(staged, mode).units(inputs, layer, channels, positions,
-                                                         impulse=True).numpy())
+        projections.append(Deconvnet(staged, mode).units(inputs, layer, channels, positions, impulse=True).numpy())
         if count:
             stages.append(order[count - 1].removesuffix("/linear"))
     trained = projections[0]
     shown = display_of(trained)
-    return {"stages": stages,
-            "spearman": np.stack([similarity.spearman(trained, p) for p in projections]),
-            "ssim": np.stack([similarity.ssim(shown, display_of(p)) for p in projections]),
-            "projections": np.stack(projections)}
+    return {
+        "stages": stages,
+        "spearman": np.stack([similarity.spearman(trained, p) for p in projections]),
+        "ssim": np.stack([similarity.ssim(shown, display_of(p)) for p in projections]),
+        "projections": np.stack(projections),
+    }

@@ -2,6 +2,7 @@
 
 Pure NumPy / TensorFlow functions over batches of pictures, one similarity per pair.
 """
+
 import numpy as np
 import tensorflow as tf
 

@@ -9,6 +9,7 @@ running top-k, one entry per image), projects each alone from its single stronge
 the matching image patch to that unit's receptive field (Zeiler & Fergus 2014, Fig. 2). Outputs PNGs
 and `index.json` in `--out` (default `<run>/explore/<split>`) and image summaries under `<run>/explore`.
 """
+
 import dataclasses
 import os
 import time
@@ -16,8 +17,17 @@ import time
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
 
 
-def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: int = 24,
-         strategy=None, progress: bool = True, preprocess=None) -> dict:
+def scan(
+    model,
+    images,
+    layers,
+    k: int = 9,
+    batch_size: int = 500,
+    image_size: int = 24,
+    strategy=None,
+    progress: bool = True,
+    preprocess=None,
+) -> dict:
     """Running top-k of every feature map of `layers` over `images` [N, H, W, C] uint8.
 
     Args:
@@ -44,27 +54,30 @@ def scan(model, images, layers, k: int = 9, batch_size: int = 500, image_size: i
     names = {layer: graph.resolve(layer) for layer in layers}
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-    tops = [{layer: RunningTopK(graph.shapes[names[layer]][-1], k) for layer in layers}
-            for _ in range(replicas)]
+    tops = [{layer: RunningTopK(graph.shapes[names[layer]][-1], k) for layer in layers} for _ in range(replicas)]
     ids = np.arange(len(images), dtype=np.int64)  # in place of labels: each replica's slice keeps its ids
     batches = strategy.distribute_datasets_from_function(
-        lambda context: data.eval_dataset(images, ids, batch_size, image_size, context, preprocess))
+        lambda context: data.eval_dataset(images, ids, batch_size, image_size, context, preprocess)
+    )
 
     @tf.function
     def activations(batch):
         def replica_fn(x):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
             return {layer: tensors[name] for layer, name in names.items()}
+
         return strategy.run(replica_fn, args=(batch,))
 
-    for images_batch, batch_ids in tqdm(batches, total=-(-len(images) // batch_size), desc="scan",
-                                        disable=not progress, unit="batch"):
+    for images_batch, batch_ids in tqdm(
+        batches, total=-(-len(images) // batch_size), desc="scan", disable=not progress, unit="batch"
+    ):
         per_replica = activations(images_batch)
         local_ids = strategy.experimental_local_results(batch_ids)
         for replica in range(replicas):
             for layer in layers:
-                tops[replica][layer].update(strategy.experimental_local_results(per_replica[layer])[replica],
-                                            local_ids[replica])
+                tops[replica][layer].update(
+                    strategy.experimental_local_results(per_replica[layer])[replica], local_ids[replica]
+                )
     for replica in range(1, replicas):
         for layer in layers:
             tops[0][layer].merge(tops[replica][layer])
@@ -167,8 +180,16 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     out = options.out or (os.path.join(root, "explore", split) if options.run else os.path.join(root, split))
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    tops = scan(graph, images, layers, options.top_k, options.batch_size, pixels.size[0],
-                distribute.make_strategy(options.strategy, options.devices), preprocess=pixels.inputs)
+    tops = scan(
+        graph,
+        images,
+        layers,
+        options.top_k,
+        options.batch_size,
+        pixels.size[0],
+        distribute.make_strategy(options.strategy, options.devices),
+        preprocess=pixels.inputs,
+    )
     scan_seconds = time.perf_counter() - start
     log(f"scanned {len(images)} {split} images for {', '.join(layers)} in {scan_seconds:.1f} s")
     renderer = explore_render.Renderer(deconvnet, images, labels, pixels)

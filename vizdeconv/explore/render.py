@@ -1,11 +1,12 @@
 """Pictures and files of the feature explorer: per-channel grids, overviews, mode comparison."""
+
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import reconstruct, receptive_field
+from vizdeconv.deconv import receptive_field, reconstruct
 from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit, unit_signal
 from vizdeconv.io import pictures
 from vizdeconv.io.pictures import write_png
@@ -38,8 +39,7 @@ class Renderer:
     def _inputs(self, ids):
         return self.preprocess.inputs(self.images[ids])
 
-    def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float,
-             enlarge: bool = True) -> np.ndarray:
+    def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
         (enlarged to about TILE_PIXELS unless `enlarge` is False)."""
         field = self.fields.field(layer)
@@ -48,8 +48,9 @@ class Renderer:
             top, left, bottom, right = self.fields.box(layer, int(row), int(col))
             nominal_top, nominal_left = self.fields.nominal_box(layer, int(row), int(col))[:2]
             dy, dx = top - nominal_top, left - nominal_left
-            canvas[i, dy:dy + bottom - top + 1, dx:dx + right - left + 1] = \
-                picture[top:bottom + 1, left:right + 1, :3]
+            canvas[i, dy : dy + bottom - top + 1, dx : dx + right - left + 1] = picture[
+                top : bottom + 1, left : right + 1, :3
+            ]
         return pictures.upscale(canvas, max(1, TILE_PIXELS // field.size)) if enlarge else canvas
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
@@ -59,34 +60,39 @@ class Renderer:
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
-        projections = self.projector.units(self._inputs(ids), layer, np.repeat(np.arange(channels), k),
-                                           positions).numpy()
+        projections = self.projector.units(
+            self._inputs(ids), layer, np.repeat(np.arange(channels), k), positions
+        ).numpy()
         rows, cols = positions // width, positions % width
         crops = self.preprocess.pictures(self.images[ids])
         shown = self.crop(pictures.to_display(projections), layer, rows, cols, 0.5, enlarge=False)
         patches = self.crop(crops, layer, rows, cols, 1.0, enlarge=False)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
-        np.savez(os.path.join(out, layer, "top.npz"),
-                 projections=pictures.to_bytes(shown).reshape(channels, k, field, field, 3),
-                 patches=pictures.to_bytes(patches).reshape(channels, k, field, field, 3))
+        np.savez(
+            os.path.join(out, layer, "top.npz"),
+            projections=pictures.to_bytes(shown).reshape(channels, k, field, field, 3),
+            patches=pictures.to_bytes(patches).reshape(channels, k, field, field, 3),
+        )
         factor = max(1, TILE_PIXELS // field)
         shown, patches = pictures.upscale(shown, factor), pictures.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
-            pair = pictures.stitch([pictures.grid(shown[part], side)[None],
-                                     pictures.grid(patches[part], side)[None]])[0]
+            pair = pictures.stitch([pictures.grid(shown[part], side)[None], pictures.grid(patches[part], side)[None]])[
+                0
+            ]
             pair = np.pad(pair, ((0, 0), (0, 3 * pictures.GAP), (0, 0)), constant_values=1.0)
             write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
             tiles.append(pair)
             index[str(c)] = {
-                "image_ids": ids[part].tolist(), "labels": self.labels[ids[part]].tolist(),
+                "image_ids": ids[part].tolist(),
+                "labels": self.labels[ids[part]].tolist(),
                 "values": top["values"][c].tolist(),
                 "locations": [[int(r), int(q)] for r, q in zip(rows[part], cols[part])],
-                "boxes": [list(self.fields.box(layer, int(r), int(q)))
-                          for r, q in zip(rows[part], cols[part])]}
+                "boxes": [list(self.fields.box(layer, int(r), int(q))) for r, q in zip(rows[part], cols[part])],
+            }
         self.channel_images[layer] = np.stack(tiles)
         overview = pictures.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
         write_png(os.path.join(out, f"{layer}_overview.png"), overview)
@@ -96,9 +102,14 @@ class Renderer:
         """One image tag per layer, one image per channel (channel index = image index)."""
         with tf.summary.create_file_writer(logdir).as_default():
             for layer, tiles in self.channel_images.items():
-                tf.summary.image(f"explore/{split}/{layer}", tiles, step=0, max_outputs=len(tiles),
-                                 description=f"{layer}, {self.mode}: image i is channel i; left the "
-                                             "top projections, right the receptive-field patches")
+                tf.summary.image(
+                    f"explore/{split}/{layer}",
+                    tiles,
+                    step=0,
+                    max_outputs=len(tiles),
+                    description=f"{layer}, {self.mode}: image i is channel i; left the "
+                    "top projections, right the receptive-field patches",
+                )
 
     def compare(self, layer: str, image_ids) -> np.ndarray:
         """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient (modes that
@@ -131,4 +142,3 @@ class Renderer:
             except ValueError:
                 pass
         return allowed
-

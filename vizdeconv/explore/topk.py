@@ -1,4 +1,5 @@
 """Running top-k of every feature map over a data set, in bounded memory, mergeable across replicas."""
+
 import tensorflow as tf
 
 
@@ -22,19 +23,26 @@ class RunningTopK:
     def update(self, activations, image_ids) -> None:
         """Folds in a batch: activations [B, h, w, C] float, image_ids [B] int64."""
         self.values, self.image_ids, self.positions = _update(
-            self.values, self.image_ids, self.positions, tf.convert_to_tensor(activations, tf.float32),
-            tf.cast(image_ids, tf.int64), self.k)
+            self.values,
+            self.image_ids,
+            self.positions,
+            tf.convert_to_tensor(activations, tf.float32),
+            tf.cast(image_ids, tf.int64),
+            self.k,
+        )
 
     def merge(self, other: "RunningTopK") -> None:
         """Folds in another RunningTopK over disjoint images (e.g. another replica's share)."""
         self.values, self.image_ids, self.positions = _select(
-            tf.concat([self.values, other.values], 1), tf.concat([self.image_ids, other.image_ids], 1),
-            tf.concat([self.positions, other.positions], 1), self.k)
+            tf.concat([self.values, other.values], 1),
+            tf.concat([self.image_ids, other.image_ids], 1),
+            tf.concat([self.positions, other.positions], 1),
+            self.k,
+        )
 
     def result(self) -> dict:
         """NumPy arrays [C, k]: values, image_ids and flat positions (row * width + col), strongest first."""
-        return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(),
-                "positions": self.positions.numpy()}
+        return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(), "positions": self.positions.numpy()}
 
 
 def _select(values, image_ids, positions, k):
@@ -49,8 +57,9 @@ def _select(values, image_ids, positions, k):
 def _update(values, image_ids, positions, activations, batch_ids, k):
     batch, channels = tf.shape(activations)[0], tf.shape(activations)[3]
     flat = tf.transpose(tf.reshape(activations, [batch, -1, channels]), [2, 0, 1])  # [C, B, h*w]
-    best_position = tf.argmax(flat, axis=2)                                         # [C, B]
+    best_position = tf.argmax(flat, axis=2)  # [C, B]
     best_value = tf.reduce_max(flat, axis=2)
     ids = tf.broadcast_to(batch_ids[None, :], tf.shape(best_position))
-    return _select(tf.concat([values, best_value], 1), tf.concat([image_ids, ids], 1),
-                   tf.concat([positions, best_position], 1), k)
+    return _select(
+        tf.concat([values, best_value], 1), tf.concat([image_ids, ids], 1), tf.concat([positions, best_position], 1), k
+    )

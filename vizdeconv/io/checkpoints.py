@@ -3,6 +3,7 @@
 A checkpoint counts as intact when every tensor in it can be read back (a truncated data file, a
 garbled index or a missing shard fails that) and it restores into the model.
 """
+
 import glob
 import os
 import re
@@ -19,7 +20,7 @@ def candidates(checkpoint_dir: str) -> list[str]:
     for index in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index")):
         match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
         if match:
-            found.append((int(match.group(1)), index[:-len(".index")]))
+            found.append((int(match.group(1)), index[: -len(".index")]))
     return [path for _, path in sorted(found, reverse=True)]
 
 
@@ -49,8 +50,9 @@ def verify(path: str) -> None:
         raise ValueError(_why(error)) from None
 
 
-def restore_newest(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, log=print,
-                   partial: bool = False) -> str | None:
+def restore_newest(
+    checkpoint: tf.train.Checkpoint, checkpoint_dir: str, log=print, partial: bool = False
+) -> str | None:
     """Restores the newest intact checkpoint into `checkpoint`; returns its path (None: none exists).
 
     Damaged ones are skipped with a one-line warning each.
@@ -68,8 +70,10 @@ def restore_newest(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, log=pri
         except (ValueError, AssertionError, tf.errors.OpError) as error:
             log(f"warning: skipping checkpoint {path}: it cannot be read ({_why(error)})")
     if paths:
-        raise ValueError(f"no intact checkpoint in {checkpoint_dir} (all {len(paths)} are damaged); "
-                         "delete the run folder and train again")
+        raise ValueError(
+            f"no intact checkpoint in {checkpoint_dir} (all {len(paths)} are damaged); "
+            "delete the run folder and train again"
+        )
     return None
 
 
@@ -105,8 +109,10 @@ def keep(checkpoint: tf.train.Checkpoint, checkpoint_dir: str, step: int) -> str
             raise
         for debris in glob.glob(path + "*"):
             os.remove(debris)
-        raise WriteError(f"could not write the kept checkpoint {path} ({reason(error)}); free space "
-                         "and run the same command again to resume") from None
+        raise WriteError(
+            f"could not write the kept checkpoint {path} ({reason(error)}); free space "
+            "and run the same command again to resume"
+        ) from None
 
 
 def kept(checkpoint_dir: str) -> list[tuple[int, str]]:
@@ -126,8 +132,13 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
         if not is_write_failure(error):
             raise
         remove_debris(manager.directory)
-        last = manager.latest_checkpoint if manager.latest_checkpoint != os.path.join(
-            manager.directory, f"ckpt-{step}") else None
-        raise WriteError(f"could not write the checkpoint of step {step} in {manager.directory} "
-                         f"({reason(error)}); the last good checkpoint is {last or 'none'}; free "
-                         "space and run the same command again to resume") from None
+        last = (
+            manager.latest_checkpoint
+            if manager.latest_checkpoint != os.path.join(manager.directory, f"ckpt-{step}")
+            else None
+        )
+        raise WriteError(
+            f"could not write the checkpoint of step {step} in {manager.directory} "
+            f"({reason(error)}); the last good checkpoint is {last or 'none'}; free "
+            "space and run the same command again to resume"
+        ) from None

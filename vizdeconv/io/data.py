@@ -5,6 +5,7 @@ Both sources give the whole split in memory as `images [N, 32, 32, 3] uint8, lab
 are a pure function of (seed, step): resuming at step k gives exactly the batches an uninterrupted run
 would have seen, without saving any iterator state.
 """
+
 import os
 import socket
 import tarfile
@@ -32,14 +33,15 @@ def decode_records(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
       ValueError: the size is not a multiple of 3073 bytes, or a label is outside 0..9.
     """
     if len(raw) == 0 or len(raw) % RECORD_BYTES:
-        raise ValueError(f"{source}: {len(raw)} bytes is not a whole number of {RECORD_BYTES}-byte "
-                         "CIFAR-10 records; the file is truncated or not CIFAR-10 binary data")
+        raise ValueError(
+            f"{source}: {len(raw)} bytes is not a whole number of {RECORD_BYTES}-byte "
+            "CIFAR-10 records; the file is truncated or not CIFAR-10 binary data"
+        )
     records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0].astype(np.int32)
     bad = np.flatnonzero(labels > 9)
     if bad.size:
-        raise ValueError(f"{source}: record {bad[0]} has label {labels[bad[0]]}, outside 0..9; "
-                         "the file is corrupt")
+        raise ValueError(f"{source}: record {bad[0]} has label {labels[bad[0]]}, outside 0..9; the file is corrupt")
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
@@ -48,8 +50,10 @@ def _locate(path: str) -> tuple[str, str]:
     """('tar', tarball) or ('dir', folder holding the .bin files) for a user-given path."""
     path = os.path.expanduser(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"data path {path} does not exist; pass --data_dir pointing at "
-                                f"{TARBALL}, a folder holding it, or its extracted {FOLDER}/")
+        raise FileNotFoundError(
+            f"data path {path} does not exist; pass --data_dir pointing at "
+            f"{TARBALL}, a folder holding it, or its extracted {FOLDER}/"
+        )
     if os.path.isfile(path):
         return "tar", path
     if os.path.isdir(os.path.join(path, FOLDER)):
@@ -64,12 +68,16 @@ def _locate(path: str) -> tuple[str, str]:
 def _read_tar(tarball: str, names: list[str]) -> dict[str, bytes]:
     try:
         with tarfile.open(tarball) as archive:
-            members = {os.path.basename(m.name): m for m in archive.getmembers()
-                       if m.isfile() and os.path.dirname(m.name).endswith(FOLDER)}
+            members = {
+                os.path.basename(m.name): m
+                for m in archive.getmembers()
+                if m.isfile() and os.path.dirname(m.name).endswith(FOLDER)
+            }
             missing = [name for name in names if name not in members]
             if missing:
-                raise ValueError(f"{tarball}: the tarball lacks {FOLDER}/{missing[0]}; it is not "
-                                 "the CIFAR-10 binary distribution")
+                raise ValueError(
+                    f"{tarball}: the tarball lacks {FOLDER}/{missing[0]}; it is not the CIFAR-10 binary distribution"
+                )
             return {name: archive.extractfile(members[name]).read() for name in names}
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, FileNotFoundError):
@@ -82,8 +90,7 @@ def _read_dir(folder: str, names: list[str]) -> dict[str, bytes]:
     for name in names:
         file = os.path.join(folder, name)
         if not os.path.isfile(file):
-            raise FileNotFoundError(f"{file} is missing; {FOLDER}/ must hold data_batch_1..5.bin "
-                                    "and test_batch.bin")
+            raise FileNotFoundError(f"{file} is missing; {FOLDER}/ must hold data_batch_1..5.bin and test_batch.bin")
         with open(file, "rb") as handle:
             contents[name] = handle.read()
     return contents
@@ -118,8 +125,10 @@ def load_tfds(split: str, data_dir: str = "") -> tuple[np.ndarray, np.ndarray]:
         labels = np.concatenate([labels for _, labels in batches])
     except Exception as error:  # tfds raises many kinds: network, checksum, missing files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"could not load cifar10 from TensorFlow Datasets ({first_line}); "
-                         f"without internet, pass --data_dir PATH to {TARBALL}") from None
+        raise ValueError(
+            f"could not load cifar10 from TensorFlow Datasets ({first_line}); "
+            f"without internet, pass --data_dir PATH to {TARBALL}"
+        ) from None
     return images.astype(np.uint8), labels.astype(np.int32)
 
 
@@ -137,7 +146,7 @@ def load_split(data_config, split: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         images, labels = load_tfds(split, data_config.tfds_data_dir)
     if split == "train" and data_config.get("limit", 0):
-        images, labels = images[:data_config.limit], labels[:data_config.limit]
+        images, labels = images[: data_config.limit], labels[: data_config.limit]
     return images, labels
 
 
@@ -174,14 +183,22 @@ def _load_folder(path: str, split: str, input_shape) -> tuple[np.ndarray, np.nda
 
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"data path {path} does not exist; pass CIFAR-10 binary data or a "
-                                "folder of images in class subfolders")
+        raise FileNotFoundError(
+            f"data path {path} does not exist; pass CIFAR-10 binary data or a folder of images in class subfolders"
+        )
     folder = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
     try:
         dataset = keras.utils.image_dataset_from_directory(
-            folder, labels="inferred", label_mode="int", image_size=tuple(input_shape[:2]),
-            shuffle=False, batch_size=256, crop_to_aspect_ratio=True,
-            color_mode="grayscale" if int(input_shape[-1]) == 1 else "rgb", verbose=False)
+            folder,
+            labels="inferred",
+            label_mode="int",
+            image_size=tuple(input_shape[:2]),
+            shuffle=False,
+            batch_size=256,
+            crop_to_aspect_ratio=True,
+            color_mode="grayscale" if int(input_shape[-1]) == 1 else "rgb",
+            verbose=False,
+        )
     except ValueError as error:
         raise ValueError(f"{folder}: {' '.join(str(error).split())}") from None
     batches = [(x.numpy(), y.numpy()) for x, y in dataset]
@@ -199,7 +216,7 @@ def standardize(images):
 def central_crop(images, size: int = 24):
     """[N, 32, 32, 3] -> [N, size, size, 3], the central window."""
     offset = (int(images.shape[1]) - size) // 2
-    return images[:, offset:offset + size, offset:offset + size, :]
+    return images[:, offset : offset + size, offset : offset + size, :]
 
 
 def preprocess_eval(images, size: int = 24):
@@ -267,9 +284,16 @@ def _parts(input_context) -> tuple[int, int, int]:
     return input_context.num_replicas_in_sync, local, input_context.input_pipeline_id * local
 
 
-def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                  start_step: int, end_step: int, size: int = 24,
-                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+def train_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    end_step: int,
+    size: int = 24,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
     """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
 
     With an `input_context` (tf.distribute) the pipeline yields, for each step, its replicas' slices
@@ -277,8 +301,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     examples and augmentations one device would.
     """
     if len(images) < batch_size:
-        raise ValueError(f"the training split has {len(images)} images, fewer than one batch of "
-                         f"{batch_size}")
+        raise ValueError(f"the training split has {len(images)} images, fewer than one batch of {batch_size}")
     parts, local, first = _parts(input_context)
     if batch_size % parts:
         raise ValueError(f"batch_size {batch_size} must be divisible by the {parts} replicas")
@@ -288,21 +311,30 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     def make_part(element):
         step = start_step + element // local
         begin = (first + element % local) * per_part
-        index = batch_indices(step, batch_size, len(images), seed)[begin:begin + per_part]
-        offsets, flips = augmentation_draws(tf.stack([tf.cast(seed, tf.int64), step]), batch_size,
-                                            int(images.shape[1]), size)
-        batch = crop_flip_standardize(tf.gather(images_t, index), offsets[begin:begin + per_part],
-                                      flips[begin:begin + per_part], size)
+        index = batch_indices(step, batch_size, len(images), seed)[begin : begin + per_part]
+        offsets, flips = augmentation_draws(
+            tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images.shape[1]), size
+        )
+        batch = crop_flip_standardize(
+            tf.gather(images_t, index), offsets[begin : begin + per_part], flips[begin : begin + per_part], size
+        )
         return batch, tf.gather(labels_t, index)
 
-    return (tf.data.Dataset.range((end_step - start_step) * local)
-            .map(make_part, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.range((end_step - start_step) * local)
+        .map(make_part, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, size: int = 24,
-                 input_context: tf.distribute.InputContext | None = None,
-                 preprocess=None) -> tf.data.Dataset:
+def eval_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    size: int = 24,
+    input_context: tf.distribute.InputContext | None = None,
+    preprocess=None,
+) -> tf.data.Dataset:
     """The whole split once, in order: (images [b, size, size, 3] f32, labels [b]).
 
     `labels` may be any per-image values (the explorer passes image ids). `preprocess` replaces the
@@ -318,13 +350,12 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, size: 
         count = tf.shape(y)[0]
         bounds = [(first + i) * count // parts for i in range(local + 1)]
         return tf.data.Dataset.from_tensor_slices(
-            (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))).map(
-                lambda a, b: (transform(x[a:b]), y[a:b]))
+            (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))
+        ).map(lambda a, b: (transform(x[a:b]), y[a:b]))
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
     if input_context is None:
-        dataset = dataset.map(lambda x, y: (transform(x), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (transform(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.flat_map(slices)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,5 @@
 """tf.distribute strategies from the config: the same trainer on one device, GPUs, workers or a TPU."""
+
 import tensorflow as tf
 
 from vizdeconv.io.config import STRATEGIES
@@ -40,11 +41,12 @@ def split_cpu(count: int) -> None:
     if current is not None and len(current) == count:
         return
     try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
     except RuntimeError:
-        raise ValueError(f"cannot split the CPU into {count} devices after TensorFlow started; choose "
-                         "the strategy before running anything else") from None
+        raise ValueError(
+            f"cannot split the CPU into {count} devices after TensorFlow started; choose "
+            "the strategy before running anything else"
+        ) from None
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -53,5 +55,5 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     return resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict())
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )

@@ -5,6 +5,7 @@ processes starting together exactly one gets it. A lock left behind by a killed 
 (its process id no longer runs) is taken over with a one-line notice; a lock of another host is never
 taken over, since its process cannot be checked from here.
 """
+
 import json
 import os
 import socket
@@ -48,8 +49,12 @@ class RunLock:
             return None
 
     def acquire(self) -> None:
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "what": self.what,
-              "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "what": self.what,
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         for _ in range(2):
             try:
                 handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -58,18 +63,23 @@ class RunLock:
                 if holder is None:
                     age = time.time() - os.path.getmtime(self.path) if os.path.exists(self.path) else 0
                     if age < UNREADABLE_GRACE_SECONDS:
-                        raise RunInUse(f"run folder {self.workdir} is being opened by another process "
-                                       f"({self.path}); try again in a few seconds") from None
+                        raise RunInUse(
+                            f"run folder {self.workdir} is being opened by another process "
+                            f"({self.path}); try again in a few seconds"
+                        ) from None
                     self.log(f"notice: taking over the unreadable lock {self.path}")
                 elif holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
-                    self.log(f"notice: taking over the lock of process {holder['pid']} on "
-                             f"{holder['host']}, which is no longer running")
+                    self.log(
+                        f"notice: taking over the lock of process {holder['pid']} on "
+                        f"{holder['host']}, which is no longer running"
+                    )
                 else:
                     raise RunInUse(
                         f"run folder {self.workdir} is in use by process {holder.get('pid')} on "
                         f"{holder.get('host')} ({holder.get('what', 'train')} since "
                         f"{holder.get('since', '?')}); wait for it to finish or pass another "
-                        "--workdir") from None
+                        "--workdir"
+                    ) from None
                 try:
                     os.remove(self.path)
                 except FileNotFoundError:

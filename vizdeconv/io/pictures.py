@@ -1,4 +1,5 @@
 """Display helpers: scaling to [0, 1], enlargement, stitching, grids and PNG files."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -56,14 +57,14 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
     """Tiles [K, H, W, C] row by row into one [rows*(H+gap)-gap, columns*(W+gap)-gap, C] image."""
     count, height, width, channels = images.shape
     rows = -(-count // columns)
-    canvas = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, channels),
-                     np.float32)
+    canvas = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, channels), np.float32)
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
-        canvas[row * (height + GAP):row * (height + GAP) + height,
-               column * (width + GAP):column * (width + GAP) + width] = image
+        canvas[
+            row * (height + GAP) : row * (height + GAP) + height,
+            column * (width + GAP) : column * (width + GAP) + width,
+        ] = image
     return canvas
-
 
 
 def write_png(path: str, image: np.ndarray) -> None:

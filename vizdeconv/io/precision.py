@@ -1,9 +1,11 @@
 """Chooses float32 or mixed bfloat16 for the convolutions (variables, logits and loss stay float32)."""
+
 import os
 
 import tensorflow as tf
 
 from vizdeconv.io.config import PRECISIONS
+
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -42,9 +44,19 @@ def hardware(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
     from tensorflow.python.util import _pywrap_util_port
 
     flags = cpu_flags(cpuinfo_path)
-    kind = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"),
-                                         ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags),
-                "other")
+    kind = next(
+        (
+            name
+            for flag, name in (
+                ("amx_bf16", "AMX"),
+                ("avx512_bf16", "AVX512-BF16"),
+                ("avx512f", "AVX-512"),
+                ("avx2", "AVX2"),
+            )
+            if flag in flags
+        ),
+        "other",
+    )
     gpus = tf.config.list_physical_devices("GPU")
     gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
     onednn = bool(_pywrap_util_port.IsMklEnabled())
@@ -54,8 +66,14 @@ def hardware(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
         path = f"native: oneDNN {kind} kernels" if onednn else f"{kind} present but oneDNN is off"
     else:
         path = "none native: bfloat16 would be emulated in float32 (precision auto picks float32)"
-    return {"cpu": cpu_model(cpuinfo_path), "cpu_kind": kind, "cores": os.cpu_count(), "gpu": gpu,
-            "onednn": onednn, "bf16_path": path}
+    return {
+        "cpu": cpu_model(cpuinfo_path),
+        "cpu_kind": kind,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "onednn": onednn,
+        "bf16_path": path,
+    }
 
 
 def native_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:

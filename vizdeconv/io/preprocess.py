@@ -5,6 +5,7 @@ own input size; `--preprocess` says how pixels [0, 255] become its inputs when t
 rescale them itself (a `Rescaling` or `Normalization` layer): `auto` picks `raw` for such a model and
 `standardize` otherwise.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -30,10 +31,11 @@ class Preprocess:
         """[N, H, W, C] -> [N, h, w, C], the central window the model sees."""
         height, width = images.shape[1:3]
         if height < self.size[0] or width < self.size[1]:
-            raise ValueError(f"images are {height}x{width}, smaller than the model's input "
-                             f"{self.size[0]}x{self.size[1]}")
+            raise ValueError(
+                f"images are {height}x{width}, smaller than the model's input {self.size[0]}x{self.size[1]}"
+            )
         top, left = (height - self.size[0]) // 2, (width - self.size[1]) // 2
-        return images[:, top:top + self.size[0], left:left + self.size[1]]
+        return images[:, top : top + self.size[0], left : left + self.size[1]]
 
     def inputs(self, images: np.ndarray) -> tf.Tensor:
         """uint8 [N, H, W, C] -> [N, h, w, C] float32 model inputs."""
@@ -55,7 +57,8 @@ class Preprocess:
 def for_model(graph, scaling: str = "auto") -> Preprocess:
     """The Preprocess of a Keras model's Graph: `auto` is `raw` where the model rescales its pixels."""
     if scaling == "auto":
-        rescales = any(op.kind == "affine" and op.source.split(" ")[0] in ("Rescaling", "Normalization")
-                       for op in graph.ops)
+        rescales = any(
+            op.kind == "affine" and op.source.split(" ")[0] in ("Rescaling", "Normalization") for op in graph.ops
+        )
         scaling = "raw" if rescales else "standardize"
     return Preprocess(graph.input_shape[:2], scaling)

@@ -4,6 +4,7 @@ The trainer, the explorer, the analyses and the Keras callback write them; Tenso
 Deconvnet tab for that logdir. The summary's JSON content says where the run's files are, relative to the
 folder of the event file, so the plugin never takes a path from a request.
 """
+
 import json
 import os
 
@@ -11,7 +12,7 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "vizdeconv"
-INPUTS_TAG = "vizdeconv/probe_inputs"      # [P, H, W, C] float32, as the model takes them
+INPUTS_TAG = "vizdeconv/probe_inputs"  # [P, H, W, C] float32, as the model takes them
 PICTURES_TAG = "vizdeconv/probe_pictures"  # [P, H, W, 3] uint8, as a person sees them
 FORMAT = 1
 
@@ -19,13 +20,27 @@ FORMAT = 1
 def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=json.dumps(content).encode()),
+            plugin_name=PLUGIN_NAME, content=json.dumps(content).encode()
+        ),
         # Without a data class, TensorBoard's data providers do not list the series.
-        data_class=summary_pb2.DATA_CLASS_TENSOR)
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
 
 
-def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, model: str | None = None,
-                 image_ids=None, labels=None, class_names=None, step: int = 0, writer=None) -> None:
+def write_probes(
+    events_dir: str,
+    inputs,
+    pictures,
+    *,
+    root: str,
+    kind: str,
+    model: str | None = None,
+    image_ids=None,
+    labels=None,
+    class_names=None,
+    step: int = 0,
+    writer=None,
+) -> None:
     """Writes the probe summaries to `writer` (a summary writer of `events_dir`), or else to a new
     event file in `events_dir`.
 
@@ -49,11 +64,14 @@ def write_probes(events_dir: str, inputs, pictures, *, root: str, kind: str, mod
         pictures = to_bytes(pictures)
     count = len(inputs)
     content = {
-        "format": FORMAT, "kind": kind, "root": os.path.relpath(root, events_dir),
+        "format": FORMAT,
+        "kind": kind,
+        "root": os.path.relpath(root, events_dir),
         "model": os.path.relpath(model, events_dir) if model else None,
         "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
         "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
-        "class_names": list(class_names) if class_names else None}
+        "class_names": list(class_names) if class_names else None,
+    }
     own = writer is None
     writer = tf.summary.create_file_writer(events_dir) if own else writer
     with writer.as_default():

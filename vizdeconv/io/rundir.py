@@ -3,6 +3,7 @@
 A run folder belongs to one config. Resuming with the same config (only `steps` may differ) continues
 it; any other config is refused, so a new run never overwrites another run's folder.
 """
+
 import json
 import os
 
@@ -49,8 +50,9 @@ def write_json(path: str, payload: dict) -> None:
             os.remove(temporary)
         if not is_write_failure(error):
             raise
-        raise WriteError(f"could not write {path} ({reason(error)}); free space and run the same "
-                         "command again") from None
+        raise WriteError(
+            f"could not write {path} ({reason(error)}); free space and run the same command again"
+        ) from None
 
 
 def drop_events_after(folder: str, step: int) -> int:
@@ -99,12 +101,14 @@ def check(config, workdir: str) -> bool:
         if changed:
             raise ValueError(
                 f"run folder {workdir} was written with a different config ({', '.join(changed[:5])} "
-                "differ); pass another --workdir or --config.name, or delete that folder")
+                "differ); pass another --workdir or --config.name, or delete that folder"
+            )
         _check_writable(workdir)
         return True
     if os.path.isdir(workdir) and set(os.listdir(workdir)) - {".lock"}:
-        raise ValueError(f"{workdir} exists and is not a vizdeconv run folder (no {CONFIG_FILE}); "
-                         "pass another --workdir")
+        raise ValueError(
+            f"{workdir} exists and is not a vizdeconv run folder (no {CONFIG_FILE}); pass another --workdir"
+        )
     return False
 
 
@@ -125,8 +129,9 @@ def create(workdir: str) -> None:
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as error:
-        raise PermissionError(f"cannot create run folder {workdir}: {error.strerror}; pass a "
-                              "writable --logdir or --workdir") from None
+        raise PermissionError(
+            f"cannot create run folder {workdir}: {error.strerror}; pass a writable --logdir or --workdir"
+        ) from None
     _check_writable(workdir)
 
 
@@ -142,20 +147,22 @@ def check_version(workdir: str) -> None:
             recorded = json.load(handle)
         run_format, version = int(recorded["run_format"]), recorded.get("vizdeconv", "?")
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} is damaged (not the JSON vizdeconv writes); restore it or delete "
-                         "the run folder") from None
+        raise ValueError(
+            f"{path} is damaged (not the JSON vizdeconv writes); restore it or delete the run folder"
+        ) from None
     if run_format > RUN_FORMAT:
         from vizdeconv import __version__
 
-        raise ValueError(f"run folder {workdir} was written by vizdeconv {version} (run format "
-                         f"{run_format}); this vizdeconv {__version__} reads format {RUN_FORMAT} and "
-                         "older: upgrade vizdeconv")
+        raise ValueError(
+            f"run folder {workdir} was written by vizdeconv {version} (run format "
+            f"{run_format}); this vizdeconv {__version__} reads format {RUN_FORMAT} and "
+            "older: upgrade vizdeconv"
+        )
 
 
 def _check_writable(workdir: str) -> None:
     if not os.access(workdir, os.W_OK | os.X_OK):
-        raise PermissionError(f"run folder {workdir} is not writable; pass a writable --logdir or "
-                              "--workdir")
+        raise PermissionError(f"run folder {workdir} is not writable; pass a writable --logdir or --workdir")
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -191,8 +198,9 @@ def _check_fields(path: str, saved: dict) -> None:
         for key in sorted(set(have) | set(want)):
             name = f"{prefix}{key}"
             if key not in want:
-                raise ValueError(f"{path} has unknown field {name!r}; it was not written by this "
-                                 "vizdeconv (or was edited)")
+                raise ValueError(
+                    f"{path} has unknown field {name!r}; it was not written by this vizdeconv (or was edited)"
+                )
             if key not in have:
                 raise ValueError(f"{path} lacks field {name!r}; the run folder is damaged")
             if isinstance(want[key], dict) and isinstance(have[key], dict):
@@ -209,8 +217,9 @@ def read_metrics(workdir: str) -> dict | None:
         with open(path) as handle:
             metrics = json.load(handle)
     except ValueError:
-        raise ValueError(f"{path} is garbled (not JSON); delete it and run the same command again "
-                         "to re-evaluate") from None
+        raise ValueError(
+            f"{path} is garbled (not JSON); delete it and run the same command again to re-evaluate"
+        ) from None
     if not isinstance(metrics, dict):
         raise ValueError(f"{path} is garbled (not a JSON object); delete it and run again")
     return metrics
@@ -222,8 +231,15 @@ def write_metrics(workdir: str, metrics: dict) -> None:
 
 def newest_run(logdir: str = "logs") -> str:
     """The most recently written run folder under `logdir` (by its config.json)."""
-    runs = [os.path.join(logdir, name) for name in os.listdir(logdir)
-            if os.path.isfile(os.path.join(logdir, name, CONFIG_FILE))] if os.path.isdir(logdir) else []
+    runs = (
+        [
+            os.path.join(logdir, name)
+            for name in os.listdir(logdir)
+            if os.path.isfile(os.path.join(logdir, name, CONFIG_FILE))
+        ]
+        if os.path.isdir(logdir)
+        else []
+    )
     if not runs:
         raise FileNotFoundError(f"no run folders under {logdir}; train one with python train.py")
     return max(runs, key=lambda run: os.path.getmtime(os.path.join(run, CONFIG_FILE)))

@@ -142,7 +142,15 @@ def open_subject(
             config.data.data_dir = data_dir
         pixels = preprocess_lib.Preprocess((config.data.image_size,) * 2, "standardize")
         return Subject(
-            model, as_graph(model), pixels, run, run, config.reconstruction.mode, config.seed + 1, data_dir, config,
+            model,
+            as_graph(model),
+            pixels,
+            run,
+            run,
+            config.reconstruction.mode,
+            config.seed + 1,
+            data_dir,
+            config,
             step=step,
         )
     if data_dir is None and need_data:

@@ -1,9 +1,11 @@
 """The TensorBoard summaries written while training: reconstruction strips and top-feature grids."""
+
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.io.pictures import grid, stitch, to_display, upscale
 from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.io.pictures import grid, stitch, to_display, upscale
+
 
 def default_layers(graph) -> list[str]:
     """The rectified feature maps (ReLU outputs) of a network, else its feature layers."""
@@ -25,13 +27,20 @@ class ReconstructionSummary:
       clip_percentile: see `to_display`.
     """
 
-    def __init__(self, projector: Deconvnet, inputs, originals=None, layers=None, top_k: int = 16,
-                 display_scale: int = 4, clip_percentile: float = 0.0):
+    def __init__(
+        self,
+        projector: Deconvnet,
+        inputs,
+        originals=None,
+        layers=None,
+        top_k: int = 16,
+        display_scale: int = 4,
+        clip_percentile: float = 0.0,
+    ):
         self.projector = projector
         self.layers = tuple(layers or default_layers(projector.graph))
         self.inputs = tf.convert_to_tensor(inputs, tf.float32)
-        self.originals = (to_display(self.inputs.numpy()) if originals is None
-                          else np.asarray(originals, np.float32))
+        self.originals = to_display(self.inputs.numpy()) if originals is None else np.asarray(originals, np.float32)
         self.top_k = top_k
         self.scale, self.clip = display_scale, clip_percentile
 
@@ -44,8 +53,7 @@ class ReconstructionSummary:
     def feature_grid(self, layer: str) -> tuple[np.ndarray, list[int]]:
         """Top-k feature maps of probe 0 as one grid [1, h, w, 3] and their channel indices."""
         filters = self.projector.graph.shapes[self.projector.graph.resolve(layer)][-1]
-        projections, channels = self.projector.top_channels(self.inputs[:1], layer,
-                                                            min(self.top_k, filters))
+        projections, channels = self.projector.top_channels(self.inputs[:1], layer, min(self.top_k, filters))
         tiles = upscale(to_display(projections.numpy(), self.clip), self.scale)
         columns = int(np.ceil(np.sqrt(len(tiles))))
         return grid(tiles, columns)[None], [int(c) for c in channels.numpy()]
@@ -53,11 +61,19 @@ class ReconstructionSummary:
     def write(self, step: int) -> None:
         """Writes the summaries at `step` into the default summary writer."""
         names = " | ".join(("original",) + self.layers)
-        tf.summary.image("reconstructions", self.strips(), step=step,
-                         max_outputs=len(self.originals),
-                         description=f"{names} ({self.projector.mode}), one image per probe")
+        tf.summary.image(
+            "reconstructions",
+            self.strips(),
+            step=step,
+            max_outputs=len(self.originals),
+            description=f"{names} ({self.projector.mode}), one image per probe",
+        )
         for layer in self.layers:
             image, channels = self.feature_grid(layer)
-            tf.summary.image(f"top_features/{layer}", image, step=step,
-                             description=f"{layer}: the {len(channels)} strongest feature maps of "
-                                         f"probe 0, row by row, channels {channels}")
+            tf.summary.image(
+                f"top_features/{layer}",
+                image,
+                step=step,
+                description=f"{layer}: the {len(channels)} strongest feature maps of "
+                f"probe 0, row by row, channels {channels}",
+            )

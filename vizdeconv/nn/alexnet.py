@@ -56,11 +56,19 @@ class AlexNetFCN(tf.Module):
         operations, below = [Op("input", "input", (), {}, "input")], "input"
         for index, layer in enumerate(LAYERS):
             if layer.kind != "deconv":
-                height, width = (shapes.conv_output_size(size, layer.kernel, layer.stride, layer.padding)
-                                 for size in (height, width))
+                height, width = (
+                    shapes.conv_output_size(size, layer.kernel, layer.stride, layer.padding) for size in (height, width)
+                )
             if layer.kind == "pool":
-                operations.append(Op(layer.name, "max_pool", (below,), dict(
-                    pool=layer.kernel, stride=layer.stride, padding=layer.padding), f"pool {layer.name!r}"))
+                operations.append(
+                    Op(
+                        layer.name,
+                        "max_pool",
+                        (below,),
+                        dict(pool=layer.kernel, stride=layer.stride, padding=layer.padding),
+                        f"pool {layer.name!r}",
+                    )
+                )
                 below = layer.name
                 continue
             if layer.kind == "deconv":
@@ -70,19 +78,32 @@ class AlexNetFCN(tf.Module):
                 height, width = layer.output
             else:
                 kernel_shape = [layer.kernel, layer.kernel, channels, layer.filters]
-            self.kernels[layer.name] = tf.Variable(tf.random.stateless_truncated_normal(
-                kernel_shape, [seed, index], stddev=0.1), name=f"{layer.name}/kernel")
+            self.kernels[layer.name] = tf.Variable(
+                tf.random.stateless_truncated_normal(kernel_shape, [seed, index], stddev=0.1),
+                name=f"{layer.name}/kernel",
+            )
             self.biases[layer.name] = tf.Variable(tf.zeros([layer.filters]), name=f"{layer.name}/bias")
             channels = layer.filters
-            geometry = dict(kernel=self.kernels[layer.name], bias=self.biases[layer.name],
-                            stride=layer.stride, padding=layer.padding)
+            geometry = dict(
+                kernel=self.kernels[layer.name],
+                bias=self.biases[layer.name],
+                stride=layer.stride,
+                padding=layer.padding,
+            )
             if layer.kind == "conv":
                 linear = f"{layer.name}/linear"
                 operations.append(Op(linear, "conv", (below,), dict(geometry, dilation=1), f"conv {layer.name!r}"))
                 operations.append(Op(layer.name, "relu", (linear,), {}, f"conv {layer.name!r}"))
             else:
-                operations.append(Op(layer.name, "conv_transpose", (below,), dict(
-                    geometry, output=(height, width)), f"deconv {layer.name!r}"))
+                operations.append(
+                    Op(
+                        layer.name,
+                        "conv_transpose",
+                        (below,),
+                        dict(geometry, output=(height, width)),
+                        f"deconv {layer.name!r}",
+                    )
+                )
             below = layer.name
         self._description = Graph(operations, below, INPUT_SHAPE)
         if log:

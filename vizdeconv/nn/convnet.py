@@ -7,6 +7,7 @@ The last layer has one filter per class and is averaged over space into logits. 
 
 Variables are float32; a forward pass may compute in bfloat16 and casts the logits back to float32.
 """
+
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
@@ -18,6 +19,7 @@ from vizdeconv.nn.graph import Graph, Op
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
     """One conv layer and its optional max pool (pool=0 means no pooling)."""
+
     name: str
     kernel: int
     filters: int
@@ -28,7 +30,7 @@ class LayerSpec:
     pool_stride: int = 0
     pool_padding: str = "SAME"
     init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
-    rectify: bool = True      # ReLU after the bias; a deep net's last (class) layer trains better without
+    rectify: bool = True  # ReLU after the bias; a deep net's last (class) layer trains better without
 
     @property
     def pool_name(self) -> str:
@@ -74,8 +76,9 @@ class ConvNet(tf.Module):
         biases start at 0.1.
     """
 
-    def __init__(self, specs: Iterable[LayerSpec], image_size: int = 24, channels: int = 3,
-                 seed: int = 0, name: str = "convnet"):
+    def __init__(
+        self, specs: Iterable[LayerSpec], image_size: int = 24, channels: int = 3, seed: int = 0, name: str = "convnet"
+    ):
         super().__init__(name=name)
         self.specs = tuple(specs)
         self.image_size = image_size
@@ -84,13 +87,11 @@ class ConvNet(tf.Module):
         in_channels = channels
         for index, spec in enumerate(self.specs):
             shape = [spec.kernel, spec.kernel, in_channels, spec.filters]
-            initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index],
-                                                           stddev=spec.init_stddev)
+            initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index], stddev=spec.init_stddev)
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             in_channels = spec.filters
-        self._description = _describe(self.specs, self.kernels, self.biases,
-                                      (image_size, image_size, channels))
+        self._description = _describe(self.specs, self.kernels, self.biases, (image_size, image_size, channels))
 
     @property
     def shapes(self) -> dict[str, tuple]:
@@ -120,16 +121,27 @@ def _describe(specs, kernels, biases, input_shape) -> Graph:
     operations, below = [Op("input", "input", (), {}, "input")], "input"
     for spec, kernel, bias in zip(specs, kernels, biases):
         linear = f"{spec.name}/linear"
-        operations.append(Op(linear, "conv", (below,), dict(
-            kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding,
-            dilation=spec.dilation), f"conv {spec.name!r}"))
-        operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {},
-                             f"conv {spec.name!r}"))
+        operations.append(
+            Op(
+                linear,
+                "conv",
+                (below,),
+                dict(kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding, dilation=spec.dilation),
+                f"conv {spec.name!r}",
+            )
+        )
+        operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {}, f"conv {spec.name!r}"))
         below = spec.name
         if spec.pool:
-            operations.append(Op(spec.pool_name, "max_pool", (below,), dict(
-                pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
-                f"pool {spec.pool_name!r}"))
+            operations.append(
+                Op(
+                    spec.pool_name,
+                    "max_pool",
+                    (below,),
+                    dict(pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
+                    f"pool {spec.pool_name!r}",
+                )
+            )
             below = spec.pool_name
     operations.append(Op("logits", "global_avg_pool", (below,), {}, "logits"))
     return Graph(operations, "logits", input_shape)
@@ -137,8 +149,7 @@ def _describe(specs, kernels, biases, input_shape) -> Graph:
 
 def build_model(config) -> ConvNet:
     """The network a config describes (`config.model.layers`, `config.data.image_size`, `config.seed`)."""
-    return ConvNet(layer_specs(config.model.layers), image_size=config.data.image_size,
-                     seed=config.seed)
+    return ConvNet(layer_specs(config.model.layers), image_size=config.data.image_size, seed=config.seed)
 
 
 def count_parameters(model: ConvNet) -> int:
@@ -157,13 +168,24 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
 
     layers = [keras.Input((model.image_size, model.image_size, model.input_channels), name="input")]
     for spec in model.specs:
-        layers.append(keras.layers.Conv2D(
-            spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding.lower(),
-            dilation_rate=spec.dilation, activation="relu" if spec.rectify else None, name=spec.name,
-            kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None))
+        layers.append(
+            keras.layers.Conv2D(
+                spec.filters,
+                spec.kernel,
+                strides=spec.stride,
+                padding=spec.padding.lower(),
+                dilation_rate=spec.dilation,
+                activation="relu" if spec.rectify else None,
+                name=spec.name,
+                kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
+            )
+        )
         if spec.pool:
-            layers.append(keras.layers.MaxPooling2D(spec.pool, spec.effective_pool_stride,
-                                                    spec.pool_padding.lower(), name=spec.pool_name))
+            layers.append(
+                keras.layers.MaxPooling2D(
+                    spec.pool, spec.effective_pool_stride, spec.pool_padding.lower(), name=spec.pool_name
+                )
+            )
     layers.append(keras.layers.GlobalAveragePooling2D(name="logits"))
     twin = keras.Sequential(layers, name="vizdeconv_reference")
     for spec, kernel, bias in zip(model.specs, model.kernels, model.biases):

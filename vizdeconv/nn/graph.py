@@ -9,6 +9,7 @@ convnet and any Keras model are both turned into a Graph (`convnet.ConvNet.graph
 Tensors are NHWC; `Graph.forward` runs the network op by op and returns every tensor by name, with the
 switches of every max pooling under `switches_name(op)`.
 """
+
 import dataclasses
 from typing import Any, Callable
 
@@ -49,6 +50,7 @@ class Op:
         callables returning one, for weights derived from several variables).
       source: what the op came from, for messages (e.g. "Conv2D 'conv2'").
     """
+
     name: str
     kind: str
     inputs: tuple[str, ...] = ()
@@ -83,8 +85,9 @@ class Graph:
             raise ValueError("every operation of a graph must have its own name")
         unknown = [(op.name, i) for op in self.ops for i in op.inputs if i not in self.by_name]
         if unknown:
-            raise ValueError(f"operation {unknown[0][0]!r} reads {unknown[0][1]!r}, which no earlier "
-                             "operation produces")
+            raise ValueError(
+                f"operation {unknown[0][0]!r} reads {unknown[0][1]!r}, which no earlier operation produces"
+            )
         bad = [op for op in self.ops if op.kind not in KINDS]
         if bad:
             raise ValueError(f"operation {bad[0].name!r} has unknown kind {bad[0].kind!r}")
@@ -92,8 +95,10 @@ class Graph:
         self.output = output
         self.input_shape = tuple(int(d) for d in input_shape)
         self.aliases = dict(aliases or {})
-        self.shapes = {name: tuple(t.shape[1:]) for name, t in self.forward(
-            tf.zeros([1, *self.input_shape]), record_switches=False).items()}
+        self.shapes = {
+            name: tuple(t.shape[1:])
+            for name, t in self.forward(tf.zeros([1, *self.input_shape]), record_switches=False).items()
+        }
 
     def resolve(self, layer: str) -> str:
         """The tensor a user's layer name means; ValueError naming the choices if there is none."""
@@ -121,9 +126,13 @@ class Graph:
     @property
     def feature_layers(self) -> list[str]:
         """Layers with feature maps ([H, W, C]) that a convolution or pooling produced."""
-        return [name for name in self.layer_names
-                if len(self.shapes[self.resolve(name)]) == 3 and self.by_name[self.resolve(name)].kind
-                in ("relu", "conv", "max_pool", "avg_pool", "affine", "add", "concat")]
+        return [
+            name
+            for name in self.layer_names
+            if len(self.shapes[self.resolve(name)]) == 3
+            and self.by_name[self.resolve(name)].kind
+            in ("relu", "conv", "max_pool", "avg_pool", "affine", "add", "concat")
+        ]
 
     def ancestors(self, names) -> set[str]:
         """The given tensors and every tensor they are computed from."""
@@ -137,8 +146,9 @@ class Graph:
                 stack.extend(self.by_name[name].inputs)
         return seen
 
-    def forward(self, images, compute_dtype=tf.float32, record_switches: bool = True,
-                until=None, relu: Callable = tf.nn.relu) -> dict:
+    def forward(
+        self, images, compute_dtype=tf.float32, record_switches: bool = True, until=None, relu: Callable = tf.nn.relu
+    ) -> dict:
         """Runs the graph and returns every tensor by name.
 
         Args:
@@ -160,8 +170,9 @@ class Graph:
             if op.kind == "input":
                 tensors[op.name] = tf.cast(images, dtype)
             elif op.kind == "max_pool" and record_switches:
-                pooled, switches = ops.max_pool_with_argmax(inputs[0], op.params["pool"],
-                                                            op.params["stride"], op.params["padding"])
+                pooled, switches = ops.max_pool_with_argmax(
+                    inputs[0], op.params["pool"], op.params["stride"], op.params["padding"]
+                )
                 tensors[op.name], tensors[switches_name(op.name)] = pooled, switches
             else:
                 tensors[op.name] = relu(inputs[0]) if op.kind == "relu" else _apply(op, inputs, dtype)

@@ -6,6 +6,7 @@ an alias when it is unique), and turns each layer into ops of `graph.KINDS`. Wei
 variables themselves, so a Graph follows a model that is still training. A layer outside the supported
 set raises one ValueError naming it, its class and what to do.
 """
+
 import keras
 
 from vizdeconv.nn.graph import Graph, Op
@@ -17,32 +18,39 @@ def _activation_name(layer) -> str:
     activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", str(activation))
     if name not in ACTIVATIONS:
-        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has activation {name!r}; "
-                         f"the deconvnet supports {', '.join(ACTIVATIONS)}: use a separate ReLU layer "
-                         "or a linear activation")
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has activation {name!r}; "
+            f"the deconvnet supports {', '.join(ACTIVATIONS)}: use a separate ReLU layer "
+            "or a linear activation"
+        )
     return name
 
 
 def _padding(layer) -> str:
     padding = getattr(layer, "padding", "valid")
     if padding not in ("same", "valid"):
-        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has padding {padding!r}; "
-                         "only 'same' and 'valid' are supported")
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has padding {padding!r}; "
+            "only 'same' and 'valid' are supported"
+        )
     return padding.upper()
 
 
 def _check_channels_last(layer) -> None:
     if getattr(layer, "data_format", "channels_last") != "channels_last":
-        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) uses channels_first; "
-                         "vizdeconv reads NHWC models only")
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) uses channels_first; vizdeconv reads NHWC models only"
+        )
 
 
 def _unsupported(layer, hint: str = "") -> ValueError:
-    return ValueError(f"layer {layer.name!r} of class {type(layer).__name__} is not supported by the "
-                      f"deconvnet{': ' + hint if hint else ''}; supported layers: Conv2D, ReLU, "
-                      "Activation('relu'), MaxPooling2D, AveragePooling2D, Global{Average,Max}Pooling2D, "
-                      "BatchNormalization, Dropout, Flatten, Dense, ZeroPadding2D, Rescaling, "
-                      "Normalization, Add, Concatenate, nested models")
+    return ValueError(
+        f"layer {layer.name!r} of class {type(layer).__name__} is not supported by the "
+        f"deconvnet{': ' + hint if hint else ''}; supported layers: Conv2D, ReLU, "
+        "Activation('relu'), MaxPooling2D, AveragePooling2D, Global{Average,Max}Pooling2D, "
+        "BatchNormalization, Dropout, Flatten, Dense, ZeroPadding2D, Rescaling, "
+        "Normalization, Add, Concatenate, nested models"
+    )
 
 
 def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
@@ -62,16 +70,13 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
         if kind == "conv":
             if layer.groups != 1:
                 raise _unsupported(layer, "grouped convolutions are not supported")
-            params.update(stride=tuple(layer.strides), padding=_padding(layer),
-                          dilation=tuple(layer.dilation_rate))
+            params.update(stride=tuple(layer.strides), padding=_padding(layer), dilation=tuple(layer.dilation_rate))
         if activation == "linear":
             return [Op(name, kind, inputs, params, source)]
         linear = f"{name}/linear"
-        return [Op(linear, kind, inputs, params, source),
-                Op(name, ACTIVATIONS[activation], (linear,), {}, source)]
+        return [Op(linear, kind, inputs, params, source), Op(name, ACTIVATIONS[activation], (linear,), {}, source)]
     if isinstance(layer, L.ReLU):
-        if (float(layer.negative_slope) != 0 or float(layer.threshold) != 0
-                or layer.max_value is not None):
+        if float(layer.negative_slope) != 0 or float(layer.threshold) != 0 or layer.max_value is not None:
             raise _unsupported(layer, "only a plain ReLU (no max_value, negative_slope or threshold)")
         return [Op(name, "relu", inputs, {}, source)]
     if isinstance(layer, L.Activation):
@@ -80,8 +85,15 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
     if isinstance(layer, (L.MaxPooling2D, L.AveragePooling2D)):
         _check_channels_last(layer)
         kind = "max_pool" if isinstance(layer, L.MaxPooling2D) else "avg_pool"
-        return [Op(name, kind, inputs, {"pool": tuple(layer.pool_size), "stride": tuple(layer.strides),
-                                        "padding": _padding(layer)}, source)]
+        return [
+            Op(
+                name,
+                kind,
+                inputs,
+                {"pool": tuple(layer.pool_size), "stride": tuple(layer.strides), "padding": _padding(layer)},
+                source,
+            )
+        ]
     if isinstance(layer, (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D)):
         _check_channels_last(layer)
         kind = "global_avg_pool" if isinstance(layer, L.GlobalAveragePooling2D) else "global_max_pool"
@@ -91,8 +103,7 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
             raise _unsupported(layer, "only BatchNormalization over the channel axis")
         return [Op(name, "affine", inputs, _batch_norm(layer), source)]
     if isinstance(layer, L.Rescaling):
-        return [Op(name, "affine", inputs, {"scale": lambda: layer.scale,
-                                            "offset": lambda: layer.offset}, source)]
+        return [Op(name, "affine", inputs, {"scale": lambda: layer.scale, "offset": lambda: layer.offset}, source)]
     if isinstance(layer, L.Normalization):
         if layer.invert:
             raise _unsupported(layer, "Normalization(invert=True) is not supported")
@@ -133,8 +144,10 @@ def _normalization(layer) -> dict:
     def scale():
         return 1.0 / tf.maximum(tf.sqrt(tf.convert_to_tensor(layer.variance)), keras.backend.epsilon())
 
-    return {"scale": lambda: tf.reshape(scale(), [-1]),
-            "offset": lambda: tf.reshape(-tf.convert_to_tensor(layer.mean) * scale(), [-1])}
+    return {
+        "scale": lambda: tf.reshape(scale(), [-1]),
+        "offset": lambda: tf.reshape(-tf.convert_to_tensor(layer.mean) * scale(), [-1]),
+    }
 
 
 def describe(model) -> Graph:
@@ -151,24 +164,32 @@ def describe(model) -> Graph:
     except (AttributeError, ValueError):
         inputs = outputs = None
     if not inputs or not outputs:
-        raise ValueError(f"model {model.name!r} is not built with a known input shape; call it once "
-                         "on a batch or start it with keras.Input(shape)")
+        raise ValueError(
+            f"model {model.name!r} is not built with a known input shape; call it once "
+            "on a batch or start it with keras.Input(shape)"
+        )
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                         "vizdeconv needs one image input and one output")
+        raise ValueError(
+            f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "vizdeconv needs one image input and one output"
+        )
     walker = _Walker()
     walker.ops.append(Op("input", "input", (), {}, "input"))
     output = walker.model(model, ["input"], prefix="")  # names an unsupported layer first
     shape = inputs[0].shape[1:]
     if len(shape) != 3 or None in shape:
-        raise ValueError(f"model {model.name!r} takes inputs of shape {tuple(shape)}; vizdeconv needs "
-                         "images [H, W, C] of a fixed size")
+        raise ValueError(
+            f"model {model.name!r} takes inputs of shape {tuple(shape)}; vizdeconv needs "
+            "images [H, W, C] of a fixed size"
+        )
     counts = {}
     for op in walker.ops:
         counts[op.name.rsplit("/", 1)[-1]] = counts.get(op.name.rsplit("/", 1)[-1], 0) + 1
-    aliases = {op.name.rsplit("/", 1)[-1]: op.name for op in walker.ops
-               if "/" in op.name and counts[op.name.rsplit("/", 1)[-1]] == 1
-               and not op.name.endswith("/linear")}
+    aliases = {
+        op.name.rsplit("/", 1)[-1]: op.name
+        for op in walker.ops
+        if "/" in op.name and counts[op.name.rsplit("/", 1)[-1]] == 1 and not op.name.endswith("/linear")
+    }
     aliases.update(walker.model_outputs)
     return Graph(walker.ops, output, shape, aliases)
 

@@ -4,6 +4,7 @@ Layouts follow TensorFlow: images NHWC; `conv2d` kernels `[kh, kw, in, out]`; `c
 kernels `[kh, kw, out, in]` where `out` are the channels it produces (the forward conv's input).
 Tests compare TensorFlow and the project's ops against these.
 """
+
 import numpy as np
 
 from vizdeconv.nn import shapes
@@ -12,14 +13,14 @@ from vizdeconv.nn import shapes
 def dilate_kernel(kernel: np.ndarray, dilation: int) -> np.ndarray:
     """Inserts dilation-1 zeros between the taps of a [kh, kw, a, b] kernel."""
     kh, kw = kernel.shape[:2]
-    dilated = np.zeros((shapes.effective_kernel(kh, dilation), shapes.effective_kernel(kw, dilation),
-                        *kernel.shape[2:]), kernel.dtype)
+    dilated = np.zeros(
+        (shapes.effective_kernel(kh, dilation), shapes.effective_kernel(kw, dilation), *kernel.shape[2:]), kernel.dtype
+    )
     dilated[::dilation, ::dilation] = kernel
     return dilated
 
 
-def conv2d(x: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "SAME",
-           dilation: int = 1) -> np.ndarray:
+def conv2d(x: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "SAME", dilation: int = 1) -> np.ndarray:
     """Cross-correlation as tf.nn.conv2d computes it: [N, H, W, in] * [kh, kw, in, out] -> [N, H', W', out]."""
     n, height, width, _ = x.shape
     kh, kw, _, out_channels = kernel.shape
@@ -29,19 +30,27 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "S
     left = shapes.padding_before(width, kw, stride, padding, dilation)
     full = dilate_kernel(kernel, dilation)
     span_h, span_w = full.shape[:2]
-    padded = np.zeros((n, max(height + top, (out_h - 1) * stride + span_h),
-                       max(width + left, (out_w - 1) * stride + span_w), x.shape[3]), x.dtype)
-    padded[:, top:top + height, left:left + width] = x
+    padded = np.zeros(
+        (
+            n,
+            max(height + top, (out_h - 1) * stride + span_h),
+            max(width + left, (out_w - 1) * stride + span_w),
+            x.shape[3],
+        ),
+        x.dtype,
+    )
+    padded[:, top : top + height, left : left + width] = x
     out = np.zeros((n, out_h, out_w, out_channels), np.result_type(x, kernel))
     for i in range(out_h):
         for j in range(out_w):
-            window = padded[:, i * stride:i * stride + span_h, j * stride:j * stride + span_w]
+            window = padded[:, i * stride : i * stride + span_h, j * stride : j * stride + span_w]
             out[:, i, j] = np.tensordot(window, full, axes=([1, 2, 3], [0, 1, 2]))
     return out
 
 
-def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, output_shape, stride: int = 1,
-                     padding: str = "SAME", dilation: int = 1) -> np.ndarray:
+def conv2d_transpose(
+    x: np.ndarray, kernel: np.ndarray, output_shape, stride: int = 1, padding: str = "SAME", dilation: int = 1
+) -> np.ndarray:
     """The textbook transposed convolution.
 
     1. insert stride-1 zeros between the inputs; 2. pad by the dilated kernel's size minus one;
@@ -64,20 +73,24 @@ def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, output_shape, stride: in
     rows = max((height - 1) * stride + 1, top + out_h) + 2 * (span_h - 1)
     cols = max((width - 1) * stride + 1, left + out_w) + 2 * (span_w - 1)
     spread = np.zeros((n, rows, cols, x.shape[3]), x.dtype)
-    spread[:, span_h - 1:span_h - 1 + (height - 1) * stride + 1:stride,
-           span_w - 1:span_w - 1 + (width - 1) * stride + 1:stride] = x
+    spread[
+        :,
+        span_h - 1 : span_h - 1 + (height - 1) * stride + 1 : stride,
+        span_w - 1 : span_w - 1 + (width - 1) * stride + 1 : stride,
+    ] = x
     rotated = full[::-1, ::-1]  # [span_h, span_w, out, in]
     full_h, full_w = rows - span_h + 1, cols - span_w + 1
     result = np.zeros((n, full_h, full_w, out_channels), np.result_type(x, kernel))
     for i in range(full_h):
         for j in range(full_w):
-            window = spread[:, i:i + span_h, j:j + span_w]
+            window = spread[:, i : i + span_h, j : j + span_w]
             result[:, i, j] = np.tensordot(window, rotated, axes=([1, 2, 3], [0, 1, 3]))
-    return result[:, top:top + out_h, left:left + out_w]
+    return result[:, top : top + out_h, left : left + out_w]
 
 
-def max_pool_with_argmax(x: np.ndarray, pool_size: int = 2, stride: int | None = None,
-                         padding: str = "SAME") -> tuple[np.ndarray, np.ndarray]:
+def max_pool_with_argmax(
+    x: np.ndarray, pool_size: int = 2, stride: int | None = None, padding: str = "SAME"
+) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling and switches ((row * W + col) * C + channel), first maximum in row-major order wins."""
     stride = stride or pool_size
     n, height, width, channels = x.shape

@@ -3,6 +3,7 @@
 All tensors are NHWC. Kernels are `[kh, kw, in, out]` as `tf.nn.conv2d` lays them out; the transposed
 convolution uses the same kernel, so it maps `out` channels back to `in` channels.
 """
+
 import tensorflow as tf
 
 from vizdeconv.nn import shapes
@@ -75,11 +76,14 @@ def dilate_kernel(kernel, dilation):
     kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
     dilation = pair(dilation)
     rows = [(kernel_h - 1) * dilation[0] + 1, (kernel_w - 1) * dilation[1] + 1]
-    index = tf.stack(tf.meshgrid(tf.range(kernel_h) * dilation[0], tf.range(kernel_w) * dilation[1],
-                                 indexing="ij"), axis=-1)
-    return tf.scatter_nd(tf.reshape(index, [-1, 2]),
-                         tf.reshape(kernel, [kernel_h * kernel_w, *kernel.shape[2:]]),
-                         [*rows, *kernel.shape[2:]])
+    index = tf.stack(
+        tf.meshgrid(tf.range(kernel_h) * dilation[0], tf.range(kernel_w) * dilation[1], indexing="ij"), axis=-1
+    )
+    return tf.scatter_nd(
+        tf.reshape(index, [-1, 2]),
+        tf.reshape(kernel, [kernel_h * kernel_w, *kernel.shape[2:]]),
+        [*rows, *kernel.shape[2:]],
+    )
 
 
 def max_pool_with_argmax(x, pool_size=2, stride=None, padding: str = "SAME"):
@@ -93,7 +97,8 @@ def max_pool_with_argmax(x, pool_size=2, stride=None, padding: str = "SAME"):
     """
     pool_size, stride = pair(pool_size), pair(stride or pool_size)
     pooled, switches = tf.nn.max_pool_with_argmax(
-        x, ksize=pool_size, strides=stride, padding=padding.upper(), include_batch_in_index=False)
+        x, ksize=pool_size, strides=stride, padding=padding.upper(), include_batch_in_index=False
+    )
     return pooled, switches
 
 
@@ -112,13 +117,19 @@ def unpool(values, switches, output_shape, pool_size=2, stride=None, padding: st
     """
     pool_size, stride = pair(pool_size), pair(stride or pool_size)
     return tf.raw_ops.MaxPoolGradWithArgmax(
-        input=tf.zeros(output_shape, values.dtype), grad=values, argmax=switches,
-        ksize=[1, *pool_size, 1], strides=[1, *stride, 1],
-        padding=padding.upper(), include_batch_in_index=False)
+        input=tf.zeros(output_shape, values.dtype),
+        grad=values,
+        argmax=switches,
+        ksize=[1, *pool_size, 1],
+        strides=[1, *stride, 1],
+        padding=padding.upper(),
+        include_batch_in_index=False,
+    )
 
 
-def unpool_scatter_nd(values, switches, output_shape, pool_size: int = 2, stride: int | None = None,
-                      padding: str = "SAME"):
+def unpool_scatter_nd(
+    values, switches, output_shape, pool_size: int = 2, stride: int | None = None, padding: str = "SAME"
+):
     """The same unpooling built from hand-made indices and `tf.scatter_nd`.
 
     Kept only as the slow reference the benchmarks compare against (the TF1 tutorial's method). The

@@ -6,6 +6,7 @@ follow TensorFlow: SAME gives ceil(n / s); VALID gives ceil((n - d*(k-1)) / s).
 
 Run `python -m vizdeconv.shapes --input 126 --kernel 4 --stride 2 --padding VALID` for the legal sizes.
 """
+
 import math
 
 PADDINGS = ("SAME", "VALID")
@@ -26,8 +27,7 @@ def effective_kernel(kernel: int, dilation: int = 1) -> int:
     return dilation * (kernel - 1) + 1
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "SAME",
-                     dilation: int = 1) -> int:
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "SAME", dilation: int = 1) -> int:
     """Output length of a forward convolution (or pooling) along one dimension.
 
     Raises:
@@ -44,12 +44,12 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "SA
         raise ValueError(
             f"VALID convolution of a size-{size} input with a kernel of {kernel} at dilation {dilation} "
             f"is impossible: the dilated kernel spans {span} > {size}; use SAME padding, a smaller "
-            f"dilation, or an input of at least {span}")
+            f"dilation, or an input of at least {span}"
+        )
     return math.ceil((size - span + 1) / stride)
 
 
-def padding_before(size: int, kernel: int, stride: int = 1, padding: str = "SAME",
-                   dilation: int = 1) -> int:
+def padding_before(size: int, kernel: int, stride: int = 1, padding: str = "SAME", dilation: int = 1) -> int:
     """Zeros TensorFlow pads before the input: for SAME the smaller half of the total, else none."""
     padding = _check(kernel, stride, padding, dilation)
     if padding == "VALID":
@@ -58,8 +58,7 @@ def padding_before(size: int, kernel: int, stride: int = 1, padding: str = "SAME
     return total // 2
 
 
-def transpose_output_sizes(size: int, kernel: int, stride: int = 1, padding: str = "SAME",
-                           dilation: int = 1) -> range:
+def transpose_output_sizes(size: int, kernel: int, stride: int = 1, padding: str = "SAME", dilation: int = 1) -> range:
     """All output lengths a transposed convolution may produce from an input of length `size`.
 
     These are the lengths m whose forward convolution (same kernel, stride, padding, dilation) has
@@ -75,17 +74,20 @@ def transpose_output_sizes(size: int, kernel: int, stride: int = 1, padding: str
     return range(low, high + 1)
 
 
-def check_transpose_output(size: int, output: int, kernel: int, stride: int = 1,
-                           padding: str = "SAME", dilation: int = 1) -> None:
+def check_transpose_output(
+    size: int, output: int, kernel: int, stride: int = 1, padding: str = "SAME", dilation: int = 1
+) -> None:
     """Raises a ValueError explaining why `output` is impossible, and what would work instead."""
     legal = transpose_output_sizes(size, kernel, stride, padding, dilation)
     if output in legal:
         return
     padding = padding.upper()
     sizes = ", ".join(str(m) for m in legal) if len(legal) <= 4 else f"{legal[0]}..{legal[-1]}"
-    message = (f"conv2d_transpose cannot produce size {output} from size {size} with kernel {kernel}, "
-               f"stride {stride}, {padding} padding, dilation {dilation}: "
-               f"{padding} from {size} gives {sizes}")
+    message = (
+        f"conv2d_transpose cannot produce size {output} from size {size} with kernel {kernel}, "
+        f"stride {stride}, {padding} padding, dilation {dilation}: "
+        f"{padding} from {size} gives {sizes}"
+    )
     try:
         needed = conv_output_size(output, kernel, stride, padding, dilation)
         message += f"; {padding} to {output} needs an input of {needed}"

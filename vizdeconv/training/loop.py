@@ -1,4 +1,5 @@
 """train_and_evaluate(config, run): the training loop, checkpoints, summaries and final test accuracy."""
+
 import os
 import signal
 import tempfile
@@ -83,8 +84,10 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
     # Every worker decides this alike (it only reads the shared folder), so none waits for the others.
     previous, done = rundir.read_metrics(workdir), checkpoints.newest_number(checkpoint_dir)
     if previous and previous.get("step") == done >= config.steps:
-        log(f"run already reached step {done} of {config.steps}: test accuracy "
-            f"{previous.get('test_accuracy', float('nan')):.4f}")
+        log(
+            f"run already reached step {done} of {config.steps}: test accuracy "
+            f"{previous.get('test_accuracy', float('nan')):.4f}"
+        )
         return previous
     trainer = Trainer(config, workdir, strategy, chief, requested, log)
     if not chief:
@@ -97,9 +100,11 @@ def train_and_evaluate(config, workdir: str, log=print) -> dict:
             if isinstance(error, WriteError) or not is_write_failure(error):
                 raise
             checkpoints.remove_debris(checkpoint_dir)
-            raise WriteError(f"could not write to {workdir} ({reason(error)}); the newest checkpoint "
-                             f"is step {checkpoints.newest_number(checkpoint_dir)}; free space and run "
-                             "the same command again to resume") from None
+            raise WriteError(
+                f"could not write to {workdir} ({reason(error)}); the newest checkpoint "
+                f"is step {checkpoints.newest_number(checkpoint_dir)}; free space and run "
+                "the same command again to resume"
+            ) from None
 
 
 class Trainer:
@@ -122,8 +127,10 @@ class Trainer:
         self.load_data()
         resumed = rundir.prepare(self.config, self.workdir) if self.chief else True
         why = "chosen for this hardware" if self.requested == "auto" else "as configured"
-        self.log(f"precision: {self.config.precision} ({why}), replicas: {self.strategy.num_replicas_in_sync}, "
-                 f"run folder: {self.workdir}")
+        self.log(
+            f"precision: {self.config.precision} ({why}), replicas: {self.strategy.num_replicas_in_sync}, "
+            f"run folder: {self.workdir}"
+        )
         self.build()
         self.restore(resumed)
         self.make_writers()
@@ -132,8 +139,10 @@ class Trainer:
         stopped, train_seconds = self.train()
         if stopped is not None:
             checkpoints.save(self.manager, int(self.step))
-            self.log(f"stopped by signal {stopped} at step {int(self.step)}; checkpoint saved, run the same "
-                     "command again to resume")
+            self.log(
+                f"stopped by signal {stopped} at step {int(self.step)}; checkpoint saved, run the same "
+                "command again to resume"
+            )
             return {"status": "interrupted", "step": int(self.step), "signal": int(stopped)}
         return self.finish(train_seconds)
 
@@ -152,24 +161,36 @@ class Trainer:
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
         # Every worker saves (saving may need all of them); only the chief's copy is kept.
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.checkpoint_dir if self.chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
-            max_to_keep=config.keep_checkpoints)
+            self.checkpoint,
+            self.checkpoint_dir if self.chief else tempfile.mkdtemp(prefix="vizdeconv-worker-"),
+            max_to_keep=config.keep_checkpoints,
+        )
         self.eval_step = steps.make_eval_step(self.model, self.strategy, self.compute_dtype)
-        self.eval_data = self.strategy.distribute_datasets_from_function(lambda context: data.eval_dataset(
-            self.test_images, self.test_labels, config.eval_batch_size, config.data.image_size, context))
-        self.train_steps = steps.make_train_steps(self.model, self.optimizer, self.strategy, config.loss,
-                                                  config.batch_size, self.compute_dtype)
-        probe_index = np.sort(np.random.default_rng(config.seed).choice(
-            len(self.test_images), min(config.reconstruction.probes, len(self.test_images)), replace=False))
+        self.eval_data = self.strategy.distribute_datasets_from_function(
+            lambda context: data.eval_dataset(
+                self.test_images, self.test_labels, config.eval_batch_size, config.data.image_size, context
+            )
+        )
+        self.train_steps = steps.make_train_steps(
+            self.model, self.optimizer, self.strategy, config.loss, config.batch_size, self.compute_dtype
+        )
+        probe_index = np.sort(
+            np.random.default_rng(config.seed).choice(
+                len(self.test_images), min(config.reconstruction.probes, len(self.test_images)), replace=False
+            )
+        )
         probes_uint8 = self.test_images[probe_index]
         self.probe_index = probe_index
         self.summary_inputs = data.preprocess_eval(probes_uint8, config.data.image_size)
         self.summary_originals = data.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
         self.summary = ReconstructionSummary(
             Deconvnet(self.model, config.reconstruction.mode, compute_dtype=self.compute_dtype),
-            self.summary_inputs, self.summary_originals, top_k=config.reconstruction.top_k,
+            self.summary_inputs,
+            self.summary_originals,
+            top_k=config.reconstruction.top_k,
             display_scale=config.reconstruction.display_scale,
-            clip_percentile=config.reconstruction.clip_percentile)
+            clip_percentile=config.reconstruction.clip_percentile,
+        )
 
     def restore(self, resumed: bool) -> None:
         """Restores the newest intact checkpoint and drops the summaries of steps that will be redone."""
@@ -183,8 +204,12 @@ class Trainer:
                 rundir.drop_events_after(os.path.join(self.workdir, name), int(self.step))
 
     def make_writers(self) -> None:
-        self.writers = {name: tf.summary.create_file_writer(os.path.join(self.workdir, name)) if self.chief
-                        else tf.summary.create_noop_writer() for name in ("train", "eval")}
+        self.writers = {
+            name: tf.summary.create_file_writer(os.path.join(self.workdir, name))
+            if self.chief
+            else tf.summary.create_noop_writer()
+            for name in ("train", "eval")
+        }
 
     def write_first_summaries(self) -> None:
         """HParams, the step-0 reconstructions and the probe marking of the Deconvnet tab."""
@@ -193,17 +218,35 @@ class Trainer:
             hparams_api.hparams(_flat_hparams(self.config), trial_id=self.config.name)
         with self.writers["train"].as_default():
             self.summary.write(0)
-        probes.write_probes(os.path.join(self.workdir, "train"), self.summary_inputs, self.summary_originals,
-                            root=self.workdir, kind="run", image_ids=self.probe_index,
-                            labels=self.test_labels[self.probe_index], writer=self.writers["train"])
+        probes.write_probes(
+            os.path.join(self.workdir, "train"),
+            self.summary_inputs,
+            self.summary_originals,
+            root=self.workdir,
+            kind="run",
+            image_ids=self.probe_index,
+            labels=self.test_labels[self.probe_index],
+            writer=self.writers["train"],
+        )
 
     def train(self) -> tuple[int | None, float]:
         """Runs chunks of steps until config.steps or a stop signal; returns (signal or None, seconds)."""
         config = self.config
         first_step, end_step = int(self.step), max(config.steps, int(self.step) + 1)
-        iterator = iter(self.strategy.distribute_datasets_from_function(lambda context: data.train_dataset(
-            self.train_images, self.train_labels, config.batch_size, config.seed, first_step, end_step,
-            config.data.image_size, context)))
+        iterator = iter(
+            self.strategy.distribute_datasets_from_function(
+                lambda context: data.train_dataset(
+                    self.train_images,
+                    self.train_labels,
+                    config.batch_size,
+                    config.seed,
+                    first_step,
+                    end_step,
+                    config.data.image_size,
+                    context,
+                )
+            )
+        )
         self.started, self.first_step, self.summary_seconds = time.perf_counter(), first_step, []
         with _StopRequest() as stop:
             while int(self.step) < config.steps and stop.signal is None:
@@ -221,7 +264,8 @@ class Trainer:
             what = f"loss became {sums['loss']}" if not np.isfinite(sums["loss"]) else "weights overflowed"
             raise FloatingPointError(
                 f"{what} between steps {first} and {target}; stopped. The last good checkpoint is "
-                f"{self.manager.latest_checkpoint}; lower --config.optimizer.learning_rate")
+                f"{self.manager.latest_checkpoint}; lower --config.optimizer.learning_rate"
+            )
         self.step.assign(target)
         images_per_second = sums["examples"] / (time.perf_counter() - chunk_start)
         self.write_scalars(target, sums, target - first, images_per_second)
@@ -253,25 +297,34 @@ class Trainer:
     def log_progress(self, target: int, sums: dict, count: int, eval_text: str, images_per_second: float) -> None:
         per_step = (time.perf_counter() - self.started) / max(target - self.first_step, 1)
         left = per_step * (self.config.steps - target)
-        self.log(f"step {target}/{self.config.steps}  loss {sums['loss'] / count:.2f} "
-                 f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
-                 f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
-                 f"{images_per_second:.0f} img/s  eta {_format_seconds(left)}")
+        self.log(
+            f"step {target}/{self.config.steps}  loss {sums['loss'] / count:.2f} "
+            f"(ce {sums['cross_entropy'] / count:.2f} + l2 {sums['weight_penalty'] / count:.2f})"
+            f"  train acc {sums['correct'] / sums['examples']:.3f}{eval_text}  "
+            f"{images_per_second:.0f} img/s  eta {_format_seconds(left)}"
+        )
 
     def finish(self, train_seconds: float) -> dict:
         """Final test accuracy over the whole split, written to metrics.json and the eval events."""
         accuracy, examples = steps.evaluate(self.eval_step, self.eval_data)
         step = int(self.step)
-        metrics = {"status": "complete", "step": step, "test_accuracy": accuracy, "test_examples": examples,
-                   "precision": self.config.precision, "train_seconds_this_session": round(train_seconds, 2),
-                   "mean_summary_seconds": round(float(np.mean(self.summary_seconds)), 4)
-                   if self.summary_seconds else None}
+        metrics = {
+            "status": "complete",
+            "step": step,
+            "test_accuracy": accuracy,
+            "test_examples": examples,
+            "precision": self.config.precision,
+            "train_seconds_this_session": round(train_seconds, 2),
+            "mean_summary_seconds": round(float(np.mean(self.summary_seconds)), 4) if self.summary_seconds else None,
+        }
         if self.chief:
             with self.writers["eval"].as_default(step=step):
                 tf.summary.scalar("test_accuracy_final", accuracy)
             for writer in self.writers.values():
                 writer.flush()
             rundir.write_metrics(self.workdir, metrics)
-        self.log(f"test accuracy {accuracy:.4f} on {examples} test images (step {step}, "
-                 f"{self.config.precision}); metrics in {os.path.join(self.workdir, rundir.METRICS_FILE)}")
+        self.log(
+            f"test accuracy {accuracy:.4f} on {examples} test images (step {step}, "
+            f"{self.config.precision}); metrics in {os.path.join(self.workdir, rundir.METRICS_FILE)}"
+        )
         return metrics

@@ -1,4 +1,5 @@
 """The reference objective: summed cross-entropy plus sum of l2_loss over the conv kernels."""
+
 import tensorflow as tf
 
 from vizdeconv.io.config import REDUCTIONS
@@ -9,8 +10,15 @@ def weight_penalty(kernels) -> tf.Tensor:
     return tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
 
 
-def objective(logits, labels, kernels, reduction: str = "sum", weight_decay: float = 1.0,
-              global_batch_size: int | None = None, num_replicas: int = 1) -> dict[str, tf.Tensor]:
+def objective(
+    logits,
+    labels,
+    kernels,
+    reduction: str = "sum",
+    weight_decay: float = 1.0,
+    global_batch_size: int | None = None,
+    num_replicas: int = 1,
+) -> dict[str, tf.Tensor]:
     """The training loss of one (replica's share of a) batch.
 
     Under tf.distribute the gradients of all replicas are summed, so each replica contributes its own
@@ -28,7 +36,8 @@ def objective(logits, labels, kernels, reduction: str = "sum", weight_decay: flo
     if reduction not in REDUCTIONS:
         raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {reduction!r}")
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+    )
     cross_entropy = tf.reduce_sum(per_example)
     if reduction == "mean":
         cross_entropy /= tf.cast(global_batch_size or tf.shape(per_example)[0], tf.float32)

@@ -1,4 +1,5 @@
 """Optimizer and learning-rate schedule from `config.optimizer` (reference: Adam, constant 1e-4)."""
+
 import keras
 
 from vizdeconv.io.config import OPTIMIZERS, SCHEDULES
@@ -11,13 +12,14 @@ def learning_rate(config, total_steps: int):
         schedule = rate
     elif config.schedule == "cosine":
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if config.warmup_steps else rate, max(total_steps - config.warmup_steps, 1),
+            0.0 if config.warmup_steps else rate,
+            max(total_steps - config.warmup_steps, 1),
             warmup_target=rate if config.warmup_steps else None,
-            warmup_steps=config.warmup_steps)
+            warmup_steps=config.warmup_steps,
+        )
     elif config.schedule == "step":
-        boundaries = list(range(config.decay_every, max(total_steps, config.decay_every + 1),
-                                config.decay_every))
-        values = [rate * config.decay_factor ** i for i in range(len(boundaries) + 1)]
+        boundaries = list(range(config.decay_every, max(total_steps, config.decay_every + 1), config.decay_every))
+        values = [rate * config.decay_factor**i for i in range(len(boundaries) + 1)]
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     else:
         raise ValueError(f"optimizer.schedule must be one of {SCHEDULES}, got {config.schedule!r}")

@@ -3,16 +3,23 @@
 Several optimizer steps run inside one `tf.function` call (a `tf.range` loop over the dataset
 iterator), so the Python loop is entered only to log, evaluate or checkpoint.
 """
+
 import tensorflow as tf
 
-from vizdeconv.training import losses
 from vizdeconv.nn.convnet import ConvNet
+from vizdeconv.training import losses
 
 SUMS = ("loss", "cross_entropy", "weight_penalty", "correct", "examples")
 
 
-def make_train_steps(model: ConvNet, optimizer, strategy: tf.distribute.Strategy, loss_config,
-                     global_batch_size: int, compute_dtype=tf.float32):
+def make_train_steps(
+    model: ConvNet,
+    optimizer,
+    strategy: tf.distribute.Strategy,
+    loss_config,
+    global_batch_size: int,
+    compute_dtype=tf.float32,
+):
     """Returns `train_steps(iterator, num_steps) -> dict of float32 scalars` over those steps.
 
     The sums (loss, cross_entropy, weight_penalty, correct, examples) are reduced over replicas;
@@ -24,12 +31,20 @@ def make_train_steps(model: ConvNet, optimizer, strategy: tf.distribute.Strategy
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, compute_dtype)
-            terms = losses.objective(logits, labels, model.kernels, loss_config.reduction,
-                                     loss_config.weight_decay, global_batch_size, replicas)
+            terms = losses.objective(
+                logits,
+                labels,
+                model.kernels,
+                loss_config.reduction,
+                loss_config.weight_decay,
+                global_batch_size,
+                replicas,
+            )
         gradients = tape.gradient(terms["loss"], model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32),
-                                                 tf.cast(labels, tf.int32)), tf.float32))
+        correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32)
+        )
         return dict(terms, correct=correct, examples=tf.cast(tf.shape(labels)[0], tf.float32))
 
     @tf.function
@@ -38,9 +53,10 @@ def make_train_steps(model: ConvNet, optimizer, strategy: tf.distribute.Strategy
         for _ in tf.range(num_steps):
             images, labels = next(iterator)
             per_replica = strategy.run(replica_step, args=(images, labels))
-            totals = {name: totals[name] + strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                                           per_replica[name], axis=None)
-                      for name in SUMS}
+            totals = {
+                name: totals[name] + strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+                for name in SUMS
+            }
         # The last update can overflow the weights even when every loss it saw was finite.
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
         return dict(totals, weights_finite=tf.cast(finite, tf.float32))
@@ -59,8 +75,10 @@ def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dty
     @tf.function
     def eval_step(images, labels):
         correct, examples = strategy.run(replica_step, args=(images, labels))
-        return (strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, examples, axis=None))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, examples, axis=None),
+        )
 
     return eval_step
 

@@ -1,4 +1,5 @@
 """`DeconvnetCallback`: deconvnet strips and top-feature grids in TensorBoard while `model.fit` runs."""
+
 import os
 
 import keras
@@ -27,9 +28,18 @@ class DeconvnetCallback(keras.callbacks.Callback):
       snapshot_dir: where to save the model at the same epochs (None: not saved).
     """
 
-    def __init__(self, log_dir: str, probe_images, layers=None, every_n_epochs: int = 1,
-                 mode: str = "deconvnet", originals=None, top_k: int = 16, display_scale: int = 4,
-                 snapshot_dir: str | None = None):
+    def __init__(
+        self,
+        log_dir: str,
+        probe_images,
+        layers=None,
+        every_n_epochs: int = 1,
+        mode: str = "deconvnet",
+        originals=None,
+        top_k: int = 16,
+        display_scale: int = 4,
+        snapshot_dir: str | None = None,
+    ):
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs}")
@@ -44,13 +54,24 @@ class DeconvnetCallback(keras.callbacks.Callback):
             from vizdeconv.deconv.deconvnet import Deconvnet
 
             self.summary = ReconstructionSummary(
-                Deconvnet(self.model, self.mode), self.probes, self.originals, self.layers,
-                self.top_k, self.display_scale)
+                Deconvnet(self.model, self.mode),
+                self.probes,
+                self.originals,
+                self.layers,
+                self.top_k,
+                self.display_scale,
+            )
             self.writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
             # Marks the log dir for TensorBoard's Deconvnet tab, which projects with the snapshots.
-            probes.write_probes(os.path.join(self.log_dir, "train"), self.probes,
-                                  self.summary.originals, root=self.log_dir, kind="keras",
-                                  model=self.snapshot_dir, writer=self.writer)
+            probes.write_probes(
+                os.path.join(self.log_dir, "train"),
+                self.probes,
+                self.summary.originals,
+                root=self.log_dir,
+                kind="keras",
+                model=self.snapshot_dir,
+                writer=self.writer,
+            )
         with self.writer.as_default():
             self.summary.write(epoch)
         self.writer.flush()

@@ -1,5 +1,6 @@
 """Read a trained network back for notebooks: a run folder or any Keras model; its config, metrics,
 curves, filters, feature maps, predictions and projections."""
+
 import glob
 import os
 
@@ -8,10 +9,9 @@ import tensorflow as tf
 
 from vizdeconv.deconv import reconstruct
 from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.io import data, pictures, rundir
 from vizdeconv.io.preprocess import Preprocess, for_model
-from vizdeconv.io import data, rundir
 from vizdeconv.io.subject import open_subject
-from vizdeconv.io import pictures
 from vizdeconv.io.summaries import default_layers
 
 
@@ -75,8 +75,7 @@ class Inspector:
             result[mode] = {name: pictures.to_display(value.numpy()) for name, value in projections.items()}
         return result
 
-    def project_channel(self, images: np.ndarray, layer: str, channel: int,
-                        mode: str = "deconvnet") -> np.ndarray:
+    def project_channel(self, images: np.ndarray, layer: str, channel: int, mode: str = "deconvnet") -> np.ndarray:
         """Each image's projection of one feature map of `layer`, [N, h, w, 3] ready to show."""
         projection = Deconvnet(self.model, mode).project(self.inputs(images), layer, channel=channel)
         return pictures.to_display(projection.numpy())
@@ -114,7 +113,6 @@ class Run(Inspector):
                             steps.append(event.step)
                             values.append(float(tf.make_ndarray(value.tensor)))
         return {tag: (np.array(steps), np.array(values)) for tag, (steps, values) in series.items()}
-
 
 
 class KerasFile(Inspector):

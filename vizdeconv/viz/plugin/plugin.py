@@ -5,6 +5,7 @@ logs` loads it. The tab is listed when some run holds the plugin's probe summari
 Requests name runs, layers, channels and steps, which are looked up in what the runs hold; the one
 route that takes a file name (`/file`) serves PNGs inside a run folder only.
 """
+
 import base64
 import io
 import json
@@ -12,12 +13,11 @@ import os
 import threading
 
 import numpy as np
-from werkzeug import wrappers
-
 from tensorboard import plugin_util
 from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
 
 from vizdeconv.io import probes
 from vizdeconv.viz.plugin.projector import Projector
@@ -79,6 +79,7 @@ def _text(request, name: str) -> str:
 
 def route(kind: str):
     """Wraps a handler(request) -> body into a WSGI app answering 400 with a message on bad input."""
+
     def wrap(handler):
         @wrappers.Request.application
         def app(self, request):
@@ -88,7 +89,9 @@ def route(kind: str):
                 return http_util.Respond(request, {"error": str(error)}, "application/json", code=400)
             content_type = {"json": "application/json", "png": "image/png"}[kind]
             return http_util.Respond(request, body, content_type)
+
         return app
+
     return wrap
 
 
@@ -105,24 +108,31 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
 
     def get_plugin_apps(self):
         apps = {path: self._static for path in STATIC_FILES}
-        apps.update({
-            "/runs": self._runs_route, "/layer": self._layer_route, "/top9": self._top9_route,
-            "/tile.png": self._tile_route, "/evolution": self._evolution_route,
-            "/evolution.png": self._evolution_tile_route, "/probe.png": self._probe_route,
-            "/project": self._project_route, "/model_layers": self._model_layers_route,
-            "/file": self._file_route})
+        apps.update(
+            {
+                "/runs": self._runs_route,
+                "/layer": self._layer_route,
+                "/top9": self._top9_route,
+                "/tile.png": self._tile_route,
+                "/evolution": self._evolution_route,
+                "/evolution.png": self._evolution_tile_route,
+                "/probe.png": self._probe_route,
+                "/project": self._project_route,
+                "/model_layers": self._model_layers_route,
+                "/file": self._file_route,
+            }
+        )
         return apps
 
     def is_active(self):
         return False  # active through the probe summaries (data_plugin_names), never otherwise
 
     def frontend_metadata(self):
-        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Deconvnet",
-                                            disable_reload=True)
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Deconvnet", disable_reload=True)
 
     @wrappers.Request.application
     def _static(self, request):
-        name = request.path[request.path.rindex("/"):]
+        name = request.path[request.path.rindex("/") :]
         with open(os.path.join(STATIC, name.lstrip("/")), "rb") as handle:
             return http_util.Respond(request, handle.read(), STATIC_FILES[name])
 
@@ -132,8 +142,10 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         if self._data_provider is None:
             return {}
         mapping = self._data_provider.list_tensors(
-            plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
-                request.environ), plugin_name=probes.PLUGIN_NAME)
+            plugin_util.context(request.environ),
+            experiment_id=plugin_util.experiment_id(request.environ),
+            plugin_name=probes.PLUGIN_NAME,
+        )
         marked = {}
         for events_run, tags in mapping.items():
             if probes.INPUTS_TAG in tags:
@@ -159,15 +171,19 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
             if run.events_run in self._probes:
                 return self._probes[run.events_run]
         data = self._data_provider.read_tensors(
-            plugin_util.context(request.environ), experiment_id=plugin_util.experiment_id(
-                request.environ), plugin_name=probes.PLUGIN_NAME, downsample=1,
-            run_tag_filter=provider.RunTagFilter(runs=[run.events_run],
-                                                 tags=[probes.INPUTS_TAG, probes.PICTURES_TAG]))
+            plugin_util.context(request.environ),
+            experiment_id=plugin_util.experiment_id(request.environ),
+            plugin_name=probes.PLUGIN_NAME,
+            downsample=1,
+            run_tag_filter=provider.RunTagFilter(runs=[run.events_run], tags=[probes.INPUTS_TAG, probes.PICTURES_TAG]),
+        )
         tags = data.get(run.events_run, {})
         if probes.INPUTS_TAG not in tags or probes.PICTURES_TAG not in tags:
             raise Refused(f"the probe images of {run.name} are not loaded yet; try again")
-        arrays = {"inputs": tags[probes.INPUTS_TAG][-1].numpy.astype(np.float32),
-                  "pictures": tags[probes.PICTURES_TAG][-1].numpy.astype(np.uint8)}
+        arrays = {
+            "inputs": tags[probes.INPUTS_TAG][-1].numpy.astype(np.float32),
+            "pictures": tags[probes.PICTURES_TAG][-1].numpy.astype(np.uint8),
+        }
         with self._lock:
             self._probes[run.events_run] = arrays
         return arrays
@@ -187,14 +203,24 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                     index = self.store.index(run, split)
                 except Refused:
                     continue
-                splits[split] = {"layers": list(index["layers"]), "mode": index["report"].get("mode"),
-                                 "images": index["report"].get("images")}
-            listing.append({
-                "name": name, "kind": run.kind, "splits": splits, "analyses": self.store.analyses(run),
-                "probes": [{"index": i, "image_id": image_id, "label": label}
-                           for i, (image_id, label) in enumerate(zip(run.content["image_ids"],
-                                                                     run.content["labels"]))],
-                "class_names": self._class_names(run)})
+                splits[split] = {
+                    "layers": list(index["layers"]),
+                    "mode": index["report"].get("mode"),
+                    "images": index["report"].get("images"),
+                }
+            listing.append(
+                {
+                    "name": name,
+                    "kind": run.kind,
+                    "splits": splits,
+                    "analyses": self.store.analyses(run),
+                    "probes": [
+                        {"index": i, "image_id": image_id, "label": label}
+                        for i, (image_id, label) in enumerate(zip(run.content["image_ids"], run.content["labels"]))
+                    ],
+                    "class_names": self._class_names(run),
+                }
+            )
         return json.dumps({"runs": listing})
 
     # Explorer output: feature maps and their top-9.
@@ -205,9 +231,21 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         split, layer = _text(request, "split"), _text(request, "layer")
         entries = self.store.layer(run, split, layer)
         top = self.store.top(run, split, layer)
-        return json.dumps({"layer": layer, "k": int(top["projections"].shape[1]), "channels": [
-            {"channel": int(c), "value": entry["values"][0], "image_id": entry["image_ids"][0],
-             "label": entry["labels"][0]} for c, entry in sorted(entries.items(), key=lambda e: int(e[0]))]})
+        return json.dumps(
+            {
+                "layer": layer,
+                "k": int(top["projections"].shape[1]),
+                "channels": [
+                    {
+                        "channel": int(c),
+                        "value": entry["values"][0],
+                        "image_id": entry["image_ids"][0],
+                        "label": entry["labels"][0],
+                    }
+                    for c, entry in sorted(entries.items(), key=lambda e: int(e[0]))
+                ],
+            }
+        )
 
     @route("json")
     def _top9_route(self, request):
@@ -218,13 +256,26 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         if str(channel) not in entries:
             raise BadRequest(f"channel {channel} is out of range: {layer} has {len(entries)} channels")
         entry, names = entries[str(channel)], self._class_names(run)
-        return json.dumps({"layer": layer, "channel": channel, "entries": [
-            {"rank": rank, "image_id": image_id, "label": label,
-             "class_name": names[label] if 0 <= label < len(names) else str(label), "value": value,
-             "location": location, "box": box}
-            for rank, (image_id, label, value, location, box) in enumerate(zip(
-                entry["image_ids"], entry["labels"], entry["values"], entry["locations"],
-                entry["boxes"]))]})
+        return json.dumps(
+            {
+                "layer": layer,
+                "channel": channel,
+                "entries": [
+                    {
+                        "rank": rank,
+                        "image_id": image_id,
+                        "label": label,
+                        "class_name": names[label] if 0 <= label < len(names) else str(label),
+                        "value": value,
+                        "location": location,
+                        "box": box,
+                    }
+                    for rank, (image_id, label, value, location, box) in enumerate(
+                        zip(entry["image_ids"], entry["labels"], entry["values"], entry["locations"], entry["boxes"])
+                    )
+                ],
+            }
+        )
 
     @route("png")
     def _tile_route(self, request):
@@ -236,8 +287,9 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         tiles = top["projections" if what == "projection" else "patches"]
         channel, rank = _integer(request, "channel"), _integer(request, "rank", 0)
         if not (0 <= channel < tiles.shape[0] and 0 <= rank < tiles.shape[1]):
-            raise BadRequest(f"channel {channel} / rank {rank} out of range ({tiles.shape[0]} "
-                             f"channels, top {tiles.shape[1]})")
+            raise BadRequest(
+                f"channel {channel} / rank {rank} out of range ({tiles.shape[0]} channels, top {tiles.shape[1]})"
+            )
         return png(tiles[channel, rank])
 
     # Evolution over kept checkpoints.
@@ -248,8 +300,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         evolution = self.store.evolution(run, layer)
         channel = _integer(request, "channel")
         if not 0 <= channel < evolution["tiles"].shape[0]:
-            raise BadRequest(f"channel {channel} is out of range: {layer} has "
-                             f"{evolution['tiles'].shape[0]} channels")
+            raise BadRequest(f"channel {channel} is out of range: {layer} has {evolution['tiles'].shape[0]} channels")
         return evolution, channel
 
     @route("json")
@@ -270,8 +321,9 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
     def _probe_index(self, request, run) -> int:
         index = _integer(request, "image")
         if not 0 <= index < len(run.content["image_ids"]):
-            raise BadRequest(f"image {index} is out of range: {run.name} has "
-                             f"{len(run.content['image_ids'])} probe images")
+            raise BadRequest(
+                f"image {index} is out of range: {run.name} has {len(run.content['image_ids'])} probe images"
+            )
         return index
 
     @route("png")
@@ -289,22 +341,32 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
 
         run = self._run(request)
         index = self._probe_index(request, run)
-        inputs = self._probe_arrays(request, run)["inputs"][index:index + 1]
+        inputs = self._probe_arrays(request, run)["inputs"][index : index + 1]
         rows, cols = request.args.get("row"), request.args.get("col")
-        unit = None if rows is None and cols is None else (_integer(request, "row"),
-                                                           _integer(request, "col"))
+        unit = None if rows is None and cols is None else (_integer(request, "row"), _integer(request, "col"))
         try:
-            result = self.projector.project(run, inputs, _text(request, "layer"),
-                                            _integer(request, "channel"),
-                                            request.args.get("mode", "deconvnet"), unit)
+            result = self.projector.project(
+                run,
+                inputs,
+                _text(request, "layer"),
+                _integer(request, "channel"),
+                request.args.get("mode", "deconvnet"),
+                unit,
+            )
         except ValueError as error:  # an unknown mode, or bias_subtract where it does not apply
             raise BadRequest(" ".join(str(error).split())) from None
         feature_map = result["feature_map"]
-        return json.dumps({
-            "projection": data_uri(to_display(result["projection"][None])[0]),
-            "feature_map": data_uri(heat(feature_map)), "map_shape": list(feature_map.shape),
-            "max_activation": float(feature_map.max()), "unit": result["unit"], "step": result["step"],
-            "milliseconds": round(result["milliseconds"], 1)})
+        return json.dumps(
+            {
+                "projection": data_uri(to_display(result["projection"][None])[0]),
+                "feature_map": data_uri(heat(feature_map)),
+                "map_shape": list(feature_map.shape),
+                "max_activation": float(feature_map.max()),
+                "unit": result["unit"],
+                "step": result["step"],
+                "milliseconds": round(result["milliseconds"], 1),
+            }
+        )
 
     @route("png")
     def _file_route(self, request):
@@ -330,6 +392,5 @@ def standalone_app(logdir: str):
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
     data = event_data_provider.MultiplexerDataProvider(multiplexer, logdir)
-    plugin = DeconvnetPlugin(base_plugin.TBContext(logdir=logdir, data_provider=data,
-                                                   multiplexer=multiplexer))
+    plugin = DeconvnetPlugin(base_plugin.TBContext(logdir=logdir, data_provider=data, multiplexer=multiplexer))
     return application.TensorBoardWSGI([plugin], data_provider=data), plugin

@@ -66,8 +66,11 @@ class Projector:
 
         try:  # the same opening as the explorer's and the analyses': the newest *intact* checkpoint
             opened = subject.open_subject(
-                run.root if run.kind == "run" else None, None if run.kind == "run" else path,
-                log=lambda *_: None, need_data=False)
+                run.root if run.kind == "run" else None,
+                None if run.kind == "run" else path,
+                log=lambda *_: None,
+                need_data=False,
+            )
         except (OSError, ValueError) as error:
             raise Refused(str(error)) from None
         step = opened.step if run.kind == "run" else checkpoints.snapshot_step(path)
@@ -82,13 +85,22 @@ class Projector:
 
         loaded = self._get(run)
         graph = as_graph(loaded.model)
-        return {"step": loaded.step, "layers": [
-            {"name": name, "height": graph.shapes[graph.resolve(name)][0],
-             "width": graph.shapes[graph.resolve(name)][1],
-             "channels": graph.shapes[graph.resolve(name)][-1]} for name in graph.feature_layers]}
+        return {
+            "step": loaded.step,
+            "layers": [
+                {
+                    "name": name,
+                    "height": graph.shapes[graph.resolve(name)][0],
+                    "width": graph.shapes[graph.resolve(name)][1],
+                    "channels": graph.shapes[graph.resolve(name)][-1],
+                }
+                for name in graph.feature_layers
+            ],
+        }
 
-    def project(self, run: Run, inputs: np.ndarray, layer: str, channel: int, mode: str,
-                unit: tuple[int, int] | None = None) -> dict:
+    def project(
+        self, run: Run, inputs: np.ndarray, layer: str, channel: int, mode: str, unit: tuple[int, int] | None = None
+    ) -> dict:
         """Projects `channel` of `layer` for one image, or only its unit at `unit` = (row, col).
 
         Args:
@@ -106,8 +118,7 @@ class Projector:
             deconvnet = loaded.deconvnet(mode)
             graph = deconvnet.graph
             if layer not in graph.feature_layers:
-                raise Refused(f"layer {layer!r} is not in the network; it has "
-                              f"{', '.join(graph.feature_layers)}")
+                raise Refused(f"layer {layer!r} is not in the network; it has {', '.join(graph.feature_layers)}")
             height, width, _ = graph.shapes[graph.resolve(layer)]
             if unit is None:  # the projection checks the channel's range
                 projection = deconvnet.channels(inputs, layer, [channel])
@@ -119,5 +130,10 @@ class Projector:
             projection = projection.numpy()[0]
             activations, _ = deconvnet.activations(inputs, layer)
             feature_map = activations.numpy()[0, ..., channel]
-        return {"projection": projection, "feature_map": feature_map, "unit": unit,
-                "step": loaded.step, "milliseconds": (time.perf_counter() - started) * 1000}
+        return {
+            "projection": projection,
+            "feature_map": feature_map,
+            "unit": unit,
+            "step": loaded.step,
+            "milliseconds": (time.perf_counter() - started) * 1000,
+        }

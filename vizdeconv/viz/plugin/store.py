@@ -1,5 +1,6 @@
 """What the Deconvnet tab shows, read from the logdir: runs marked by probe summaries, explorer output,
 analyses. Every file is reached through `Store.path`, which keeps requests inside the logdir."""
+
 import dataclasses
 import glob
 import json
@@ -7,7 +8,6 @@ import os
 import threading
 
 import numpy as np
-
 
 
 class Refused(ValueError):
@@ -24,6 +24,7 @@ class Run:
       kind: "run" (reference checkpoints) or "keras"; model: the `.keras` file or snapshot folder.
       events_run: the TensorBoard run whose probe summaries it uses; content: their JSON content.
     """
+
     name: str
     root: str
     kind: str
@@ -70,14 +71,12 @@ class Store:
             except Refused:
                 continue  # a marking that points outside the logdir is not shown
             try:
-                model = self._inside(os.path.join(base, content["model"])) if content.get("model") \
-                    else None
+                model = self._inside(os.path.join(base, content["model"])) if content.get("model") else None
             except Refused:
                 model = None  # shown, without on-demand projections
             name = os.path.relpath(root, self.logdir).replace(os.sep, "/")
             run = Run(name, root, content.get("kind", "run"), model, events_run, content)
-            if name not in found or len(content.get("image_ids", ())) > \
-                    len(found[name].content.get("image_ids", ())):
+            if name not in found or len(content.get("image_ids", ())) > len(found[name].content.get("image_ids", ())):
                 found[name] = run
         return found
 
@@ -113,16 +112,16 @@ class Store:
     def index(self, run: Run, split: str) -> dict:
         folders = self.explorations(run)
         if split not in folders:
-            raise Refused(f"run {run.name} has no explorer output for split {split!r}; run "
-                          f"python -m vizdeconv.explore on it")
+            raise Refused(
+                f"run {run.name} has no explorer output for split {split!r}; run python -m vizdeconv.explore on it"
+            )
         return self._json(self.path(folders[split], "index.json"))
 
     def layer(self, run: Run, split: str, layer: str) -> dict:
         """The explorer's index entries of `layer`: {channel: {image_ids, labels, values, ...}}."""
         layers = self.index(run, split)["layers"]
         if layer not in layers:
-            raise Refused(f"the explorer output of {run.name} has no layer {layer!r}; it has "
-                          f"{', '.join(layers)}")
+            raise Refused(f"the explorer output of {run.name} has no layer {layer!r}; it has {', '.join(layers)}")
         return layers[layer]
 
     def top(self, run: Run, split: str, layer: str) -> dict:
@@ -131,8 +130,10 @@ class Store:
         try:
             path = self.path(self.explorations(run)[split], layer, "top.npz")
         except Refused:
-            raise Refused(f"{run.name}'s explorer output has no per-image tiles; run "
-                          "python -m vizdeconv.explore again with this version") from None
+            raise Refused(
+                f"{run.name}'s explorer output has no per-image tiles; run "
+                "python -m vizdeconv.explore again with this version"
+            ) from None
         return self._npz(path)
 
     def evolution(self, run: Run, layer: str) -> dict:
@@ -140,13 +141,16 @@ class Store:
         try:
             path = self.path(run.name, "analyze", "evolution", f"evolution_{layer}.npz")
         except Refused:
-            raise Refused(f"no evolution of {layer} in {run.name}; run python -m vizdeconv.analyze "
-                          f"evolution --layer {layer} on it") from None
+            raise Refused(
+                f"no evolution of {layer} in {run.name}; run python -m vizdeconv.analyze "
+                f"evolution --layer {layer} on it"
+            ) from None
         return self._npz(path)
 
     def analyses(self, run: Run) -> dict:
         """What `analyze` and the explorer computed: evolution layers, occlusion image ids, sanity
         curves, mode comparisons (file names relative to the run)."""
+
         def names(pattern):
             return sorted(glob.glob(os.path.join(glob.escape(run.root), pattern)))
 
@@ -154,16 +158,23 @@ class Store:
         # The explorer's --sanity (explore/<split>/sanity or <split>/sanity) and analyze's.
         for path in names("*/*/sanity/sanity_*.json") + names("*/sanity/sanity_*.json"):
             try:
-                sanity[os.path.basename(path)[len("sanity_"):-len(".json")]] = self._json(path)
+                sanity[os.path.basename(path)[len("sanity_") : -len(".json")]] = self._json(path)
             except Refused:
                 continue
         occlusion = {}
         for path in names("analyze/occlusion/image_*.png"):
-            occlusion[int(os.path.basename(path)[len("image_"):-len(".png")])] = \
-                os.path.relpath(path, run.root).replace(os.sep, "/")
+            occlusion[int(os.path.basename(path)[len("image_") : -len(".png")])] = os.path.relpath(
+                path, run.root
+            ).replace(os.sep, "/")
         return {
-            "evolution": [os.path.basename(p)[len("evolution_"):-len(".npz")]
-                          for p in names("analyze/evolution/evolution_*.npz")],
-            "occlusion": occlusion, "sanity": sanity,
-            "compare": [os.path.relpath(p, run.root).replace(os.sep, "/")
-                        for p in names("explore/*/compare_*.png") + names("*/compare_*.png")]}
+            "evolution": [
+                os.path.basename(p)[len("evolution_") : -len(".npz")]
+                for p in names("analyze/evolution/evolution_*.npz")
+            ],
+            "occlusion": occlusion,
+            "sanity": sanity,
+            "compare": [
+                os.path.relpath(p, run.root).replace(os.sep, "/")
+                for p in names("explore/*/compare_*.png") + names("*/compare_*.png")
+            ],
+        }
