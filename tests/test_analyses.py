@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.commands import in_process
 from tests.test_keras_engine import randomize
 from tests.test_train import ROOT, small_config
 from vizdeconv.analyze import analyses
@@ -195,24 +196,18 @@ def test_analysis_command_line_errors_are_one_line(cifar_session, tmp_path):
     train_and_evaluate(
         small_config(cifar_session, steps=2, keep_steps=(2,), checkpoint_every=2), run, log=lambda *_: None
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for args, message in (
         (["evolution", "--run", run], "needs at least two checkpoints"),
         (["occlusion", "--run", run, "--images", "0,64"], "image id 64 is outside"),
         (["occlusion", "--run", run, "--patch", "30", "--images", "0"], "larger than"),
         (["sanity", "--run", run, "--layer", "conv9"], "unknown layer 'conv9'"),
+        (["occlusion", "--run", run, "--layer", "conv1", "--layer", "conv2"], "pass --layer once"),
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "vizdeconv.analyze", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-            cwd=ROOT,
-        )
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and lines and message in lines[-1], (args, result.stderr[-800:])
-        assert "Traceback" not in result.stderr
+        code, _, err = in_process("analyze", *args)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], (args, err[-800:])
+        assert lines[0].startswith("vizdeconv analyze: error: ")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     ok = subprocess.run(
         [sys.executable, "-m", "vizdeconv.analyze", "occlusion", "--run", run, "--images", "0", "--stride", "4"],
         capture_output=True,

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from configs import default
+from tests.commands import in_process
 from vizdeconv import bench
 from vizdeconv.nn.alexnet import AlexNetFCN
 from vizdeconv.nn.convnet import build_model
@@ -106,25 +107,14 @@ def test_reconstruct_and_train_step_phases_run():
     assert report["results"][0]["variant"] == "with_data" and report["results"][0]["mean_s"] > 0
 
 
-def test_bench_errors_are_one_line():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vizdeconv.bench",
-            "--network",
-            "alexnet_fcn",
-            "--what",
-            "reconstruct",
-            "--num_batches",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and "supports --what forward" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_bench_errors_are_one_line(tmp_path):
+    for args, message in (
+        (["--network", "alexnet_fcn", "--what", "reconstruct", "--num_batches", "1"], "supports --what forward"),
+        (["--what", "forward", "--baseline", "keras"], "use --what train_step"),
+        (["--json", str(tmp_path / "no" / "such.json")], "does not exist"),
+    ):
+        code, _, err = in_process("bench", *args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, (args, err)
 
 
 def test_keras_baseline_trains_the_same_objective_and_is_timed(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.commands import in_process
 from vizdeconv import explore
 from vizdeconv.analyze import explorer_sanity
 from vizdeconv.io import data
@@ -70,5 +71,8 @@ def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
         (["--run", smoke_run, "--limit", "2"], "fewer than --top_k"),
         (["--run", smoke_run, "--data_dir", str(tmp_path)], "holds neither"),
     ]:
-        bad = run(*args)
-        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        code, _, err = in_process("explore", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    bad = run("--run", smoke_run, "--layer", "conv7")  # the real `python -m` path says it the same way
+    assert bad.returncode == 2 and "vizdeconv.explore: error: unknown layer 'conv7'" in bad.stderr
+    assert "Traceback" not in bad.stderr

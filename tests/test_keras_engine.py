@@ -125,6 +125,31 @@ def test_every_layer_projects_as_the_modified_relu_gradient(case, mode):
         assert np.abs(expected.numpy()).max() > 0, f"{name}/{layer}"
 
 
+@pytest.mark.parametrize("build", [sequential_model, residual_model, nested_model])
+def test_saved_and_reloaded_models_project_by_their_layer_names(build, tmp_path):
+    # keras.models.load_model rebuilds a Sequential by calling its layers again: extra inbound nodes
+    # that must not rename them.
+    model = randomize(build())
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    images = tf.random.stateless_normal([2, *model.input_shape[1:]], [3, 1])
+    original, reopened = Deconvnet(model, "guided"), Deconvnet(loaded, "guided")
+    assert reopened.layer_names == original.layer_names
+    for layer in original.graph.feature_layers:
+        np.testing.assert_allclose(
+            reopened.project(images, layer), original.project(images, layer), rtol=1e-5, atol=1e-6, err_msg=layer
+        )
+
+
+def test_a_shared_layer_gets_one_name_per_call():
+    conv = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="shared")
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(conv(conv(inputs))))
+    names = keras_adapter.describe(model).layer_names
+    assert names[:2] == ["shared", "shared@1"] and names[-1] == "gap"
+
+
 def test_nested_layers_are_reachable_by_their_own_names():
     model = randomize(nested_model())
     deconvnet = Deconvnet(model)

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import vizdeconv
+from tests.commands import in_process
 from vizdeconv.analyze import explorer_sanity
 from vizdeconv.explore import ExploreOptions, explore
 from vizdeconv.io import data, rundir
@@ -47,7 +48,7 @@ def command(module, *args):
     )
 
 
-def test_load_model_and_export_reload_without_vizdeconv(smoke_run, tmp_path):
+def test_load_model_and_export_reload_without_vizdeconv(smoke_run, cifar_session, tmp_path):
     _, reference, _ = load_run(smoke_run)
     images = tf.random.normal([5, 24, 24, 3], seed=0)
     np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5, atol=1e-6)
@@ -64,6 +65,19 @@ def test_load_model_and_export_reload_without_vizdeconv(smoke_run, tmp_path):
     reload = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert reload.returncode == 0, reload.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), reference(images), rtol=1e-5, atol=1e-6)
+    # The workflow the README shows: export, then explore the file by the run's own layer names.
+    code, out, err = in_process(
+        "explore", "--model", path, "--data_dir", cifar_session, "--layer", "conv2", "--top_k", "2", "--limit", "20",
+        "--preprocess", "standardize", "--out", str(tmp_path / "explored"))  # fmt: skip
+    assert code == 0, err
+    index = json.load(open(tmp_path / "explored" / "index.json"))["layers"]
+    assert sorted(index) == ["conv2"] and len(index["conv2"]) == 64
+    # The file's projections are the run's: the same network under its layer names.
+    reloaded = keras.models.load_model(path)
+    pictures = data.preprocess_eval(data.load_binary(cifar_session, "test")[0][:3])
+    np.testing.assert_allclose(
+        vizdeconv.Deconvnet(reloaded).project(pictures, "conv2", channel=1),
+        vizdeconv.Deconvnet(reference).project(pictures, "conv2", channel=1), rtol=1e-4, atol=1e-5)  # fmt: skip
 
 
 def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, tmp_path):
@@ -128,10 +142,10 @@ def test_explorer_command_line_errors_for_keras_files(cifar_session, tmp_path):
         (["--model", path], "--model needs --data_dir"),
     ]
     for args, message in cases:
-        result = command("vizdeconv.explore", *args)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and message in lines[-1], (args, result.stderr[-1000:])
-        assert "Traceback" not in result.stderr and lines[-1].startswith("vizdeconv.explore: error:")
+        code, _, err = in_process("explore", *args, program="vizdeconv.explore")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], (args, err[-1000:])
+        assert lines[0].startswith("vizdeconv.explore: error:")
 
 
 def test_run_folder_from_a_newer_vizdeconv_is_refused_in_one_line(smoke_run, tmp_path):
@@ -141,9 +155,9 @@ def test_run_folder_from_a_newer_vizdeconv_is_refused_in_one_line(smoke_run, tmp
     shutil.copytree(smoke_run, copy)
     assert json.load(open(os.path.join(copy, rundir.VERSION_FILE)))["run_format"] == rundir.RUN_FORMAT
     rundir.write_json(os.path.join(copy, rundir.VERSION_FILE), {"vizdeconv": "9.0", "run_format": 99})
-    result = command("vizdeconv.export", "--run", copy, "--out", str(tmp_path / "m.keras"))
-    assert result.returncode == 2 and "written by vizdeconv 9.0" in result.stderr
-    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "m.keras")
+    code, _, err = in_process("export", "--run", copy, "--out", str(tmp_path / "m.keras"))
+    assert code == 2 and "written by vizdeconv 9.0" in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / "m.keras")
 
 
 def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
