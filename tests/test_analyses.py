@@ -153,6 +153,7 @@ def evolving_run(cifar_session, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     subject = open_subject(evolving_run, log=lambda *_: None)
     report = analyses.run_evolution(subject, "conv2", limit=20, log=lambda *_: None)
@@ -191,6 +192,7 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     assert json.load(open(os.path.join(report["out"], "evolution_conv2.json")))["steps"] == [1, 3, 6]
 
 
+@pytest.mark.slow
 def test_analysis_command_line_errors_are_one_line(cifar_session, tmp_path):
     run = str(tmp_path / "one")
     train_and_evaluate(

@@ -47,6 +47,7 @@ def test_cifar_flop_count_matches_hand_count():
     assert bench.reconstruct_flops(model) == by_hand + conv1 + (conv1 + conv2) + by_hand
 
 
+@pytest.mark.slow
 def test_bench_command_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
@@ -117,6 +118,7 @@ def test_bench_errors_are_one_line(tmp_path):
         assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, (args, err)
 
 
+@pytest.mark.slow
 def test_keras_baseline_trains_the_same_objective_and_is_timed(tmp_path):
     import keras
     import tensorflow as tf

@@ -9,6 +9,8 @@ import pytest
 
 from vizdeconv.io import distribute
 
+pytestmark = pytest.mark.slow  # several devices and worker processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

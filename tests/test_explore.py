@@ -21,6 +21,7 @@ def smoke_run(trained_smoke_run):
     return trained_smoke_run
 
 
+@pytest.mark.slow
 def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     lines = []
     options = explore.ExploreOptions(run=smoke_run, layers=["conv2", "conv3"], top_k=4, batch_size=16, compare=True)
@@ -56,6 +57,7 @@ def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     assert {"explore/test/conv2", "explore/test/conv3"} <= tags
 
 
+@pytest.mark.slow
 def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
     def run(*args):
         return subprocess.run(

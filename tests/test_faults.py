@@ -20,6 +20,8 @@ from vizdeconv.errors import WriteError
 from vizdeconv.io import checkpoints, rundir
 from vizdeconv.training.loop import train_and_evaluate
 
+pytestmark = pytest.mark.slow  # they train, kill and damage runs
+
 QUIET = dict(log=lambda *_: None)
 
 
@@ -349,7 +351,7 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
             explore.explore(explore.ExploreOptions(run=run, layers=["conv1"], limit=16, top_k=2), log=lambda *_: None)
     else:
         if site == "summary":
-            monkeypatch.setattr("vizdeconv.viz.summaries.ReconstructionSummary.write", refuse)
+            monkeypatch.setattr("vizdeconv.io.summaries.ReconstructionSummary.write", refuse)
         else:
             monkeypatch.setattr("tensorflow.train.CheckpointManager.save", refuse)
         with pytest.raises(WriteError, match=r"No space left on device.*run the same command again") as error:

@@ -48,6 +48,7 @@ def command(module, *args):
     )
 
 
+@pytest.mark.slow
 def test_load_model_and_export_reload_without_vizdeconv(smoke_run, cifar_session, tmp_path):
     _, reference, _ = load_run(smoke_run)
     images = tf.random.normal([5, 24, 24, 3], seed=0)
@@ -80,6 +81,7 @@ def test_load_model_and_export_reload_without_vizdeconv(smoke_run, cifar_session
         vizdeconv.Deconvnet(reference).project(pictures, "conv2", channel=1), rtol=1e-4, atol=1e-5)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, tmp_path):
     model = small_cnn()
     path = str(tmp_path / "cnn.keras")
@@ -148,6 +150,7 @@ def test_explorer_command_line_errors_for_keras_files(cifar_session, tmp_path):
         assert lines[0].startswith("vizdeconv.explore: error:")
 
 
+@pytest.mark.slow
 def test_run_folder_from_a_newer_vizdeconv_is_refused_in_one_line(smoke_run, tmp_path):
     import shutil
 
@@ -160,6 +163,7 @@ def test_run_folder_from_a_newer_vizdeconv_is_refused_in_one_line(smoke_run, tmp
     assert not os.path.exists(tmp_path / "m.keras")
 
 
+@pytest.mark.slow
 def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     model = small_cnn()
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join("notebooks", "inspect_features.ipynb")
 
@@ -17,6 +19,7 @@ def test_notebook_has_no_outputs_committed():
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
+@pytest.mark.slow
 def test_notebook_executes_against_a_short_run(trained_smoke_run, tmp_path):
     # A copy no other test writes into: the explorer's pictures found afterwards are the notebook's.
     run = str(tmp_path / "run")

@@ -30,6 +30,8 @@ from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import tab_walkthrough  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a trained, explored logdir, a TensorBoard server and a browser
+
 QUIET = dict(log=lambda *_: None)
 
 

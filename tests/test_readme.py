@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -81,6 +83,7 @@ def test_flag_words_are_matched_whole():
     assert "--mode" not in flags_in("[--model MODEL]")
 
 
+@pytest.mark.slow
 def test_every_flag_in_readme_commands_exists(capsys):
     from vizdeconv.io.config import default_config
 

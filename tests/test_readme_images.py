@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
+
+pytestmark = pytest.mark.slow  # trains and renders the README pictures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,8 +1,12 @@
 """A brief training run on the real CIFAR-10 tarball in ../shared (skipped where it is absent)."""
 
+import pytest
+
 from configs import default
 from tests.conftest import real_cifar_or_skip
 from vizdeconv.training.loop import train_and_evaluate
+
+pytestmark = pytest.mark.slow  # trains on the real CIFAR-10
 
 
 def test_brief_training_on_real_images_learns(tmp_path):

@@ -9,7 +9,10 @@ import time
 import urllib.parse
 import urllib.request
 
+import pytest
 import tensorflow as tf
+
+pytestmark = pytest.mark.slow  # a TensorBoard server
 
 
 def _free_port() -> int:

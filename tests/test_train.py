@@ -14,6 +14,8 @@ from configs import smoke
 from vizdeconv.io import rundir
 from vizdeconv.training.loop import train_and_evaluate
 
+pytestmark = pytest.mark.slow  # they train and run train.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
