@@ -88,3 +88,31 @@ def test_command_line_prints_legal_sizes_and_errors_in_one_line():
     )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "needs an input of 128" in bad.stderr
+
+
+def test_the_vizdeconv_console_command_lists_and_dispatches_its_subcommands():
+    import shutil
+
+    program = shutil.which("vizdeconv")
+    assert program, "pip install -e . installs the vizdeconv console command"
+    listing = subprocess.run([program, "--help"], capture_output=True, text=True)
+    assert listing.returncode == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()[3:]] == [
+        "train", "explore", "analyze", "export", "bench", "shapes"]  # fmt: skip
+    ok = subprocess.run([program, "shapes", "--input", "126", "--kernel", "4", "--stride", "2", "--padding", "VALID"],
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0 and "254, 255" in ok.stdout
+    bad = subprocess.run([program, "shapes", "--input", "126", "--kernel", "4", "--stride", "2", "--output", "255"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("vizdeconv shapes: error: conv2d_transpose cannot produce")
+    unknown = subprocess.run([program, "nope"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown command 'nope'" in unknown.stderr
+
+
+def test_every_subcommand_has_help():
+    from tests.commands import in_process
+    from vizdeconv import cli
+
+    for name in cli.COMMANDS:
+        code, out, _ = in_process(name, "--help")
+        assert code == 0 and ("usage:" in out or "--steps" in out), name
