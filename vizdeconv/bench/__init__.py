@@ -19,22 +19,12 @@ BURN_IN = 10
 
 
 def layer_flops(model) -> list[int]:
-    """Multiply-adds x 2 of each convolution of a network for one image, read from its Graph
-    (a transposed convolution costs the same)."""
+    """FLOPs (2 x multiply-adds) of each counted op of a network (convolutions, transposed and depthwise
+    convolutions, Dense) for one image, as its registry entries count them."""
     from vizdeconv.deconv.deconvnet import as_graph
+    from vizdeconv.nn import registry
 
-    graph = as_graph(model)
-    flops = []
-    for op in graph.ops:
-        if op.kind == "conv":
-            height, width, filters = graph.shapes[op.name]
-            kernel_h, kernel_w, channels, _ = op.params["kernel"].shape
-            flops.append(2 * height * width * filters * kernel_h * kernel_w * channels)
-        elif op.kind == "conv_transpose":  # the adjoint of a convolution from its output to its input
-            height, width, channels = graph.shapes[op.inputs[0]]
-            kernel_h, kernel_w, filters, _ = op.params["kernel"].shape
-            flops.append(2 * height * width * channels * kernel_h * kernel_w * filters)
-    return flops
+    return registry.flops(as_graph(model))
 
 
 def conv_flops(model) -> int:

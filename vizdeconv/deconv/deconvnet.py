@@ -84,12 +84,15 @@ class Deconvnet:
     Args:
       model: a keras.Model, the reference convnet, or a Graph.
       mode: "deconvnet" | "guided" | "bias_subtract".
+      rectify: "relu" (default: the mode's rule at ReLUs; other activations such as silu pass their own
+        gradient, as Xplique and Captum do) or "all" (the ReLU rule at every activation).
       compute_dtype: tf.float32 (exact) or tf.bfloat16.
     """
 
-    def __init__(self, model, mode: str = "deconvnet", compute_dtype=tf.float32):
+    def __init__(self, model, mode: str = "deconvnet", compute_dtype=tf.float32, rectify: str = "relu"):
         self.graph = as_graph(model)
         self.mode = reconstruct.check_mode(mode)
+        self.rectify = reconstruct.check_rectify(rectify)
         self.dtype = tf.as_dtype(compute_dtype)
         self._functions = {}
 
@@ -199,7 +202,7 @@ class Deconvnet:
         return {name: tensors[name] for name in names}
 
     def _project(self, tensors, signals):
-        return reconstruct.project_signals(self.graph, tensors, signals, self.mode, self.dtype)
+        return reconstruct.project_signals(self.graph, tensors, signals, self.mode, self.dtype, self.rectify)
 
     def _layers(self, names, images):
         tensors = self.forward(images, until=names)

@@ -1,7 +1,9 @@
 """Receptive fields: which input pixels a unit of any layer can see, read from the Graph alone.
 
-Rows and columns are independent through every supported op, so each axis is walked on its own: from
-the unit's position, back through every op to the input, keeping the set of positions reached. Taps that
+Rows and columns are independent through every op, so each axis is walked on its own: from the unit's
+position, back through every op to the input, keeping the set of positions reached, as each op's registry
+entry states it (`nn.registry`: windows for convolutions and poolings, shifts for padding and cropping,
+blocks for upsampling; a Keras layer run as it is has its reach measured from its Jacobian). Taps that
 land on padding or between dilated taps are dropped, so boxes are exact for any graph (strides, padding,
 dilation, merges). Ops without spatial dimensions below them (Flatten, Dense, global pooling) see the
 whole image.
@@ -10,7 +12,7 @@ whole image.
 import dataclasses
 import functools
 
-from vizdeconv.nn import ops, shapes
+from vizdeconv.nn import registry
 
 ALL = None  # a tensor without spatial axes: every position below it is reached
 
@@ -40,6 +42,7 @@ class ReceptiveFields:
 
         self.graph = as_graph(model)
         self._reached = functools.lru_cache(maxsize=None)(self._reach)
+        self._measured = {}  # (op name, axis) -> {output position: input positions}
 
     def reached(self, layer: str, axis: int, unit: int, clip: bool = True) -> list[int]:
         """Input positions along `axis` (0 rows, 1 cols) that position `unit` of `layer` reads."""
@@ -55,7 +58,7 @@ class ReceptiveFields:
                 continue
             here = positions.pop(op.name)
             for source in op.inputs:
-                below = _below(op, here, axis, graph.shapes[source], clip)
+                below = _below(op, here, axis, graph.shapes[source], clip, self._measure)
                 if source in positions and positions[source] is not ALL and below is not ALL:
                     positions[source] |= below
                 elif source in positions:
@@ -64,6 +67,13 @@ class ReceptiveFields:
                     positions[source] = below
         reached = positions[graph.input]
         return frozenset(range(graph.input_shape[axis]) if reached is ALL else reached)
+
+    def _measure(self, op, source_shape, here, axis: int):
+        key = (op.name, axis)
+        if key not in self._measured:
+            self._measured[key] = _measure(self.graph, op, source_shape, axis)
+        table = self._measured[key]
+        return ALL if table is None else set().union(*(table[u] for u in here if u in table))
 
     def field(self, layer: str) -> Field:
         """The nominal field of `layer` along rows (square geometry assumed for the canvas size)."""
@@ -87,28 +97,46 @@ class ReceptiveFields:
         return rows[0], cols[0], rows[-1], cols[-1]
 
 
-def _below(op, here, axis: int, source_shape, clip: bool):
+def _below(op, here, axis: int, source_shape, clip: bool, measured):
     """Positions of an op's input along `axis` that the positions `here` of its output read."""
-    if len(source_shape) != 3:
+    if len(source_shape) != 3 or here is ALL:
         return ALL
     length = source_shape[axis]
-    kind, p = op.kind, op.params
-    if here is ALL or kind in ("global_avg_pool", "global_max_pool", "flatten", "dense"):
+    reach = registry.KINDS[op.kind].reach
+    if reach == "all":
         return ALL
-    if kind in ("conv", "max_pool", "avg_pool"):
-        kernel = int(p["kernel"].shape[axis]) if kind == "conv" else ops.pair(p["pool"])[axis]
-        stride = ops.pair(p["stride"])[axis]
-        dilation = ops.pair(p.get("dilation", 1))[axis]
-        pad = shapes.padding_before(length, kernel, stride, p["padding"], dilation)
-        reached = {u * stride - pad + tap * dilation for u in here for tap in range(kernel)}
-    elif kind == "zero_pad":
-        before = p["padding"][0] if axis == 0 else p["padding"][2]
-        reached = {u - before for u in here}
-    elif kind == "concat" and p["axis"] % 4 in (1, 2):
-        raise ValueError(f"receptive fields through a spatial Concatenate ({op.source}) are not supported")
+    if reach == "measured":
+        reached = measured(op, source_shape, here, axis)
+        if reached is ALL:
+            return ALL
+    elif reach == "pointwise":
+        # An input broadcast along this axis (a squeeze-and-excitation gate [1, 1, C]) is read whole.
+        reached = set(here) if length > 1 or max(here, default=0) == 0 else {0}
     else:
-        reached = set(here)
-    return {u for u in reached if 0 <= u < length} if clip else reached
+        reached = reach(op, here, axis, length)
+    return {u for u in reached if 0 <= u < length} if clip else set(reached)
+
+
+def _measure(graph, op, source_shape, axis: int) -> dict | None:
+    """For an op whose reach no registry entry states (a Keras layer run as it is): output position ->
+    the input positions along `axis` its Jacobian depends on, found with random inputs. None (every
+    position) when the op reads several inputs or changes the spatial layout beyond recognition."""
+    import numpy as np
+    import tensorflow as tf
+
+    output_shape = graph.shapes[op.name]
+    if len(op.inputs) != 1 or len(output_shape) != 3:
+        return None
+    dependence = np.zeros((output_shape[axis], source_shape[axis]), bool)
+    for seed in range(2):  # two draws, so a unit that happens to be flat in one still shows its reach
+        x = tf.random.stateless_normal([1, *source_shape], [seed, 7])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = registry.KINDS[op.kind].forward(op, [x], tf.float32)
+            lines = tf.reduce_sum(tf.abs(y), axis=[0, 2, 3] if axis == 0 else [0, 1, 3])  # [output positions]
+        jacobian = tape.jacobian(lines, x)  # [output positions, 1, H, W, C]
+        dependence |= tf.reduce_any(jacobian != 0, axis=[1, 3, 4] if axis == 0 else [1, 2, 4]).numpy()
+    return {u: set(np.nonzero(dependence[u])[0].tolist()) for u in range(output_shape[axis])}
 
 
 def fields(model) -> dict[str, Field]:

@@ -1,18 +1,23 @@
-"""The projection engine: map a layer's activations back to pixels through any Graph.
+"""The projection engine (`reconstruct`): map a layer's activations back to pixels through any Graph.
 
 Walking the graph backwards from the chosen tensor, every convolution is undone by a transposed
 convolution with its own kernel (same stride, padding, dilation), every max pooling by unpooling through
-its recorded switches, and every other linear op by its adjoint (average pooling spreads, batch
-normalization scales, an Add hands the signal to each branch, a Concatenate splits it). At each ReLU the
-signal passes the mode's rule:
+its recorded switches, and every other op by the backward rule of its registry entry
+(`nn.registry`), which for most kinds is the op's own vector-Jacobian product. At each rectifier the
+signal passes the mode's rule instead of the gradient:
 
-- `deconvnet` (Zeiler & Fergus 2014): ReLU of the signal; biases unused.
-- `guided`: guided backpropagation; the deconvnet ReLU masked by where the forward ReLU was active.
+- `deconvnet` (Zeiler & Fergus 2014): ReLU of the signal, relu(g); biases unused.
+- `guided`: guided backpropagation, relu(g) * 1[t < x < max_value] at a ReLU of input x (threshold t,
+  default 0; max_value, default none, e.g. 6 for ReLU6).
 - `bias_subtract`: no rectification; each convolution's bias is subtracted before it is undone (the
   TF1 tutorial's rule). Only for plain chains of convolutions, ReLUs and poolings.
 
+Other activations (silu, gelu, hard_silu, leaky ReLU, elu, sigmoid, ...) pass the signal through their
+own gradient by default (`rectify="relu"`, as Xplique and Captum do); `rectify="all"` applies the ReLU
+rule at every activation instead (guided: masked by x > 0).
+
 In `deconvnet` and `guided` modes a projection of signal s from tensor T is exactly the gradient of
-sum(s * T) with respect to the input in a network whose ReLU backward rule is replaced.
+sum(s * T) with respect to the input in a network whose rectifiers' backward rule is replaced.
 
 Several signals (from several layers) of the same N images travel stacked along the batch axis, slot
 after slot: each tensor's running signal holds the first m slots (the later ones are zero), so each op
@@ -21,11 +26,11 @@ runs once for all of them.
 
 import tensorflow as tf
 
-from vizdeconv.nn import ops
-from vizdeconv.nn.graph import Graph, switches_name
+from vizdeconv.nn import registry
+from vizdeconv.nn.graph import Graph
 
 MODES = ("deconvnet", "bias_subtract", "guided")
-CHAIN_KINDS = ("input", "conv", "relu", "max_pool", "identity")
+RECTIFY = ("relu", "all")  # where the mode's rule replaces the gradient: ReLUs only, or every activation
 
 
 def check_mode(mode: str) -> str:
@@ -38,7 +43,7 @@ def check_bias_subtract(graph: Graph, names) -> None:
     """ValueError unless every path from the input to `names` is a plain conv / ReLU / pool chain."""
     below = graph.ancestors(names)
     for op in graph.ops:  # in order, so the message names the lowest offender
-        if op.name in below and (op.kind not in CHAIN_KINDS or len(op.inputs) > 1):
+        if op.name in below and (not registry.KINDS[op.kind].chain or len(op.inputs) > 1):
             raise ValueError(
                 f"mode 'bias_subtract' needs a plain chain of convolutions, ReLUs and max "
                 f"poolings below the projected layer, but {op.source or op.name} is an "
@@ -46,8 +51,19 @@ def check_bias_subtract(graph: Graph, names) -> None:
             )
 
 
+def check_rectify(rectify: str) -> str:
+    if rectify not in RECTIFY:
+        raise ValueError(f"rectify must be one of {', '.join(RECTIFY)}, got {rectify!r}")
+    return rectify
+
+
 def project_signals(
-    graph: Graph, tensors: dict, signals: dict, mode: str = "deconvnet", compute_dtype=tf.float32
+    graph: Graph,
+    tensors: dict,
+    signals: dict,
+    mode: str = "deconvnet",
+    compute_dtype=tf.float32,
+    rectify: str = "relu",
 ) -> dict:
     """Projects several signals of the same N images down to the input.
 
@@ -57,10 +73,12 @@ def project_signals(
       signals: tensor name -> [N, *graph.shapes[name]] signal (e.g. the activations, masked).
       mode: one of MODES.
       compute_dtype: tf.float32 (exact) or tf.bfloat16.
+      rectify: "relu" (the mode's rule at ReLUs, other activations pass their gradient) or "all".
     Returns:
       tensor name -> [N, H, W, C] float32, shaped like the input.
     """
     check_mode(mode)
+    check_rectify(rectify)
     if mode == "bias_subtract":
         check_bias_subtract(graph, signals)
     dtype = tf.as_dtype(compute_dtype)
@@ -69,8 +87,8 @@ def project_signals(
     order: list[str] = []
     running: dict[str, tuple[tf.Tensor, int]] = {}  # tensor -> (signal of its first m slots, m)
 
-    def tile(tensor, slots):  # a per-image forward tensor, once for every slot
-        return tf.tile(tensor, [slots] + [1] * (len(tensor.shape) - 1)) if slots > 1 else tensor
+    def context(slots):
+        return registry.Backward(tensors, graph, slots, batch, dtype, mode)
 
     def widen(value, slots, target):  # zero slots appended up to `target`
         if slots == target:
@@ -110,7 +128,7 @@ def project_signals(
         if op.kind == "input" or op.name not in running:
             continue
         value, slots = running.pop(op.name)
-        for name, contribution in zip(op.inputs, _backward(op, value, slots, tensors, mode, dtype, graph, batch, tile)):
+        for name, contribution in zip(op.inputs, _backward(op, value, context(slots), rectify)):
             accumulate(name, contribution, slots)
 
     value, slots = running[graph.input]
@@ -120,75 +138,35 @@ def project_signals(
     return {name: tf.ensure_shape(piece, shape) for name, piece in zip(order, pieces)}
 
 
-def _backward(op, g, slots, tensors, mode, dtype, graph, batch, tile) -> list:
+def _backward(op, g, ctx: registry.Backward, rectify: str) -> list:
     """The signals an op hands to each of its inputs, given the signal `g` [slots * N, ...] at its output."""
-    kind, p = op.kind, op.params
-
-    def input_shape(index=0):
-        return [batch * slots, *graph.shapes[op.inputs[index]]]
-
-    if kind == "relu":
-        if mode == "bias_subtract":
+    kind = registry.KINDS[op.kind]
+    if kind.rectifier or (rectify == "all" and op.kind == "activation"):
+        if ctx.mode == "bias_subtract":
             return [g]
         g = tf.nn.relu(g)
-        if mode == "guided":
-            g *= tile(tf.cast(tensors[op.name] > 0, dtype), slots)
+        if ctx.mode == "guided":
+            x = ctx.forward_input(op)
+            active = x > op.params.get("threshold", 0.0)
+            if op.params.get("max_value") is not None:
+                active &= x < op.params["max_value"]
+            g *= tf.cast(active, ctx.dtype)
         return [g]
-    if kind == "conv":
-        if mode == "bias_subtract" and p.get("bias") is not None:
-            g = g - op.value("bias", dtype)
-        result = ops.conv2d_transpose(
-            g, op.value("kernel", dtype), input_shape(), p["stride"], p["padding"], p["dilation"]
+    if kind.backward is not None:
+        return kind.backward(op, g, ctx)
+    return vector_jacobian(op, g, ctx)
+
+
+def vector_jacobian(op, g, ctx: registry.Backward) -> list:
+    """g times the Jacobian of the op at its forward inputs: its own gradient, for kinds without a rule."""
+    inputs = [ctx.forward_input(op, index) for index in range(len(op.inputs))]
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        output = registry.KINDS[op.kind].forward(op, inputs, ctx.dtype)
+    gradients = tape.gradient(output, inputs, output_gradients=tf.cast(g, output.dtype))
+    if any(gradient is None for gradient in gradients):
+        raise ValueError(
+            f"cannot project through {op.source or op.name}: it has no gradient with respect to its input "
+            "(e.g. it rounds or casts to integers); pick a layer below it"
         )
-        return [tf.ensure_shape(result, [None, *graph.shapes[op.inputs[0]]])]
-    if kind == "conv_transpose":
-        if mode == "bias_subtract" and p.get("bias") is not None:
-            g = g - op.value("bias", dtype)
-        return [ops.conv2d(g, op.value("kernel", dtype), p["stride"], p["padding"])]
-    if kind == "max_pool":
-        result = ops.unpool(
-            g, tile(tensors[switches_name(op.name)], slots), input_shape(), p["pool"], p["stride"], p["padding"]
-        )
-        return [tf.ensure_shape(result, [None, *graph.shapes[op.inputs[0]]])]
-    if kind == "avg_pool":
-        pool, stride = ops.pair(p["pool"]), ops.pair(p["stride"])
-        return [
-            tf.raw_ops.AvgPoolGrad(
-                orig_input_shape=input_shape(),
-                grad=g,
-                ksize=[1, *pool, 1],
-                strides=[1, *stride, 1],
-                padding=p["padding"].upper(),
-            )
-        ]
-    if kind == "global_avg_pool":
-        height, width, channels = graph.shapes[op.inputs[0]]
-        g = tf.reshape(g, [-1, 1, 1, channels]) / (height * width)
-        return [tf.broadcast_to(g, input_shape())]
-    if kind == "global_max_pool":
-        # As TensorFlow's gradient of reduce_max: shared equally among tied maxima.
-        x = tf.cast(tensors[op.inputs[0]], dtype)
-        channels = graph.shapes[op.inputs[0]][-1]
-        hit = tf.cast(tf.equal(x, tf.reduce_max(x, axis=[1, 2], keepdims=True)), dtype)
-        hit /= tf.reduce_sum(hit, axis=[1, 2], keepdims=True)
-        return [tile(hit, slots) * tf.reshape(g, [-1, 1, 1, channels])]
-    if kind == "affine":
-        scale = op.value("scale", dtype)
-        return [g * scale]
-    if kind == "identity":
-        return [g]
-    if kind == "flatten":
-        return [tf.reshape(g, input_shape())]
-    if kind == "dense":
-        return [tf.matmul(g, op.value("kernel", dtype), transpose_b=True)]
-    if kind == "zero_pad":
-        top, bottom, left, right = p["padding"]
-        height, width = graph.shapes[op.name][:2]
-        return [g[:, top : height - bottom, left : width - right]]
-    if kind == "add":
-        return [g] * len(op.inputs)
-    if kind == "concat":
-        axis = p["axis"] % (len(graph.shapes[op.name]) + 1)
-        sizes = [graph.shapes[name][axis - 1] for name in op.inputs]
-        return tf.split(g, sizes, axis=axis)
-    raise ValueError(f"cannot project through {op.source or op.name} ({kind}); pick a layer below it")
+    return [tf.cast(gradient, ctx.dtype) for gradient in gradients]

@@ -15,27 +15,9 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from vizdeconv.nn import ops
+from vizdeconv.nn import ops, registry
 
-# kind -> what the op computes (params it reads)
-KINDS = {
-    "input": "the image batch",
-    "conv": "convolution + bias (kernel, bias, stride, padding, dilation)",
-    "conv_transpose": "transposed convolution + bias (kernel [h, w, out, in], bias, stride, padding, output)",
-    "relu": "max(x, 0)",
-    "max_pool": "max pooling with switches (pool, stride, padding)",
-    "avg_pool": "average pooling (pool, stride, padding)",
-    "global_avg_pool": "mean over H, W (keepdims)",
-    "global_max_pool": "max over H, W (keepdims)",
-    "affine": "per-channel x * scale + offset: inference BatchNormalization, Rescaling, Normalization",
-    "identity": "x (Dropout, linear activations, input layers)",
-    "flatten": "reshape to [N, -1]",
-    "dense": "x @ kernel + bias",
-    "zero_pad": "zero padding (top, bottom, left, right)",
-    "add": "sum of the inputs",
-    "concat": "concatenation (axis)",
-    "softmax": "softmax over the last axis (forward only; projections start below it)",
-}
+KINDS = registry.KINDS  # kind -> its registry entry (what it computes, its backward rule, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +26,7 @@ class Op:
 
     Args:
       name: the tensor it produces (the Keras layer name where it is a layer's output).
-      kind: one of KINDS.
+      kind: one of `registry.KINDS`.
       inputs: names of the tensors it reads.
       params: geometry (ints, pairs, strings) and weights (tensors or variables, or zero-argument
         callables returning one, for weights derived from several variables).
@@ -130,8 +112,7 @@ class Graph:
             name
             for name in self.layer_names
             if len(self.shapes[self.resolve(name)]) == 3
-            and self.by_name[self.resolve(name)].kind
-            in ("relu", "conv", "max_pool", "avg_pool", "affine", "add", "concat")
+            and self.by_name[self.resolve(name)].kind not in ("input", "identity", "zero_pad", "crop", "softmax")
         ]
 
     def ancestors(self, names) -> set[str]:
@@ -175,7 +156,8 @@ class Graph:
                 )
                 tensors[op.name], tensors[switches_name(op.name)] = pooled, switches
             else:
-                tensors[op.name] = relu(inputs[0]) if op.kind == "relu" else _apply(op, inputs, dtype)
+                plain_relu = op.kind == "relu" and not op.params
+                tensors[op.name] = relu(inputs[0]) if plain_relu else _apply(op, inputs, dtype)
         if self.output in tensors:
             tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
         return tensors
@@ -193,43 +175,4 @@ class Graph:
 
 def _apply(op: Op, inputs: list, dtype) -> tf.Tensor:
     """The forward computation of one op (all but input and switch-recording max pooling)."""
-    x = inputs[0] if inputs else None
-    p = op.params
-    kind = op.kind
-    if kind == "conv":
-        y = ops.conv2d(x, op.value("kernel", dtype), p["stride"], p["padding"], p["dilation"])
-        return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
-    if kind == "conv_transpose":
-        output = [tf.shape(x)[0], *p["output"], op.params["kernel"].shape[-2]]
-        y = ops.conv2d_transpose(x, op.value("kernel", dtype), output, p["stride"], p["padding"])
-        y = tf.ensure_shape(y, [None, *p["output"], op.params["kernel"].shape[-2]])
-        return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
-    if kind == "relu":
-        return tf.nn.relu(x)
-    if kind == "max_pool":
-        return tf.nn.max_pool2d(x, p["pool"], p["stride"], p["padding"].upper())
-    if kind == "avg_pool":
-        return tf.nn.avg_pool2d(x, p["pool"], p["stride"], p["padding"].upper())
-    if kind == "global_avg_pool":
-        return tf.reduce_mean(x, axis=[1, 2], keepdims=p.get("keepdims", False))
-    if kind == "global_max_pool":
-        return tf.reduce_max(x, axis=[1, 2], keepdims=p.get("keepdims", False))
-    if kind == "affine":
-        return x * op.value("scale", dtype) + op.value("offset", dtype)
-    if kind == "identity":
-        return x
-    if kind == "flatten":
-        return tf.reshape(x, [tf.shape(x)[0], -1])
-    if kind == "dense":
-        y = tf.matmul(x, op.value("kernel", dtype))
-        return y + op.value("bias", dtype) if p.get("bias") is not None else y
-    if kind == "zero_pad":
-        top, bottom, left, right = p["padding"]
-        return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
-    if kind == "add":
-        return tf.add_n(inputs)
-    if kind == "concat":
-        return tf.concat(inputs, axis=p["axis"])
-    if kind == "softmax":
-        return tf.nn.softmax(tf.cast(x, tf.float32))
-    raise ValueError(f"operation {op.name!r} of kind {kind!r} cannot run")
+    return registry.KINDS[op.kind].forward(op, inputs, dtype)

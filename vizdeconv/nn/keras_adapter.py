@@ -3,27 +3,35 @@
 The adapter walks the model's own graph of layer calls from its outputs back to its input, expands every
 nested model into its layers (their tensors are named `outer/inner`, and the bare layer name is kept as
 an alias when it is unique), and turns each layer into ops of `graph.KINDS`. Weights are the layers'
-variables themselves, so a Graph follows a model that is still training. A layer outside the supported
-set raises one ValueError naming it, its class and what to do.
+variables themselves, so a Graph follows a model that is still training. A layer that no kind of
+`nn.registry` claims becomes a `layer` op: it runs as it is and passes the signal back through its own
+gradient.
 """
 
 import keras
 
 from vizdeconv.nn.graph import Graph, Op
 
-ACTIVATIONS = {"linear": None, "relu": "relu", "softmax": "softmax"}
+
+def _activation_ops(function, name: str, inputs: tuple[str, ...], source: str) -> list[Op]:
+    """The op of an activation function applied to `inputs` (none for a linear one)."""
+    label = getattr(function, "__name__", str(function))
+    if label == "linear":
+        return [Op(name, "identity", inputs, {}, source)]
+    if label in ("relu", "relu6"):
+        return [Op(name, "relu", inputs, {"max_value": 6.0} if label == "relu6" else {}, source)]
+    if label == "softmax":
+        return [Op(name, "softmax", inputs, {}, source)]
+    return [Op(name, "activation", inputs, {"fn": function, "label": label}, source)]
 
 
-def _activation_name(layer) -> str:
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", str(activation))
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            f"layer {layer.name!r} ({type(layer).__name__}) has activation {name!r}; "
-            f"the deconvnet supports {', '.join(ACTIVATIONS)}: use a separate ReLU layer "
-            "or a linear activation"
-        )
-    return name
+def _with_activation(layer, kind: str, name: str, inputs, params: dict, source: str) -> list[Op]:
+    """A layer's linear op, then its activation (named after the layer, the linear part `<name>/linear`)."""
+    label = getattr(layer.activation, "__name__", "")
+    if label == "linear":
+        return [Op(name, kind, inputs, params, source)]
+    linear = f"{name}/linear"
+    return [Op(linear, kind, inputs, params, source), *_activation_ops(layer.activation, name, (linear,), source)]
 
 
 def _padding(layer) -> str:
@@ -43,84 +51,135 @@ def _check_channels_last(layer) -> None:
         )
 
 
-def _unsupported(layer, hint: str = "") -> ValueError:
-    return ValueError(
-        f"layer {layer.name!r} of class {type(layer).__name__} is not supported by the "
-        f"deconvnet{': ' + hint if hint else ''}; supported layers: Conv2D, ReLU, "
-        "Activation('relu'), MaxPooling2D, AveragePooling2D, Global{Average,Max}Pooling2D, "
-        "BatchNormalization, Dropout, Flatten, Dense, ZeroPadding2D, Rescaling, "
-        "Normalization, Add, Concatenate, nested models"
-    )
+def _own_call(layer, base) -> bool:
+    """Whether a subclass keeps the base class's computation (a Conv2D subclass that overrides `call`, say
+    to standardize its kernel, is run as it is instead)."""
+    return type(layer).call is base.call
 
 
-def layer_ops(layer, name: str, inputs: tuple[str, ...]) -> list[Op]:
-    """The ops of one (non-model) Keras layer whose output tensor is `name`."""
+def _generic(layer, name: str, inputs: tuple[str, ...], source: str, node=None) -> list[Op]:
+    """Any other layer or Keras operation: run as the model calls it (the node's own arguments, with
+    training=False where the layer takes it), its signal passed back through its own gradient."""
+    symbolic = list(node.arguments.keras_tensors) if node is not None else []
+
+    def call(*values):
+        if node is None:
+            return layer(*values)
+        args, kwargs = node.arguments.fill_in({id(t): v for t, v in zip(symbolic, values)})
+        if "training" in kwargs:
+            kwargs["training"] = False
+        return layer(*args, **kwargs)
+
+    return [Op(name, "layer", inputs, {"call": call, "label": type(layer).__name__}, source)]
+
+
+def layer_ops(layer, name: str, inputs: tuple[str, ...], node=None) -> list[Op]:
+    """The ops of one (non-model) Keras layer whose output tensor is `name` (see `nn.registry` for what
+    each kind means; a layer no kind claims is a `layer` op)."""
     source = f"{type(layer).__name__} {layer.name!r}"
     L = keras.layers
+    _check_channels_last(layer)
+    if not isinstance(layer, L.Layer):  # a Keras operation in a functional model (x + y, ops.mean(...))
+        return _generic(layer, name, inputs, source, node)
     if isinstance(layer, L.InputLayer):
         return [Op(name, "input", (), {}, source)]
     if isinstance(layer, (L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout)):
         return [Op(name, "identity", inputs, {}, source)]
-    if type(layer) is L.Conv2D or type(layer) is L.Dense:
-        if type(layer) is L.Conv2D:
-            _check_channels_last(layer)
-        activation = _activation_name(layer)
-        kind = "conv" if type(layer) is L.Conv2D else "dense"
-        params = {"kernel": layer.kernel, "bias": layer.bias if layer.use_bias else None}
-        if kind == "conv":
-            if layer.groups != 1:
-                raise _unsupported(layer, "grouped convolutions are not supported")
-            params.update(stride=tuple(layer.strides), padding=_padding(layer), dilation=tuple(layer.dilation_rate))
-        if activation == "linear":
-            return [Op(name, kind, inputs, params, source)]
-        linear = f"{name}/linear"
-        return [Op(linear, kind, inputs, params, source), Op(name, ACTIVATIONS[activation], (linear,), {}, source)]
-    if isinstance(layer, L.ReLU):
-        if float(layer.negative_slope) != 0 or float(layer.threshold) != 0 or layer.max_value is not None:
-            raise _unsupported(layer, "only a plain ReLU (no max_value, negative_slope or threshold)")
-        return [Op(name, "relu", inputs, {}, source)]
-    if isinstance(layer, L.Activation):
-        activation = _activation_name(layer)
-        return [Op(name, ACTIVATIONS[activation] or "identity", inputs, {}, source)]
-    if isinstance(layer, (L.MaxPooling2D, L.AveragePooling2D)):
-        _check_channels_last(layer)
-        kind = "max_pool" if isinstance(layer, L.MaxPooling2D) else "avg_pool"
+    if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.groups == 1:
+        params = {
+            "kernel": layer.kernel,
+            "bias": layer.bias if layer.use_bias else None,
+            "stride": tuple(layer.strides),
+            "padding": _padding(layer),
+            "dilation": tuple(layer.dilation_rate),
+        }
+        return _with_activation(layer, "conv", name, inputs, params, source)
+    if isinstance(layer, L.DepthwiseConv2D) and _own_call(layer, L.DepthwiseConv2D):
+        params = {
+            "kernel": layer.kernel,
+            "bias": layer.bias if layer.use_bias else None,
+            "stride": tuple(layer.strides),
+            "padding": _padding(layer),
+            "dilation": tuple(layer.dilation_rate),
+        }
+        return _with_activation(layer, "depthwise_conv", name, inputs, params, source)
+    if isinstance(layer, L.SeparableConv2D) and _own_call(layer, L.SeparableConv2D):
+        depthwise = f"{name}/depthwise"
+        geometry = {"stride": tuple(layer.strides), "padding": _padding(layer), "dilation": tuple(layer.dilation_rate)}
+        pointwise = {
+            "kernel": layer.pointwise_kernel,
+            "bias": layer.bias if layer.use_bias else None,
+            "stride": 1,
+            "padding": "VALID",
+            "dilation": 1,
+        }
         return [
             Op(
-                name,
-                kind,
+                depthwise,
+                "depthwise_conv",
                 inputs,
-                {"pool": tuple(layer.pool_size), "stride": tuple(layer.strides), "padding": _padding(layer)},
+                {"kernel": layer.depthwise_kernel, "bias": None, **geometry},
                 source,
-            )
+            ),
+            *_with_activation(layer, "conv", name, (depthwise,), pointwise, source),
         ]
+    if (
+        isinstance(layer, L.Conv2DTranspose)
+        and _own_call(layer, L.Conv2DTranspose)
+        and layer.output_padding is None
+        and tuple(layer.dilation_rate) == (1, 1)
+    ):
+        params = {
+            "kernel": layer.kernel,
+            "bias": layer.bias if layer.use_bias else None,
+            "stride": tuple(layer.strides),
+            "padding": _padding(layer),
+        }
+        return _with_activation(layer, "conv_transpose", name, inputs, params, source)
+    if isinstance(layer, L.Dense) and _own_call(layer, L.Dense) and len(layer.input.shape) == 2:
+        params = {"kernel": layer.kernel, "bias": layer.bias if layer.use_bias else None}
+        return _with_activation(layer, "dense", name, inputs, params, source)
+    if isinstance(layer, L.ReLU) and float(layer.negative_slope) == 0:
+        params = {"threshold": float(layer.threshold)} if float(layer.threshold) else {}
+        if layer.max_value is not None:
+            params["max_value"] = float(layer.max_value)
+        return [Op(name, "relu", inputs, params, source)]
+    if isinstance(layer, (L.ReLU, L.LeakyReLU, L.PReLU, L.ELU)):
+        return [Op(name, "activation", inputs, {"fn": layer.__call__, "label": type(layer).__name__}, source)]
+    if isinstance(layer, L.Activation):
+        return _activation_ops(layer.activation, name, inputs, source)
+    if isinstance(layer, (L.MaxPooling2D, L.AveragePooling2D)):
+        kind = "max_pool" if isinstance(layer, L.MaxPooling2D) else "avg_pool"
+        params = {"pool": tuple(layer.pool_size), "stride": tuple(layer.strides), "padding": _padding(layer)}
+        return [Op(name, kind, inputs, params, source)]
     if isinstance(layer, (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D)):
-        _check_channels_last(layer)
         kind = "global_avg_pool" if isinstance(layer, L.GlobalAveragePooling2D) else "global_max_pool"
         return [Op(name, kind, inputs, {"keepdims": bool(layer.keepdims)}, source)]
-    if isinstance(layer, L.BatchNormalization):
-        if layer.axis not in (-1, 3) and layer.axis != [3] and layer.axis != [-1]:
-            raise _unsupported(layer, "only BatchNormalization over the channel axis")
+    if isinstance(layer, L.BatchNormalization) and layer.axis in (-1, 3, [-1], [3]):
         return [Op(name, "affine", inputs, _batch_norm(layer), source)]
     if isinstance(layer, L.Rescaling):
-        return [Op(name, "affine", inputs, {"scale": lambda: layer.scale, "offset": lambda: layer.offset}, source)]
-    if isinstance(layer, L.Normalization):
-        if layer.invert:
-            raise _unsupported(layer, "Normalization(invert=True) is not supported")
+        return [Op(name, "affine", inputs, _rescaling(layer), source)]
+    if isinstance(layer, L.Normalization) and not layer.invert:
         return [Op(name, "affine", inputs, _normalization(layer), source)]
     if isinstance(layer, L.Flatten):
         return [Op(name, "flatten", inputs, {}, source)]
     if isinstance(layer, L.ZeroPadding2D):
-        _check_channels_last(layer)
         (top, bottom), (left, right) = layer.padding
         return [Op(name, "zero_pad", inputs, {"padding": (top, bottom, left, right)}, source)]
+    if isinstance(layer, L.Cropping2D):
+        (top, bottom), (left, right) = layer.cropping
+        return [Op(name, "crop", inputs, {"cropping": (top, bottom, left, right)}, source)]
+    if isinstance(layer, L.UpSampling2D) and layer.interpolation == "nearest":
+        return [Op(name, "upsample", inputs, {"size": tuple(int(s) for s in layer.size)}, source)]
     if isinstance(layer, L.Add):
         return [Op(name, "add", inputs, {}, source)]
+    if isinstance(layer, L.Multiply):
+        return [Op(name, "multiply", inputs, {}, source)]
     if isinstance(layer, L.Concatenate):
         return [Op(name, "concat", inputs, {"axis": int(layer.axis)}, source)]
     if isinstance(layer, L.Softmax):
         return [Op(name, "softmax", inputs, {}, source)]
-    raise _unsupported(layer, "replace it, or pick a layer below it")
+    return _generic(layer, name, inputs, source, node)
 
 
 def _batch_norm(layer) -> dict:
@@ -138,16 +197,29 @@ def _batch_norm(layer) -> dict:
     return {"scale": scale, "offset": offset}
 
 
+def _rescaling(layer) -> dict:
+    def scale():
+        return layer.scale
+
+    def offset():
+        return layer.offset
+
+    return {"scale": scale, "offset": offset}
+
+
 def _normalization(layer) -> dict:
     import tensorflow as tf
 
     def scale():
         return 1.0 / tf.maximum(tf.sqrt(tf.convert_to_tensor(layer.variance)), keras.backend.epsilon())
 
-    return {
-        "scale": lambda: tf.reshape(scale(), [-1]),
-        "offset": lambda: tf.reshape(-tf.convert_to_tensor(layer.mean) * scale(), [-1]),
-    }
+    def flat_scale():
+        return tf.reshape(scale(), [-1])
+
+    def offset():
+        return tf.reshape(-tf.convert_to_tensor(layer.mean) * scale(), [-1])
+
+    return {"scale": flat_scale, "offset": offset}
 
 
 def describe(model) -> Graph:
@@ -227,6 +299,6 @@ class _Walker:
         else:
             name = f"{prefix}{layer.name}{suffix}"
             if name not in {op.name for op in self.ops}:
-                self.ops.extend(layer_ops(layer, name, tuple(inputs)))
+                self.ops.extend(layer_ops(layer, name, tuple(inputs), node))
         known[id(tensor)] = name
         return name

@@ -1,0 +1,218 @@
+"""Every Keras CNN: each keras.applications family, every layer kind, both modes and both rectify
+settings, against the Keras model itself with its rectifiers' backward rule replaced (tests/relu_rules.py,
+written without vizdeconv); receptive fields of new op kinds against their Jacobians."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from relu_rules import modified_keras_model
+
+from tests.test_keras_engine import randomize
+from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.deconv.receptive_field import ReceptiveFields
+
+L = keras.layers
+A = keras.applications
+
+# family -> (builder, smallest input side); weights=None builds offline.
+FAMILIES = {
+    "VGG16": (A.VGG16, 32),
+    "ResNet50": (A.ResNet50, 32),
+    "ResNet50V2": (A.ResNet50V2, 32),
+    "InceptionV3": (A.InceptionV3, 75),
+    "InceptionResNetV2": (A.InceptionResNetV2, 75),
+    "Xception": (A.Xception, 71),
+    "MobileNet": (A.MobileNet, 32),
+    "MobileNetV2": (A.MobileNetV2, 32),
+    "MobileNetV3Small": (A.MobileNetV3Small, 32),
+    "DenseNet121": (A.DenseNet121, 32),
+    "NASNetMobile": (A.NASNetMobile, 32),
+    "EfficientNetB0": (A.EfficientNetB0, 32),
+    "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
+    "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
+}
+NOT_RELU_ONLY = ("MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny")
+
+
+def expected_projection(twin, layer: str, images):
+    """The gradient of sum(T * stop_gradient(T)) for the layer's output T in the modified Keras model:
+    what projecting the whole layer means."""
+    part = keras.Model(twin.inputs, twin.get_layer(layer)._inbound_nodes[-1].output_tensors[0])
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        output = part(images)
+    return tape.gradient(output, images, output_gradients=tf.stop_gradient(output)).numpy()
+
+
+def assert_close(got, expected, what: str):
+    scale = np.abs(expected).max()
+    assert scale > 0, f"{what}: the reference is all zero; the check would be empty"
+    assert np.abs(got - expected).max() <= 2e-4 * scale, (what, np.abs(got - expected).max(), scale)
+
+
+class Scale(L.Layer):
+    """A custom layer the engine has never seen: a learned per-channel scale (as InceptionResNetV2's)."""
+
+    def build(self, shape):
+        self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+    def call(self, x):
+        return x * self.gamma
+
+
+class StandardizedConv(L.Conv2D):
+    """A Conv2D subclass that changes its computation (weight standardization): run as it is."""
+
+    def call(self, x):
+        kernel = self.kernel - keras.ops.mean(self.kernel, axis=(0, 1, 2), keepdims=True)
+        return keras.ops.relu(keras.ops.conv(x, kernel, strides=self.strides, padding=self.padding) + self.bias)
+
+
+class Plain(L.Conv2D):
+    """A Conv2D subclass that keeps Conv2D's computation: read as a convolution."""
+
+
+def every_kind_model() -> keras.Model:
+    """One small functional model with every layer kind the issue lists."""
+    inputs = keras.Input((16, 16, 3))
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6", name="depthwise")(x)
+    x = L.SeparableConv2D(8, 3, padding="same", activation="silu", name="separable")(x)
+    x = L.ReLU(max_value=4.0, name="relu_capped")(x)
+    x = L.ReLU(threshold=0.1, name="relu_threshold")(x)
+    x = Plain(8, 3, padding="same", name="plain_subclass")(x)
+    x = L.ReLU(negative_slope=0.1, name="relu_leaky")(x)
+    x = L.LeakyReLU(0.2, name="leaky")(x)
+    gate = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    gate = L.Conv2D(8, 1, activation="hard_sigmoid", name="excite")(gate)
+    x = L.Multiply(name="gate")([x, gate])
+    x = L.LayerNormalization(name="layer_norm")(x)
+    x = L.PReLU(shared_axes=[1, 2], name="prelu")(x)
+    x = L.Conv2DTranspose(6, 3, strides=2, padding="same", activation="gelu", name="transpose")(x)
+    x = L.Cropping2D(((1, 3), (2, 2)), name="crop")(x)
+    x = L.GroupNormalization(groups=2, name="group_norm")(x)
+    x = L.ELU(name="elu")(x)
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = L.UpSampling2D(2, name="upsample")(x)
+    x = StandardizedConv(6, 3, padding="same", name="standardized")(x)
+    x = Scale(name="custom_scale")(x)
+    x = L.Lambda(lambda t: t * 0.5 + 0.1, name="lambda")(x)
+    x = L.Activation("hard_silu", name="hard_silu")(x)
+    x = L.Permute((2, 1, 3), name="permute")(x)
+    x = L.Reshape((28, 28, 6), name="reshape")(x)
+    x = L.Conv2D(5, 3, name="top")(x)
+    x = L.Activation("sigmoid", name="sigmoid")(x)
+    return keras.Model(inputs, L.Dense(4, name="head")(L.Flatten(name="flat")(x)))
+
+
+@pytest.fixture(scope="module")
+def every_kind():
+    model = randomize(every_kind_model(), seed=4)
+    return model, tf.random.stateless_normal([2, 16, 16, 3], [9, 1])
+
+
+def test_every_kind_forward_equals_keras(every_kind):
+    model, images = every_kind
+    graph = Deconvnet(model).graph
+    np.testing.assert_allclose(graph(images), model(images, training=False), rtol=1e-4, atol=1e-5)
+    kinds = {op.kind for op in graph.ops}
+    assert {"depthwise_conv", "conv_transpose", "crop", "upsample", "multiply", "activation", "layer"} <= kinds
+    assert graph.by_name["plain_subclass"].kind == "conv" and graph.by_name["standardized"].kind == "layer"
+    assert graph.by_name["relu_capped"].params == {"max_value": 4.0}
+    assert graph.by_name["relu_leaky"].kind == "activation"
+
+
+@pytest.mark.parametrize("rectify", ["relu", "all"])
+@pytest.mark.parametrize("mode", ["deconvnet", "guided"])
+def test_every_kind_projects_as_the_modified_keras_gradient(every_kind, mode, rectify):
+    model, images = every_kind
+    deconvnet = Deconvnet(model, mode, rectify=rectify)
+    twin = modified_keras_model(model, mode, rectify)
+    for layer in ("depthwise", "relu_capped", "gate", "transpose", "upsample", "custom_scale", "reshape", "sigmoid"):
+        assert_close(deconvnet.project(images, layer).numpy(), expected_projection(twin, layer, images),
+                     f"{mode}/{rectify}/{layer}")  # fmt: skip
+
+
+def test_rectify_all_differs_from_the_default_where_activations_are_not_relus(every_kind):
+    model, images = every_kind
+    default = Deconvnet(model, "deconvnet").project(images, "separable").numpy()
+    everywhere = Deconvnet(model, "deconvnet", rectify="all").project(images, "separable").numpy()
+    assert not np.allclose(default, everywhere)
+    with pytest.raises(ValueError, match="rectify must be one of relu, all"):
+        Deconvnet(model, rectify="silu")
+
+
+def test_receptive_fields_of_new_kinds_equal_their_jacobians():
+    # Smooth activations only, so every pixel a unit reads moves it (no dead ReLU hides a dependence).
+    inputs = keras.Input((12, 12, 2))
+    x = L.DepthwiseConv2D(3, padding="same", name="depthwise")(inputs)
+    x = L.SeparableConv2D(3, 3, strides=2, padding="valid", activation="tanh", name="separable")(x)
+    branch = L.UpSampling2D(2, name="upsample")(x)
+    x = L.Conv2DTranspose(3, 3, strides=2, padding="valid", name="transpose")(x)
+    x = L.Cropping2D(((1, 0), (0, 1)), name="crop")(x)
+    x = L.Add(name="merge")([x, branch])
+    x = L.LayerNormalization(name="norm")(x)
+    x = L.ZeroPadding2D(1, name="pad")(x)
+    x = L.Conv2D(2, 3, dilation_rate=2, name="dilated")(x)
+    model = randomize(keras.Model(inputs, x), seed=2)
+    fields = ReceptiveFields(model)
+    for layer in ("depthwise", "separable", "upsample", "transpose", "crop", "merge", "norm", "dilated"):
+        part = keras.Model(model.inputs, model.get_layer(layer).output)
+        height, width = part.output.shape[1:3]
+        for row, col in ((0, 0), (height // 2, width // 3), (height - 1, width - 1)):
+            reach = np.zeros((12, 12), bool)
+            for seed in range(2):
+                images = tf.random.stateless_normal([1, 12, 12, 2], [seed, 3])
+                with tf.GradientTape() as tape:
+                    tape.watch(images)
+                    unit = tf.reduce_sum(part(images)[0, row, col])
+                reach |= np.abs(tape.gradient(unit, images).numpy()[0]).sum(-1) > 0
+            rows, cols = np.nonzero(reach)
+            assert fields.box(layer, row, col) == (rows.min(), cols.min(), rows.max(), cols.max()), (layer, row, col)
+
+
+def check_family(name: str, modes=(("guided", "relu"), ("deconvnet", "relu"))):
+    build, size = FAMILIES[name]
+    model = build(weights=None, input_shape=(size, size, 3), classes=10)
+    images = tf.random.stateless_normal([1, size, size, 3], [1, 2])
+    for mode, rectify in modes:
+        deconvnet = Deconvnet(model, mode, rectify=rectify)
+        names = {layer.name for layer in model.layers}  # Keras layers (not x + y operations) the twin can cut at
+        layers = [layer for layer in deconvnet.graph.feature_layers if layer in names]
+        twin = modified_keras_model(model, mode, rectify)
+        for layer in (layers[len(layers) // 2], layers[-1]):  # a middle and the last feature layer
+            assert_close(deconvnet.project(images, layer).numpy(), expected_projection(twin, layer, images),
+                         f"{name} {mode}/{rectify}/{layer}")  # fmt: skip
+    return model, images
+
+
+@pytest.mark.slow
+def test_a_family_as_the_nested_backbone_of_a_transfer_model():
+    base = A.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3), alpha=0.35)
+    inputs = keras.Input((32, 32, 3))
+    features = L.GlobalAveragePooling2D()(base(inputs))
+    transfer = keras.Model(inputs, L.Dense(10, name="classes")(features))
+    images = tf.random.stateless_normal([1, 32, 32, 3], [1, 2])
+    twin = modified_keras_model(base, "guided")
+    for layer in ("block_3_expand_relu", "out_relu"):  # by their own names, inside the backbone
+        inside = Deconvnet(transfer, "guided").project(images, layer).numpy()
+        assert_close(inside, expected_projection(twin, layer, images), layer)
+    assert Deconvnet(transfer).graph.resolve(base.name) == Deconvnet(transfer).graph.resolve("out_relu")
+
+
+# The largest families take a minute or more each on a 2-core CPU: `python -m pytest -m families` runs
+# them (the default run leaves them out, see pyproject.toml); the others run with the suite.
+HEAVY = ("DenseNet121", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3", "NASNetMobile", "ResNet50",
+         "ResNet50V2", "Xception")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.families) if name in HEAVY else name for name in sorted(FAMILIES)]
+)
+def test_every_application_family_projects_as_its_modified_keras_gradient(name):
+    modes = (("guided", "relu"), ("deconvnet", "relu"))
+    if name in NOT_RELU_ONLY:
+        modes += (("guided", "all"),)
+    check_family(name, modes)
