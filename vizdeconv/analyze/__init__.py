@@ -20,7 +20,8 @@ class AnalyzeOptions:
         default).
       layers: the layers (occlusion: at most one; evolution and sanity: each in turn; invariance: all
         together); None: the analysis's default.
-      mode: projection rule of occlusion, evolution and sanity (None: deconvnet, or the run's for sanity).
+      mode: projection rule of occlusion, evolution and sanity (None: deconvnet, or the run's for sanity);
+        rectify: where it applies ("relu" or "all", see `Deconvnet`); weights: for `applications:NAME`.
       patch, stride: occlusion's grey square; limit: evolution's images; snapshots: evolution's `.keras`
         snapshots of a model; out: output folder.
     """
@@ -34,6 +35,8 @@ class AnalyzeOptions:
     images: str | None = None
     layers: list[str] | None = None
     mode: str | None = None
+    rectify: str = "relu"
+    weights: str | None = None
     patch: int = 4
     stride: int = 1
     limit: int = 0
@@ -55,7 +58,8 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
         raise ValueError(f"analysis must be one of {', '.join(ANALYSES)}, got {kind!r}")
     if kind == "occlusion" and len(layers) > 1:
         raise ValueError("occlusion measures one layer: pass --layer once")
-    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log)
+    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
+                           weights=options.weights)  # fmt: skip
     for layer in options.layers or []:
         subject.graph.resolve(layer)
     o = options
@@ -63,15 +67,16 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
     with holding:
         if kind == "occlusion":
             return analyses.run_occlusion(subject, o.images or "first:3", o.patch, o.stride, layers[0], o.split, o.out,
-                                          log, mode=o.mode or "deconvnet")  # fmt: skip
+                                          log, mode=o.mode or "deconvnet", rectify=o.rectify)  # fmt: skip
         if kind == "invariance":
             return analyses.run_invariance(subject, o.images or "first:5", o.layers, o.split, o.out, log)
         for layer in layers:
             if kind == "sanity":
-                report = analyses.run_sanity(subject, layer, o.images or "first:6", o.split, o.mode, o.out, log)
+                report = analyses.run_sanity(subject, layer, o.images or "first:6", o.split, o.mode, o.out, log,
+                                             rectify=o.rectify)  # fmt: skip
             else:
                 report = analyses.run_evolution(subject, layer, o.split, o.limit, o.snapshots, o.out, log,
-                                                mode=o.mode or "deconvnet")  # fmt: skip
+                                                mode=o.mode or "deconvnet", rectify=o.rectify)  # fmt: skip
         return report
 
 

@@ -71,13 +71,14 @@ def run_occlusion(
     log=print,
     *,
     mode: str = "deconvnet",
+    rectify: str = "relu",
 ) -> dict:
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     train_images, _ = subject.load("train")
     grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
     folder = _out(subject, "occlusion", out)
-    deconvnet = Deconvnet(subject.model, mode)
+    deconvnet = Deconvnet(subject.model, mode, rectify=rectify)
     names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
     results, pictures = {}, []
     for image_id in ids:
@@ -137,6 +138,8 @@ def run_sanity(
     mode: str | None = None,
     out: str | None = None,
     log=print,
+    *,
+    rectify: str = "relu",
 ) -> dict:
     images, _ = subject.load(split)
     ids = pick_images(image_ids, len(images))
@@ -147,7 +150,15 @@ def run_sanity(
     activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
     channels, positions = strongest_unit(activations)
     result = sanity_lib.cascading(
-        subject.model, inputs, layer, channels, positions, mode or subject.mode, subject.seed, display_of=to_display
+        subject.model,
+        inputs,
+        layer,
+        channels,
+        positions,
+        mode or subject.mode,
+        subject.seed,
+        display_of=to_display,
+        rectify=rectify,
     )
     folder = _out(subject, "sanity", out)
     picture = figures.sanity_figure(result, layer)
@@ -177,6 +188,7 @@ def run_evolution(
     log=print,
     *,
     mode: str = "deconvnet",
+    rectify: str = "relu",
 ) -> dict:
     """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
     the run (or each `.keras` snapshot of `snapshots`), projected and cut to the unit's receptive field;
@@ -204,7 +216,7 @@ def run_evolution(
     steps, tiles = [], []
     for step, load in models:
         model = load()
-        deconvnet = Deconvnet(model, mode)
+        deconvnet = Deconvnet(model, mode, rectify=rectify)
         top = scan(
             deconvnet.graph,
             images,

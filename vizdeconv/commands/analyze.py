@@ -30,9 +30,22 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
     parser.add_argument("--out", default=None, help="output folder (default: <run>/analyze/<analysis>)")
     args = parser.parse_args(argv)
     options = AnalyzeOptions(
-        args.analysis, run=args.run, model=args.model, data_dir=args.data_dir, preprocess=args.preprocess,
-        split=args.split, images=args.images, layers=args.layer, mode=args.mode, patch=args.patch,
-        stride=args.stride, limit=args.limit, snapshots=args.snapshots, out=args.out,
-    )  # fmt: skip
+        args.analysis,
+        run=args.run,
+        model=args.model,
+        data_dir=args.data_dir,
+        preprocess=args.preprocess,
+        split=args.split,
+        images=args.images,
+        layers=args.layer,
+        mode=args.mode,
+        rectify=args.rectify,
+        weights=args.weights,
+        patch=args.patch,
+        stride=args.stride,
+        limit=args.limit,
+        snapshots=args.snapshots,
+        out=args.out,
+    )
     print(f"wrote {analyze(options)['out']}")
     return 0

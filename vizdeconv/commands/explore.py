@@ -34,10 +34,23 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
     from vizdeconv.explore import ExploreOptions, explore
 
     options = ExploreOptions(
-        run=args.run, model=args.model, layers=args.layer, split=args.split, limit=args.limit, top_k=args.top_k,
-        mode=args.mode, data_dir=args.data_dir, preprocess=args.preprocess, out=args.out,
-        batch_size=args.batch_size, compare=args.compare, strategy=args.strategy, devices=args.devices,
-    )  # fmt: skip
+        run=args.run,
+        model=args.model,
+        layers=args.layer,
+        split=args.split,
+        limit=args.limit,
+        top_k=args.top_k,
+        mode=args.mode,
+        rectify=args.rectify,
+        data_dir=args.data_dir,
+        weights=args.weights,
+        preprocess=args.preprocess,
+        out=args.out,
+        batch_size=args.batch_size,
+        compare=args.compare,
+        strategy=args.strategy,
+        devices=args.devices,
+    )
     report = explore(options, after_scan=explorer_sanity(args.split) if args.sanity else None)
     print(
         f"wrote {report['out']} (scan of {report['images']} images: {report['scan_seconds']:.1f} s, "

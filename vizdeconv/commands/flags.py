@@ -17,7 +17,10 @@ def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None
         return
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="a run folder written by vizdeconv train")
-    source.add_argument("--model", help="a Keras model file (.keras)")
+    source.add_argument(
+        "--model", help="a Keras model file (.keras), or applications:NAME[:SIZE] (a keras.applications family)"
+    )
+    parser.add_argument("--weights", default=None, help="--model applications:NAME only: your weights file")
     parser.add_argument(
         "--data_dir",
         default=None,
@@ -38,9 +41,17 @@ def add_layer(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_mode(parser: argparse.ArgumentParser, help: str) -> None:
-    from vizdeconv.deconv.reconstruct import MODES
+    """--mode (the projection rule) and --rectify (where it replaces the gradient)."""
+    from vizdeconv.deconv.reconstruct import MODES, RECTIFY
 
     parser.add_argument("--mode", choices=MODES, default=None, help=help)
+    parser.add_argument(
+        "--rectify",
+        choices=RECTIFY,
+        default="relu",
+        help="relu: the rule at ReLUs, other activations (silu, gelu, ...) pass their own gradient; all: the "
+        "ReLU rule at every activation",
+    )
 
 
 def add_split(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,16 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
 
 
 def cascading(
-    model, inputs, layer: str, channels, positions, mode: str = "deconvnet", seed: int = 1, *, display_of
+    model,
+    inputs,
+    layer: str,
+    channels,
+    positions,
+    mode: str = "deconvnet",
+    seed: int = 1,
+    *,
+    display_of,
+    rectify: str = "relu",
 ) -> dict:
     """Projects the same units (an impulse at channel, position) at every stage of the cascade.
 
@@ -40,6 +49,7 @@ def cascading(
       model: a Keras model, the reference convnet or a Graph.
       inputs: [N, H, W, C] model inputs.
       layer: where the units are; channels, positions: [N] ints (position = row * w + col).
+      rectify: see `Deconvnet`.
       display_of: projections [N, H, W, C] -> the pictures a person sees, [N, H, W, C] in [0, 1]; SSIM
         compares those.
     Returns:
@@ -52,7 +62,9 @@ def cascading(
     stages, projections = ["trained"], []
     for count in range(len(order) + 1):
         staged = graph if count == 0 else randomize(graph, set(order[:count]), seed)
-        projections.append(Deconvnet(staged, mode).units(inputs, layer, channels, positions, impulse=True).numpy())
+        projections.append(
+            Deconvnet(staged, mode, rectify=rectify).units(inputs, layer, channels, positions, impulse=True).numpy()
+        )
         if count:
             stages.append(order[count - 1].removesuffix("/linear"))
     trained = projections[0]

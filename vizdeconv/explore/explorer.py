@@ -93,8 +93,10 @@ class ExploreOptions:
       layers: the layers to explore (None: the rectified feature maps).
       split, limit: the split scanned and how many of its first images (0: all).
       top_k: activations kept per feature map.
-      mode: projection rule (None: the run's reconstruction.mode, or deconvnet).
-      data_dir: the data (None for a run: the source it was trained on); preprocess: see io.preprocess.
+      mode: projection rule (None: the run's reconstruction.mode, or deconvnet); rectify: where it applies
+        ("relu" or "all", see `Deconvnet`).
+      data_dir: the data (None for a run: the source it was trained on); preprocess: see io.preprocess;
+      weights: a weights file for `model="applications:NAME"`.
       out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
       batch_size: images per scan batch; compare: also render the modes side by side.
       strategy, devices: tf.distribute strategy of the scan.
@@ -107,7 +109,9 @@ class ExploreOptions:
     limit: int = 0
     top_k: int = 9
     mode: str | None = None
+    rectify: str = "relu"
     data_dir: str | None = None
+    weights: str | None = None
     preprocess: str = "auto"
     out: str | None = None
     batch_size: int = 500
@@ -160,9 +164,10 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     from vizdeconv.io import distribute, pictures, summaries
     from vizdeconv.io.subject import open_subject
 
-    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log)
+    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
+                           weights=options.weights)  # fmt: skip
     mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
-    deconvnet = Deconvnet(subject.model, mode)
+    deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
     graph = deconvnet.graph
     images, labels = subject.load(split)
     layers = options.layers or summaries.default_layers(graph)
@@ -197,7 +202,8 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     events = os.path.join(root, "explore") if options.run else root
     renderer.write_summaries(events, split)
     subject.write_probes(events, images, labels, count=PROBES)
-    report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode}
+    report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode,
+              "rectify": options.rectify}  # fmt: skip
     if options.compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
         pictures.write_png(os.path.join(out, f"compare_{layers[-1]}.png"), renderer.compare(layers[-1], probe))

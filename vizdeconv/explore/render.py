@@ -12,6 +12,7 @@ from vizdeconv.io import pictures
 from vizdeconv.io.pictures import write_png
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
+RENDER_BATCH = 256  # units projected at once when rendering a layer
 
 
 def write_index(path: str, index: dict, report: dict) -> None:
@@ -42,16 +43,19 @@ class Renderer:
     def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
         (enlarged to about TILE_PIXELS unless `enlarge` is False)."""
-        field = self.fields.field(layer)
-        canvas = np.full((len(panels), field.size, field.size, 3), fill, np.float32)
+        # Deep networks' nominal fields dwarf the image; a canvas twice the image's side keeps every
+        # pixel a unit sees and bounds the memory of thousands of tiles.
+        side = min(self.fields.field(layer).size, 2 * max(panels.shape[1:3]))
+        canvas = np.full((len(panels), side, side, 3), fill, np.float32)
         for i, (picture, row, col) in enumerate(zip(panels, rows, cols)):
             top, left, bottom, right = self.fields.box(layer, int(row), int(col))
             nominal_top, nominal_left = self.fields.nominal_box(layer, int(row), int(col))[:2]
-            dy, dx = top - nominal_top, left - nominal_left
+            dy = min(top - nominal_top, side - (bottom - top + 1))
+            dx = min(left - nominal_left, side - (right - left + 1))
             canvas[i, dy : dy + bottom - top + 1, dx : dx + right - left + 1] = picture[
                 top : bottom + 1, left : right + 1, :3
             ]
-        return pictures.upscale(canvas, max(1, TILE_PIXELS // field.size)) if enlarge else canvas
+        return pictures.upscale(canvas, max(1, TILE_PIXELS // side)) if enlarge else canvas
 
     def render_layer(self, layer: str, top: dict, out: str) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
@@ -60,13 +64,16 @@ class Renderer:
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
-        projections = self.projector.units(
-            self._inputs(ids), layer, np.repeat(np.arange(channels), k), positions
-        ).numpy()
         rows, cols = positions // width, positions % width
-        crops = self.preprocess.pictures(self.images[ids])
-        shown = self.crop(pictures.to_display(projections), layer, rows, cols, 0.5, enlarge=False)
-        patches = self.crop(crops, layer, rows, cols, 1.0, enlarge=False)
+        units = np.repeat(np.arange(channels), k)
+        shown, patches = [], []
+        for start in range(0, len(ids), RENDER_BATCH):  # bounded memory for thousands of units
+            part = slice(start, start + RENDER_BATCH)
+            projections = self.projector.units(self._inputs(ids[part]), layer, units[part], positions[part]).numpy()
+            shown.append(self.crop(pictures.to_display(projections), layer, rows[part], cols[part], 0.5, enlarge=False))
+            crops = self.preprocess.pictures(self.images[ids[part]])
+            patches.append(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False))
+        shown, patches = np.concatenate(shown), np.concatenate(patches)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(

@@ -9,7 +9,7 @@ rescale them itself (a `Rescaling` or `Normalization` layer): `auto` picks `raw`
 import numpy as np
 import tensorflow as tf
 
-CHOICES = ("auto", "raw", "unit", "symmetric", "standardize")
+CHOICES = ("auto", "raw", "unit", "symmetric", "standardize", "family")
 
 
 class Preprocess:
@@ -18,14 +18,18 @@ class Preprocess:
     Args:
       size: (height, width) the model takes; larger images are center-cropped, smaller ones refused.
       scaling: one of CHOICES other than `auto`: `raw` 0..255, `unit` 0..1, `symmetric` -1..1,
-        `standardize` per-image zero mean and unit variance (the reference trainer's).
+        `standardize` per-image zero mean and unit variance (the reference trainer's), `family` a
+        keras.applications family's own `preprocess_input` (given as `function`).
+      function: float pixels 0..255 [N, h, w, C] -> model inputs, for `family`.
     """
 
-    def __init__(self, size, scaling: str = "standardize"):
+    def __init__(self, size, scaling: str = "standardize", function=None):
         if scaling not in CHOICES[1:]:
             raise ValueError(f"--preprocess must be one of {', '.join(CHOICES)}, got {scaling!r}")
+        if scaling == "family" and function is None:
+            raise ValueError("--preprocess family needs a keras.applications model (--model applications:NAME)")
         self.size = (int(size[0]), int(size[1]))
-        self.scaling = scaling
+        self.scaling, self.function = scaling, function
 
     def crop(self, images: np.ndarray) -> np.ndarray:
         """[N, H, W, C] -> [N, h, w, C], the central window the model sees."""
@@ -46,6 +50,8 @@ class Preprocess:
             return x / 127.5 - 1.0
         if self.scaling == "standardize":
             return tf.image.per_image_standardization(x)
+        if self.scaling == "family":
+            return tf.convert_to_tensor(self.function(x), tf.float32)
         return x
 
     def pictures(self, images: np.ndarray) -> np.ndarray:
@@ -54,11 +60,15 @@ class Preprocess:
         return np.repeat(pictures, 3, axis=-1) if pictures.shape[-1] == 1 else pictures
 
 
-def for_model(graph, scaling: str = "auto") -> Preprocess:
-    """The Preprocess of a Keras model's Graph: `auto` is `raw` where the model rescales its pixels."""
+def for_model(graph, scaling: str = "auto", family_function=None) -> Preprocess:
+    """The Preprocess of a Keras model's Graph: `auto` is the family's own `preprocess_input` for a
+    keras.applications model (`family_function`), `raw` where the model rescales its pixels, else
+    `standardize`."""
+    if scaling == "auto" and family_function is not None:
+        scaling = "family"
     if scaling == "auto":
         rescales = any(
             op.kind == "affine" and op.source.split(" ")[0] in ("Rescaling", "Normalization") for op in graph.ops
         )
         scaling = "raw" if rescales else "standardize"
-    return Preprocess(graph.input_shape[:2], scaling)
+    return Preprocess(graph.input_shape[:2], scaling, family_function)

@@ -43,10 +43,52 @@ def load_model(run: str):
     return to_keras(load_run(run)[1])
 
 
-def load_keras(path: str):
-    """A Keras model file, with a one-line error for a missing or unreadable file."""
+APPLICATIONS = "applications:"
+
+
+def load_application(spec: str, weights: str | None = None):
+    """A keras.applications model by name, `applications:NAME` or `applications:NAME:SIZE` (a square input
+    of SIZE pixels; default: the family's own), built offline with `weights=None`, then the user's weights
+    file if one is given (nothing is downloaded). Returns (model, the family's preprocess_input).
+
+    Raises:
+      ValueError: an unknown family, a size the family refuses, or weights that do not fit.
+    """
+    import importlib
+
     import keras
 
+    name, _, size = spec[len(APPLICATIONS) :].partition(":")
+    build = getattr(keras.applications, name, None)
+    if not name or not callable(build) or name[0].islower():
+        families = sorted(n for n in dir(keras.applications) if n[0].isupper())
+        raise ValueError(f"unknown keras.applications model {name!r}; choose one of {', '.join(families)}")
+    if size and not size.isdigit():
+        raise ValueError(f"{spec}: the size after the second ':' must be a number of pixels, got {size!r}")
+    options = {"weights": None}
+    if size:
+        options["input_shape"] = (int(size), int(size), 3)
+    try:
+        model = build(**options)
+    except ValueError as error:
+        raise ValueError(f"cannot build {name}: {' '.join(str(error).split())[:200]}") from None
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"weights file {weights} does not exist")
+        try:
+            model.load_weights(weights)
+        except Exception as error:  # Keras raises many kinds for a file of another model
+            raise ValueError(f"cannot load {weights} into {name}: {' '.join(str(error).split())[:200]}") from None
+    module = importlib.import_module(build.__module__)
+    return model, getattr(module, "preprocess_input", None)
+
+
+def load_keras(path: str, weights: str | None = None):
+    """A Keras model file (or `applications:NAME`), with a one-line error for a missing or unreadable file."""
+    import keras
+
+    if path.startswith(APPLICATIONS):
+        return load_application(path, weights)[0]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
@@ -123,11 +165,14 @@ def open_subject(
     preprocess: str = "auto",
     log=print,
     need_data: bool = True,
+    weights: str | None = None,
 ) -> Subject:
     """Opens a run folder (its newest intact checkpoint) or a `.keras` file.
 
     Args:
+      model_path: a `.keras` file, or `applications:NAME[:SIZE]` (see `load_application`).
       need_data: a `.keras` file must come with `data_dir` (False: the caller brings its own images).
+      weights: a weights file for an `applications:` model.
     Raises:
       ValueError / FileNotFoundError: a missing or damaged source, or a `.keras` file without data.
     """
@@ -155,13 +200,20 @@ def open_subject(
         )
     if data_dir is None and need_data:
         raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")
-    model = load_keras(model_path)
+    family = None
+    if model_path.startswith(APPLICATIONS):
+        model, family = load_application(model_path, weights)
+        root = os.path.join("logs", model_path[len(APPLICATIONS) :].replace(":", "_") + "_explore")
+    else:
+        if weights is not None:
+            raise ValueError("--weights goes with --model applications:NAME; a .keras file holds its own weights")
+        model, root = load_keras(model_path), os.path.splitext(model_path)[0] + "_explore"
     graph = as_graph(model)
     return Subject(
         model,
         graph,
-        preprocess_lib.for_model(graph, preprocess),
-        os.path.splitext(model_path)[0] + "_explore",
+        preprocess_lib.for_model(graph, preprocess, family),
+        root,
         None,
         "deconvnet",
         1,
