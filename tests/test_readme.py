@@ -114,3 +114,12 @@ def test_every_flag_in_readme_commands_exists(capsys):
                     config_field = config_field[part]  # KeyError: the README names a missing field
             else:
                 assert flag in known, f"{' '.join(program)} has no {flag}"
+
+
+def test_readme_kinds_table_is_the_registry():
+    from vizdeconv.nn.registry import keras_table
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    section = readme.split("| kind | Keras layers |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = [tuple(cell.strip().strip("`") for cell in line.strip("|").split("|", 1)) for line in section.splitlines()]
+    assert rows == keras_table()
