@@ -57,6 +57,17 @@ def _own_call(layer, base) -> bool:
     return type(layer).call is base.call
 
 
+def _conv_params(layer, kernel) -> dict:
+    """The params of a convolution op from a Keras convolution layer (its geometry and bias)."""
+    return {
+        "kernel": kernel,
+        "bias": layer.bias if layer.use_bias else None,
+        "stride": tuple(layer.strides),
+        "padding": _padding(layer),
+        "dilation": tuple(layer.dilation_rate),
+    }
+
+
 def _generic(layer, name: str, inputs: tuple[str, ...], source: str, node=None) -> list[Op]:
     """Any other layer or Keras operation: run as the model calls it (the node's own arguments, with
     training=False where the layer takes it), its signal passed back through its own gradient."""
@@ -86,56 +97,18 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...], node=None) -> list[Op]:
     if isinstance(layer, (L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout)):
         return [Op(name, "identity", inputs, {}, source)]
     if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.groups == 1:
-        params = {
-            "kernel": layer.kernel,
-            "bias": layer.bias if layer.use_bias else None,
-            "stride": tuple(layer.strides),
-            "padding": _padding(layer),
-            "dilation": tuple(layer.dilation_rate),
-        }
-        return _with_activation(layer, "conv", name, inputs, params, source)
+        return _with_activation(layer, "conv", name, inputs, _conv_params(layer, layer.kernel), source)
     if isinstance(layer, L.DepthwiseConv2D) and _own_call(layer, L.DepthwiseConv2D):
-        params = {
-            "kernel": layer.kernel,
-            "bias": layer.bias if layer.use_bias else None,
-            "stride": tuple(layer.strides),
-            "padding": _padding(layer),
-            "dilation": tuple(layer.dilation_rate),
-        }
-        return _with_activation(layer, "depthwise_conv", name, inputs, params, source)
+        return _with_activation(layer, "depthwise_conv", name, inputs, _conv_params(layer, layer.kernel), source)
     if isinstance(layer, L.SeparableConv2D) and _own_call(layer, L.SeparableConv2D):
-        depthwise = f"{name}/depthwise"
-        geometry = {"stride": tuple(layer.strides), "padding": _padding(layer), "dilation": tuple(layer.dilation_rate)}
-        pointwise = {
-            "kernel": layer.pointwise_kernel,
-            "bias": layer.bias if layer.use_bias else None,
-            "stride": 1,
-            "padding": "VALID",
-            "dilation": 1,
-        }
-        return [
-            Op(
-                depthwise,
-                "depthwise_conv",
-                inputs,
-                {"kernel": layer.depthwise_kernel, "bias": None, **geometry},
-                source,
-            ),
-            *_with_activation(layer, "conv", name, (depthwise,), pointwise, source),
-        ]
-    if (
-        isinstance(layer, L.Conv2DTranspose)
-        and _own_call(layer, L.Conv2DTranspose)
-        and layer.output_padding is None
-        and tuple(layer.dilation_rate) == (1, 1)
-    ):
-        params = {
-            "kernel": layer.kernel,
-            "bias": layer.bias if layer.use_bias else None,
-            "stride": tuple(layer.strides),
-            "padding": _padding(layer),
-        }
-        return _with_activation(layer, "conv_transpose", name, inputs, params, source)
+        depthwise = f"{name}/depthwise"  # a depthwise convolution, then a 1x1 one with the bias
+        pointwise = dict(_conv_params(layer, layer.pointwise_kernel), stride=1, padding="VALID", dilation=1)
+        depthwise_op = Op(depthwise, "depthwise_conv", inputs, dict(_conv_params(layer, layer.depthwise_kernel),
+                                                                     bias=None), source)  # fmt: skip
+        return [depthwise_op, *_with_activation(layer, "conv", name, (depthwise,), pointwise, source)]
+    transpose = isinstance(layer, L.Conv2DTranspose) and _own_call(layer, L.Conv2DTranspose)
+    if transpose and layer.output_padding is None and tuple(layer.dilation_rate) == (1, 1):
+        return _with_activation(layer, "conv_transpose", name, inputs, _conv_params(layer, layer.kernel), source)
     if isinstance(layer, L.Dense) and _own_call(layer, L.Dense) and len(layer.input.shape) == 2:
         params = {"kernel": layer.kernel, "bias": layer.bias if layer.use_bias else None}
         return _with_activation(layer, "dense", name, inputs, params, source)
