@@ -351,6 +351,18 @@ KINDS: dict[str, Kind] = {
 }  # fmt: skip
 
 
+# Autograph would try to convert every rule at every trace (parsing lambdas' source, slowly and noisily):
+# they are plain TensorFlow code and need no conversion.
+KINDS = {
+    name: dataclasses.replace(
+        entry,
+        forward=tf.autograph.experimental.do_not_convert(entry.forward),
+        backward=entry.backward and tf.autograph.experimental.do_not_convert(entry.backward),
+    )
+    for name, entry in KINDS.items()
+}
+
+
 def _product(inputs):
     result = inputs[0]
     for x in inputs[1:]:
