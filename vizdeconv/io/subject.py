@@ -83,12 +83,10 @@ def load_application(spec: str, weights: str | None = None):
     return model, getattr(module, "preprocess_input", None)
 
 
-def load_keras(path: str, weights: str | None = None):
-    """A Keras model file (or `applications:NAME`), with a one-line error for a missing or unreadable file."""
+def load_keras(path: str):
+    """A Keras model file, with a one-line error for a missing or unreadable file."""
     import keras
 
-    if path.startswith(APPLICATIONS):
-        return load_application(path, weights)[0]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     try:

@@ -245,7 +245,7 @@ class _Walker:
     def __init__(self):
         self.ops: list[Op] = []
         self.model_outputs: dict[str, str] = {}  # nested model name -> its output tensor
-        self.calls: dict[tuple[int, int], str] = {}  # (layer, node) -> the name its output got
+        self.first_call: dict[int, int] = {}  # layer -> the node of its first call in this graph
 
     def model(self, model, input_names: list[str], prefix: str) -> str:
         """Adds the ops of `model` reading `input_names`; returns the name of its output tensor."""
@@ -261,9 +261,7 @@ class _Walker:
         # A layer is named by its own name. Only a layer called twice in this graph (a shared layer) gets
         # `@node` on its later calls: a reloaded Sequential has extra inbound nodes from its rebuilding,
         # which must not rename its layers.
-        taken = {name for (layer_id, _), name in self.calls.items() if layer_id == id(layer)}
-        suffix = f"@{node_index}" if taken and (id(layer), node_index) not in self.calls else ""
-        self.calls.setdefault((id(layer), node_index), f"{prefix}{layer.name}{suffix}")
+        suffix = f"@{node_index}" if self.first_call.setdefault(id(layer), node_index) != node_index else ""
         if isinstance(layer, keras.Model):
             if len(layer.outputs) != 1 or tensor_index:
                 raise ValueError(f"nested model {layer.name!r} has several outputs; not supported")
