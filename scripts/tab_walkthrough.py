@@ -177,6 +177,56 @@ def walk(
     return seen
 
 
+def switch_runs_with_a_slow_reply(
+    driver, base: str, slow_run: str, final_run: str, delay_ms: int = 3000, timeout: float = 60
+) -> dict:
+    """Picks `slow_run`, then at once `final_run`, while every reply about `slow_run` is held back
+    `delay_ms`: the late replies must not repaint the panels of `final_run`.
+
+    Returns:
+      dict: run (the picker's value), project_layers (the projection panel's layer options),
+      feature_maps (the feature-map panel's heading), after the late replies have arrived.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    driver.get(base + "/#vizdeconv")
+    driver.switch_to.frame(wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe"))))
+    wait.until(ec.presence_of_element_located((By.ID, "project-layer")))
+    if Select(driver.find_element(By.ID, "run")).first_selected_option.text == slow_run:
+        Select(driver.find_element(By.ID, "run")).select_by_visible_text(final_run)
+        wait.until(ec.presence_of_element_located((By.ID, "project-layer")))
+    driver.execute_script(
+        """
+        const [slow, delay] = arguments;
+        const original = window.fetch;
+        window.fetch = (url, ...rest) => {
+          const reply = original(url, ...rest);
+          if (!String(url).includes('run=' + encodeURIComponent(slow))) return reply;
+          return reply.then((response) => new Promise((ok) => setTimeout(() => ok(response), delay)));
+        };
+        """,
+        slow_run,
+        delay_ms,
+    )
+    Select(driver.find_element(By.ID, "run")).select_by_visible_text(slow_run)
+    Select(driver.find_element(By.ID, "run")).select_by_visible_text(final_run)
+    time.sleep(delay_ms / 1000 + 2)  # the held-back replies have arrived by now
+    wait.until(ec.presence_of_element_located((By.ID, "project-layer")))
+    seen = {
+        "run": Select(driver.find_element(By.ID, "run")).first_selected_option.text,
+        "project_layers": [
+            option.get_attribute("value")
+            for option in driver.find_elements(By.CSS_SELECTOR, "#project-layer option")
+        ],
+        "feature_maps": driver.find_element(By.CSS_SELECTOR, "#feature-maps .message").text,
+    }
+    driver.switch_to.default_content()
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logdir", default="logs")

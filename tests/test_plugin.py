@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import threading
+import urllib.request
 
 import keras
 import numpy as np
@@ -355,7 +356,6 @@ def test_marking_that_points_outside_the_logdir_is_ignored(tmp_path):
 
 
 def test_real_tensorboard_server_lists_and_serves_the_plugin(logdir):
-    import urllib.request
 
     process, base = tab_walkthrough.start_tensorboard(logdir)
     try:
@@ -380,6 +380,10 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
                 seen[theme] = tab_walkthrough.walk(
                     driver, base, str(tmp_path / f"{theme}.png"), run="ref", channel=1, probe=0
                 )
+                if theme == "light":  # the reply about a run left behind comes back last
+                    with urllib.request.urlopen(base + "/data/plugin/vizdeconv/model_layers?run=ref") as reply:
+                        ref_layers = [layer["name"] for layer in json.load(reply)["layers"]]
+                    seen["race"] = tab_walkthrough.switch_runs_with_a_slow_reply(driver, base, "kmodel_explore", "ref")
             finally:
                 driver.quit()
     finally:
@@ -392,6 +396,11 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
     assert light["steps"] == ["step 6", "step 2"] and light["evolution_image_src"].endswith("index=0")
     assert light["projection_info"][0].startswith("deconvnet, whole feature map, step 6")
     assert "unit (3, 3)" in light["projection_info"][1]  # the centre of conv3's 6x6 map
+    assert seen["race"] == {
+        "run": "ref",
+        "project_layers": ref_layers,
+        "feature_maps": "10 feature maps of conv3, each its strongest projection. Click one.",
+    }
     assert light["background"] == "rgb(255, 255, 255)" and seen["dark"]["background"] == "rgb(48, 48, 48)"
     for theme in ("light", "dark"):
         screenshot = np.asarray(Image.open(seen[theme]["screenshot"]).convert("RGB"))

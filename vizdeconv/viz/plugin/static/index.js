@@ -25,6 +25,21 @@ async function getJson(route, parameters = {}) {
   return body;
 }
 
+// A panel shows the reply to its newest request only: switching run, layer or channel while an older
+// request is in flight must not let that older reply paint the panel afterwards.
+class Stale extends Error {}
+const newest = {};
+
+async function panelJson(panel, route, parameters) {
+  const token = {};
+  newest[panel] = token;
+  try {
+    return await getJson(route, parameters);
+  } finally {
+    if (newest[panel] !== token) throw new Stale(panel);  // overrides the reply, or its error
+  }
+}
+
 function message(container, text, isError = false) {
   container.replaceChildren(element('p', {class: isError ? 'message error' : 'message'}, text));
 }
@@ -95,8 +110,9 @@ async function renderFeatureMaps() {
   message(container, 'Loading feature maps...');
   let layer;
   try {
-    layer = await getJson('layer', {run: state.run, split: state.split, layer: state.layer});
+    layer = await panelJson('feature-maps', 'layer', {run: state.run, split: state.split, layer: state.layer});
   } catch (error) {
+    if (error instanceof Stale) return false;
     message(container, error.message, true);
     return;
   }
@@ -146,9 +162,10 @@ async function renderTop9() {
   const run = currentRun();
   let top;
   try {
-    top = await getJson('top9', {run: state.run, split: state.split, layer: state.layer,
+    top = await panelJson('top9', 'top9', {run: state.run, split: state.split, layer: state.layer,
                                  channel: state.channel});
   } catch (error) {
+    if (error instanceof Stale) return false;
     message(container, error.message, true);
     return;
   }
@@ -180,8 +197,9 @@ async function renderEvolution() {
   }
   let evolution;
   try {
-    evolution = await getJson('evolution', {run: state.run, layer: state.layer, channel: state.channel});
+    evolution = await panelJson('evolution', 'evolution', {run: state.run, layer: state.layer, channel: state.channel});
   } catch (error) {
+    if (error instanceof Stale) return false;
     message(container, error.message);
     return;
   }
@@ -209,11 +227,13 @@ async function renderProbes() {
   const run = currentRun();
   let layers = [];
   try {
-    layers = (await getJson('model_layers', {run: state.run})).layers;
+    layers = (await panelJson('probes', 'model_layers', {run: state.run})).layers;
   } catch (error) {
+    if (error instanceof Stale) return false;
     message(container, error.message, true);
-    return;
+    return false;
   }
+  newest.projection = {};  // a projection still in flight belongs to the panel being replaced
   const strip = element('div', {class: 'probes'});
   for (const probe of run.probes) {
     const thumbnail = element('img', {
@@ -244,6 +264,7 @@ async function renderProbes() {
       element('button', {id: 'project-button', onclick: () => { state.unit = null; project(); }},
               'Project'));
   container.replaceChildren(strip, controls, element('div', {id: 'projection', class: 'row'}));
+  return true;
 }
 
 async function project() {
@@ -258,8 +279,9 @@ async function project() {
   message(output, 'Projecting...');
   let result;
   try {
-    result = await getJson('project', parameters);
+    result = await panelJson('projection', 'project', parameters);
   } catch (error) {
+    if (error instanceof Stale) return false;
     message(output, error.message, true);
     return;
   }
@@ -351,7 +373,7 @@ function refreshAll() {
   renderFeatureMaps();
   renderTop9();
   renderEvolution();
-  renderProbes().then(() => project());
+  renderProbes().then((shown) => shown && project());
   renderAnalyses();
 }
 
