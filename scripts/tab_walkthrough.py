@@ -218,8 +218,7 @@ def switch_runs_with_a_slow_reply(
     seen = {
         "run": Select(driver.find_element(By.ID, "run")).first_selected_option.text,
         "project_layers": [
-            option.get_attribute("value")
-            for option in driver.find_elements(By.CSS_SELECTOR, "#project-layer option")
+            option.get_attribute("value") for option in driver.find_elements(By.CSS_SELECTOR, "#project-layer option")
         ],
         "feature_maps": driver.find_element(By.CSS_SELECTOR, "#feature-maps .message").text,
     }
