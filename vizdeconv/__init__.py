@@ -4,6 +4,7 @@
     model = keras.models.load_model("my_cnn.keras")        # or vizdeconv.load_model("logs/default")
     deconv = vizdeconv.Deconvnet(model, mode="deconvnet")  # "deconvnet" | "guided" | "bias_subtract"
     deconv.project(images, layer="conv2", channel=5, unit="max")   # -> [N, H, W, C] float32
+    vizdeconv.FeatureVisualization(model).optimize("conv2").images  # -> [C, H, W, 3] in [0, 1]
 
 Names are imported on first use, so `import vizdeconv` stays cheap for the command-line entry points.
 """
@@ -12,6 +13,7 @@ __version__ = "0.2.0"
 
 _PUBLIC = {
     "Deconvnet": ("vizdeconv.deconv.deconvnet", "Deconvnet"),
+    "FeatureVisualization": ("vizdeconv.analyze.optimize", "FeatureVisualization"),
     "load_model": ("vizdeconv.io.subject", "load_model"),
     "describe": ("vizdeconv.nn.keras_adapter", "describe"),
     "ReceptiveFields": ("vizdeconv.deconv.receptive_field", "ReceptiveFields"),

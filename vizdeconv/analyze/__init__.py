@@ -1,12 +1,13 @@
 """The paper's other analyses on a run folder or a `.keras` file: occlusion (Fig. 7), feature evolution
-(Fig. 4), invariance (Fig. 5) and the cascading randomization sanity check (Adebayo et al. 2018).
+(Fig. 4), invariance (Fig. 5), the cascading randomization sanity check (Adebayo et al. 2018), and
+feature visualization (`optimize`: an image optimized to excite each channel, Olah et al. 2017).
 
 `analyze(AnalyzeOptions(...))` is what `vizdeconv analyze` runs; the single analyses are in `analyses`.
 """
 
 import dataclasses
 
-ANALYSES = ("occlusion", "evolution", "invariance", "sanity")
+ANALYSES = ("occlusion", "evolution", "invariance", "sanity", "optimize")
 
 
 @dataclasses.dataclass
@@ -24,6 +25,8 @@ class AnalyzeOptions:
         rectify: where it applies ("relu" or "all", see `Deconvnet`); weights: for `applications:NAME`.
       patch, stride: occlusion's grey square; limit: evolution's images; snapshots: evolution's `.keras`
         snapshots of a model; out: output folder.
+      channels: optimize's channels ("0,5,17" or "all"); method: its method (fourier or pixel); steps:
+        its steps (None: 256); unit: None (the channel's mean) or "center"; seed: its randomness.
     """
 
     analysis: str
@@ -42,6 +45,11 @@ class AnalyzeOptions:
     limit: int = 0
     snapshots: str | None = None
     out: str | None = None
+    channels: str | None = None
+    method: str = "fourier"
+    steps: int | None = None
+    unit: str | None = None
+    seed: int = 0
 
 
 def analyze(options: AnalyzeOptions, log=print) -> dict:
@@ -56,15 +64,25 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
     kind, layers = options.analysis, options.layers or [None]
     if kind not in ANALYSES:
         raise ValueError(f"analysis must be one of {', '.join(ANALYSES)}, got {kind!r}")
-    if kind == "occlusion" and len(layers) > 1:
-        raise ValueError("occlusion measures one layer: pass --layer once")
+    if kind in ("occlusion", "optimize") and len(layers) > 1:
+        raise ValueError(f"{kind} takes one layer: pass --layer once")
+    if kind == "optimize":  # checked before a model is loaded
+        from vizdeconv.analyze import optimize
+        from vizdeconv.deconv import feature_vis
+
+        channels = optimize.parse_channels(options.channels)
+        feature_vis.check_method(options.method)
+        if options.steps is not None and options.steps <= 0:
+            raise ValueError(f"--steps must be positive, got {options.steps}")
     subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
-                           weights=options.weights)  # fmt: skip
+                           need_data=kind != "optimize", weights=options.weights)  # fmt: skip
     for layer in options.layers or []:
         subject.graph.resolve(layer)
     o = options
     holding = RunLock(o.run, log, what=f"analyze {kind}") if o.run else contextlib.nullcontext()
     with holding:
+        if kind == "optimize":
+            return optimize.run_optimize(subject, layers[0], channels, o.method, o.steps, o.unit, o.seed, o.out, log)
         if kind == "occlusion":
             return analyses.run_occlusion(subject, o.images or "first:3", o.patch, o.stride, layers[0], o.split, o.out,
                                           log, mode=o.mode or "deconvnet", rectify=o.rectify)  # fmt: skip

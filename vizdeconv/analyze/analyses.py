@@ -36,8 +36,9 @@ def _out(subject, name: str, out: str | None) -> str:
     return folder
 
 
-def _summary(subject, tag: str, pictures: list[np.ndarray]) -> None:
-    """One TensorBoard image per picture (padded to a common size) under `<root>/analyze`."""
+def _summary(subject, tag: str, pictures: list[np.ndarray], probes: bool = True) -> None:
+    """One TensorBoard image per picture (padded to a common size) under `<root>/analyze`; `probes`: with
+    the split's first images, which list the run in the Deconvnet tab."""
     height = max(p.shape[0] for p in pictures)
     width = max(p.shape[1] for p in pictures)
     batch = np.stack(
@@ -45,7 +46,8 @@ def _summary(subject, tag: str, pictures: list[np.ndarray]) -> None:
     )
     with tf.summary.create_file_writer(os.path.join(subject.root, "analyze")).as_default():
         tf.summary.image(tag, batch, step=0, max_outputs=len(batch))
-    subject.write_probes(os.path.join(subject.root, "analyze"))  # lists the run in the Deconvnet tab
+    if probes:
+        subject.write_probes(os.path.join(subject.root, "analyze"))
 
 
 def _jsonable(value):

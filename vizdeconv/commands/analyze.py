@@ -1,10 +1,11 @@
-"""`vizdeconv analyze {occlusion,evolution,invariance,sanity}`: the rest of Zeiler & Fergus (2014) and the
-cascading sanity check (Adebayo et al. 2018), on a run folder or a `.keras` file.
+"""`vizdeconv analyze {occlusion,evolution,invariance,sanity,optimize}`: the rest of Zeiler & Fergus (2014),
+the cascading sanity check (Adebayo et al. 2018) and feature visualization, on a run folder or a model.
 
   vizdeconv analyze occlusion  --run logs/default --images 0,5,17 [--patch 4] [--stride 1] [--layer conv3]
   vizdeconv analyze evolution  --run logs/default --layer conv1 [--limit 2000] [--mode guided]
   vizdeconv analyze invariance --run logs/default --images first:5 [--layer conv1 --layer conv2]
   vizdeconv analyze sanity     --run logs/default --layer conv3 [--images first:6]
+  vizdeconv analyze optimize   --run logs/default --layer conv2 [--channels 0,5] [--method pixel] [--steps 256]
 
 Each writes PNGs and .json/.npz data into <run>/analyze/<name>/ (or --out) and image summaries under
 <run>/analyze for TensorBoard.
@@ -15,6 +16,7 @@ from vizdeconv.commands import flags
 
 def main(argv=None, program: str = "vizdeconv analyze") -> int:
     from vizdeconv.analyze import ANALYSES, AnalyzeOptions, analyze
+    from vizdeconv.deconv.feature_vis import METHODS
 
     parser = flags.parser(program, __doc__.split("\n")[0])
     parser.add_argument("analysis", choices=ANALYSES)
@@ -27,6 +29,11 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
     parser.add_argument("--stride", type=int, default=1, help="occlusion: step of the grey square")
     parser.add_argument("--limit", type=int, default=0, help="evolution: scan only the first N images")
     parser.add_argument("--snapshots", default=None, help="evolution of a .keras model: its snapshots")
+    parser.add_argument("--channels", default=None, help="optimize: channel ids like 0,5,17 (default: all)")
+    parser.add_argument("--method", default="fourier", choices=METHODS, help="optimize: image parametrization")
+    parser.add_argument("--steps", type=int, default=None, help="optimize: optimization steps (default: 256)")
+    parser.add_argument("--unit", default=None, choices=("center",), help="optimize: the centre unit, not the mean")
+    parser.add_argument("--seed", type=int, default=0, help="optimize: the images' randomness")
     parser.add_argument("--out", default=None, help="output folder (default: <run>/analyze/<analysis>)")
     args = parser.parse_args(argv)
     options = AnalyzeOptions(
@@ -46,6 +53,11 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
         limit=args.limit,
         snapshots=args.snapshots,
         out=args.out,
+        channels=args.channels,
+        method=args.method,
+        steps=args.steps,
+        unit=args.unit,
+        seed=args.seed,
     )
     print(f"wrote {analyze(options)['out']}")
     return 0

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.nn import ops
 
 DEFAULTS = {  # ranges that make sense for 32x32 images
     "translation": [float(v) for v in range(-8, 9, 2)],  # pixels, positive moves the image down
@@ -34,16 +35,7 @@ def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
         matrix = [c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy]
     else:
         raise ValueError(f"unknown transformation {kind!r}; choose from {', '.join(DEFAULTS)}")
-    # Maps output pixel (x, y) to the input pixel it reads, as ImageProjectiveTransform expects.
-    transforms = tf.constant([matrix + [0, 0]] * len(images), tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=[height, width],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="NEAREST",
-    ).numpy()
+    return ops.warp(images, [matrix] * len(images), "NEAREST").numpy()
 
 
 def invariance(

@@ -43,7 +43,15 @@ class Preprocess:
 
     def inputs(self, images: np.ndarray) -> tf.Tensor:
         """uint8 [N, H, W, C] -> [N, h, w, C] float32 model inputs."""
-        x = tf.cast(self.crop(images), tf.float32)
+        return self.scale(tf.cast(self.crop(images), tf.float32))
+
+    def from_unit(self, pixels) -> tf.Tensor:
+        """[N, h, w, C] float pixels in [0, 1] -> model inputs, differentiable (feature visualization
+        optimizes pixels a person sees and passes them through here)."""
+        return self.scale(tf.convert_to_tensor(pixels, tf.float32) * 255.0)
+
+    def scale(self, x) -> tf.Tensor:
+        """[N, h, w, C] float32 pixels 0..255 -> model inputs."""
         if self.scaling == "unit":
             return x / 255.0
         if self.scaling == "symmetric":

@@ -141,3 +141,25 @@ def unpool_scatter_nd(
     flat = tf.reshape(switches + batch_index * per_image, [-1, 1])
     updates = tf.reshape(values, [-1])
     return tf.reshape(tf.scatter_nd(flat, updates, [batch * per_image]), output_shape)
+
+
+def warp(images, matrices, fill_mode: str = "REFLECT"):
+    """Images resampled bilinearly through one affine map each, at their own size.
+
+    Args:
+      images: [N, H, W, C] float32.
+      matrices: [N, 6] (a0, a1, a2, b0, b1, b2): output pixel (x, y) reads input pixel
+        (a0 x + a1 y + a2, b0 x + b1 y + b2), as ImageProjectiveTransform defines it.
+      fill_mode: how pixels read from outside the image are filled ("REFLECT", "NEAREST", ...).
+    Returns:
+      [N, H, W, C] float32.
+    """
+    matrices = tf.convert_to_tensor(matrices, tf.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.concat([matrices, tf.zeros_like(matrices[:, :2])], 1),
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode=fill_mode,
+    )

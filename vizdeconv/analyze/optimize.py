@@ -1,0 +1,103 @@
+"""`vizdeconv.FeatureVisualization` with the explorer's preprocessing by name, and `analyze optimize`,
+which writes a layer's optimized images as a PNG grid, an `.npz` and TensorBoard images."""
+
+import json
+import os
+
+import numpy as np
+
+from vizdeconv.deconv import feature_vis
+from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.io import preprocess as preprocess_lib
+from vizdeconv.io.pictures import grid, upscale, write_png
+
+
+def pixels_to_inputs(graph, preprocess):
+    """The function [N, H, W, 3] pixels in [0, 1] -> model inputs that `preprocess` names: "none", one of
+    the explorer's choices (`io.preprocess.CHOICES`), a `Preprocess`, or a function (returned as is)."""
+    if isinstance(preprocess, str):
+        if preprocess == "none":
+            return "none"
+        return preprocess_lib.for_model(graph, preprocess).from_unit
+    if isinstance(preprocess, preprocess_lib.Preprocess):
+        return preprocess.from_unit
+    return preprocess
+
+
+class FeatureVisualization(feature_vis.FeatureVisualization):
+    """Images optimized to excite each channel of a layer (see `deconv.feature_vis`).
+
+        fv = vizdeconv.FeatureVisualization(model, method="fourier", transforms=True, preprocess="auto")
+        result = fv.optimize(layer="conv2", channels=None, unit=None, steps=None, seed=0)
+        result.images       # [C, H, W, 3] float32 in [0, 1]
+        result.activations  # [C] the strongest unit of each channel in its image
+
+    Args:
+      model: anything `Deconvnet` takes.
+      method: "fourier" (Olah et al. 2017) or "pixel" (Yosinski et al. 2015).
+      transforms: random jitter, zoom and rotation at every step.
+      preprocess: how [0, 1] pixels become model inputs: the explorer's choices ("auto": `raw` where the
+        model rescales its pixels itself, else per-image standardization, as for the reference run),
+        "none" (the model takes [0, 1] pixels), a `Preprocess`, or a differentiable function.
+      regularizers: `feature_vis.Regularizers`.
+    """
+
+    def __init__(self, model, method: str = "fourier", transforms: bool = True, preprocess="auto", regularizers=None):
+        graph = as_graph(model)
+        super().__init__(graph, method, transforms, pixels_to_inputs(graph, preprocess), regularizers)
+
+
+def parse_channels(spec: str | None):
+    """ "0,5,17" -> [0, 5, 17]; None or "all" -> None (every channel)."""
+    if spec is None or spec == "all":
+        return None
+    try:
+        return [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--channels must be ids like 0,5,17 or all, got {spec!r}") from None
+
+
+def figure(result: feature_vis.Optimized, columns: int = 16) -> np.ndarray:
+    """The optimized images as one grid [rows * h', columns * w', 3], enlarged to at least 64 px a side."""
+    factor = max(1, 64 // result.images.shape[1])
+    return grid(upscale(result.images, factor), min(columns, len(result.images)))
+
+
+def run_optimize(subject, layer, channels=None, method="fourier", steps=None, unit=None, seed=0, out=None, log=print):
+    """Optimizes an image for each channel of `layer` of the subject and writes them.
+
+    Writes `<out>/<layer>_<method>.png` (the grid, channels in order), `.npz` (images [C, H, W, 3],
+    activations [C], channels [C]) and `.json`, and the images under `analyze/optimize/<layer>` in
+    TensorBoard. Returns a report with `out`, `png`, `npz` and the optimization's figures.
+    """
+    from vizdeconv.analyze.analyses import _out, _summary
+
+    layer = layer or subject.graph.feature_layers[-1]
+    visualization = FeatureVisualization(subject.model, method, True, subject.pixels)
+    steps_note = steps or feature_vis.DEFAULT_STEPS
+    count = len(channels) if channels is not None else subject.graph.shapes[subject.graph.resolve(layer)][-1]
+    log(f"optimize {layer}: {count} channel(s), {method}, {steps_note} steps, one batch")
+    result = visualization.optimize(layer, channels, unit, steps, seed)
+    folder = _out(subject, "optimize", out)
+    stem = os.path.join(folder, f"{layer}_{method}")
+    write_png(stem + ".png", figure(result))
+    np.savez(stem + ".npz", images=result.images, activations=result.activations, channels=result.channels)
+    report = {
+        "layer": layer,
+        "method": method,
+        "steps": result.steps,
+        "unit": unit or "mean",
+        "seed": seed,
+        "seconds": round(result.seconds, 2),
+        "channels": result.channels.tolist(),
+        "activations": [round(float(a), 4) for a in result.activations],
+    }
+    with open(stem + ".json", "w") as handle:
+        json.dump(report, handle, indent=1)
+    has_data = subject.run is not None or subject.data_dir is not None  # a bare model file has no images
+    _summary(subject, f"analyze/optimize/{layer}", list(result.images), probes=has_data)
+    log(
+        f"{count} image(s) optimized in {result.seconds:.1f} s ({result.seconds / count:.2f} s a channel), "
+        f"median strongest activation {np.median(result.activations):.3f}: {stem}.png"
+    )
+    return {**report, "out": folder, "png": stem + ".png", "npz": stem + ".npz"}

@@ -1,0 +1,299 @@
+"""Feature visualization: an image optimized to excite one channel, the fourth view of the Deep
+Visualization Toolbox beside the activation, the deconvnet projection and the top-9.
+
+Two methods, one calling convention:
+- "fourier" (Olah et al. 2017, Distill "Feature Visualization"): the image is a 1/f-scaled Fourier
+  spectrum with decorrelated colour and a sigmoid, optimized with Adam through random jitter, scale and
+  rotation at every step.
+- "pixel" (Yosinski et al. 2015): gradient ascent on the pixels themselves, with L2 decay, a Gaussian
+  blur every few steps and clipping of the pixels with small norm or small contribution.
+
+Every requested channel gets its own image in one batch; image i maximizes channel i, so the whole layer
+costs one optimization. Each image's randomness (start, transforms) is drawn from (seed, channel, step)
+with stateless generators, so a channel's image does not depend on which other channels share its batch.
+"""
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.nn import ops
+
+METHODS = ("fourier", "pixel")
+DEFAULT_STEPS = 256
+
+# Lucid's colour decorrelation: the square root of ImageNet's colour covariance, columns normalized.
+_COLOR_SQRT = np.asarray([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
+_COLOR_SQRT = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
+
+
+@dataclasses.dataclass
+class Optimized:
+    """What `FeatureVisualization.optimize` returns.
+
+    Attributes:
+      images: [C, H, W, 3] float32 in [0, 1], one per requested channel.
+      activations: [C] float32, the strongest unit of each target channel in its optimized image.
+      channels: [C] int, the channels, in the order of `images`.
+      layer, method, steps: what was optimized and how; seconds: wall time of the optimization.
+    """
+
+    images: np.ndarray
+    activations: np.ndarray
+    channels: np.ndarray
+    layer: str
+    method: str
+    steps: int
+    seconds: float
+
+
+@dataclasses.dataclass
+class Regularizers:
+    """The knobs of both methods; the defaults are those the pictures in the README were made with.
+
+    Attributes:
+      learning_rate: None for the method's own (Adam 0.05 on the spectrum; 0.02 of the pixel range per
+        pixel step with the gradient normalized per image).
+      jitter: largest shift in pixels (None: input size / 28, Lucid's 8 at 224); scale: largest relative
+        zoom; degrees: largest rotation.
+      decay: pixel method's L2 decay per step; blur_every, blur_sigma: its Gaussian blur (sigma in pixels,
+        None: input size / 112); norm_percentile, contribution_percentile: share of pixels (0..100) with the
+        smallest norm, or smallest |pixel * gradient|, set back to grey every blur step.
+    """
+
+    learning_rate: float | None = None
+    jitter: int | None = None
+    scale: float = 0.1
+    degrees: float = 10.0
+    decay: float = 1e-3
+    blur_every: int = 4
+    blur_sigma: float | None = None
+    norm_percentile: float = 10.0
+    contribution_percentile: float = 10.0
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def frequencies(height: int, width: int) -> np.ndarray:
+    """|f| of the real 2-D spectrum of a height x width image: [height, width // 2 + 1] float32."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    return np.sqrt(fx * fx + fy * fy).astype(np.float32)
+
+
+def fourier_pixels(spectrum, height: int, width: int):
+    """The fourier parametrization: spectrum [N, 2, 3, height, width // 2 + 1] float32 (real, imaginary)
+    -> pixels [N, height, width, 3] in (0, 1): 1/f amplitude scaling, inverse FFT, colour decorrelation,
+    sigmoid (Lucid's `fft_image` then `to_valid_rgb`)."""
+    scale = 1.0 / np.maximum(frequencies(height, width), 1.0 / max(height, width))
+    scale = tf.constant(scale * math.sqrt(height * width), tf.complex64)
+    complex_spectrum = tf.complex(spectrum[:, 0], spectrum[:, 1]) * scale
+    image = tf.signal.irfft2d(complex_spectrum, fft_length=[height, width]) / 4.0  # [N, 3, h, w]
+    image = tf.transpose(image, [0, 2, 3, 1])
+    return tf.sigmoid(tf.einsum("nhwc,dc->nhwd", image, _COLOR_SQRT))
+
+
+def random_transforms(images, seeds, jitter: float, scale: float, degrees: float):
+    """Each image shifted, zoomed and rotated about its centre by its own random amounts, at its own size.
+
+    Args:
+      images: [N, H, W, 3] float32.
+      seeds: [N, 2] int32 stateless seeds, one per image.
+    Returns:
+      [N, H, W, 3] float32 (edges filled by reflection).
+    """
+    height, width = images.shape[1], images.shape[2]
+    draws = tf.map_fn(
+        lambda seed: tf.random.stateless_uniform([4], seed, -1.0, 1.0), seeds, fn_output_signature=tf.float32
+    )
+    dx, dy = draws[:, 0] * jitter, draws[:, 1] * jitter
+    zoom = 1.0 + draws[:, 2] * scale
+    angle = draws[:, 3] * degrees * math.pi / 180.0
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    # The matrix maps each output pixel to where it is read from in the input.
+    matrices = tf.stack([cos, sin, cx - cos * cx - sin * cy + dx, -sin, cos, cy + sin * cx - cos * cy + dy], 1)
+    return ops.warp(images, matrices, "REFLECT")
+
+
+def gaussian_blur(images, sigma: float):
+    """[N, H, W, C] blurred by a Gaussian of `sigma` pixels (separable, reflected edges)."""
+    radius = max(1, int(math.ceil(2 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    depth = images.shape[-1]
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    rows = tf.constant(np.tile(taps[:, None, None, None], [1, 1, depth, 1]))
+    cols = tf.constant(np.tile(taps[None, :, None, None], [1, 1, depth, 1]))
+    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(blurred, cols, [1, 1, 1, 1], "VALID")
+
+
+def _below_percentile(values, percentile: float):
+    """[N, H, W] -> [N, H, W] bool: the entries of each image under its `percentile` (0..100)."""
+    flat = tf.reshape(values, [tf.shape(values)[0], -1])
+    count = flat.shape[1]
+    rank = min(count - 1, int(count * percentile / 100.0))
+    threshold = tf.sort(flat, axis=1)[:, rank]
+    return values < threshold[:, None, None]
+
+
+class FeatureVisualization:
+    """Images optimized to excite the channels of one layer of any network `Deconvnet` takes.
+
+    Args:
+      model: a keras.Model, the reference convnet (vizdeconv.load_model), or a Graph.
+      method: "fourier" (Olah et al. 2017) or "pixel" (Yosinski et al. 2015).
+      transforms: random jitter, zoom and rotation of the image at every step.
+      preprocess: "none" (the model takes [0, 1] pixels) or a function [N, H, W, 3] pixels in [0, 1] ->
+        model inputs [N, *input_shape], differentiable (`vizdeconv.FeatureVisualization` also takes the
+        explorer's names: auto, raw, unit, symmetric, standardize, family).
+      regularizers: `Regularizers`, the methods' knobs.
+    """
+
+    def __init__(self, model, method: str = "fourier", transforms: bool = True, preprocess="none", regularizers=None):
+        self.graph = as_graph(model)
+        self.method = check_method(method)
+        self.transforms = bool(transforms)
+        if preprocess == "none":
+            preprocess = _identity
+        if not callable(preprocess):
+            raise ValueError(f"preprocess must be 'none' or a function of [0, 1] pixels, got {preprocess!r}")
+        self.preprocess = preprocess
+        self.regularizers = regularizers or Regularizers()
+        self.height, self.width, self.depth = self.graph.input_shape
+        if self.depth not in (1, 3):
+            raise ValueError(f"feature visualization makes RGB or grey images; the model takes {self.depth} channels")
+
+    def _objective(self, name, unit, pixels, channels):
+        """[N] the objective of each image for its own channel (mean of the map, or its centre unit)."""
+        if self.depth == 1:  # a grey model sees the pictures' luminance
+            pixels = tf.reduce_mean(pixels, axis=-1, keepdims=True)
+        inputs = self.preprocess(pixels)
+        activations = tf.cast(self.graph.forward(inputs, record_switches=False, until=(name,))[name], tf.float32)
+        picked = tf.gather(activations, channels, axis=-1, batch_dims=1)  # [N, ...] the own channel
+        if len(activations.shape) == 2:
+            return picked, picked
+        strongest = tf.reduce_max(tf.reshape(picked, [tf.shape(picked)[0], -1]), axis=1)
+        if unit == "center":
+            return picked[:, activations.shape[1] // 2, activations.shape[2] // 2], strongest
+        return tf.reduce_mean(picked, axis=[1, 2]), strongest
+
+    def _check(self, layer, channels, unit, steps):
+        name = self.graph.resolve(layer)
+        depth = self.graph.shapes[name][-1]
+        if channels is None:
+            channels = np.arange(depth)
+        channels = np.asarray(channels, np.int64).reshape(-1)
+        if channels.size == 0:
+            raise ValueError("no channel to optimize: pass channels=None for every channel")
+        bad = channels[(channels < 0) | (channels >= depth)]
+        if bad.size:
+            raise ValueError(
+                f"channel {int(bad[0])} is out of range: layer {layer!r} has {depth} channels (0..{depth - 1})"
+            )
+        if unit not in (None, "center"):
+            raise ValueError(f"unit must be None (the channel's mean) or 'center', got {unit!r}")
+        steps = DEFAULT_STEPS if steps is None else int(steps)
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        return name, channels, steps
+
+    def optimize(self, layer: str, channels=None, unit=None, steps: int | None = None, seed: int = 0) -> Optimized:
+        """Optimizes one image per channel of `layer`, all together.
+
+        Args:
+          layer: a layer name (a Dense layer's channels are its units, e.g. class logits).
+          channels: ints, or None for every channel of the layer.
+          unit: None (maximize the channel's mean) or "center" (its centre unit).
+          steps: optimization steps (None: 256).
+          seed: the images' randomness; a channel's image depends on (seed, channel) only.
+        Returns:
+          Optimized, with images [C, H, W, 3] in [0, 1] and activations [C].
+        """
+        name, channels, steps = self._check(layer, channels, unit, steps)
+        started = time.perf_counter()
+        count, h, w = len(channels), self.height, self.width
+        seeds = np.stack([np.full(count, seed, np.int64) * 100_003 + channels, np.zeros(count, np.int64)], 1)
+        start = tf.map_fn(
+            lambda s: (
+                tf.random.stateless_normal([2 * 3 * h * (w // 2 + 1)], s, stddev=0.01)
+                if self.method == "fourier"
+                else tf.random.stateless_normal([h * w * 3], s, stddev=0.01)
+            ),
+            tf.constant(seeds),
+            fn_output_signature=tf.float32,
+        )
+        shape = [count, 2, 3, h, w // 2 + 1] if self.method == "fourier" else [count, h, w, 3]
+        variable = tf.Variable(tf.reshape(start, shape))
+        channel_tensor = tf.constant(channels, tf.int32)
+        step_function = tf.function(self._fourier_step if self.method == "fourier" else self._pixel_step)
+        optimizer = None
+        if self.method == "fourier":
+            import keras
+
+            optimizer = keras.optimizers.Adam(self.regularizers.learning_rate or 0.05)
+            optimizer.build([variable])
+        for step in range(steps):
+            step_seeds = tf.constant(np.stack([seeds[:, 0], np.full(count, step + 1)], 1))
+            step_function(name, unit, variable, channel_tensor, step_seeds, tf.constant(step), optimizer)
+        pixels = self.pixels(variable)
+        _, strongest = self._objective(name, unit, pixels, channel_tensor)
+        return Optimized(
+            images=pixels.numpy(),
+            activations=strongest.numpy(),
+            channels=channels,
+            layer=layer,
+            method=self.method,
+            steps=steps,
+            seconds=time.perf_counter() - started,
+        )
+
+    def pixels(self, variable):
+        """The images [N, H, W, 3] in [0, 1] that the optimized variable stands for."""
+        if self.method == "fourier":
+            return fourier_pixels(variable, self.height, self.width)
+        return tf.clip_by_value(variable + 0.5, 0.0, 1.0)
+
+    def _transformed(self, pixels, seeds):
+        if not self.transforms:
+            return pixels
+        r = self.regularizers
+        jitter = r.jitter if r.jitter is not None else max(1.0, self.height / 28.0)
+        return random_transforms(pixels, seeds, jitter, r.scale, r.degrees)
+
+    def _fourier_step(self, name, unit, variable, channels, seeds, step, optimizer):
+        with tf.GradientTape() as tape:
+            objective, _ = self._objective(name, unit, self._transformed(self.pixels(variable), seeds), channels)
+            loss = -tf.reduce_sum(objective)
+        optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
+
+    def _pixel_step(self, name, unit, variable, channels, seeds, step, optimizer):
+        r = self.regularizers
+        with tf.GradientTape() as tape:
+            objective, _ = self._objective(name, unit, self._transformed(self.pixels(variable), seeds), channels)
+            total = tf.reduce_sum(objective)
+        gradient = tape.gradient(total, variable)
+        # Normalized per image, so every channel moves at the same pace whatever its activation scale.
+        gradient /= tf.reduce_mean(tf.abs(gradient), axis=[1, 2, 3], keepdims=True) + 1e-12
+        x = (variable + (r.learning_rate or 0.02) * gradient) * (1.0 - r.decay)
+        if step % r.blur_every == r.blur_every - 1:
+            x = gaussian_blur(x, r.blur_sigma or max(0.3, self.height / 112.0))
+            if r.norm_percentile > 0:
+                x = tf.where(_below_percentile(tf.norm(x, axis=-1), r.norm_percentile)[..., None], 0.0, x)
+            if r.contribution_percentile > 0:
+                contribution = tf.reduce_sum(tf.abs(x * gradient), axis=-1)
+                x = tf.where(_below_percentile(contribution, r.contribution_percentile)[..., None], 0.0, x)
+        variable.assign(tf.clip_by_value(x, -0.5, 0.5))
+
+
+def _identity(pixels):
+    return pixels
