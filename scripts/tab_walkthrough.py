@@ -108,7 +108,8 @@ def walk(
     """Opens the tab and clicks through it; returns what it saw and how long things took.
 
     Returns:
-      dict: first_paint_seconds (page load to the feature-map tiles), tiles, top9_cards, steps
+      dict: first_paint_seconds (page load to the feature-map tiles), tiles, top9_cards, optimized (the
+      optimized image's caption, data URI and width), steps
       (evolution labels seen while moving the slider), projection_info (captions of the whole-map and
       the unit projection), projection_seconds, screenshot path.
     """
@@ -136,9 +137,22 @@ def walk(
     seen["tiles"] = len(driver.find_elements(By.CSS_SELECTOR, ".tile"))
 
     driver.find_element(By.CSS_SELECTOR, f".tile[data-channel='{channel}']").click()
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top9 .card")) >= 1)
-    seen["top9_cards"] = len(driver.find_elements(By.CSS_SELECTOR, "#top9 .card"))
-    seen["top9_captions"] = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#top9 .caption")]
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank]")) >= 1)
+    seen["top9_cards"] = len(driver.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank]"))
+    seen["top9_captions"] = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank] .caption")]
+    wait.until(ec.presence_of_element_located((By.ID, "optimized-info")))
+    optimized = driver.find_element(By.ID, "optimized-img")
+    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", optimized))
+    seen["optimized"] = {
+        "info": driver.find_element(By.ID, "optimized-info").text,
+        "src": optimized.get_attribute("src"),
+        "width": driver.execute_script("return arguments[0].naturalWidth", optimized),
+    }
+    Select(driver.find_element(By.ID, "optimize-method")).select_by_value("pixel")  # none stored: computed
+    info = (By.ID, "optimized-info")
+    wait.until(lambda d: d.find_elements(*info) and d.find_element(*info).text.startswith("pixel"))
+    seen["optimized_pixel"] = driver.find_element(By.ID, "optimized-info").text
+    seen["optimized_pixel_source"] = driver.find_elements(By.CSS_SELECTOR, "#optimized .caption")[-1].text
 
     slider = wait.until(ec.presence_of_element_located((By.ID, "step")))
     label = driver.find_element(By.ID, "evolution-step")

@@ -78,3 +78,35 @@ def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
     bad = run("--run", smoke_run, "--layer", "conv7")  # the real `python -m` path says it the same way
     assert bad.returncode == 2 and "vizdeconv.explore: error: unknown layer 'conv7'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_explorer_shows_an_optimized_image_beside_each_top_k(smoke_run, tmp_path):
+    out = str(tmp_path / "out")
+    code, stdout, err = in_process(
+        "explore", "--run", smoke_run, "--layer", "conv3", "--top_k", "4", "--optimize", "--method", "pixel",
+        "--steps", "8", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    stored = np.load(os.path.join(out, "conv3", "optimized.npz"))
+    images, activations = stored["images"], stored["activations"]
+    assert images.shape == (10, 24, 24, 3) and images.dtype == np.uint8 and str(stored["method"]) == "pixel"
+    assert images.std() > 5  # not a flat grey
+    # Each recorded activation is what the network gives on the image (read back as 8-bit pixels).
+    _, model, _ = load_run(smoke_run)
+    maps = model.graph().forward(data.preprocess_eval(images))["conv3"].numpy()
+    np.testing.assert_allclose(maps.max(axis=(1, 2))[np.arange(10), np.arange(10)], activations, rtol=0.05, atol=1e-3)
+    index = json.load(open(os.path.join(out, "index.json")))
+    top1 = np.array([index["layers"]["conv3"][str(c)]["values"][0] for c in range(10)])
+    figures = index["report"]["optimize"]["layers"]["conv3"]
+    assert figures["exceeds"] == int(np.sum(activations > top1)) and figures["channels"] == 10
+    assert figures["median_ratio"] == pytest.approx(float(np.median(activations / top1)), rel=1e-3)
+    assert f"conv3: the optimized image beats the top-1 activation on {figures['exceeds']}/10" in stdout
+    # The channel's page: projections | patches | its optimized image, enlarged and centred.
+    page = tf.io.decode_png(tf.io.read_file(os.path.join(out, "conv3", "channel_004.png"))).numpy()
+    factor = page.shape[0] // 24
+    big = images[4].repeat(factor, 0).repeat(factor, 1)
+    top, left = (page.shape[0] - big.shape[0]) // 2, page.shape[1] - 3 * 2 - big.shape[1]
+    assert np.array_equal(page[top : top + big.shape[0], left : left + big.shape[1]], big)
+    code, _, err = in_process("explore", "--run", smoke_run, "--optimize", "--steps", "0")
+    assert code == 2 and "--steps must be positive" in err and len(err.strip().splitlines()) == 1

@@ -75,6 +75,9 @@ def test_a_batch_of_channels_equals_each_channel_alone(method):
         np.testing.assert_allclose(alone.activations[0], together.activations[index], rtol=1e-4)
     other_seed = fv.optimize("conv", channels=[1], steps=12, seed=4)
     assert np.abs(other_seed.images[0] - together.images[0]).max() > 1e-3
+    in_parts = fv.optimize("conv", channels=[1, 0], steps=12, seed=3, batch_size=1)  # bounded memory, same images
+    np.testing.assert_allclose(in_parts.images, together.images, atol=2e-5)
+    assert in_parts.channels.tolist() == [1, 0] and in_parts.activations.shape == (2,)
 
 
 def test_transforms_keep_the_size_move_the_image_and_vanish_at_zero():

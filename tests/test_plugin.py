@@ -44,6 +44,7 @@ def build_logdir(logdir: str, cifar: str) -> None:
     assert (
         cli.command("explore")(
             ["--run", run, "--layer", "conv2", "--layer", "conv3", "--compare", "--sanity", "--batch_size", "32"]
+            + ["--optimize", "--steps", "16"]
         )
         == 0
     )
@@ -255,6 +256,35 @@ def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir
     assert status == 400 and "bias_subtract" in body["error"]  # BatchNormalization below conv2
 
 
+def test_optimized_image_is_the_explorers_or_computed_on_demand_and_kept(logdir, client):
+    folder = os.path.join(logdir, "ref", "explore", "test")
+    stored = np.load(os.path.join(folder, "conv3", "optimized.npz"))
+    index = json.load(open(os.path.join(folder, "index.json")))["layers"]["conv3"]
+    status, body = get(client, "optimized", run="ref", split="test", layer="conv3", channel=4)
+    assert status == 200 and body["source"] == "explore --optimize" and body["method"] == "fourier"
+    assert np.array_equal(decode_uri(body["image"]), stored["images"][4]) and body["steps"] == 16
+    assert body["activation"] == pytest.approx(float(stored["activations"][4]))
+    assert body["activation"] == pytest.approx(index["4"]["optimized_activation"])
+    assert body["top1"] == index["4"]["values"][0]
+    # No pixel-method image was made: computed now with the run's newest checkpoint, equal to the library's.
+    status, computed = get(client, "optimized", run="ref", split="test", layer="conv3", channel=4, method="pixel",
+                           steps=8)  # fmt: skip
+    assert status == 200 and computed["source"] == "computed on demand" and not computed["cached"]
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    expected = vizdeconv.FeatureVisualization(model, "pixel").optimize("conv3", [4], steps=8)
+    assert np.abs(decode_uri(computed["image"]).astype(int) - uint8(expected.images[0])).max() <= 1
+    assert computed["activation"] == pytest.approx(float(expected.activations[0]), rel=1e-4)
+    assert computed["step"] == 6 and computed["top1"] == index["4"]["values"][0]
+    status, again = get(client, "optimized", run="ref", split="test", layer="conv3", channel=4, method="pixel", steps=8)
+    assert again["cached"] and again["image"] == computed["image"] and again["seconds"] == 0
+    # A Keras model file without explorer images of that layer: on demand, with the model's preprocessing.
+    status, keras_body = get(client, "optimized", run="kmodel_explore", layer="conv2", channel=1, steps=8)
+    assert status == 200 and keras_body["top1"] is None and keras_body["step"] is None
+    loaded = keras.models.load_model(os.path.join(logdir, "kmodel.keras"))
+    expected = vizdeconv.FeatureVisualization(loaded, "fourier").optimize("conv2", [1], steps=8)
+    assert np.abs(decode_uri(keras_body["image"]).astype(int) - uint8(expected.images[0])).max() <= 1
+
+
 def test_concurrent_projections_do_not_mix(logdir):
     client, _ = make_client(logdir)
     requests = [
@@ -311,6 +341,11 @@ def test_a_run_that_keeps_training_is_reloaded(logdir, cifar_session, tmp_path):
         ("project", dict(run="ref", image=0, layer="conv3", channel=0, row=6, col=0), "outside"),
         ("project", dict(run="ref", image=0, layer="fc9", channel=0), "not in the network"),
         ("evolution.png", dict(run="ref", layer="conv3", channel=0, index=3), "index 3 is out of range"),
+        ("optimized", dict(run="ref", layer="conv3", channel=0, method="x"), "method must be one of"),
+        ("optimized", dict(run="ref", layer="conv3", channel=0, method="pixel", steps=0), "steps must be between"),
+        ("optimized", dict(run="ref", layer="conv3", channel=10, method="pixel"), "channel 10 is out of range"),
+        ("optimized", dict(run="ref", layer="fc9", channel=0, method="pixel"), "fc9"),
+        ("optimized", dict(run="ref", layer="conv3"), "parameter 'channel' is missing"),
     ],
 )
 def test_bad_parameters_answer_400_with_a_message(client, route, parameters, message):
@@ -391,6 +426,11 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         process.wait()
     light = seen["light"]
     assert light["tiles"] == 10 and light["top9_cards"] == 9
+    stored = np.load(os.path.join(logdir, "ref", "explore", "test", "conv3", "optimized.npz"))
+    top1 = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))["layers"]["conv3"]["1"]
+    assert light["optimized"]["info"] == f"fourier: {stored['activations'][1]:.2f} vs top-1 {top1['values'][0]:.2f}"
+    assert light["optimized"]["width"] == 24 and light["optimized"]["src"].startswith("data:image/png")
+    assert light["optimized_pixel"].startswith("pixel: ") and "computed on demand" in light["optimized_pixel_source"]
     index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))["layers"]
     assert light["top9_captions"][0].endswith(f"#{index['conv3']['1']['image_ids'][0]}")
     assert light["steps"] == ["step 6", "step 2"] and light["evolution_image_src"].endswith("index=0")

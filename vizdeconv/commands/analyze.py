@@ -16,7 +16,6 @@ from vizdeconv.commands import flags
 
 def main(argv=None, program: str = "vizdeconv analyze") -> int:
     from vizdeconv.analyze import ANALYSES, AnalyzeOptions, analyze
-    from vizdeconv.deconv.feature_vis import METHODS
 
     parser = flags.parser(program, __doc__.split("\n")[0])
     parser.add_argument("analysis", choices=ANALYSES)
@@ -30,10 +29,8 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
     parser.add_argument("--limit", type=int, default=0, help="evolution: scan only the first N images")
     parser.add_argument("--snapshots", default=None, help="evolution of a .keras model: its snapshots")
     parser.add_argument("--channels", default=None, help="optimize: channel ids like 0,5,17 (default: all)")
-    parser.add_argument("--method", default="fourier", choices=METHODS, help="optimize: image parametrization")
-    parser.add_argument("--steps", type=int, default=None, help="optimize: optimization steps (default: 256)")
+    flags.add_optimization(parser, "optimize")
     parser.add_argument("--unit", default=None, choices=("center",), help="optimize: the centre unit, not the mean")
-    parser.add_argument("--seed", type=int, default=0, help="optimize: the images' randomness")
     parser.add_argument("--out", default=None, help="output folder (default: <run>/analyze/<analysis>)")
     args = parser.parse_args(argv)
     options = AnalyzeOptions(

@@ -2,6 +2,7 @@
 
 vizdeconv explore --run logs/default --layer conv2 [--layer conv3] [--split test]
                   [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
+                  [--optimize [--method fourier] [--steps 256]]
 vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME]
 """
 
@@ -26,6 +27,12 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
         action="store_true",
         help="also run the cascading randomization sanity check (as vizdeconv analyze sanity) on each layer",
     )
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="also optimize an image for each feature map (as vizdeconv analyze optimize) and show it beside its top-k",
+    )
+    flags.add_optimization(parser, "--optimize")
     parser.add_argument("--strategy", default="default", help="tf.distribute strategy for the scan")
     parser.add_argument("--devices", default="", help="device list for --strategy mirrored")
     args = parser.parse_args(argv)
@@ -50,8 +57,16 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
         compare=args.compare,
         strategy=args.strategy,
         devices=args.devices,
+        optimize=args.method if args.optimize else None,
+        optimize_steps=args.steps,
+        seed=args.seed,
     )
     report = explore(options, after_scan=explorer_sanity(args.split) if args.sanity else None)
+    for layer, figures in report.get("optimize", {}).get("layers", {}).items():
+        print(
+            f"{layer}: the optimized image beats the top-1 activation on {figures['exceeds']}/{figures['channels']} "
+            f"feature maps (median ratio {figures['median_ratio']:.2f}, {figures['seconds']:.1f} s)"
+        )
     print(
         f"wrote {report['out']} (scan of {report['images']} images: {report['scan_seconds']:.1f} s, "
         f"{report['images'] / max(report['scan_seconds'], 1e-9):.0f} images/s)"

@@ -207,7 +207,9 @@ class FeatureVisualization:
             raise ValueError(f"steps must be positive, got {steps}")
         return name, channels, steps
 
-    def optimize(self, layer: str, channels=None, unit=None, steps: int | None = None, seed: int = 0) -> Optimized:
+    def optimize(
+        self, layer: str, channels=None, unit=None, steps: int | None = None, seed: int = 0, batch_size=None
+    ) -> Optimized:
         """Optimizes one image per channel of `layer`, all together.
 
         Args:
@@ -216,10 +218,24 @@ class FeatureVisualization:
           unit: None (maximize the channel's mean) or "center" (its centre unit).
           steps: optimization steps (None: 256).
           seed: the images' randomness; a channel's image depends on (seed, channel) only.
+          batch_size: channels optimized at once (None: all); the images do not depend on it, only the
+            memory does (a 224x224 network cannot backpropagate 2,048 images at once on most machines).
         Returns:
           Optimized, with images [C, H, W, 3] in [0, 1] and activations [C].
         """
         name, channels, steps = self._check(layer, channels, unit, steps)
+        if batch_size is not None and 0 < batch_size < len(channels):
+            parts = [
+                self.optimize(layer, channels[i : i + batch_size], unit, steps, seed)
+                for i in range(0, len(channels), batch_size)
+            ]
+            return dataclasses.replace(
+                parts[0],
+                images=np.concatenate([p.images for p in parts]),
+                activations=np.concatenate([p.activations for p in parts]),
+                channels=channels,
+                seconds=sum(p.seconds for p in parts),
+            )
         started = time.perf_counter()
         count, h, w = len(channels), self.height, self.width
         seeds = np.stack([np.full(count, seed, np.int64) * 100_003 + channels, np.zeros(count, np.int64)], 1)

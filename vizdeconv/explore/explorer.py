@@ -98,6 +98,8 @@ class ExploreOptions:
       data_dir: the data (None for a run: the source it was trained on); preprocess: see io.preprocess;
       weights: a weights file for `model="applications:NAME"`.
       out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
+      optimize: also optimize an image per feature map with this method ("fourier" or "pixel"; None: no),
+        optimize_steps steps (None: the default), from `seed`; shown beside the top-k.
       batch_size: images per scan batch; compare: also render the modes side by side.
       strategy, devices: tf.distribute strategy of the scan.
     """
@@ -118,11 +120,20 @@ class ExploreOptions:
     compare: bool = False
     strategy: str = "default"
     devices: str = ""
+    optimize: str | None = None
+    optimize_steps: int | None = None
+    seed: int = 0
 
     def check(self) -> None:
         """ValueError / FileNotFoundError for settings a user got wrong, before anything loads."""
+        from vizdeconv.deconv import feature_vis
+
         if self.top_k < 1 or self.limit < 0 or self.batch_size < 1:
             raise ValueError("--top_k and --batch_size must be positive and --limit not negative")
+        if self.optimize is not None:
+            feature_vis.check_method(self.optimize)
+            if self.optimize_steps is not None and self.optimize_steps < 1:
+                raise ValueError(f"--steps must be positive, got {self.optimize_steps}")
         if self.run is not None and not os.path.isdir(self.run):
             raise FileNotFoundError(f"run folder {self.run} does not exist")
 
@@ -154,6 +165,24 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
             raise WriteError(
                 f"could not write the explorer's output ({reason(error)}); free space and run the same command again"
             ) from None
+
+
+def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
+    """{layer: feature_vis.Optimized} for every channel of each explored layer."""
+    from vizdeconv.deconv.feature_vis import FeatureVisualization
+
+    visualization = FeatureVisualization(subject.model, options.optimize, True, subject.pixels.from_unit)
+    height, width = visualization.height, visualization.width
+    # Batches of images small enough to backpropagate through a large network at its input size.
+    batch = max(4, min(64, 2**19 // (height * width)))
+    results = {}
+    for layer in layers:
+        count = tops[layer]["values"].shape[0]
+        log(f"optimizing an image for each of {layer}'s {count} feature maps ({options.optimize}, {batch} at once)")
+        results[layer] = visualization.optimize(
+            layer, steps=options.optimize_steps, seed=options.seed, batch_size=batch
+        )
+    return results
 
 
 def _explore(options: ExploreOptions, log, after_scan) -> dict:
@@ -197,13 +226,20 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     )
     scan_seconds = time.perf_counter() - start
     log(f"scanned {len(images)} {split} images for {', '.join(layers)} in {scan_seconds:.1f} s")
+    optimized = _optimize(subject, layers, tops, options, log) if options.optimize else {}
     renderer = explore_render.Renderer(deconvnet, images, labels, pixels)
-    index = {layer: renderer.render_layer(layer, tops[layer], out) for layer in layers}
+    index = {layer: renderer.render_layer(layer, tops[layer], out, optimized.get(layer)) for layer in layers}
     events = os.path.join(root, "explore") if options.run else root
     renderer.write_summaries(events, split)
     subject.write_probes(events, images, labels, count=PROBES)
     report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode,
               "rectify": options.rectify}  # fmt: skip
+    if optimized:
+        report["optimize"] = {
+            "method": options.optimize,
+            "steps": next(iter(optimized.values())).steps,
+            "layers": {layer: explore_render.beats_top1(result, tops[layer]) for layer, result in optimized.items()},
+        }
     if options.compare:
         probe = np.unique(tops[layers[-1]]["image_ids"][:, 0])[:6]  # images that top some channel
         pictures.write_png(os.path.join(out, f"compare_{layers[-1]}.png"), renderer.compare(layers[-1], probe))

@@ -15,9 +15,38 @@ TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 RENDER_BATCH = 256  # units projected at once when rendering a layer
 
 
+def beats_top1(optimized, top: dict) -> dict:
+    """How the optimized images' activations compare with each channel's strongest over the split (top-1).
+
+    Args:
+      optimized: `feature_vis.Optimized` of every channel of a layer; top: the scan's result (values [C, k]).
+    Returns:
+      {channels, exceeds (how many beat their top-1), median_ratio (activation / top-1), seconds}.
+    """
+    best = top["values"][optimized.channels, 0]
+    ratios = optimized.activations / np.maximum(best, 1e-12)
+    return {
+        "channels": int(len(best)),
+        "exceeds": int(np.sum(optimized.activations > best)),
+        "median_ratio": round(float(np.median(ratios)), 4),
+        "seconds": round(float(optimized.seconds), 2),
+    }
+
+
 def write_index(path: str, index: dict, report: dict) -> None:
     with open(path, "w") as handle:
         json.dump({"report": report, "layers": index}, handle, indent=1)
+
+
+def _beside(image: np.ndarray, height: int) -> np.ndarray:
+    """[H, W, 3] enlarged by an integer factor to at most `height` rows, centred on a white panel
+    [1, height, width, 3] (to stand beside a grid of that height)."""
+    factor = max(1, height // image.shape[0])
+    big = pictures.upscale(image[None], factor)[0][:height]
+    panel = np.ones((height, big.shape[1], 3), np.float32)
+    top = (height - big.shape[0]) // 2
+    panel[top : top + big.shape[0]] = big
+    return panel[None]
 
 
 class Renderer:
@@ -57,10 +86,12 @@ class Renderer:
             ]
         return pictures.upscale(canvas, max(1, TILE_PIXELS // side)) if enlarge else canvas
 
-    def render_layer(self, layer: str, top: dict, out: str) -> dict:
+    def render_layer(self, layer: str, top: dict, out: str, optimized=None) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
         (projections and patches [channels, k, field, field, 3] uint8, for the TensorBoard tab); returns
-        index entries."""
+        index entries. With `optimized` (`feature_vis.Optimized` of every channel), each channel's image
+        is shown to the right of its top-k and saved in `<out>/<layer>/optimized.npz` (images [C, H, W, 3]
+        uint8, activations [C], method, steps)."""
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
@@ -87,9 +118,10 @@ class Renderer:
         tiles, index = [], {}
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
-            pair = pictures.stitch([pictures.grid(shown[part], side)[None], pictures.grid(patches[part], side)[None]])[
-                0
-            ]
+            panels = [pictures.grid(shown[part], side)[None], pictures.grid(patches[part], side)[None]]
+            if optimized is not None:
+                panels.append(_beside(optimized.images[c], panels[0].shape[1]))
+            pair = pictures.stitch(panels)[0]
             pair = np.pad(pair, ((0, 0), (0, 3 * pictures.GAP), (0, 0)), constant_values=1.0)
             write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
             tiles.append(pair)
@@ -100,6 +132,16 @@ class Renderer:
                 "locations": [[int(r), int(q)] for r, q in zip(rows[part], cols[part])],
                 "boxes": [list(self.fields.box(layer, int(r), int(q))) for r, q in zip(rows[part], cols[part])],
             }
+            if optimized is not None:
+                index[str(c)]["optimized_activation"] = float(optimized.activations[c])
+        if optimized is not None:
+            np.savez(
+                os.path.join(out, layer, "optimized.npz"),
+                images=pictures.to_bytes(optimized.images),
+                activations=optimized.activations,
+                method=optimized.method,
+                steps=optimized.steps,
+            )
         self.channel_images[layer] = np.stack(tiles)
         overview = pictures.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
         write_png(os.path.join(out, f"{layer}_overview.png"), overview)

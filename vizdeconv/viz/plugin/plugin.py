@@ -119,6 +119,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "/probe.png": self._probe_route,
                 "/project": self._project_route,
                 "/model_layers": self._model_layers_route,
+                "/optimized": self._optimized_route,
                 "/file": self._file_route,
             }
         )
@@ -365,6 +366,56 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "unit": result["unit"],
                 "step": result["step"],
                 "milliseconds": round(result["milliseconds"], 1),
+            }
+        )
+
+    @route("json")
+    def _optimized_route(self, request):
+        """The image optimized to excite one feature map: the explorer's (`--optimize`) or `analyze
+        optimize`'s where one was made with the method, else computed now (and kept) with the run's
+        current weights. Parameters: run, layer, channel, method (fourier), split (whose top-1 it is
+        compared with), steps (on demand only; default 256, at most 2048)."""
+        from vizdeconv.deconv import feature_vis
+
+        run = self._run(request)
+        layer, channel = _text(request, "layer"), _integer(request, "channel")
+        method, split = request.args.get("method", "fourier"), request.args.get("split")
+        steps = _integer(request, "steps", feature_vis.DEFAULT_STEPS)
+        if method not in feature_vis.METHODS:
+            raise BadRequest(f"method must be one of {', '.join(feature_vis.METHODS)}, got {method!r}")
+        if not 1 <= steps <= 2048:
+            raise BadRequest(f"steps must be between 1 and 2048, got {steps}")
+        found = self.store.optimized(run, split, layer, method, channel)
+        if found is not None:
+            reply = {**found, "seconds": 0.0, "cached": True, "step": None}
+        else:
+            try:
+                reply = {**self.projector.optimize(run, layer, channel, method, steps), "steps": steps}
+            except ValueError as error:  # an unknown layer, a channel out of range
+                if isinstance(error, Refused):
+                    raise
+                raise BadRequest(" ".join(str(error).split())) from None
+            reply["source"] = "computed on demand"
+        top1 = None
+        if split:
+            try:
+                entry = self.store.layer(run, split, layer).get(str(channel))
+                top1 = entry["values"][0] if entry else None
+            except Refused:
+                top1 = None
+        return json.dumps(
+            {
+                "layer": layer,
+                "channel": channel,
+                "method": method,
+                "image": data_uri(reply["image"]),
+                "activation": reply["activation"],
+                "top1": top1,
+                "steps": reply["steps"],
+                "step": reply["step"],
+                "source": reply["source"],
+                "seconds": round(reply["seconds"], 2),
+                "cached": reply["cached"],
             }
         )
 

@@ -38,9 +38,17 @@ def newest_weights(run: Run) -> tuple[str, object]:
 
 
 class _Loaded:
-    def __init__(self, signature, model, step):
-        self.signature, self.model, self.step = signature, model, step
+    def __init__(self, signature, model, step, pixels):
+        self.signature, self.model, self.step, self.pixels = signature, model, step, pixels
         self.deconvnets, self.lock = {}, threading.Lock()
+        self.visualizations, self.optimized = {}, {}
+
+    def visualization(self, method: str):
+        from vizdeconv.deconv.feature_vis import FeatureVisualization
+
+        if method not in self.visualizations:  # the explorer's preprocessing, so activations compare
+            self.visualizations[method] = FeatureVisualization(self.model, method, True, self.pixels.from_unit)
+        return self.visualizations[method]
 
     def deconvnet(self, mode: str):
         from vizdeconv.deconv.deconvnet import Deconvnet
@@ -74,7 +82,7 @@ class Projector:
         except (OSError, ValueError) as error:
             raise Refused(str(error)) from None
         step = opened.step if run.kind == "run" else checkpoints.snapshot_step(path)
-        loaded = _Loaded((path, stamp), opened.model, step)
+        loaded = _Loaded((path, stamp), opened.model, step, opened.pixels)
         with self._lock:
             self._loaded[run.root] = loaded
         return loaded
@@ -97,6 +105,28 @@ class Projector:
                 for name in graph.feature_layers
             ],
         }
+
+    def optimize(self, run: Run, layer: str, channel: int, method: str, steps: int) -> dict:
+        """An image optimized to excite `channel` of `layer` with the run's current weights, computed once
+        per (weights, layer, channel, method, steps) and kept.
+
+        Returns:
+          dict: image [H, W, 3] float32 in [0, 1], activation (its strongest unit of the channel), step of
+          the weights, seconds (0 when it came from the cache), cached.
+        """
+        from vizdeconv.deconv import feature_vis
+
+        method = feature_vis.check_method(method)
+        loaded = self._get(run)
+        key = (layer, channel, method, steps)
+        with loaded.lock:
+            if key in loaded.optimized:
+                return {**loaded.optimized[key], "seconds": 0.0, "cached": True}
+            # ValueError for an unknown layer or a channel out of range
+            result = loaded.visualization(method).optimize(layer, [channel], steps=steps)
+            found = {"image": result.images[0], "activation": float(result.activations[0]), "step": loaded.step}
+            loaded.optimized[key] = found
+        return {**found, "seconds": result.seconds, "cached": False}
 
     def project(
         self, run: Run, inputs: np.ndarray, layer: str, channel: int, mode: str, unit: tuple[int, int] | None = None

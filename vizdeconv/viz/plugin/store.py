@@ -136,6 +136,38 @@ class Store:
             ) from None
         return self._npz(path)
 
+    def optimized(self, run: Run, split: str | None, layer: str, method: str, channel: int) -> dict | None:
+        """A stored optimized image of `channel`: {image [H, W, 3] uint8, activation, steps, source} from the
+        explorer's `--optimize` (split's `<layer>/optimized.npz`) or `analyze optimize`
+        (`analyze/optimize/<layer>_<method>.npz`), if one was made with `method`; else None."""
+        folders = self.explorations(run)
+        if split in folders:
+            try:
+                found = self._npz(self.path(folders[split], layer, "optimized.npz"))
+            except Refused:
+                found = None
+            if found is not None and str(found["method"]) == method and 0 <= channel < len(found["images"]):
+                return {
+                    "image": found["images"][channel],
+                    "activation": float(found["activations"][channel]),
+                    "steps": int(found["steps"]),
+                    "source": "explore --optimize",
+                }
+        try:
+            found = self._npz(self.path(run.name, "analyze", "optimize", f"{layer}_{method}.npz"))
+        except Refused:
+            return None
+        where = np.flatnonzero(found["channels"] == channel)
+        if not where.size:
+            return None
+        images = found["images"][where[0]]
+        return {
+            "image": images if images.dtype == np.uint8 else np.round(np.clip(images, 0, 1) * 255).astype(np.uint8),
+            "activation": float(found["activations"][where[0]]),
+            "steps": None,
+            "source": "analyze optimize",
+        }
+
     def evolution(self, run: Run, layer: str) -> dict:
         """{steps [S], tiles [maps, S, h, w, 3] float} from `analyze evolution`."""
         try:

@@ -1,7 +1,8 @@
 // The Deconvnet tab of TensorBoard. Plain ES module: TensorBoard loads it in the tab's frame and calls
 // render(). Every request goes to this plugin's own routes (relative URLs); nothing comes from elsewhere.
 
-const state = {runs: [], run: null, split: null, layer: null, channel: null, probe: 0, unit: null};
+const state = {runs: [], run: null, split: null, layer: null, channel: null, probe: 0, unit: null,
+               method: 'fourier'};
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -181,10 +182,40 @@ async function renderTop9() {
         element('div', {class: 'caption'},
                 `${className(run, entry.label)} · ${entry.value.toFixed(2)} · #${entry.image_id}`)));
   }
+  const optimized = element('div', {class: 'card optimized', id: 'optimized'},
+                            element('div', {class: 'caption'}, 'Optimizing an image for this feature map...'));
+  cards.prepend(optimized);
+  const method = select('optimize-method', [['fourier', 'Fourier (Olah et al.)'],
+                                            ['pixel', 'pixel (Yosinski et al.)']], state.method, (value) => {
+    state.method = value;
+    renderTop9();
+  });
   container.replaceChildren(
-      element('p', {class: 'message'}, `${state.layer} channel ${state.channel}: its ` +
-          `${top.entries.length} strongest activations over the split; projection beside the ` +
-          'receptive-field patch (class · activation · image id).'), cards);
+      element('p', {class: 'message'}, `${state.layer} channel ${state.channel}: first the image optimized ` +
+          `to excite it, then its ${top.entries.length} strongest activations over the split; projection ` +
+          'beside the receptive-field patch (class · activation · image id).'),
+      element('div', {class: 'controls'}, element('label', {}, 'Optimized image '), method), cards);
+  return renderOptimized(optimized);
+}
+
+// The image optimized to excite the selected feature map, stored or computed on demand by the server.
+async function renderOptimized(card) {
+  let result;
+  try {
+    result = await panelJson('optimized', 'optimized', {run: state.run, split: state.split, layer: state.layer,
+                                                        channel: state.channel, method: state.method});
+  } catch (error) {
+    if (error instanceof Stale) return false;
+    card.replaceChildren(element('div', {class: 'caption error'}, error.message));
+    return;
+  }
+  const versus = result.top1 === null ? '' : ` vs top-1 ${result.top1.toFixed(2)}`;
+  const how = result.cached ? result.source : `${result.source}, ${result.seconds} s`;
+  card.replaceChildren(
+      element('img', {class: 'pixels', id: 'optimized-img', src: result.image, alt: 'optimized image'}),
+      element('div', {class: 'caption', id: 'optimized-info'},
+              `${result.method}: ${result.activation.toFixed(2)}${versus}`),
+      element('div', {class: 'caption'}, how));
 }
 
 // 3. Evolution over the kept checkpoints.
