@@ -1,6 +1,7 @@
-"""Makes the README's pictures from a real run: a reconstruction strip, top-9 grids, a TensorBoard shot.
+"""Makes the README's pictures from a real run: a reconstruction strip, top-9 grids beside the image
+optimized for the same feature map, grids of optimized images (Fourier and pixel methods), a TensorBoard shot.
 
-  python scripts/readme_images.py --run logs/fast [--out docs/images] [--no_screenshot]
+  python scripts/readme_images.py --run logs/fast [--out docs/images] [--no_screenshot] [--steps 256]
 
 The screenshot needs Debian's `chromium` (apt-get install chromium); the other pictures need nothing
 beyond the project's own dependencies.
@@ -104,6 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run", required=True, help="a finished run folder, e.g. logs/fast")
     parser.add_argument("--out", default=os.path.join("docs", "images"))
     parser.add_argument("--no_screenshot", action="store_true", help="skip the TensorBoard screenshot")
+    parser.add_argument("--steps", type=int, default=None, help="feature visualization steps (default 256)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run):
         raise FileNotFoundError(f"run folder {args.run} does not exist")
@@ -112,7 +114,10 @@ def main(argv=None) -> int:
     write_png(
         os.path.join(args.out, "reconstructions.png"), pictures.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1)
     )
-    report = explore.explore(explore.ExploreOptions(run=args.run, layers=["conv2", "conv3"], top_k=9))
+    options = explore.ExploreOptions(
+        run=args.run, layers=["conv1", "conv2", "conv3"], top_k=9, optimize="fourier", optimize_steps=args.steps
+    )
+    report = explore.explore(options)
     with open(os.path.join(report["out"], "index.json")) as handle:
         index = json.load(handle)["layers"]
     for layer in ("conv2", "conv3"):  # show the feature map with the strongest top-9 on average
@@ -121,6 +126,20 @@ def main(argv=None) -> int:
             os.path.join(report["out"], layer, f"channel_{int(strongest):03d}.png"),
             os.path.join(args.out, f"top9_{layer}.png"),
         )
+    for layer in ("conv1", "conv2"):  # every feature map's optimized image, channels in order
+        optimized = np.load(os.path.join(report["out"], layer, "optimized.npz"))["images"]
+        write_png(
+            os.path.join(args.out, f"optimized_{layer}_fourier.png"),
+            pictures.grid(pictures.upscale(optimized.astype(np.float32) / 255.0, 3), 16),
+        )
+    from vizdeconv import FeatureVisualization
+    from vizdeconv.io.subject import open_subject
+
+    subject = open_subject(args.run, log=lambda *_: None, need_data=False)
+    pixel = FeatureVisualization(subject.model, "pixel", preprocess=subject.pixels)
+    result = pixel.optimize("conv2", unit="center", steps=args.steps)
+    grid = pictures.grid(pictures.upscale(result.images, 3), 16)
+    write_png(os.path.join(args.out, "optimized_conv2_pixel.png"), grid)
     if not args.no_screenshot:
         screenshot(args.run, os.path.join(args.out, "tensorboard.png"))
     print(f"wrote the README pictures of {args.run} (reconstructions at step {step}) to {args.out}")

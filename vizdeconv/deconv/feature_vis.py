@@ -183,9 +183,14 @@ class FeatureVisualization:
         if len(activations.shape) == 2:
             return picked, picked
         strongest = tf.reduce_max(tf.reshape(picked, [tf.shape(picked)[0], -1]), axis=1)
+        mean = tf.reduce_mean(picked, axis=[1, 2])
         if unit == "center":
-            return picked[:, activations.shape[1] // 2, activations.shape[2] // 2], strongest
-        return tf.reduce_mean(picked, axis=[1, 2]), strongest
+            centre = picked[:, activations.shape[1] // 2, activations.shape[2] // 2]
+            # A rectified centre unit that is off at the start has no gradient and would stay off: until it
+            # fires, the channel's mean leads the image towards what the channel answers to.
+            off = tf.stop_gradient(tf.cast(centre <= 0, centre.dtype))
+            return centre + off * mean, strongest
+        return mean, strongest
 
     def _check(self, layer, channels, unit, steps):
         name = self.graph.resolve(layer)

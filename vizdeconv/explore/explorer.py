@@ -99,7 +99,8 @@ class ExploreOptions:
       weights: a weights file for `model="applications:NAME"`.
       out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
       optimize: also optimize an image per feature map with this method ("fourier" or "pixel"; None: no),
-        optimize_steps steps (None: the default), from `seed`; shown beside the top-k.
+        optimize_steps steps (None: the default), from `seed`, for the centre unit of each feature map;
+        shown beside the top-k.
       batch_size: images per scan batch; compare: also render the modes side by side.
       strategy, devices: tf.distribute strategy of the scan.
     """
@@ -179,8 +180,9 @@ def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
     for layer in layers:
         count = tops[layer]["values"].shape[0]
         log(f"optimizing an image for each of {layer}'s {count} feature maps ({options.optimize}, {batch} at once)")
+        # The centre unit, as the Deep Visualization Toolbox does: the top-k beside it are single units too.
         results[layer] = visualization.optimize(
-            layer, steps=options.optimize_steps, seed=options.seed, batch_size=batch
+            layer, unit="center", steps=options.optimize_steps, seed=options.seed, batch_size=batch
         )
     return results
 
