@@ -170,6 +170,9 @@ class FeatureVisualization:
         self.preprocess = preprocess
         self.regularizers = regularizers or Regularizers()
         self.height, self.width, self.depth = self.graph.input_shape
+        # One compiled loop of all steps, traced once per layer, unit and batch shape and kept: the tab
+        # asks for one channel at a time, and the explorer for the same batch size layer after layer.
+        self._loop = tf.function(self._steps)
         if self.depth not in (1, 3):
             raise ValueError(f"feature visualization makes RGB or grey images; the model takes {self.depth} channels")
 
@@ -254,19 +257,10 @@ class FeatureVisualization:
             fn_output_signature=tf.float32,
         )
         shape = [count, 2, 3, h, w // 2 + 1] if self.method == "fourier" else [count, h, w, 3]
-        variable = tf.Variable(tf.reshape(start, shape))
         channel_tensor = tf.constant(channels, tf.int32)
-        step_function = tf.function(self._fourier_step if self.method == "fourier" else self._pixel_step)
-        optimizer = None
-        if self.method == "fourier":
-            import keras
-
-            optimizer = keras.optimizers.Adam(self.regularizers.learning_rate or 0.05)
-            optimizer.build([variable])
-        for step in range(steps):
-            step_seeds = tf.constant(np.stack([seeds[:, 0], np.full(count, step + 1)], 1))
-            step_function(name, unit, variable, channel_tensor, step_seeds, tf.constant(step), optimizer)
-        pixels = self.pixels(variable)
+        optimized = self._loop(name, unit, tf.reshape(start, shape), channel_tensor, tf.constant(seeds[:, 0]),
+                              tf.constant(steps))  # fmt: skip
+        pixels = self.pixels(optimized)
         _, strongest = self._objective(name, unit, pixels, channel_tensor)
         return Optimized(
             images=pixels.numpy(),
@@ -278,11 +272,12 @@ class FeatureVisualization:
             seconds=time.perf_counter() - started,
         )
 
-    def pixels(self, variable):
-        """The images [N, H, W, 3] in [0, 1] that the optimized variable stands for."""
+    def pixels(self, x):
+        """The images [N, H, W, 3] in [0, 1] that the optimized parameters x stand for (a spectrum
+        [N, 2, 3, H, W // 2 + 1] or pixels - 0.5 [N, H, W, 3])."""
         if self.method == "fourier":
-            return fourier_pixels(variable, self.height, self.width)
-        return tf.clip_by_value(variable + 0.5, 0.0, 1.0)
+            return fourier_pixels(x, self.height, self.width)
+        return tf.clip_by_value(x + 0.5, 0.0, 1.0)
 
     def _transformed(self, pixels, seeds):
         if not self.transforms:
@@ -291,29 +286,50 @@ class FeatureVisualization:
         jitter = r.jitter if r.jitter is not None else max(1.0, self.height / 28.0)
         return random_transforms(pixels, seeds, jitter, r.scale, r.degrees)
 
-    def _fourier_step(self, name, unit, variable, channels, seeds, step, optimizer):
-        with tf.GradientTape() as tape:
-            objective, _ = self._objective(name, unit, self._transformed(self.pixels(variable), seeds), channels)
-            loss = -tf.reduce_sum(objective)
-        optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
+    def _steps(self, name, unit, x, channels, seeds, steps):
+        """x [N, ...] after `steps` updates; image i's randomness at step t is seeded by (seeds[i], t + 1)."""
+        update = self._fourier_update if self.method == "fourier" else self._pixel_update
+        state = (tf.zeros_like(x), tf.zeros_like(x))
+        for step in tf.range(steps):
+            step_seeds = tf.stack([seeds, tf.fill(tf.shape(seeds), tf.cast(step, tf.int64) + 1)], 1)
+            x, state = update(name, unit, x, state, channels, step_seeds, step)
+        return x
 
-    def _pixel_step(self, name, unit, variable, channels, seeds, step, optimizer):
-        r = self.regularizers
+    def _gradient(self, name, unit, x, channels, seeds):
         with tf.GradientTape() as tape:
-            objective, _ = self._objective(name, unit, self._transformed(self.pixels(variable), seeds), channels)
+            tape.watch(x)
+            objective, _ = self._objective(name, unit, self._transformed(self.pixels(x), seeds), channels)
             total = tf.reduce_sum(objective)
-        gradient = tape.gradient(total, variable)
+        return tape.gradient(total, x)
+
+    def _fourier_update(self, name, unit, x, state, channels, seeds, step):
+        """Adam (as keras.optimizers.Adam computes it) ascending the objective; state = (m, v)."""
+        gradient = -self._gradient(name, unit, x, channels, seeds)
+        m, v = state
+        beta1, beta2, t = 0.9, 0.999, tf.cast(step + 1, tf.float32)
+        m = beta1 * m + (1.0 - beta1) * gradient
+        v = beta2 * v + (1.0 - beta2) * tf.square(gradient)
+        rate = (self.regularizers.learning_rate or 0.05) * tf.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+        return x - rate * m / (tf.sqrt(v) + 1e-7), (m, v)
+
+    def _pixel_update(self, name, unit, x, state, channels, seeds, step):
+        r = self.regularizers
+        gradient = self._gradient(name, unit, x, channels, seeds)
         # Normalized per image, so every channel moves at the same pace whatever its activation scale.
         gradient /= tf.reduce_mean(tf.abs(gradient), axis=[1, 2, 3], keepdims=True) + 1e-12
-        x = (variable + (r.learning_rate or 0.02) * gradient) * (1.0 - r.decay)
-        if step % r.blur_every == r.blur_every - 1:
-            x = gaussian_blur(x, r.blur_sigma or max(0.3, self.height / 112.0))
+        x = (x + (r.learning_rate or 0.02) * gradient) * (1.0 - r.decay)
+
+        def regularized():
+            y = gaussian_blur(x, r.blur_sigma or max(0.3, self.height / 112.0))
             if r.norm_percentile > 0:
-                x = tf.where(_below_percentile(tf.norm(x, axis=-1), r.norm_percentile)[..., None], 0.0, x)
+                y = tf.where(_below_percentile(tf.norm(y, axis=-1), r.norm_percentile)[..., None], 0.0, y)
             if r.contribution_percentile > 0:
-                contribution = tf.reduce_sum(tf.abs(x * gradient), axis=-1)
-                x = tf.where(_below_percentile(contribution, r.contribution_percentile)[..., None], 0.0, x)
-        variable.assign(tf.clip_by_value(x, -0.5, 0.5))
+                contribution = tf.reduce_sum(tf.abs(y * gradient), axis=-1)
+                y = tf.where(_below_percentile(contribution, r.contribution_percentile)[..., None], 0.0, y)
+            return y
+
+        x = tf.cond(step % r.blur_every == r.blur_every - 1, regularized, lambda: x)
+        return tf.clip_by_value(x, -0.5, 0.5), state
 
 
 def _identity(pixels):
