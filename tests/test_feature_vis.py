@@ -141,6 +141,20 @@ def test_a_class_logit_is_a_dense_channel_and_preprocessing_follows_the_model():
     np.testing.assert_allclose(standardize.from_unit(images / 255.0), standardize.inputs(images), atol=1e-4)
 
 
+def test_a_layer_inside_a_nested_keras_applications_backbone():
+    """MobileNetV2 (ReLU6, depthwise convolutions, BatchNormalization) as the nested backbone of a
+    transfer-learning model: a layer inside it, by its own name; the reached activation is what Keras gives."""
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3), alpha=0.35)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(base(inputs))))
+    fv = vizdeconv.FeatureVisualization(model, "fourier", preprocess=Preprocess((32, 32), "symmetric"))
+    result = fv.optimize("block_3_expand_relu", channels=[0, 5], unit="center", steps=12)
+    assert result.images.shape == (2, 32, 32, 3) and result.images.std() > 0.01
+    inner = keras.Model(base.input, base.get_layer("block_3_expand_relu").output)
+    maps = inner(result.images * 2.0 - 1.0).numpy()
+    np.testing.assert_allclose(maps.max(axis=(1, 2))[[0, 1], [0, 5]], result.activations, rtol=1e-3, atol=1e-4)
+
+
 def test_wrong_layer_channel_steps_and_method_are_one_clear_error():
     model, _ = linear_filter_model()
     fv = vizdeconv.FeatureVisualization(model, "pixel", preprocess="none")
