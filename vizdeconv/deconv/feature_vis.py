@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.deconv.deconvnet import as_graph
-from vizdeconv.nn import ops
+from vizdeconv.nn import ops, registry
 
 METHODS = ("fourier", "pixel")
 DEFAULT_STEPS = 256
@@ -181,19 +181,27 @@ class FeatureVisualization:
         if self.depth == 1:  # a grey model sees the pictures' luminance
             pixels = tf.reduce_mean(pixels, axis=-1, keepdims=True)
         inputs = self.preprocess(pixels)
-        activations = tf.cast(self.graph.forward(inputs, record_switches=False, until=(name,))[name], tf.float32)
+        tensors = self.graph.forward(inputs, record_switches=False, until=(name,))
+        activations = tf.cast(tensors[name], tf.float32)
         picked = tf.gather(activations, channels, axis=-1, batch_dims=1)  # [N, ...] the own channel
         if len(activations.shape) == 2:
             return picked, picked
         strongest = tf.reduce_max(tf.reshape(picked, [tf.shape(picked)[0], -1]), axis=1)
-        mean = tf.reduce_mean(picked, axis=[1, 2])
+        # A rectified unit that is off has no gradient and would stay off (a whole map is off on a grey
+        # start in networks with BatchNormalization): until the target fires, its input, the value before
+        # the rectifier, leads.
+        op = self.graph.by_name[name]
+        before = picked
+        if registry.kind(op).rectifier:
+            before = tf.gather(tf.cast(tensors[op.inputs[0]], tf.float32), channels, axis=-1, batch_dims=1)
         if unit == "center":
-            centre = picked[:, activations.shape[1] // 2, activations.shape[2] // 2]
-            # A rectified centre unit that is off at the start has no gradient and would stay off: until it
-            # fires, the channel's mean leads the image towards what the channel answers to.
+            row, col = activations.shape[1] // 2, activations.shape[2] // 2
+            centre = picked[:, row, col]
             off = tf.stop_gradient(tf.cast(centre <= 0, centre.dtype))
-            return centre + off * mean, strongest
-        return mean, strongest
+            return centre + off * before[:, row, col], strongest
+        mean = tf.reduce_mean(picked, axis=[1, 2])
+        off = tf.stop_gradient(tf.cast(mean <= 0, mean.dtype))
+        return mean + off * tf.reduce_mean(before, axis=[1, 2]), strongest
 
     def _check(self, layer, channels, unit, steps):
         name = self.graph.resolve(layer)
