@@ -18,24 +18,11 @@ top-1 where `--top1` names an explorer index.json) and the CPU. Not a test: figu
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                flags = open("/proc/cpuinfo").read()
-                kind = "AMX" if "amx_tile" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "AVX2"
-                return f"{line.split(':', 1)[1].strip()} ({kind}, {os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -56,6 +43,7 @@ def main() -> None:
 
     from vizdeconv.analyze.optimize import FeatureVisualization
     from vizdeconv.deconv.deconvnet import as_graph
+    from vizdeconv.io.precision import hardware
     from vizdeconv.io.subject import open_subject
     from vizdeconv.nn import convnet
 
@@ -113,12 +101,14 @@ def main() -> None:
             rows.append(("tf-keras-vis 0.8.7, one channel per call", (time.perf_counter() - start) / count,
                          reached(np.stack(singles))))  # fmt: skip
 
+    machine = hardware()
     top1 = None
     if args.top1:
         layer = json.load(open(args.top1))["layers"][args.layer]
         top1 = np.array([layer[str(c)]["values"][0] for c in channels])
     print(f"\n{args.run or args.model}, layer {args.layer}, {count} channels, {args.steps} steps, "
-          f"{height}x{width}, on {cpu_name()}, TensorFlow {tf.__version__}\n")  # fmt: skip
+          f"{height}x{width}, on {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), "
+          f"TensorFlow {tf.__version__}\n")  # fmt: skip
     header = "| method | s per channel | median reached activation |"
     print(header + (" median ratio to top-1 | beats top-1 |" if top1 is not None else ""))
     print("|---|---|---|" + ("---|---|" if top1 is not None else ""))

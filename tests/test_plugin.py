@@ -277,6 +277,14 @@ def test_optimized_image_is_the_explorers_or_computed_on_demand_and_kept(logdir,
     assert computed["step"] == 6 and computed["top1"] == index["4"]["values"][0]
     status, again = get(client, "optimized", run="ref", split="test", layer="conv3", channel=4, method="pixel", steps=8)
     assert again["cached"] and again["image"] == computed["image"] and again["seconds"] == 0
+    # analyze optimize's images are served as they were saved.
+    assert cli.command("analyze")(["optimize", "--run", os.path.join(logdir, "ref"), "--layer", "conv2",
+                                   "--channels", "3", "--method", "pixel", "--steps", "4"]) == 0  # fmt: skip
+    saved = np.load(os.path.join(logdir, "ref", "analyze", "optimize", "conv2_pixel.npz"))
+    status, body = get(client, "optimized", run="ref", split="test", layer="conv2", channel=3, method="pixel")
+    assert status == 200 and body["source"] == "analyze optimize" and body["cached"]
+    assert np.array_equal(decode_uri(body["image"]), uint8(saved["images"][0]))
+    assert body["activation"] == pytest.approx(float(saved["activations"][0]))
     # A Keras model file without explorer images of that layer: on demand, with the model's preprocessing.
     status, keras_body = get(client, "optimized", run="kmodel_explore", layer="conv2", channel=1, steps=8)
     assert status == 200 and keras_body["top1"] is None and keras_body["step"] is None

@@ -255,19 +255,14 @@ class FeatureVisualization:
         started = time.perf_counter()
         count, h, w = len(channels), self.height, self.width
         seeds = np.stack([np.full(count, seed, np.int64) * 100_003 + channels, np.zeros(count, np.int64)], 1)
+        shape = [2, 3, h, w // 2 + 1] if self.method == "fourier" else [h, w, 3]  # one image's parameters
         start = tf.map_fn(
-            lambda s: (
-                tf.random.stateless_normal([2 * 3 * h * (w // 2 + 1)], s, stddev=0.01)
-                if self.method == "fourier"
-                else tf.random.stateless_normal([h * w * 3], s, stddev=0.01)
-            ),
+            lambda s: tf.random.stateless_normal(shape, s, stddev=0.01),
             tf.constant(seeds),
             fn_output_signature=tf.float32,
         )
-        shape = [count, 2, 3, h, w // 2 + 1] if self.method == "fourier" else [count, h, w, 3]
         channel_tensor = tf.constant(channels, tf.int32)
-        optimized = self._loop(name, unit, tf.reshape(start, shape), channel_tensor, tf.constant(seeds[:, 0]),
-                              tf.constant(steps))  # fmt: skip
+        optimized = self._loop(name, unit, start, channel_tensor, tf.constant(seeds[:, 0]), tf.constant(steps))
         pixels = self.pixels(optimized)
         _, strongest = self._objective(name, unit, pixels, channel_tensor)
         return Optimized(

@@ -137,8 +137,8 @@ class Store:
         return self._npz(path)
 
     def optimized(self, run: Run, split: str | None, layer: str, method: str, channel: int) -> dict | None:
-        """A stored optimized image of `channel`: {image [H, W, 3] uint8, activation, steps, source} from the
-        explorer's `--optimize` (split's `<layer>/optimized.npz`) or `analyze optimize`
+        """A stored optimized image of `channel`: {image [H, W, 3] uint8 or float in [0, 1], activation, steps,
+        source} from the explorer's `--optimize` (split's `<layer>/optimized.npz`) or `analyze optimize`
         (`analyze/optimize/<layer>_<method>.npz`), if one was made with `method`; else None."""
         folders = self.explorations(run)
         if split in folders:
@@ -160,9 +160,8 @@ class Store:
         where = np.flatnonzero(found["channels"] == channel)
         if not where.size:
             return None
-        images = found["images"][where[0]]
         return {
-            "image": images if images.dtype == np.uint8 else np.round(np.clip(images, 0, 1) * 255).astype(np.uint8),
+            "image": found["images"][where[0]],  # float in [0, 1]: the tab's PNG encoder rounds it
             "activation": float(found["activations"][where[0]]),
             "steps": None,
             "source": "analyze optimize",
