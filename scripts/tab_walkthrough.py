@@ -113,12 +113,24 @@ def walk(
       (evolution labels seen while moving the slider), projection_info (captions of the whole-map and
       the unit projection), projection_seconds, screenshot path.
     """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    wait = WebDriverWait(driver, timeout)
+    # Panels repaint wholesale when a reply lands, so an element found a moment ago may be gone: every
+    # wait retries on a stale reference and every read goes through one script call, which cannot tear.
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
+
+    def text(css: str) -> str | None:
+        return driver.execute_script("const e = document.querySelector(arguments[0]); return e && e.innerText", css)
+
+    def loaded(css: str) -> bool:
+        return driver.execute_script(
+            "const e = document.querySelector(arguments[0]); return !!(e && e.complete && e.naturalWidth)", css
+        )
+
     seen = {}
     started = time.perf_counter()
     driver.get(base + "/#vizdeconv")
@@ -134,54 +146,43 @@ def walk(
         )
     )
     seen["first_paint_seconds"] = round(time.perf_counter() - started, 2)
-    seen["tiles"] = len(driver.find_elements(By.CSS_SELECTOR, ".tile"))
+    seen["tiles"] = driver.execute_script("return document.querySelectorAll('.tile').length")
 
-    driver.find_element(By.CSS_SELECTOR, f".tile[data-channel='{channel}']").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f".tile[data-channel='{channel}']").click() or True)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank]")) >= 1)
-    seen["top9_cards"] = len(driver.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank]"))
-    seen["top9_captions"] = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#top9 .card[data-rank] .caption")]
-    wait.until(ec.presence_of_element_located((By.ID, "optimized-info")))
-    optimized = driver.find_element(By.ID, "optimized-img")
-    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", optimized))
-    seen["optimized"] = {
-        "info": driver.find_element(By.ID, "optimized-info").text,
-        "src": optimized.get_attribute("src"),
-        "width": driver.execute_script("return arguments[0].naturalWidth", optimized),
-    }
-    Select(driver.find_element(By.ID, "optimize-method")).select_by_value("pixel")  # none stored: computed
-    info = (By.ID, "optimized-info")
-    wait.until(lambda d: d.find_elements(*info) and d.find_element(*info).text.startswith("pixel"))
-    seen["optimized_pixel"] = driver.find_element(By.ID, "optimized-info").text
-    seen["optimized_pixel_source"] = driver.find_elements(By.CSS_SELECTOR, "#optimized .caption")[-1].text
+    seen["top9_cards"] = driver.execute_script("return document.querySelectorAll('#top9 .card[data-rank]').length")
+    seen["top9_captions"] = driver.execute_script(
+        "return [...document.querySelectorAll('#top9 .card[data-rank] .caption')].map(c => c.innerText)"
+    )
+    wait.until(lambda d: text("#optimized-info") is not None and loaded("#optimized-img"))
+    seen["optimized"] = driver.execute_script(
+        """const i = document.getElementById('optimized-img');
+        return {info: document.getElementById('optimized-info').innerText, src: i.src, width: i.naturalWidth}"""
+    )
+    wait.until(lambda d: Select(d.find_element(By.ID, "optimize-method")).select_by_value("pixel") or True)
+    wait.until(lambda d: (text("#optimized-info") or "").startswith("pixel"))  # none stored: computed
+    seen["optimized_pixel"] = text("#optimized-info")
+    seen["optimized_pixel_source"] = driver.execute_script(
+        "const c = document.querySelectorAll('#optimized .caption'); return c[c.length - 1].innerText"
+    )
 
-    slider = wait.until(ec.presence_of_element_located((By.ID, "step")))
-    label = driver.find_element(By.ID, "evolution-step")
-    seen["steps"] = [label.text]
-    slider.send_keys(Keys.HOME)
-    wait.until(lambda d: d.find_element(By.ID, "evolution-step").text != seen["steps"][0])
-    seen["steps"].append(driver.find_element(By.ID, "evolution-step").text)
-    seen["evolution_image_src"] = driver.find_element(By.ID, "evolution-img").get_attribute("src")
+    wait.until(lambda d: text("#evolution-step") is not None)
+    seen["steps"] = [text("#evolution-step")]
+    wait.until(lambda d: d.find_element(By.ID, "step").send_keys(Keys.HOME) or True)
+    wait.until(lambda d: text("#evolution-step") not in (None, seen["steps"][0]))
+    seen["steps"].append(text("#evolution-step"))
+    seen["evolution_image_src"] = driver.execute_script("return document.getElementById('evolution-img').src")
 
-    wait.until(ec.presence_of_element_located((By.ID, "projection-info")))
+    wait.until(lambda d: text("#projection-info") is not None)
     started = time.perf_counter()
-    thumbnail = driver.find_element(By.ID, f"probe-{probe}")
-    title = thumbnail.get_attribute("title")  # "image N (class)", the caption its projection gets
-    thumbnail.click()
-    wait.until(
-        lambda d: (
-            d.find_elements(By.ID, "projection-info")
-            and d.find_element(By.CSS_SELECTOR, "#projection .caption").text == title
-        )
-    )
-    infos = [driver.find_element(By.ID, "projection-info").text]
-    feature_map = driver.find_element(By.ID, "feature-map-img")
-    feature_map.click()  # the centre unit
-    wait.until(
-        lambda d: (
-            d.find_elements(By.ID, "projection-info") and "unit (" in d.find_element(By.ID, "projection-info").text
-        )
-    )
-    infos.append(driver.find_element(By.ID, "projection-info").text)
+    # "image N (class)", the caption its projection gets
+    title = driver.execute_script(f"return document.getElementById('probe-{probe}').title")
+    wait.until(lambda d: d.find_element(By.ID, f"probe-{probe}").click() or True)
+    wait.until(lambda d: text("#projection-info") is not None and text("#projection .caption") == title)
+    infos = [text("#projection-info")]
+    wait.until(lambda d: d.find_element(By.ID, "feature-map-img").click() or True)  # the centre unit
+    wait.until(lambda d: "unit (" in (text("#projection-info") or ""))
+    infos.append(text("#projection-info"))
     seen["projection_seconds"] = round(time.perf_counter() - started, 2)
     seen["projection_info"] = infos
     seen["background"] = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
@@ -229,13 +230,12 @@ def switch_runs_with_a_slow_reply(
     Select(driver.find_element(By.ID, "run")).select_by_visible_text(final_run)
     time.sleep(delay_ms / 1000 + 2)  # the held-back replies have arrived by now
     wait.until(ec.presence_of_element_located((By.ID, "project-layer")))
-    seen = {
-        "run": Select(driver.find_element(By.ID, "run")).first_selected_option.text,
-        "project_layers": [
-            option.get_attribute("value") for option in driver.find_elements(By.CSS_SELECTOR, "#project-layer option")
-        ],
-        "feature_maps": driver.find_element(By.CSS_SELECTOR, "#feature-maps .message").text,
-    }
+    seen = driver.execute_script(  # one script call: a repaint cannot tear the reading
+        """const run = document.getElementById('run');
+        return {run: run.options[run.selectedIndex].text,
+                project_layers: [...document.querySelectorAll('#project-layer option')].map(o => o.value),
+                feature_maps: document.querySelector('#feature-maps .message').innerText}"""
+    )
     driver.switch_to.default_content()
     return seen
 
