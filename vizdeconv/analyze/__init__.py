@@ -22,7 +22,8 @@ class AnalyzeOptions:
       layers: the layers (occlusion: at most one; evolution and sanity: each in turn; invariance: all
         together); None: the analysis's default.
       mode: projection rule of occlusion, evolution and sanity (None: deconvnet, or the run's for sanity);
-        rectify: where it applies ("relu" or "all", see `Deconvnet`); weights: for `applications:NAME`.
+        rectify: where it applies ("relu" or "all", see `Deconvnet`); weights: for `applications:NAME`;
+        tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared.
       patch, stride: occlusion's grey square; limit: evolution's images; snapshots: evolution's `.keras`
         snapshots of a model; out: output folder.
       channels: optimize's channels ("0,5,17" or "all"); method: its method (fourier or pixel); steps:
@@ -40,6 +41,7 @@ class AnalyzeOptions:
     mode: str | None = None
     rectify: str = "relu"
     weights: str | None = None
+    tfds_data_dir: str | None = None
     patch: int = 4
     stride: int = 1
     limit: int = 0
@@ -75,7 +77,8 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
         if options.steps is not None and options.steps <= 0:
             raise ValueError(f"--steps must be positive, got {options.steps}")
     subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
-                           need_data=kind != "optimize", weights=options.weights)  # fmt: skip
+                           need_data=kind != "optimize", weights=options.weights,
+                           tfds_data_dir=options.tfds_data_dir)  # fmt: skip
     for layer in options.layers or []:
         subject.graph.resolve(layer)
     o = options

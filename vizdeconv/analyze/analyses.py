@@ -212,6 +212,7 @@ def run_evolution(
     if limit:
         images = images[:limit]
     from vizdeconv.explore.render import Renderer
+    from vizdeconv.io.sources import ArraySource
 
     layer = layer or subject.graph.feature_layers[-1]
     width = subject.graph.shapes[subject.graph.resolve(layer)][1]
@@ -232,7 +233,7 @@ def run_evolution(
         ids, positions = top["image_ids"][:, 0], top["positions"][:, 0]
         projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer, np.arange(len(ids)), positions).numpy()
         steps.append(step)
-        renderer = Renderer(deconvnet, images, np.zeros(len(images), np.int32), subject.pixels)
+        renderer = Renderer(deconvnet, ArraySource(images, np.zeros(len(images), np.int32), split), subject.pixels)
         # Each tile is the unit's receptive field, as the paper shows them.
         tiles.append(renderer.crop(to_display(projections), layer, positions // width, positions % width, 0.5))
     tiles = np.stack(tiles, axis=1)  # [maps, checkpoints, field, field, 3]

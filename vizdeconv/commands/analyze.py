@@ -45,6 +45,7 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
         mode=args.mode,
         rectify=args.rectify,
         weights=args.weights,
+        tfds_data_dir=args.tfds_data_dir,
         patch=args.patch,
         stride=args.stride,
         limit=args.limit,

@@ -24,8 +24,11 @@ def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None
     parser.add_argument(
         "--data_dir",
         default=None,
-        help="CIFAR-10 binary data or a folder of images in class subfolders (default for --run: the data "
-        "source the run used)",
+        help="CIFAR-10 binary data, a folder of images (class subfolders optional), TFRecord files, or "
+        "tfds:NAME (default for --run: the data source the run used)",
+    )
+    parser.add_argument(
+        "--tfds_data_dir", default=None, help="--data_dir tfds:NAME: the folder where the data set is prepared"
     )
     parser.add_argument(
         "--preprocess",

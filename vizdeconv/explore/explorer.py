@@ -10,9 +10,9 @@ the matching image patch to that unit's receptive field (Zeiler & Fergus 2014, F
 and `index.json` in `--out` (default `<run>/explore/<split>`) and image summaries under `<run>/explore`.
 """
 
+import contextlib
 import dataclasses
 import os
-import time
 
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
 
@@ -28,60 +28,36 @@ def scan(
     progress: bool = True,
     preprocess=None,
 ) -> dict:
-    """Running top-k of every feature map of `layers` over `images` [N, H, W, C] uint8.
+    """Running top-k of every feature map of `layers` over `images` [N, H, W, C] uint8 in memory (the
+    explorer itself streams its source: `scanning.scan_source`).
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
       preprocess: uint8 batch -> model inputs (default: the reference trainer's central crop of
         `image_size` and standardization).
-
-    Under a tf.distribute strategy each replica keeps its own running top-k over its slice of each
-    batch (sliced as the trainer's evaluation is, so every worker sees the same number of batches),
-    and the replicas' lists are merged exactly at the end.
+      strategy: a tf.distribute strategy; each replica keeps its own running top-k, merged exactly.
 
     Returns:
       {layer: {"values", "image_ids", "positions"}}, NumPy arrays [channels, k], strongest first.
     """
     import numpy as np
-    import tensorflow as tf
-    from tqdm import tqdm
 
     from vizdeconv.deconv.deconvnet import as_graph
-    from vizdeconv.explore.topk import RunningTopK
-    from vizdeconv.io import data
+    from vizdeconv.explore.scanning import scan_source
+    from vizdeconv.io import data, sources
 
-    graph = as_graph(model)
-    names = {layer: graph.resolve(layer) for layer in layers}
-    strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    tops = [{layer: RunningTopK(graph.shapes[names[layer]][-1], k) for layer in layers} for _ in range(replicas)]
-    ids = np.arange(len(images), dtype=np.int64)  # in place of labels: each replica's slice keeps its ids
-    batches = strategy.distribute_datasets_from_function(
-        lambda context: data.eval_dataset(images, ids, batch_size, image_size, context, preprocess)
+    source = sources.ArraySource(images, np.zeros(len(images), np.int32), "images")
+    state = scan_source(
+        as_graph(model),
+        source,
+        layers,
+        k,
+        batch_size,
+        preprocess or (lambda x: data.preprocess_eval(x, image_size)),
+        strategy=strategy,
+        progress=progress,
     )
-
-    @tf.function
-    def activations(batch):
-        def replica_fn(x):
-            tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
-            return {layer: tensors[name] for layer, name in names.items()}
-
-        return strategy.run(replica_fn, args=(batch,))
-
-    for images_batch, batch_ids in tqdm(
-        batches, total=-(-len(images) // batch_size), desc="scan", disable=not progress, unit="batch"
-    ):
-        per_replica = activations(images_batch)
-        local_ids = strategy.experimental_local_results(batch_ids)
-        for replica in range(replicas):
-            for layer in layers:
-                tops[replica][layer].update(
-                    strategy.experimental_local_results(per_replica[layer])[replica], local_ids[replica]
-                )
-    for replica in range(1, replicas):
-        for layer in layers:
-            tops[0][layer].merge(tops[replica][layer])
-    return {layer: top.result() for layer, top in tops[0].items()}
+    return state.tops
 
 
 @dataclasses.dataclass
@@ -103,6 +79,10 @@ class ExploreOptions:
         shown beside the top-k.
       batch_size: images per scan batch; compare: also render the modes side by side.
       strategy, devices: tf.distribute strategy of the scan.
+      shard: "i/N" scan only part i of N and write a partial result (combined by `merge`).
+      save_every: images between saves of the scan state (a killed scan resumes from the last one).
+      strict: an image that cannot be decoded is an error instead of skipped.
+      tfds_data_dir: where `data_dir="tfds:NAME"` is prepared.
     """
 
     run: str | None = None
@@ -124,13 +104,19 @@ class ExploreOptions:
     optimize: str | None = None
     optimize_steps: int | None = None
     seed: int = 0
+    shard: str | None = None
+    save_every: int = 10000
+    strict: bool = False
+    tfds_data_dir: str | None = None
 
     def check(self) -> None:
         """ValueError / FileNotFoundError for settings a user got wrong, before anything loads."""
         from vizdeconv.deconv import feature_vis
+        from vizdeconv.explore.scanning import parse_shard
 
-        if self.top_k < 1 or self.limit < 0 or self.batch_size < 1:
-            raise ValueError("--top_k and --batch_size must be positive and --limit not negative")
+        if self.top_k < 1 or self.limit < 0 or self.batch_size < 1 or self.save_every < 1:
+            raise ValueError("--top_k, --batch_size and --save_every must be positive and --limit not negative")
+        parse_shard(self.shard)
         if self.optimize is not None:
             feature_vis.check_method(self.optimize)
             if self.optimize_steps is not None and self.optimize_steps < 1:
@@ -148,15 +134,16 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
       after_scan: called as `after_scan(subject, layers, out, mode)` before index.json is written; what it
         returns joins the report (the command's `--sanity` runs the analysis there).
     """
-    import contextlib
-
     import tensorflow as tf
 
     from vizdeconv.errors import WriteError, is_write_failure, reason
     from vizdeconv.io.lock import RunLock
 
     options.check()
-    holding = RunLock(options.run, log, what="explore") if options.run is not None else contextlib.nullcontext()
+    # A part of a sharded scan only reads the run (its output folder is held instead), so the parts of
+    # one run can be scanned at the same time.
+    writes_run = options.run is not None and options.shard is None
+    holding = RunLock(options.run, log, what="explore") if writes_run else contextlib.nullcontext()
     with holding:
         try:
             return _explore(options, log, after_scan)
@@ -187,55 +174,118 @@ def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
     return results
 
 
-def _explore(options: ExploreOptions, log, after_scan) -> dict:
-    import numpy as np
+def _layers(graph, wanted) -> list[str]:
+    """The layers to scan: `wanted` (["all"]: every feature layer; None: the rectified feature maps)."""
+    from vizdeconv.io import summaries
 
-    from vizdeconv.deconv.deconvnet import Deconvnet
-    from vizdeconv.explore import render as explore_render
-    from vizdeconv.io import distribute, pictures, summaries
-    from vizdeconv.io.subject import open_subject
-
-    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
-                           weights=options.weights)  # fmt: skip
-    mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
-    deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
-    graph = deconvnet.graph
-    images, labels = subject.load(split)
-    layers = options.layers or summaries.default_layers(graph)
+    if wanted and "all" in wanted:
+        return list(graph.feature_layers)
+    layers = wanted or summaries.default_layers(graph)
     for layer in layers:
         name = graph.resolve(layer)
         if len(graph.shapes[name]) != 3:
             raise ValueError(
                 f"layer {layer!r} has no feature maps (shape {graph.shapes[name]}); pick one of "
-                f"{', '.join(graph.feature_layers)}"
+                f"{', '.join(graph.feature_layers)}, or all"
             )
-    if options.limit:
-        images, labels = images[: options.limit], labels[: options.limit]
-    if len(images) < options.top_k:
-        raise ValueError(f"only {len(images)} images to scan, fewer than --top_k {options.top_k}")
-    out = options.out or (os.path.join(root, "explore", split) if options.run else os.path.join(root, split))
+    return list(layers)
+
+
+def _settings(subject, source, options: ExploreOptions) -> dict:
+    """What makes two scans the same: a resumed scan (or the parts of a merge) must agree on all of it."""
+    model = options.model
+    identity = None
+    if model is not None and os.path.isfile(model):
+        info = os.stat(model)
+        identity = [info.st_size, int(info.st_mtime)]
+    return {
+        "run": os.path.abspath(options.run) if options.run else None,
+        "model": os.path.abspath(model) if model and os.path.exists(model) else model,
+        "model_file": identity,
+        "step": subject.step,
+        "weights": os.path.abspath(options.weights) if options.weights else None,
+        "source": source.fingerprint,
+        "split": options.split,
+        "preprocess": subject.pixels.scaling,
+    }
+
+
+OPTIONS_FILE = "explore_options.json"
+
+
+def _explore(options: ExploreOptions, log, after_scan) -> dict:
+    from vizdeconv.io.lock import RunLock
+    from vizdeconv.io.subject import open_subject
+
+    subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
+                           weights=options.weights, tfds_data_dir=options.tfds_data_dir)  # fmt: skip
+    split = options.split
+    out = options.out or (
+        os.path.join(subject.root, "explore", split) if options.run else os.path.join(subject.root, split)
+    )
     os.makedirs(out, exist_ok=True)
-    start = time.perf_counter()
-    tops = scan(
+    same = options.run is not None and os.path.realpath(out) == os.path.realpath(options.run)
+    with contextlib.nullcontext() if same else RunLock(out, log, what="explore"):
+        return _explore_into(subject, out, options, log, after_scan)
+
+
+def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -> dict:
+    import json
+
+    import numpy as np
+
+    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.explore import render as explore_render
+    from vizdeconv.explore import scanning
+    from vizdeconv.io import distribute, pictures
+
+    mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
+    deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
+    graph = deconvnet.graph
+    source = subject.source(split)
+    layers = _layers(graph, options.layers)
+    count = min(source.count, options.limit) if options.limit else source.count
+    if count < options.top_k:
+        raise ValueError(f"only {count} images to scan, fewer than --top_k {options.top_k}")
+    with open(os.path.join(out, OPTIONS_FILE), "w") as handle:
+        json.dump(_portable(options), handle, indent=1)
+    shard = scanning.parse_shard(options.shard)
+    state = scanning.scan_source(
         graph,
-        images,
+        source,
         layers,
         options.top_k,
         options.batch_size,
-        pixels.size[0],
-        distribute.make_strategy(options.strategy, options.devices),
-        preprocess=pixels.inputs,
+        pixels.inputs,
+        strategy=distribute.make_strategy(options.strategy, options.devices),
+        shard=shard,
+        limit=options.limit,
+        state_path=os.path.join(out, scanning.STATE_FILE),
+        settings=_settings(subject, source, options),
+        save_every=options.save_every,
+        strict=options.strict,
+        log=log,
     )
-    scan_seconds = time.perf_counter() - start
-    log(f"scanned {len(images)} {split} images for {', '.join(layers)} in {scan_seconds:.1f} s")
+    tops, scanned, skipped = state.tops, state.scanned, state.skipped
+    if len(skipped):
+        scanning.write_skipped(os.path.join(out, scanning.SKIPPED_FILE), source, skipped)
+    where = f" ({len(skipped)} skipped: listed in {os.path.join(out, scanning.SKIPPED_FILE)})" if len(skipped) else ""
+    log(f"scanned {scanned} {split} images{where} for {len(layers)} layers in {state.seconds:.1f} s")
+    report = {"out": out, "images": int(scanned), "skipped": int(len(skipped)), "scan_seconds": state.seconds,
+              "mode": mode, "rectify": options.rectify, "source": source.name, "layers": layers}  # fmt: skip
+    if options.shard is not None:
+        report["shard"] = options.shard
+        return report
     optimized = _optimize(subject, layers, tops, options, log) if options.optimize else {}
-    renderer = explore_render.Renderer(deconvnet, images, labels, pixels)
+    renderer = explore_render.Renderer(deconvnet, source, pixels)
     index = {layer: renderer.render_layer(layer, tops[layer], out, optimized.get(layer)) for layer in layers}
     events = os.path.join(root, "explore") if options.run else root
     renderer.write_summaries(events, split)
-    subject.write_probes(events, images, labels, count=PROBES)
-    report = {"out": out, "images": int(len(images)), "scan_seconds": scan_seconds, "mode": mode,
-              "rectify": options.rectify}  # fmt: skip
+    probes, probe_ids = [], []
+    for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
+        probes.append(image.numpy())
+        probe_ids.append(int(image_id))
+    subject.write_probes(events, np.stack(probes), source.labels(probe_ids), count=PROBES, ids=probe_ids)
     if optimized:
         report["optimize"] = {
             "method": options.optimize,
@@ -249,3 +299,48 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
         report.update(after_scan(subject, layers, out, mode))
     explore_render.write_index(os.path.join(out, "index.json"), index, report)
     return report
+
+
+def _portable(options: ExploreOptions) -> dict:
+    """The options as JSON, paths absolute, so `merge` can reopen what the parts scanned from anywhere."""
+    values = dataclasses.asdict(options)
+    for key in ("run", "data_dir", "weights", "tfds_data_dir", "out"):
+        if values[key] and os.path.exists(values[key]):
+            values[key] = os.path.abspath(values[key])
+    if values["model"] and os.path.exists(values["model"]):
+        values["model"] = os.path.abspath(values["model"])
+    return values
+
+
+def merge(parts: list[str], out: str, log=print, **overrides) -> dict:
+    """Combines the folders of a sharded scan (`--shard i/N` with the same settings, i = 0..N-1) into the
+    result of one scan in `out`, then renders it as `explore` does (with the parts' options, updated by
+    `overrides`, e.g. mode or optimize). Returns the report.
+
+    Raises:
+      ValueError / FileNotFoundError: a part is missing, unfinished, or of another scan.
+    """
+    import json
+
+    from vizdeconv.explore import scanning
+
+    states = []
+    for part in parts:
+        path = os.path.join(part, scanning.STATE_FILE)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{part} holds no scan ({scanning.STATE_FILE}); is it the --out of a --shard scan?")
+        states.append(scanning.ScanState.load(path))
+    merged = scanning.merge_states(states)
+    with open(os.path.join(parts[0], OPTIONS_FILE)) as handle:
+        values = json.load(handle)
+    values.update(overrides, out=out, shard=None)
+    options = ExploreOptions(**values)
+    os.makedirs(out, exist_ok=True)
+    state_path = os.path.join(out, scanning.STATE_FILE)
+    if os.path.exists(state_path):
+        existing = scanning.ScanState.load(state_path)
+        if existing.settings != merged.settings:
+            raise ValueError(f"{out} holds another scan; pass another --out, or delete {state_path}")
+    merged.save(state_path)
+    log(f"merged {len(parts)} parts: {merged.scanned} images, {len(merged.skipped)} skipped")
+    return explore(options, log)

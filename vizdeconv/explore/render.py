@@ -54,20 +54,24 @@ class Renderer:
 
     Args:
       deconvnet: the projections of the trained network (its graph and mode).
-      images: [N, H, W, C] uint8, the split that was scanned (image ids index it).
-      labels: [N] int.
+      source: the `sources.Source` that was scanned: only the winners' images are read back, by id.
       preprocess: pixels -> model inputs and display pictures (`preprocess.Preprocess`).
     """
 
-    def __init__(self, deconvnet: Deconvnet, images: np.ndarray, labels: np.ndarray, preprocess):
+    def __init__(self, deconvnet: Deconvnet, source, preprocess):
         self.projector, self.graph = deconvnet, deconvnet.graph
-        self.images, self.labels, self.preprocess = images, labels, preprocess
+        self.source, self.preprocess = source, preprocess
         self.mode = deconvnet.mode
         self.fields = receptive_field.ReceptiveFields(self.graph)
         self.channel_images = {}
 
+    def _read(self, ids) -> np.ndarray:
+        """[n, H, W, C] uint8 images of `ids`, each distinct one read once."""
+        unique, inverse = np.unique(np.asarray(ids, np.int64), return_inverse=True)
+        return self.source.read(unique)[0][inverse.reshape(-1)]
+
     def _inputs(self, ids):
-        return self.preprocess.inputs(self.images[ids])
+        return self.preprocess.inputs(self._read(ids))
 
     def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
@@ -100,9 +104,11 @@ class Renderer:
         shown, patches = [], []
         for start in range(0, len(ids), RENDER_BATCH):  # bounded memory for thousands of units
             part = slice(start, start + RENDER_BATCH)
-            projections = self.projector.units(self._inputs(ids[part]), layer, units[part], positions[part]).numpy()
+            images = self._read(ids[part])
+            inputs = self.preprocess.inputs(images)
+            projections = self.projector.units(inputs, layer, units[part], positions[part]).numpy()
             shown.append(self.crop(pictures.to_display(projections), layer, rows[part], cols[part], 0.5, enlarge=False))
-            crops = self.preprocess.pictures(self.images[ids[part]])
+            crops = self.preprocess.pictures(images)
             patches.append(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False))
         shown, patches = np.concatenate(shown), np.concatenate(patches)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
@@ -116,6 +122,8 @@ class Renderer:
         shown, patches = pictures.upscale(shown, factor), pictures.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
+        labels = self.source.labels(ids)
+        files = hasattr(self.source, "files")  # sources whose images have paths name them in the index
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
             panels = [pictures.grid(shown[part], side)[None], pictures.grid(patches[part], side)[None]]
@@ -127,11 +135,13 @@ class Renderer:
             tiles.append(pair)
             index[str(c)] = {
                 "image_ids": ids[part].tolist(),
-                "labels": self.labels[ids[part]].tolist(),
+                "labels": labels[part].tolist(),
                 "values": top["values"][c].tolist(),
                 "locations": [[int(r), int(q)] for r, q in zip(rows[part], cols[part])],
                 "boxes": [list(self.fields.box(layer, int(r), int(q))) for r, q in zip(rows[part], cols[part])],
             }
+            if files:
+                index[str(c)]["files"] = [self.source.describe(i) for i in ids[part]]
             if optimized is not None:
                 index[str(c)]["optimized_activation"] = float(optimized.activations[c])
         if optimized is not None:
@@ -167,7 +177,7 @@ class Renderer:
         inputs = self._inputs(np.asarray(image_ids))
         name = self.graph.resolve(layer)
         channels, positions = strongest_unit(self.graph.forward(inputs)[name])
-        panels = [self.preprocess.pictures(self.images[np.asarray(image_ids)])]
+        panels = [self.preprocess.pictures(self._read(image_ids))]
         for mode in self.modes(layer):
             projector = Deconvnet(self.graph, mode)
             panels.append(pictures.to_display(projector.units(inputs, layer, channels, positions).numpy()))

@@ -40,6 +40,12 @@ class RunningTopK:
             self.k,
         )
 
+    def restore(self, result: dict) -> None:
+        """Takes the entries of a saved `result()` (the same channels and k)."""
+        self.values = tf.constant(result["values"], tf.float32)
+        self.image_ids = tf.constant(result["image_ids"], tf.int64)
+        self.positions = tf.constant(result["positions"], tf.int64)
+
     def result(self) -> dict:
         """NumPy arrays [C, k]: values, image_ids and flat positions (row * width + col), strongest first."""
         return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(), "positions": self.positions.numpy()}

@@ -150,62 +150,36 @@ def load_split(data_config, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_images(path: str, split: str, input_shape) -> tuple[np.ndarray, np.ndarray]:
-    """Images for a Keras model: CIFAR-10 binary data, or a folder of images in class subfolders.
+def is_cifar_binary(path: str) -> bool:
+    """Whether `path` holds the CIFAR-10 binary distribution (tarball, its folder, or extracted)."""
+    try:
+        _locate(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def to_gray(images: np.ndarray) -> np.ndarray:
+    """[N, H, W, 3] uint8 -> [N, H, W, 1] uint8 luma (ITU-R 601), for one-channel models."""
+    gray = np.round(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    return gray.astype(np.uint8)[..., None]
+
+
+def load_images(path: str, split: str, input_shape, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images for a Keras model, in memory: CIFAR-10 binary data, a folder of images (class subfolders
+    optional), TFRecord files or `tfds:NAME` (see `sources.open_source`); files that cannot be decoded
+    are left out. The explorer streams instead (`sources`); this is for the analyses' few images.
 
     Args:
-      path: CIFAR-10 binary data (see `load_binary`), or a folder `<class>/<image>` as
-        `keras.utils.image_dataset_from_directory` reads it (`<path>/<split>/` when that exists).
-      split: "test" or "train" (CIFAR-10; for a folder, its `<split>` subfolder if present).
-      input_shape: [H, W, C] of the model; folder images are resized to it (aspect ratio kept by
-        cropping), CIFAR images are kept at 32x32.
+      input_shape: [H, W, C] of the model; other images are cropped to its aspect ratio and resized,
+        CIFAR images are kept at 32x32.
+      limit: only the first `limit` images (0: all).
     Returns:
       images [N, H, W, C] uint8, labels [N] int32.
     """
-    try:
-        _locate(path)
-        is_cifar = True
-    except FileNotFoundError:
-        is_cifar = False
-    if is_cifar:
-        images, labels = load_binary(path, split)
-    else:
-        images, labels = _load_folder(path, split, input_shape)
-    channels = int(input_shape[-1])
-    if channels == 1 and images.shape[-1] == 3:
-        images = np.round(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-        images = images.astype(np.uint8)[..., None]
-    return images, labels
+    from vizdeconv.io import sources
 
-
-def _load_folder(path: str, split: str, input_shape) -> tuple[np.ndarray, np.ndarray]:
-    import keras
-
-    path = os.path.expanduser(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"data path {path} does not exist; pass CIFAR-10 binary data or a folder of images in class subfolders"
-        )
-    folder = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
-    try:
-        dataset = keras.utils.image_dataset_from_directory(
-            folder,
-            labels="inferred",
-            label_mode="int",
-            image_size=tuple(input_shape[:2]),
-            shuffle=False,
-            batch_size=256,
-            crop_to_aspect_ratio=True,
-            color_mode="grayscale" if int(input_shape[-1]) == 1 else "rgb",
-            verbose=False,
-        )
-    except ValueError as error:
-        raise ValueError(f"{folder}: {' '.join(str(error).split())}") from None
-    batches = [(x.numpy(), y.numpy()) for x, y in dataset]
-    if not batches:
-        raise ValueError(f"{folder} holds no images (expected <class>/<image> files)")
-    images = np.concatenate([x for x, _ in batches]).round().clip(0, 255).astype(np.uint8)
-    return images, np.concatenate([y for _, y in batches]).astype(np.int32)
+    return sources.open_source(path, split, input_shape).read_all(limit)
 
 
 def standardize(images):
@@ -343,8 +317,15 @@ def eval_dataset(
     With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
     for a short last batch), and this pipeline yields its replicas' slices.
     """
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+    return split_batches(dataset, input_context, preprocess or (lambda x: preprocess_eval(x, size)))
+
+
+def split_batches(dataset: tf.data.Dataset, input_context, transform) -> tf.data.Dataset:
+    """Batches (x [b, ...], y [b]) -> (transform(x), y), or with an `input_context` (tf.distribute) each
+    batch cut into one near-equal slice per replica (possibly empty for a short last batch), of which
+    this pipeline yields its replicas' slices, in replica order."""
     parts, local, first = _parts(input_context)
-    transform = preprocess or (lambda x: preprocess_eval(x, size))
 
     def slices(x, y):
         count = tf.shape(y)[0]
@@ -353,7 +334,6 @@ def eval_dataset(
             (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))
         ).map(lambda a, b: (transform(x[a:b]), y[a:b]))
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
     if input_context is None:
         dataset = dataset.map(lambda x, y: (transform(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:

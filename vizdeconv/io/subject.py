@@ -121,34 +121,49 @@ class Subject:
     config: object = None
     model_path: str | None = None
     step: int | None = None
+    tfds_data_dir: str | None = None
 
-    def write_probes(self, events_dir: str, images=None, labels=None, split: str = "test", count: int = 16) -> None:
+    def write_probes(
+        self, events_dir: str, images=None, labels=None, split: str = "test", count: int = 16, ids=None
+    ) -> None:
         """Marks `events_dir` for TensorBoard's Deconvnet tab with the first `count` images of the
-        split (or of `images` [N, H, W, C] uint8 / `labels` [N]), which the tab projects on demand."""
+        split (or of `images` [N, H, W, C] uint8 / `labels` [N], whose ids in their source are `ids`),
+        which the tab projects on demand."""
         from vizdeconv.io import probes
 
         if images is None:
             images, labels = self.load(split)
-        ids = np.arange(min(count, len(images)))
+        images, labels = images[:count], labels[:count]
+        positions = np.arange(len(images))
+        ids = positions if ids is None else np.asarray(ids)[:count]
         probes.write_probes(
             events_dir,
-            np.asarray(self.pixels.inputs(images[ids])),
-            self.pixels.pictures(images[ids]),
+            np.asarray(self.pixels.inputs(images)),
+            self.pixels.pictures(images),
             root=self.root,
             kind="run" if self.run else "keras",
             model=self.model_path,
             image_ids=ids,
-            labels=labels[ids],
+            labels=labels,
             class_names=self.class_names(self.graph.shapes[self.graph.output][-1]),
         )
 
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-        """images [N, H, W, C] uint8, labels [N] int32 of a split."""
-        from vizdeconv.io import data
+        """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out)."""
+        from vizdeconv.io import data, sources
 
         if self.config is not None:
             return data.load_split(self.config.data, split)
-        return data.load_images(self.data_dir, split, self.graph.input_shape)
+        return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir).read_all()
+
+    def source(self, split: str = "test"):
+        """The split as a `sources.Source` (streamed; a run's CIFAR-10 is in memory as the trainer has it)."""
+        from vizdeconv.io import data, sources
+
+        if self.config is not None:
+            images, labels = data.load_split(self.config.data, split)
+            return sources.ArraySource(images, labels, f"cifar10 {split}", list(data.CLASS_NAMES))
+        return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir)
 
     def class_names(self, count: int) -> list[str]:
         from vizdeconv.io import data
@@ -164,6 +179,7 @@ def open_subject(
     log=print,
     need_data: bool = True,
     weights: str | None = None,
+    tfds_data_dir: str | None = None,
 ) -> Subject:
     """Opens a run folder (its newest intact checkpoint) or a `.keras` file.
 
@@ -171,6 +187,7 @@ def open_subject(
       model_path: a `.keras` file, or `applications:NAME[:SIZE]` (see `load_application`).
       need_data: a `.keras` file must come with `data_dir` (False: the caller brings its own images).
       weights: a weights file for an `applications:` model.
+      tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared.
     Raises:
       ValueError / FileNotFoundError: a missing or damaged source, or a `.keras` file without data.
     """
@@ -217,4 +234,5 @@ def open_subject(
         1,
         data_dir,
         model_path=model_path,
+        tfds_data_dir=tfds_data_dir,
     )
