@@ -407,13 +407,13 @@ def open_source(spec: str, split: str, input_shape, tfds_data_dir: str | None = 
     if spec.startswith(TFDS_PREFIX):
         return TFDSSource(spec[len(TFDS_PREFIX) :], split, size, channels, tfds_data_dir)
     path = os.path.expanduser(spec)
+    if is_tfrecord(path):
+        return TFRecordSource(path, size, channels)
     if data.is_cifar_binary(path):
         images, labels = data.load_binary(path, split)
         if channels == 1:
             images = data.to_gray(images)
         return ArraySource(images, labels, f"{path} ({split})", list(data.CLASS_NAMES))
-    if is_tfrecord(path):
-        return TFRecordSource(path, size, channels)
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f"data path {path} does not exist; pass CIFAR-10 binary data, a folder of images, TFRecord files "
