@@ -17,7 +17,7 @@ from keras import layers as L
 
 from tests.commands import in_process
 from vizdeconv.errors import RunInUse
-from vizdeconv.explore import ExploreOptions, explore, merge, scanning
+from vizdeconv.explore import ExploreOptions, explore, scanning
 from vizdeconv.io import data, sources
 from vizdeconv.io.lock import RunLock
 
