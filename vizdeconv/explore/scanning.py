@@ -160,6 +160,7 @@ def scan_source(
     import tensorflow as tf
     from tqdm import tqdm
 
+    from vizdeconv.explore import topk
     from vizdeconv.explore.topk import RunningTopK
     from vizdeconv.io import data
 
@@ -208,7 +209,7 @@ def scan_source(
     def activations(batch):
         def replica_fn(x):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
-            return {layer: tensors[name] for layer, name in names.items()}
+            return {layer: topk.reduce(tensors[name]) for layer, name in names.items()}
 
         return strategy.run(replica_fn, args=(batch,))
 
@@ -227,10 +228,11 @@ def scan_source(
             per_replica = activations(images_batch)
             local_ids = strategy.experimental_local_results(batch_ids)
             for replica in range(local):
-                for layer in layers:
-                    tops[replica][layer].update(
-                        strategy.experimental_local_results(per_replica[layer])[replica], local_ids[replica]
-                    )
+                reduced = {
+                    layer: tuple(strategy.experimental_local_results(part)[replica] for part in per_replica[layer])
+                    for layer in layers
+                }
+                topk.fold_all(tops[replica], reduced, local_ids[replica])
             got = np.concatenate([ids.numpy() for ids in local_ids])
             if got.size:
                 upto = int(got.max()) + 1

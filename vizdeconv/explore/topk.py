@@ -51,6 +51,50 @@ class RunningTopK:
         return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(), "positions": self.positions.numpy()}
 
 
+def reduce(activations):
+    """[B, h, w, C] -> (best_value [C, B], best_position [C, B] int64): each image's strongest unit per map,
+    the only part of a batch the running top-k needs (the scan computes it next to the forward pass)."""
+    activations = tf.cast(activations, tf.float32)
+    height, width, channels = activations.shape[1:]
+    if None not in (height, width, channels):
+        # A max pool over the whole map with its argmax: one pass, several times faster on CPU than a
+        # reduction over the middle axis of [B, h*w, C] (or a transpose to make it the last).
+        window = [1, height, width, 1]
+        best, where = tf.nn.max_pool_with_argmax(activations, window, window, "VALID")
+        return tf.transpose(best[:, 0, 0]), tf.transpose(where[:, 0, 0] // channels)
+    flat = tf.reshape(activations, [tf.shape(activations)[0], -1, tf.shape(activations)[3]])
+    return tf.transpose(tf.reduce_max(flat, axis=1)), tf.transpose(tf.argmax(flat, axis=1))
+
+
+def fold_all(tops: dict, reduced: dict, image_ids) -> None:
+    """Folds one batch into many running top-k at once (one compiled call for all layers).
+
+    Args:
+      tops: {layer: RunningTopK}; reduced: {layer: `reduce(activations)`}; image_ids: [B] int64.
+    """
+    states = {layer: (top.values, top.image_ids, top.positions) for layer, top in tops.items()}
+    k = next(iter(tops.values())).k
+    updated = _fold_all(states, reduced, tf.cast(image_ids, tf.int64), k)
+    for layer, (values, ids, positions) in updated.items():
+        tops[layer].values, tops[layer].image_ids, tops[layer].positions = values, ids, positions
+
+
+@tf.function(reduce_retracing=True)
+def _fold_all(states, reduced, batch_ids, k):
+    return {layer: _fold(*state, *reduced[layer], batch_ids, k) for layer, state in states.items()}
+
+
+def _fold(values, image_ids, positions, best_value, best_position, batch_ids, k):
+    """Running entries [C, k] and a batch's strongest units [C, B] -> the new entries [C, k]."""
+    ids = tf.broadcast_to(batch_ids[None, :], tf.shape(best_position))
+    return _select(
+        tf.concat([values, best_value], 1),
+        tf.concat([image_ids, ids], 1),
+        tf.concat([positions, best_position], 1),
+        k,
+    )
+
+
 def _select(values, image_ids, positions, k):
     # Sort by value, then by image id, so the result does not depend on the order batches arrive in.
     order = tf.argsort(image_ids, axis=1, stable=True)
@@ -61,11 +105,4 @@ def _select(values, image_ids, positions, k):
 
 @tf.function(reduce_retracing=True)
 def _update(values, image_ids, positions, activations, batch_ids, k):
-    batch, channels = tf.shape(activations)[0], tf.shape(activations)[3]
-    flat = tf.transpose(tf.reshape(activations, [batch, -1, channels]), [2, 0, 1])  # [C, B, h*w]
-    best_position = tf.argmax(flat, axis=2)  # [C, B]
-    best_value = tf.reduce_max(flat, axis=2)
-    ids = tf.broadcast_to(batch_ids[None, :], tf.shape(best_position))
-    return _select(
-        tf.concat([values, best_value], 1), tf.concat([image_ids, ids], 1), tf.concat([positions, best_position], 1), k
-    )
+    return _fold(values, image_ids, positions, *reduce(activations), batch_ids, k)

@@ -1,0 +1,164 @@
+"""Benchmarks of the explorer's streamed scan over an image folder (not a test).
+
+  # a synthetic folder: CIFAR-10 images (test, then train) upscaled to 256x256 JPEGs, 100 per subfolder
+  python scripts/bench_scan.py make --data_dir ../shared/cifar10 --out /tmp/folder --count 10000
+
+  # images/s of the scan of every feature layer, beside its two limits measured in the same process:
+  # the forward pass alone (in-memory batches) and the input pipeline alone (read, decode, resize)
+  python scripts/bench_scan.py speed --folder /tmp/folder --model applications:ResNet50 --images 512
+
+  # peak resident memory of a whole scan (run it at 10,000 and at 100,000 images: it must stay flat)
+  python scripts/bench_scan.py memory --folder /tmp/folder --model applications:MobileNetV3Small --images 10000
+
+Each command prints one JSON line naming the CPU.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def make(args) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from vizdeconv.io import data
+
+    parts = [data.load_binary(args.data_dir, split)[0] for split in ("test", "train")]
+    images = np.concatenate(parts)
+    written, started = 0, time.perf_counter()
+    for start in range(0, args.count, 500):
+        stop = min(start + 500, args.count)
+        index = np.arange(start, stop) % len(images)
+        big = tf.cast(tf.round(tf.image.resize(images[index], (args.size, args.size))), tf.uint8)
+        for i, picture in zip(range(start, stop), big):
+            folder = os.path.join(args.out, f"{i // 100:05d}")
+            os.makedirs(folder, exist_ok=True)
+            tf.io.write_file(os.path.join(folder, f"{i:07d}.jpg"), tf.io.encode_jpeg(picture, quality=90))
+            written += 1
+    return {"what": "make", "images": written, "size": args.size, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _open(args):
+    from vizdeconv.explore.explorer import _layers
+    from vizdeconv.io import sources
+    from vizdeconv.io.subject import open_subject
+
+    subject = open_subject(model_path=args.model, data_dir=args.folder, log=lambda *_: None)
+    source = sources.open_source(args.folder, "test", subject.graph.input_shape)
+    return subject, source, _layers(subject.graph, args.layer or ["all"])
+
+
+def _rate(function, images: int) -> float:
+    started = time.perf_counter()
+    function()
+    return images / (time.perf_counter() - started)
+
+
+def speed(args) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from vizdeconv.explore import topk
+    from vizdeconv.explore.scanning import scan_source
+
+    subject, source, layers = _open(args)
+    graph, pixels, batch = subject.graph, subject.pixels, args.batch_size
+    count = min(args.images, source.count)
+    names = tuple(graph.resolve(layer) for layer in layers)
+
+    def pipeline():
+        for _ in source.elements(0, count).batch(batch).prefetch(tf.data.AUTOTUNE):
+            pass
+
+    images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
+
+    @tf.function
+    def forward(x, reduce: bool):
+        tensors = graph.forward(pixels.inputs(x), tf.float32, record_switches=False, until=names)
+        if reduce:  # and what the scan keeps of each layer: its strongest unit per map and image
+            return [topk.reduce(tensors[name]) for name in names]
+        return tf.reduce_max(tensors[names[-1]])
+
+    def scan(limit):
+        return lambda: scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=limit, progress=False)
+
+    def forwards(reduce):
+        forward(images, reduce)  # traced outside the timing
+        return lambda: [forward(images, reduce) for _ in range(count // batch)]
+
+    timings = {"pipeline": pipeline, "forward": forwards(False), "forward_reduce": forwards(True)}
+    rates = {}
+    for _ in range(args.repeats):  # interleaved, so that a noisy neighbour weighs on all alike
+        for name, function in timings.items():
+            rates.setdefault(name, []).append(_rate(function, count if name == "pipeline" else count // batch * batch))
+        # The scan traces its network once per call: its steady rate is that of the images after the first batch.
+        whole, first = _rate(scan(count), count), _rate(scan(batch), batch)
+        rates.setdefault("scan", []).append((count - batch) / (count / whole - batch / first))
+        rates.setdefault("scan_with_tracing", []).append(whole)
+    best = {name: round(max(values), 2) for name, values in rates.items()}
+    return {
+        "what": "speed",
+        "model": args.model,
+        "layers": len(layers),
+        "images": count,
+        "batch_size": batch,
+        "images_per_second": best,
+        "scan_over_limit": round(best["scan"] / min(best["pipeline"], best["forward"]), 3),
+        "scan_over_forward_reduce": round(best["scan"] / best["forward_reduce"], 3),
+    }
+
+
+def memory(args) -> dict:
+    from vizdeconv.explore.scanning import scan_source
+
+    subject, source, layers = _open(args)
+    count = min(args.images, source.count)
+    started = time.perf_counter()
+    state = scan_source(
+        subject.graph, source, layers, 9, args.batch_size, subject.pixels.inputs, limit=count, progress=False
+    )
+    seconds = time.perf_counter() - started
+    return {
+        "what": "memory",
+        "model": args.model,
+        "layers": len(layers),
+        "images": state.scanned,
+        "seconds": round(seconds, 1),
+        "images_per_second": round(state.scanned / seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    making = sub.add_parser("make")
+    making.add_argument("--data_dir", required=True, help="CIFAR-10 binary data")
+    making.add_argument("--out", required=True)
+    making.add_argument("--count", type=int, default=10000)
+    making.add_argument("--size", type=int, default=256)
+    for name in ("speed", "memory"):
+        command = sub.add_parser(name)
+        command.add_argument("--folder", required=True)
+        command.add_argument("--model", default="applications:ResNet50")
+        command.add_argument("--layer", action="append", default=None, help="default: all")
+        command.add_argument("--images", type=int, default=512)
+        command.add_argument("--batch_size", type=int, default=32)
+        command.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from vizdeconv.io.precision import hardware
+
+    result = {"make": make, "speed": speed, "memory": memory}[args.command](args)
+    result["cpu"] = hardware()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
