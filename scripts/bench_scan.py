@@ -60,7 +60,8 @@ def _rate(function, images: int) -> float:
     return images / (time.perf_counter() - started)
 
 
-def speed(args) -> dict:
+def one_rate(args) -> dict:
+    """images/s of one of: pipeline, forward, forward_reduce, scan (in this process, alone)."""
     import numpy as np
     import tensorflow as tf
 
@@ -71,43 +72,56 @@ def speed(args) -> dict:
     graph, pixels, batch = subject.graph, subject.pixels, args.batch_size
     count = min(args.images, source.count)
     names = tuple(graph.resolve(layer) for layer in layers)
+    if args.what == "pipeline":
 
-    def pipeline():
-        for _ in source.elements(0, count).batch(batch).prefetch(tf.data.AUTOTUNE):
-            pass
+        def run():
+            for _ in source.elements(0, count).batch(batch).prefetch(tf.data.AUTOTUNE):
+                pass
 
-    images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
+        return {"rate": _rate(run, count)}
+    if args.what == "scan":
 
-    @tf.function
-    def forward(x, reduce: bool):
-        tensors = graph.forward(pixels.inputs(x), tf.float32, record_switches=False, until=names)
-        if reduce:  # and what the scan keeps of each layer: its strongest unit per map and image
-            return [topk.reduce(tensors[name]) for name in names]
-        return tf.reduce_max(tensors[names[-1]])
+        def scan(limit):
+            return lambda: scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=limit, progress=False)
 
-    def scan(limit):
-        return lambda: scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=limit, progress=False)
-
-    def forwards(reduce):
-        forward(images, reduce)  # traced outside the timing
-        return lambda: [forward(images, reduce) for _ in range(count // batch)]
-
-    timings = {"pipeline": pipeline, "forward": forwards(False), "forward_reduce": forwards(True)}
-    rates = {}
-    for _ in range(args.repeats):  # interleaved, so that a noisy neighbour weighs on all alike
-        for name, function in timings.items():
-            rates.setdefault(name, []).append(_rate(function, count if name == "pipeline" else count // batch * batch))
         # The scan traces its network once per call: its steady rate is that of the images after the first batch.
         whole, first = _rate(scan(count), count), _rate(scan(batch), batch)
-        rates.setdefault("scan", []).append((count - batch) / (count / whole - batch / first))
-        rates.setdefault("scan_with_tracing", []).append(whole)
+        return {"rate": (count - batch) / (count / whole - batch / first), "with_tracing": whole}
+    images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
+    reduce = args.what == "forward_reduce"  # and what the scan keeps of each layer: its strongest unit per map
+
+    @tf.function
+    def forward(x):
+        tensors = graph.forward(pixels.inputs(x), tf.float32, record_switches=False, until=names)
+        return [topk.reduce(tensors[name]) for name in names] if reduce else tf.reduce_max(tensors[names[-1]])
+
+    forward(images)  # traced outside the timing
+    return {"rate": _rate(lambda: [forward(images) for _ in range(count // batch)], count // batch * batch)}
+
+
+def speed(args) -> dict:
+    """Each measurement in a child process of its own (one at a time, interleaved over the repeats), as a
+    user's scan runs: no function traced or memory held by another measurement weighs on it."""
+    import subprocess
+
+    rates = {}
+    for _ in range(args.repeats):
+        for what in ("pipeline", "forward", "forward_reduce", "scan"):
+            command = [sys.executable, __file__, "one", "--what", what, "--folder", args.folder, "--model", args.model,
+                       "--images", str(args.images), "--batch_size", str(args.batch_size)]  # fmt: skip
+            for layer in args.layer or []:
+                command += ["--layer", layer]
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            rates.setdefault(what, []).append(measured["rate"])
+    subject, source, layers = _open(args)
     best = {name: round(max(values), 2) for name, values in rates.items()}
     return {
         "what": "speed",
         "model": args.model,
         "layers": len(layers),
-        "images": count,
-        "batch_size": batch,
+        "images": min(args.images, source.count),
+        "batch_size": args.batch_size,
         "images_per_second": best,
         "scan_over_limit": round(best["scan"] / min(best["pipeline"], best["forward"]), 3),
         "scan_over_forward_reduce": round(best["scan"] / best["forward_reduce"], 3),
@@ -143,8 +157,10 @@ def main() -> None:
     making.add_argument("--out", required=True)
     making.add_argument("--count", type=int, default=10000)
     making.add_argument("--size", type=int, default=256)
-    for name in ("speed", "memory"):
+    for name in ("speed", "memory", "one"):
         command = sub.add_parser(name)
+        if name == "one":
+            command.add_argument("--what", choices=("pipeline", "forward", "forward_reduce", "scan"), required=True)
         command.add_argument("--folder", required=True)
         command.add_argument("--model", default="applications:ResNet50")
         command.add_argument("--layer", action="append", default=None, help="default: all")
@@ -155,7 +171,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from vizdeconv.io.precision import hardware
 
-    result = {"make": make, "speed": speed, "memory": memory}[args.command](args)
+    result = {"make": make, "speed": speed, "memory": memory, "one": one_rate}[args.command](args)
     result["cpu"] = hardware()
     print(json.dumps(result))
 
