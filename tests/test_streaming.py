@@ -273,3 +273,34 @@ def test_kill_9_then_the_same_command_resumes_to_the_uninterrupted_result(cifar,
             assert np.array_equal(top[key], again.tops[layer][key]), (layer, key, killed_at.position)
     for layer in whole.tops:
         assert tops(out, layer) == tops(str(tmp_path / "whole"), layer)
+
+
+def test_multi_worker_processes_scan_their_shares_and_the_chief_merges(cifar, model_file, tmp_path):
+    root, _, _ = cifar
+    args = ["--model", model_file, "--data_dir", root, "--layer", "conv1", "--layer", "conv2", "--top_k", "3"]
+    code, _, stderr = in_process("explore", *args, "--out", str(tmp_path / "alone"))
+    assert code == 0, stderr
+    out = str(tmp_path / "cluster")
+    cluster = {"worker": ["localhost:1", "localhost:2"]}  # addresses unused: the parts meet in --out
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vizdeconv.explore", *args, "--strategy", "multi_worker", "--out", out],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(
+                os.environ,
+                TF_CPP_MIN_LOG_LEVEL="3",
+                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            ),
+        )
+        for index in (1, 0)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], [e[-2000:] for _, e in outputs]
+    assert "part 1/2" in outputs[0][0] and "merge" not in outputs[0][0]
+    for index in (0, 1):
+        state = scanning.ScanState.load(os.path.join(out, "workers", str(index), scanning.STATE_FILE))
+        assert (state.start, state.stop) == scanning.shard_range(64, (index, 2)) and state.done
+    for layer in ("conv1", "conv2"):
+        assert tops(out, layer) == tops(str(tmp_path / "alone"), layer)

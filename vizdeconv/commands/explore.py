@@ -38,7 +38,12 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
         help="also optimize an image for each feature map (as vizdeconv analyze optimize) and show it beside its top-k",
     )
     flags.add_optimization(parser, "--optimize")
-    parser.add_argument("--strategy", default="default", help="tf.distribute strategy for the scan")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="tf.distribute strategy of the scan: default, mirrored (--devices), multi_worker (TF_CONFIG: each "
+        "process scans its share into --out/workers/RANK, the chief merges them and renders)",
+    )
     parser.add_argument("--devices", default="", help="device list for --strategy mirrored")
     parser.add_argument(
         "--shard",
@@ -98,7 +103,7 @@ def _print(report: dict) -> None:
         f"wrote {what} to {report['out']} (scan of {report['images']} images{skipped}: "
         f"{report['scan_seconds']:.1f} s, {report['images'] / max(report['scan_seconds'], 1e-9):.0f} images/s)"
     )
-    if "shard" in report:
+    if "shard" in report and not report.get("merged_by_chief"):
         print("when every part is done: vizdeconv explore merge PART_FOLDERS... --out DIR")
 
 

@@ -13,6 +13,7 @@ and `index.json` in `--out` (default `<run>/explore/<split>`) and image summarie
 import contextlib
 import dataclasses
 import os
+import time
 
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
 
@@ -140,6 +141,8 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
     from vizdeconv.io.lock import RunLock
 
     options.check()
+    if options.strategy == "multi_worker":
+        return _multi_worker(options, log, after_scan)
     # A part of a sharded scan only reads the run (its output folder is held instead), so the parts of
     # one run can be scanned at the same time.
     writes_run = options.run is not None and options.shard is None
@@ -312,7 +315,40 @@ def _portable(options: ExploreOptions) -> dict:
     return values
 
 
-def merge(parts: list[str], out: str, log=print, **overrides) -> dict:
+def _multi_worker(options: ExploreOptions, log, after_scan) -> dict:
+    """The scan on every process of a TF_CONFIG cluster: process r of W scans shard r/W of the data with its
+    own devices into `<out>/workers/<r>` (`--out` on a file system they share); the chief (rank 0) waits for
+    every part, merges them and renders, as `merge` does. The others return their part's report."""
+    from vizdeconv.explore import scanning
+    from vizdeconv.io import distribute
+
+    if options.shard is not None:
+        raise ValueError("--strategy multi_worker shards the data itself; leave out --shard")
+    if options.out is None:
+        raise ValueError("--strategy multi_worker needs an --out folder that every worker can reach")
+    rank, workers = distribute.tf_config_rank()
+    parts = [os.path.join(options.out, "workers", str(r)) for r in range(workers)]
+    part = dataclasses.replace(options, strategy="default", devices="", shard=f"{rank}/{workers}", out=parts[rank])
+    report = explore(part, log)
+    if rank:
+        return dict(report, merged_by_chief=True)
+    waiting = set(parts)
+    started = last_notice = time.monotonic()
+    while waiting:
+        for folder in sorted(waiting):
+            try:
+                if scanning.ScanState.load(os.path.join(folder, scanning.STATE_FILE)).done:
+                    waiting.discard(folder)
+            except (ValueError, FileNotFoundError):
+                pass  # not started or being written
+        if waiting and time.monotonic() - last_notice > 60:
+            log(f"waiting {time.monotonic() - started:.0f} s for the parts of {', '.join(sorted(waiting))}")
+            last_notice = time.monotonic()
+        time.sleep(0.2 if waiting else 0)
+    return merge(parts, options.out, log, after_scan=after_scan)
+
+
+def merge(parts: list[str], out: str, log=print, after_scan=None, **overrides) -> dict:
     """Combines the folders of a sharded scan (`--shard i/N` with the same settings, i = 0..N-1) into the
     result of one scan in `out`, then renders it as `explore` does (with the parts' options, updated by
     `overrides`, e.g. mode or optimize). Returns the report.
@@ -343,4 +379,4 @@ def merge(parts: list[str], out: str, log=print, **overrides) -> dict:
             raise ValueError(f"{out} holds another scan; pass another --out, or delete {state_path}")
     merged.save(state_path)
     log(f"merged {len(parts)} parts: {merged.scanned} images, {len(merged.skipped)} skipped")
-    return explore(options, log)
+    return explore(options, log, after_scan)

@@ -1,5 +1,8 @@
 """tf.distribute strategies from the config: the same trainer on one device, GPUs, workers or a TPU."""
 
+import json
+import os
+
 import tensorflow as tf
 
 from vizdeconv.io.config import STRATEGIES
@@ -57,3 +60,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type in (None, "chief") or (
         resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
     )
+
+
+def tf_config_rank() -> tuple[int, int]:
+    """(this process's rank, number of processes) of the cluster in TF_CONFIG: the chief first (if any),
+    then the workers in index order. Read without starting any server.
+
+    Raises:
+      ValueError: TF_CONFIG is missing, not JSON, or does not name this task in its cluster.
+    """
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        raise ValueError("TF_CONFIG is not valid JSON") from None
+    cluster, task = config.get("cluster", {}), config.get("task", {})
+    order = [("chief", i) for i in range(len(cluster.get("chief", [])))]
+    order += [("worker", i) for i in range(len(cluster.get("worker", [])))]
+    if not order:
+        raise ValueError('--strategy multi_worker needs TF_CONFIG, e.g. {"cluster": {"worker": [...]}, "task": ...}')
+    me = (task.get("type"), int(task.get("index", 0)))
+    if me not in order:
+        raise ValueError(f"TF_CONFIG's task {me[0]}:{me[1]} is not in its cluster")
+    return order.index(me), len(order)
