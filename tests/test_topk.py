@@ -43,3 +43,23 @@ def test_ties_keep_the_earlier_image():
     top.update(activations[3:], np.arange(3, 6))
     top.update(activations[:3], np.arange(3))
     assert top.result()["image_ids"].tolist() == [[0, 1, 2]]
+
+
+def test_reduce_finds_positions_only_where_a_map_may_enter_the_top_k():
+    from vizdeconv.explore.topk import reduce
+
+    rng = np.random.default_rng(1)
+    activations = rng.standard_normal((8, 5, 6, 4)).astype(np.float32)
+    flat = activations.reshape(8, 30, 4)
+    best, where = flat.max(axis=1), flat.argmax(axis=1)  # [8, 4]
+    values, positions = (t.numpy() for t in reduce(activations))
+    assert np.array_equal(values, best.T) and np.array_equal(positions, where.T)
+    for threshold in (np.full(4, -np.inf), np.sort(best, axis=0)[5], np.sort(best, axis=0)[2], np.full(4, np.inf)):
+        values, positions = (t.numpy() for t in reduce(activations, threshold.astype(np.float32)))
+        assert np.array_equal(values, best.T)
+        rows = (best >= threshold).any(axis=1)  # images with some map at or above its threshold
+        assert np.array_equal(positions[:, rows], where[rows].T)
+        # The others are not needed: -1, or found anyway when most images qualify (no gather then).
+        others = positions[:, ~rows]
+        assert ((others == -1) | (others == where[~rows].T)).all()
+        assert (others == -1).all() or rows.sum() * 2 > len(rows)

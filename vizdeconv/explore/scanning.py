@@ -206,10 +206,10 @@ def scan_source(
         return data.split_batches(batches, context, preprocess)
 
     @tf.function
-    def activations(batch):
+    def activations(batch, limits):
         def replica_fn(x):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
-            return {layer: topk.reduce(tensors[name]) for layer, name in names.items()}
+            return {layer: topk.reduce(tensors[name], limits[layer]) for layer, name in names.items()}
 
         return strategy.run(replica_fn, args=(batch,))
 
@@ -225,7 +225,8 @@ def scan_source(
     with tqdm(total=stop - start, initial=position - start, desc="scan", unit="img", unit_scale=True,
               disable=not progress, dynamic_ncols=True) as bar:  # fmt: skip
         for images_batch, batch_ids in strategy.distribute_datasets_from_function(pipeline):
-            per_replica = activations(images_batch)
+            limits = {layer: topk.thresholds([replica[layer] for replica in tops]) for layer in layers}
+            per_replica = activations(images_batch, limits)
             local_ids = strategy.experimental_local_results(batch_ids)
             for replica in range(local):
                 reduced = {

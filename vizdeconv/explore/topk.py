@@ -51,19 +51,53 @@ class RunningTopK:
         return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(), "positions": self.positions.numpy()}
 
 
-def reduce(activations):
+def reduce(activations, threshold=None):
     """[B, h, w, C] -> (best_value [C, B], best_position [C, B] int64): each image's strongest unit per map,
-    the only part of a batch the running top-k needs (the scan computes it next to the forward pass)."""
+    the only part of a batch the running top-k needs (the scan computes it next to the forward pass).
+
+    Args:
+      threshold: [C] (optional) the running top-k's k-th values: positions are only found for images with
+        some map at or above it (the others cannot enter the top-k; their position is -1). Late in a long
+        scan few images qualify, and the values alone take a max pool, several times cheaper.
+    """
     activations = tf.cast(activations, tf.float32)
     height, width, channels = activations.shape[1:]
-    if None not in (height, width, channels):
-        # A max pool over the whole map with its argmax: one pass, several times faster on CPU than a
-        # reduction over the middle axis of [B, h*w, C] (or a transpose to make it the last).
-        window = [1, height, width, 1]
-        best, where = tf.nn.max_pool_with_argmax(activations, window, window, "VALID")
-        return tf.transpose(best[:, 0, 0]), tf.transpose(where[:, 0, 0] // channels)
-    flat = tf.reshape(activations, [tf.shape(activations)[0], -1, tf.shape(activations)[3]])
-    return tf.transpose(tf.reduce_max(flat, axis=1)), tf.transpose(tf.argmax(flat, axis=1))
+    if None in (height, width, channels):
+        flat = tf.reshape(activations, [tf.shape(activations)[0], -1, tf.shape(activations)[3]])
+        return tf.transpose(tf.reduce_max(flat, axis=1)), tf.transpose(tf.argmax(flat, axis=1))
+    # A max pool over the whole map (with its argmax): one pass, several times faster on CPU than a
+    # reduction over the middle axis of [B, h*w, C] (or a transpose to make it the last).
+    window = [1, height, width, 1]
+
+    def with_positions(x):
+        best, where = tf.nn.max_pool_with_argmax(x, window, window, "VALID")
+        return best[:, 0, 0], where[:, 0, 0] // channels
+
+    if threshold is None:
+        best, positions = with_positions(activations)
+        return tf.transpose(best), tf.transpose(positions)
+    best = tf.nn.max_pool2d(activations, window[1:3], window[1:3], "VALID")[:, 0, 0]  # [B, C]
+    rows = tf.where(tf.reduce_any(best >= threshold[None, :], axis=1))[:, 0]  # images that may enter
+    batch = tf.shape(activations)[0]
+
+    def some_rows():
+        positions = with_positions(tf.gather(activations, rows))[1]
+        return tf.tensor_scatter_nd_update(tf.fill([batch, channels], tf.constant(-1, tf.int64)), rows[:, None],
+                                           positions)  # fmt: skip
+
+    positions = tf.case(
+        [
+            (tf.equal(tf.size(rows), 0), lambda: tf.fill([batch, channels], tf.constant(-1, tf.int64))),
+            (tf.size(rows) * 2 > batch, lambda: with_positions(activations)[1]),  # most: no gather
+        ],
+        default=some_rows,
+    )
+    return tf.transpose(best), tf.transpose(positions)
+
+
+def thresholds(tops: list) -> tf.Tensor:
+    """[C] the lowest k-th value over replicas' RunningTopK of one layer (-inf until k images were seen)."""
+    return tf.reduce_min(tf.stack([top.values[:, -1] for top in tops]), axis=0)
 
 
 def fold_all(tops: dict, reduced: dict, image_ids) -> None:
