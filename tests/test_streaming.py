@@ -1,6 +1,7 @@
 """The explorer over streamed sources: image folders (with bad files), TFRecord, TFDS, shards and merge,
 a scan killed and resumed, --layer all, and ids that read back to the right image."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -219,7 +220,9 @@ def test_shards_merge_into_one_scan_and_every_layer_in_one_pass(cifar, model_fil
     assert code == 2 and "different scans" in stderr and "k 4 -> 3" in stderr
 
 
-def test_a_folder_being_scanned_is_refused_and_other_settings_do_not_resume(cifar, model_file, tmp_path):
+def test_a_folder_being_scanned_is_refused_and_an_unfinished_scan_of_other_settings_is_kept(
+    cifar, model_file, tmp_path
+):
     root, _, _ = cifar
     out = str(tmp_path / "out")
     os.makedirs(out)
@@ -228,9 +231,20 @@ def test_a_folder_being_scanned_is_refused_and_other_settings_do_not_resume(cifa
         with pytest.raises(RunInUse, match="explore"):
             explore(options, **QUIET)
     explore(options, **QUIET)
-    code, _, stderr = in_process("explore", "--model", model_file, "--data_dir", root, "--layer", "conv1",
-                                 "--out", out)  # fmt: skip
-    assert code == 2 and "other settings" in stderr and "conv2" in stderr
+    path = os.path.join(out, scanning.STATE_FILE)
+    finished = scanning.ScanState.load(path)
+    unfinished = dataclasses.replace(finished, done=False, position=32)
+    unfinished.save(path)
+    args = ["--model", model_file, "--data_dir", root, "--out", out, "--top_k", "2"]
+    code, _, stderr = in_process("explore", *args, "--layer", "conv1")
+    assert code == 2 and "unfinished scan with other settings" in stderr and "conv2" in stderr
+    assert scanning.ScanState.load(path).position == 32  # not thrown away
+    code, stdout, stderr = in_process("explore", *args, "--layer", "conv2")  # its own command finishes it
+    assert code == 0 and scanning.ScanState.load(path).done, stderr
+    notices = []
+    explore(dataclasses.replace(options, layers=["conv1"]), log=notices.append)  # a finished one is replaced
+    assert any("finished scan with other settings" in n for n in notices)
+    assert list(scanning.ScanState.load(path).tops) == ["conv1"]
 
 
 def test_kill_9_then_the_same_command_resumes_to_the_uninterrupted_result(cifar, tmp_path):

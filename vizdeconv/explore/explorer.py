@@ -195,18 +195,18 @@ def _layers(graph, wanted) -> list[str]:
 
 
 def _settings(subject, source, options: ExploreOptions) -> dict:
-    """What makes two scans the same: a resumed scan (or the parts of a merge) must agree on all of it."""
-    model = options.model
-    identity = None
+    """What makes two scans the same: a resumed scan (or the parts of a merge) must agree on all of it.
+    Folders and files may move: the network is named by its checkpoint step or its file's name, size and
+    time, the data by its fingerprint."""
+    model, identity = options.model, None
     if model is not None and os.path.isfile(model):
         info = os.stat(model)
-        identity = [info.st_size, int(info.st_mtime)]
+        model, identity = os.path.basename(model), [info.st_size, int(info.st_mtime)]
     return {
-        "run": os.path.abspath(options.run) if options.run else None,
-        "model": os.path.abspath(model) if model and os.path.exists(model) else model,
+        "model": model,
         "model_file": identity,
         "step": subject.step,
-        "weights": os.path.abspath(options.weights) if options.weights else None,
+        "weights": os.path.basename(options.weights) if options.weights else None,
         "source": source.fingerprint,
         "split": options.split,
         "preprocess": subject.pixels.scaling,

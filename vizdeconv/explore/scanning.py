@@ -104,10 +104,12 @@ def _differences(stored: dict, wanted: dict) -> list[str]:
 
 
 def resume_or_start(path: str | None, settings: dict, start: int, stop: int, log=print) -> ScanState | None:
-    """The saved state at `path` if it is of these settings (None: there is none).
+    """The saved state at `path` if it is of these settings (None: there is none, or a finished scan of
+    other settings, which is replaced).
 
     Raises:
-      ValueError: the state is of other settings (another layer list, source, shard ...).
+      ValueError: an unfinished scan of other settings (another layer list, source, shard ...) is there:
+        it is not thrown away.
     """
     if path is None or not os.path.exists(path):
         return None
@@ -117,12 +119,15 @@ def resume_or_start(path: str | None, settings: dict, start: int, stop: int, log
         log(f"warning: {error}; scanning from the start")
         return None
     changed = _differences(state.settings, settings)
-    if changed or (state.start, state.stop) != (start, stop):
-        raise ValueError(
-            f"{path} holds a scan with other settings ({'; '.join(changed) or 'another range'}); pass another "
-            "--out, or delete that file to scan again"
-        )
-    return state
+    if not changed and (state.start, state.stop) == (start, stop):
+        return state
+    if state.done:  # its results are being replaced, as any output of an earlier command
+        log(f"notice: {path} holds a finished scan with other settings ({'; '.join(changed)}); scanning anew")
+        return None
+    raise ValueError(
+        f"{path} holds an unfinished scan with other settings ({'; '.join(changed) or 'another range'}); run "
+        "its command again to finish it, pass another --out, or delete that file to scan anew"
+    )
 
 
 def scan_source(
