@@ -22,8 +22,13 @@ USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryErro
 
 
 def quiet_tensorflow() -> None:
-    """Keeps TensorFlow's C++ start-up chatter out of the user's terminal (unless already set)."""
+    """Keeps TensorFlow's C++ start-up chatter out of the user's terminal (unless already set), and its
+    Python warnings meant for library authors (e.g. "N calls triggered tf.function retracing", which the
+    explorer's one compiled projection per layer sets off by design)."""
+    import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def run(main, argv=None, program: str | None = None) -> int:
