@@ -228,7 +228,8 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     )
     os.makedirs(out, exist_ok=True)
     same = options.run is not None and os.path.realpath(out) == os.path.realpath(options.run)
-    with contextlib.nullcontext() if same else RunLock(out, log, what="explore"):
+    holding = RunLock(out, log, what="explore", folder="explorer output folder", flag="--out")
+    with contextlib.nullcontext() if same else holding:
         return _explore_into(subject, out, options, log, after_scan)
 
 

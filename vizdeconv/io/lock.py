@@ -34,11 +34,15 @@ class RunLock:
       workdir: an existing run folder.
       log: where the take-over notice goes.
       what: what this process does there, for the message of a refused second writer.
+      folder, flag: what the folder is and the flag that picks another, for that message.
     """
 
-    def __init__(self, workdir: str, log=print, what: str = "train"):
+    def __init__(
+        self, workdir: str, log=print, what: str = "train", folder: str = "run folder", flag: str = "--workdir"
+    ):
         self.path = os.path.join(workdir, LOCK_FILE)
         self.workdir, self.log, self.what = workdir, log, what
+        self.folder, self.flag = folder, flag
         self.held = False
 
     def _holder(self) -> dict | None:
@@ -64,7 +68,7 @@ class RunLock:
                     age = time.time() - os.path.getmtime(self.path) if os.path.exists(self.path) else 0
                     if age < UNREADABLE_GRACE_SECONDS:
                         raise RunInUse(
-                            f"run folder {self.workdir} is being opened by another process "
+                            f"{self.folder} {self.workdir} is being opened by another process "
                             f"({self.path}); try again in a few seconds"
                         ) from None
                     self.log(f"notice: taking over the unreadable lock {self.path}")
@@ -75,10 +79,9 @@ class RunLock:
                     )
                 else:
                     raise RunInUse(
-                        f"run folder {self.workdir} is in use by process {holder.get('pid')} on "
+                        f"{self.folder} {self.workdir} is in use by process {holder.get('pid')} on "
                         f"{holder.get('host')} ({holder.get('what', 'train')} since "
-                        f"{holder.get('since', '?')}); wait for it to finish or pass another "
-                        "--workdir"
+                        f"{holder.get('since', '?')}); wait for it to finish or pass another {self.flag}"
                     ) from None
                 try:
                     os.remove(self.path)
@@ -89,7 +92,7 @@ class RunLock:
                 json.dump(me, file)
             self.held = True
             return
-        raise RunInUse(f"run folder {self.workdir} is in use (its lock {self.path} keeps coming back)")
+        raise RunInUse(f"{self.folder} {self.workdir} is in use (its lock {self.path} keeps coming back)")
 
     def release(self) -> None:
         if self.held:
