@@ -65,13 +65,14 @@ class Renderer:
         self.fields = receptive_field.ReceptiveFields(self.graph)
         self.channel_images = {}
 
-    def _read(self, ids) -> np.ndarray:
-        """[n, H, W, C] uint8 images of `ids`, each distinct one read once."""
+    def _read(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """[n, H, W, C] uint8 images and [n] labels of `ids`, each distinct one read once."""
         unique, inverse = np.unique(np.asarray(ids, np.int64), return_inverse=True)
-        return self.source.read(unique)[0][inverse.reshape(-1)]
+        images, labels = self.source.read(unique)
+        return images[inverse.reshape(-1)], labels[inverse.reshape(-1)]
 
     def _inputs(self, ids):
-        return self.preprocess.inputs(self._read(ids))
+        return self.preprocess.inputs(self._read(ids)[0])
 
     def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True) -> np.ndarray:
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
@@ -101,16 +102,17 @@ class Renderer:
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
         rows, cols = positions // width, positions % width
         units = np.repeat(np.arange(channels), k)
-        shown, patches = [], []
+        shown, patches, labels = [], [], []
         for start in range(0, len(ids), RENDER_BATCH):  # bounded memory for thousands of units
             part = slice(start, start + RENDER_BATCH)
-            images = self._read(ids[part])
+            images, part_labels = self._read(ids[part])
+            labels.append(part_labels)
             inputs = self.preprocess.inputs(images)
             projections = self.projector.units(inputs, layer, units[part], positions[part]).numpy()
             shown.append(self.crop(pictures.to_display(projections), layer, rows[part], cols[part], 0.5, enlarge=False))
             crops = self.preprocess.pictures(images)
             patches.append(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False))
-        shown, patches = np.concatenate(shown), np.concatenate(patches)
+        shown, patches, labels = np.concatenate(shown), np.concatenate(patches), np.concatenate(labels)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(
@@ -122,7 +124,6 @@ class Renderer:
         shown, patches = pictures.upscale(shown, factor), pictures.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
-        labels = self.source.labels(ids)
         files = hasattr(self.source, "files")  # sources whose images have paths name them in the index
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
@@ -177,7 +178,7 @@ class Renderer:
         inputs = self._inputs(np.asarray(image_ids))
         name = self.graph.resolve(layer)
         channels, positions = strongest_unit(self.graph.forward(inputs)[name])
-        panels = [self.preprocess.pictures(self._read(image_ids))]
+        panels = [self.preprocess.pictures(self._read(image_ids)[0])]
         for mode in self.modes(layer):
             projector = Deconvnet(self.graph, mode)
             panels.append(pictures.to_display(projector.units(inputs, layer, channels, positions).numpy()))

@@ -190,19 +190,13 @@ def scan_source(
         state = ScanState(settings, {}, start, stop, start, np.zeros([0], np.int64))
     else:
         log(f"resuming the scan in {state_path} at image {state.position} of {start}..{stop}")
-        for layer in layers:
-            tops[0][layer].restore(state.tops[layer])
+        tops[0] = {layer: RunningTopK.from_result(state.tops[layer]) for layer in layers}
     skipped = list(state.skipped)
     position, saved = state.position, state.position
     began = time.perf_counter() - state.seconds
 
     def snapshot(done: bool) -> ScanState:
-        merged = {}
-        for layer in layers:
-            total = RunningTopK(channels[layer], k)
-            for replica in tops:
-                total.merge(replica[layer])
-            merged[layer] = total.result()
+        merged = {layer: topk.merged([replica[layer] for replica in tops]) for layer in layers}
         return ScanState(settings, merged, start, stop, position, np.array(skipped, np.int64), done,
                          time.perf_counter() - began)  # fmt: skip
 
@@ -263,7 +257,7 @@ def merge_states(states: list[ScanState]) -> ScanState:
     Raises:
       ValueError: parts of different settings, unfinished, missing or repeated shards.
     """
-    from vizdeconv.explore.topk import RunningTopK
+    from vizdeconv.explore import topk
 
     if not states:
         raise ValueError("merge needs the folders of the parts (--shard i/N scans)")
@@ -282,14 +276,10 @@ def merge_states(states: list[ScanState]) -> ScanState:
             f"the parts must be shards 0/{total} .. {total - 1}/{total} once each; "
             + (f"missing {', '.join(f'{i}/{total}' for i in missing)}" if missing else f"repeated: {seen}")
         )
-    tops = {}
-    for layer, first_top in states[0].tops.items():
-        merged = RunningTopK(first_top["values"].shape[0], first_top["values"].shape[1])
-        for state in states:
-            part = RunningTopK(first_top["values"].shape[0], first_top["values"].shape[1])
-            part.restore(state.tops[layer])
-            merged.merge(part)
-        tops[layer] = merged.result()
+    tops = {
+        layer: topk.merged([topk.RunningTopK.from_result(state.tops[layer]) for state in states])
+        for layer in states[0].tops
+    }
     settings = dict(states[0].settings, shard=[0, 1])
     skipped = np.sort(np.concatenate([state.skipped for state in states]))
     stop = max(state.stop for state in states)

@@ -40,15 +40,26 @@ class RunningTopK:
             self.k,
         )
 
-    def restore(self, result: dict) -> None:
-        """Takes the entries of a saved `result()` (the same channels and k)."""
-        self.values = tf.constant(result["values"], tf.float32)
-        self.image_ids = tf.constant(result["image_ids"], tf.int64)
-        self.positions = tf.constant(result["positions"], tf.int64)
+    @classmethod
+    def from_result(cls, result: dict) -> "RunningTopK":
+        """The running top-k whose entries are a saved `result()`."""
+        top = cls(*result["values"].shape)
+        top.values = tf.constant(result["values"], tf.float32)
+        top.image_ids = tf.constant(result["image_ids"], tf.int64)
+        top.positions = tf.constant(result["positions"], tf.int64)
+        return top
 
     def result(self) -> dict:
         """NumPy arrays [C, k]: values, image_ids and flat positions (row * width + col), strongest first."""
         return {"values": self.values.numpy(), "image_ids": self.image_ids.numpy(), "positions": self.positions.numpy()}
+
+
+def merged(tops: list) -> dict:
+    """The `result()` of the union of RunningTopK over disjoint images (replicas, shards), the same shape."""
+    total = RunningTopK(*tops[0].values.shape)
+    for top in tops:
+        total.merge(top)
+    return total.result()
 
 
 def reduce(activations, threshold=None):

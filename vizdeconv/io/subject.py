@@ -150,11 +150,11 @@ class Subject:
 
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out)."""
-        from vizdeconv.io import data, sources
+        from vizdeconv.io import data
 
         if self.config is not None:
             return data.load_split(self.config.data, split)
-        return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir).read_all()
+        return self.source(split).read_all()
 
     def source(self, split: str = "test"):
         """The split as a `sources.Source` (streamed; a run's CIFAR-10 is in memory as the trainer has it)."""
