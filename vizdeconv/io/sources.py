@@ -164,6 +164,23 @@ class Source:
         ids = np.concatenate(ids)
         return np.concatenate(images), self.labels(ids)
 
+    def _decode_each(self, ids, fetch) -> tuple[np.ndarray, np.ndarray]:
+        """images [n, H, W, C] uint8 and labels [n] of `ids`, where `fetch(id)` gives (encoded item, label).
+
+        Raises:
+          ValueError: an image cannot be decoded (naming where it is and why).
+        """
+        images, labels = [], []
+        for image_id in np.asarray(ids, np.int64):
+            item, label = fetch(int(image_id))
+            try:
+                images.append(self._decode(item).numpy())
+            except tf.errors.OpError as error:
+                raise ValueError(f"{self.describe(image_id)}: {_first_error_line(error)}") from None
+            labels.append(label)
+        empty = np.zeros((0, *self.size, self.channels), np.uint8)
+        return (np.stack(images) if images else empty), np.array(labels, np.int32)
+
 
 def _first_error_line(error) -> str:
     """The reason in a TensorFlow error, without its op and function names."""
@@ -318,18 +335,11 @@ class TFRecordSource(Source):
         return decode(self._parse(record)[self.image_key], self.size, self.channels)
 
     def read(self, ids):
-        ids = np.asarray(ids, np.int64)
-        images, labels = {}, {}
-        for image_id in np.unique(ids):
-            record = next(iter(self._records(int(image_id), int(image_id) + 1)))[0]
-            try:
-                images[image_id] = self._decode(record).numpy()
-            except tf.errors.OpError as error:
-                raise ValueError(f"{self.describe(image_id)}: {_first_error_line(error)}") from None
-            labels[image_id] = int(self._parse(record)[self.label_key]) if self.label_key else -1
-        shape = (0, *self.size, self.channels)
-        stacked = np.stack([images[i] for i in ids]) if len(ids) else np.zeros(shape, np.uint8)
-        return stacked, np.array([labels[i] for i in ids], np.int32)
+        def fetch(image_id):
+            record = next(iter(self._records(image_id, image_id + 1)))[0]
+            return record, int(self._parse(record)[self.label_key]) if self.label_key else -1
+
+        return self._decode_each(ids, fetch)
 
     def describe(self, image_id):
         file = int(np.searchsorted(self.offsets, image_id, side="right") - 1)
@@ -379,17 +389,11 @@ class TFDSSource(Source):
         return decode(example[self.image_key], self.size, self.channels)
 
     def read(self, ids):
-        ids = np.asarray(ids, np.int64)
-        images, labels = [], []
-        for image_id in ids:
-            example = next(iter(self._dataset(int(image_id), int(image_id) + 1)))
-            try:
-                images.append(self._decode(example).numpy())
-            except tf.errors.OpError as error:
-                raise ValueError(f"{self.describe(image_id)}: {_first_error_line(error)}") from None
-            labels.append(int(example[self.label_key]) if self.label_key else -1)
-        shape = (0, *self.size, self.channels)
-        return (np.stack(images) if images else np.zeros(shape, np.uint8)), np.array(labels, np.int32)
+        def fetch(image_id):
+            example = next(iter(self._dataset(image_id, image_id + 1)))
+            return example, int(example[self.label_key]) if self.label_key else -1
+
+        return self._decode_each(ids, fetch)
 
 
 def open_source(spec: str, split: str, input_shape, tfds_data_dir: str | None = None) -> Source:
