@@ -24,16 +24,11 @@ WRAPPERS = ("Process", "Run")
 
 def nominal_peak_gflops() -> float:
     """cores x clock x single-precision FLOPs per cycle, from /proc/cpuinfo."""
-    from vizdeconv.io import precision
+    from vizdeconv.io import cpu
 
-    flags = precision.cpu_flags()
-    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
-    megahertz = 0.0
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("cpu MHz"):
-                megahertz = max(megahertz, float(line.split(":")[1]))
-    return os.cpu_count() * megahertz * per_cycle / 1000
+    kind = cpu.cpu_kind(cpu.cpu_flags())
+    vendor = cpu.cpu_info().get("vendor_id", "")
+    return cpu.peak_gflops(kind, "float32", os.cpu_count(), cpu.nominal_mhz(), vendor) or 0.0
 
 
 def op_times(xspace_path: str) -> dict[str, float]:

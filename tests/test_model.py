@@ -83,3 +83,30 @@ def test_an_unrectified_class_layer_is_linear_in_the_net_its_graph_and_its_keras
     graph = Deconvnet(model).graph
     np.testing.assert_allclose(graph.forward(images)["logits"], tensors["logits"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(to_keras(model)(images), tensors["logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_trains_and_infers_as_keras_batch_normalization():
+    """Training mode normalizes with the batch's statistics and moves the moving ones as Keras'
+    BatchNormalization does; inference (what the projections see) equals the Keras twin."""
+    from vizdeconv.nn.convnet import LayerSpec, to_keras
+
+    specs = [LayerSpec("conv1", 3, 6, pool=2, batch_norm=True), LayerSpec("conv2", 3, 10, batch_norm=True)]
+    model = ConvNet(specs, image_size=12, seed=2)
+    twin = to_keras(model)
+    images = tf.random.stateless_normal([4, 12, 12, 3], seed=[1, 2]) * 2 + 0.5
+    for _ in range(2):  # twice: the second call starts from moved statistics
+        trained = model(images, training=True)
+        np.testing.assert_allclose(trained, twin(images, training=True), rtol=1e-4, atol=1e-4)
+    # By hand: the batch's mean and biased variance of conv1's output, over N, H, W.
+    raw = tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]
+    mean, variance = np.mean(raw, (0, 1, 2)), np.var(raw, (0, 1, 2))
+    norm = model.norms["conv1"]
+    np.testing.assert_allclose(norm.moving_mean, mean * (1 - 0.9**2), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance, 0.9**2 + variance * (1 - 0.9**2), rtol=1e-4)
+    for keras_weight, ours in zip(
+        twin.get_layer("conv1_bn").weights, (norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance)
+    ):
+        np.testing.assert_allclose(keras_weight, ours, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model(images), twin(images), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(model(images), trained, atol=1e-2)  # inference really uses the moving statistics
+    assert "conv1/prenorm" not in model.graph().layer_names and "conv1" in model.graph().layer_names

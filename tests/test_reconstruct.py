@@ -37,14 +37,28 @@ RANDOM_NETS = {
     ],
 }
 
+# The first engine predates batch normalization: these are checked against gradients only.
+NORMALIZED_NETS = {
+    "batch_norm": [
+        LayerSpec("conv1", 3, 5, pool=2, batch_norm=True),
+        LayerSpec("conv2", 3, 4, batch_norm=True),
+        LayerSpec("conv3", 3, 3),
+    ],
+}
+
 
 @pytest.mark.parametrize("mode, relu", [("deconvnet", deconvnet_relu), ("guided", guided_relu)])
-@pytest.mark.parametrize("net", sorted(RANDOM_NETS))
+@pytest.mark.parametrize("net", sorted(RANDOM_NETS) + sorted(NORMALIZED_NETS))
 def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu):
     # Stateless draws: the same numbers whatever ran before (op-seeded draws depend on test order).
-    model = ConvNet(RANDOM_NETS[net], image_size=13, seed=7)
+    model = ConvNet({**RANDOM_NETS, **NORMALIZED_NETS}[net], image_size=13, seed=7)
     for index, bias in enumerate(model.biases):  # random biases so some units are off: masks matter
         bias.assign(tf.random.stateless_normal(bias.shape, [2, index], stddev=0.3))
+    for index, norm in enumerate(model.norms.values()):  # inference BN: a per-channel scale and shift
+        norm.gamma.assign(tf.random.stateless_normal(norm.gamma.shape, [3, index]))
+        norm.beta.assign(tf.random.stateless_normal(norm.beta.shape, [4, index], stddev=0.3))
+        norm.moving_mean.assign(tf.random.stateless_normal(norm.gamma.shape, [6, index], stddev=0.3))
+        norm.moving_variance.assign(tf.random.stateless_uniform(norm.gamma.shape, [8, index], 0.2, 3.0))
     images = tf.random.stateless_normal([3, 13, 13, 3], [5, 0])
     tensors = model.graph().forward(images)
     for index, layer in enumerate(model.layer_names + [s.pool_name for s in model.specs if s.pool]):

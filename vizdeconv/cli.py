@@ -48,9 +48,18 @@ def command(name: str):
 
 
 def run_command(name: str, argv, program: str) -> int:
-    """Runs one subcommand as `program` (e.g. `python -m vizdeconv.explore`)."""
+    """Runs one subcommand as `program` (e.g. `python -m vizdeconv.explore`). oneDNN is chosen first
+    (`--onednn`, read from the command line before the command's parser runs): TensorFlow reads the
+    choice once, when it is imported."""
+    from vizdeconv.io import cpu
+
     quiet_tensorflow()
-    return run(lambda args: command(name)(args, program), argv, program)
+
+    def start(args):
+        cpu.configure_onednn(cpu.flag_value(args))
+        return command(name)(args, program)
+
+    return run(start, argv, program)
 
 
 def main(argv=None) -> int:

@@ -4,17 +4,21 @@
   vizdeconv bench --network alexnet_fcn --batch_size 8 --num_batches 20
   vizdeconv bench --network cifar --what reconstruct
   vizdeconv bench --network cifar --what train_step --with_data --data_dir ../shared/cifar10
+  vizdeconv bench --network deep --what train_step --onednn off
 
 Each phase runs 10 untimed burn-in steps, then `num_batches` timed ones; a line every 10 steps, then
-`<Phase> across N steps, mean +/- sd sec / batch`, images/s and GFLOP/s from an analytic count.
+`<Phase> across N steps, mean +/- sd sec / batch`, images/s, GFLOP/s from an analytic count and its share
+of the CPU's nominal peak (`io.cpu.peak_gflops`).
 """
 
 import os
 import sys
 import time
 
+from vizdeconv.io import cpu
+
 PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion")
-NETWORKS = ("cifar", "alexnet_fcn")
+NETWORKS = ("cifar", "deep", "alexnet_fcn")  # cifar: the reference net; deep: configs/deep.py's
 BURN_IN = 10
 
 
@@ -136,22 +140,33 @@ def benchmark(
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
         model = AlexNetFCN(log=log)
         flops, shape = conv_flops(model), INPUT_SHAPE
-    elif network == "cifar":
-        from vizdeconv.io.config import default_config
+    elif network in ("cifar", "deep"):
         from vizdeconv.nn.convnet import build_model
 
-        config = default_config()
+        config = network_config(network)
         model = build_model(config)
         flops, shape = conv_flops(model), (24, 24, 3)
     else:
         raise ValueError(f"--network must be one of {', '.join(NETWORKS)}, got {network!r}")
     images = tf.random.normal([batch_size, *shape], seed=1)
     machine = precision.hardware()
+    machine["onednn_why"] = cpu.onednn_header(machine["onednn"])
+    machine["peak_gflop_per_s"] = (
+        None
+        if machine["gpu"]
+        else cpu.peak_gflops(
+            machine["cpu_kind"], resolved, machine["cores"], cpu.nominal_mhz(), cpu.cpu_info().get("vendor_id", "")
+        )
+    )
     log(
         f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), gpu "
-        f"{machine['gpu'] or 'none'}, oneDNN {'on' if machine['onednn'] else 'off'}, bfloat16 path: "
-        f"{machine['bf16_path']}"
+        f"{machine['gpu'] or 'none'}, {machine['onednn_why']}, bfloat16 path: {machine['bf16_path']}"
     )
+    if machine["peak_gflop_per_s"]:
+        log(
+            f"nominal peak {machine['peak_gflop_per_s']:.0f} GFLOP/s in {resolved} ({machine['cores']} cores at "
+            f"{cpu.nominal_mhz():.0f} MHz, the {machine['cpu_kind']} path's FLOPs per cycle)"
+        )
     log(f"network {network}, batch {batch_size}, precision {resolved}, {flops / 1e9:.3f} GFLOP per image forward")
     results = []
 
@@ -183,7 +198,27 @@ def benchmark(
             )
         else:
             raise ValueError(f"--what must be one of {', '.join(PHASES)}, got {phase!r}")
+        add_share_of_peak(results[-1], machine["peak_gflop_per_s"], log)
     return {"network": network, "batch_size": batch_size, "precision": resolved, "machine": machine, "results": results}
+
+
+def network_config(network: str):
+    """The config whose network `--network cifar` (the reference) or `deep` (configs/deep.py's layers)
+    times; both keep the reference recipe's optimizer, so only the network differs."""
+    from vizdeconv.io.config import deep_layers, default_config
+
+    config = default_config()
+    if network == "deep":
+        config.model.layers = deep_layers()
+    return config
+
+
+def add_share_of_peak(record: dict, peak: float | None, log=print) -> None:
+    """Adds `share_of_peak` (GFLOP/s over the nominal peak GFLOP/s, None where unknown) to a record."""
+    share = record["gflop_per_s"] / peak if peak and record.get("gflop_per_s") else None
+    record["share_of_peak"] = share
+    if share is not None:
+        log(f"  {100 * share:.1f}% of the nominal peak")
 
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
@@ -379,10 +414,11 @@ def add_baseline(
     the same network and recipe with model.fit in this process; a path runs that TF1-graph script."""
     if baseline == "keras":
         from vizdeconv.io import precision
-        from vizdeconv.io.config import default_config
         from vizdeconv.nn.convnet import build_model
 
-        config = default_config()
+        if report["network"] not in ("cifar", "deep"):
+            raise ValueError("--baseline keras times the trainer's networks: use --network cifar or deep")
+        config = network_config(report["network"])
         result = keras_train_step(
             config,
             precision.compute_dtype(report["precision"]),
@@ -393,6 +429,7 @@ def add_baseline(
             3 * conv_flops(build_model(config)),
             steps_per_call=steps_per_call,
         )
+        add_share_of_peak(result, report["machine"]["peak_gflop_per_s"], log)
         log(
             f"trainer step / keras model.fit step: "
             f"{report['results'][0]['mean_s'] / result['mean_s']:.2f} (below 1: the trainer is faster)"

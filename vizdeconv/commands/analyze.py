@@ -21,6 +21,7 @@ def main(argv=None, program: str = "vizdeconv analyze") -> int:
     parser.add_argument("analysis", choices=ANALYSES)
     flags.add_subject(parser)
     flags.add_split(parser)
+    flags.add_onednn(parser)
     parser.add_argument("--images", default=None, help="image ids of the split, e.g. 0,5,17, or first:N")
     flags.add_layer(parser, "the layer (default: the top feature layer; invariance: the rectified ones)")
     flags.add_mode(parser, "projection rule of occlusion, evolution and sanity")

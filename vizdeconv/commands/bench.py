@@ -24,6 +24,7 @@ def main(argv=None, program: str = "vizdeconv bench") -> int:
         default=1,
         help="train_step: optimizer steps per compiled call (the trainer runs up to log_every); timings stay per step",
     )
+    flags.add_onednn(parser)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument(
         "--baseline",
@@ -36,6 +37,8 @@ def main(argv=None, program: str = "vizdeconv bench") -> int:
         raise FileNotFoundError(f"--json: folder {os.path.dirname(args.json)} does not exist")
     if args.baseline and args.what != "train_step":
         raise ValueError("--baseline compares training steps: use --what train_step")
+    if args.baseline and args.baseline != "keras" and args.network != "cifar":
+        raise ValueError("the TF1 yardstick is the reference network: use --network cifar")
     if args.baseline and args.baseline != "keras" and args.batch_size != 128:
         raise ValueError("the TF1 yardstick trains batches of 128: use --batch_size 128")
     if args.steps_per_call < 1:

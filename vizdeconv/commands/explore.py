@@ -19,6 +19,7 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
     flags.add_subject(parser)
     flags.add_layer(parser, "layer to explore (default: every rectified feature map; all: every feature layer)")
     flags.add_split(parser)
+    flags.add_onednn(parser)
     parser.add_argument("--limit", type=int, default=0, help="scan only the first N images")
     parser.add_argument("--top_k", type=int, default=9)
     flags.add_mode(parser, "projection rule (default: the run's reconstruction.mode, or deconvnet)")

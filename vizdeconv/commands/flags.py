@@ -39,6 +39,19 @@ def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None
     )
 
 
+def add_onednn(parser: argparse.ArgumentParser) -> None:
+    """--onednn: TensorFlow's oneDNN CPU kernels (chosen by `cli.run_command` before TensorFlow starts)."""
+    from vizdeconv.io.cpu import ONEDNN_CHOICES
+
+    parser.add_argument(
+        "--onednn",
+        choices=ONEDNN_CHOICES,
+        default="auto",
+        help="oneDNN CPU kernels: auto turns them on where measured faster than TensorFlow's default (AVX2 "
+        "CPUs) and keeps a TF_ENABLE_ONEDNN_OPTS you set; on / off override",
+    )
+
+
 def add_layer(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--layer", action="append", default=None, help=f"{help}; repeat for several")
 

@@ -9,6 +9,7 @@ import os
 import sys
 
 from vizdeconv.io import config as config_schema
+from vizdeconv.io.cpu import ONEDNN_CHOICES
 
 
 def _flags():
@@ -28,6 +29,10 @@ def _flags():
         flags.DEFINE_alias("workdir", "run")
         flags.DEFINE_enum("strategy", None, list(config_schema.STRATEGIES),
                           "tf.distribute strategy (overrides config.strategy)")  # fmt: skip
+        flags.DEFINE_enum("onednn", "auto", list(ONEDNN_CHOICES),
+                          "oneDNN CPU kernels: auto turns them on where measured faster than TensorFlow's "
+                          "default (AVX2 CPUs) and keeps a TF_ENABLE_ONEDNN_OPTS you set; on / off "
+                          "override")  # fmt: skip
     return flags
 
 

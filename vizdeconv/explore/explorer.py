@@ -241,7 +241,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     from vizdeconv.deconv.deconvnet import Deconvnet
     from vizdeconv.explore import render as explore_render
     from vizdeconv.explore import scanning
-    from vizdeconv.io import distribute, pictures
+    from vizdeconv.io import cpu, distribute, pictures, precision
 
     mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
     deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
@@ -254,6 +254,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     with open(os.path.join(out, OPTIONS_FILE), "w") as handle:
         json.dump(_portable(options), handle, indent=1)
     shard = scanning.parse_shard(options.shard)
+    log(f"scanning {source.name} with {cpu.onednn_header(precision.onednn_enabled())}")
     state = scanning.scan_source(
         graph,
         source,

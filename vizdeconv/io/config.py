@@ -6,6 +6,7 @@ The option lists here are the one home of each vocabulary: the trainer, the comm
 messages read their choices from them.
 """
 
+import math
 import os
 
 import ml_collections
@@ -27,6 +28,26 @@ def reference_layers() -> list[dict]:
         dict(name="conv1", kernel=5, filters=64, pool=2),
         dict(name="conv2", kernel=5, filters=64, pool=2),
         dict(name="conv3", kernel=5, filters=10),
+    ]
+
+
+def deep_layers(batch_norm: bool = True) -> list[dict]:
+    """conv1_1/conv1_2 64, pool1; conv2_1/conv2_2 128, pool2; conv3_1/conv3_2 256, pool3 (3x3 convs, each
+    batch-normalized); conv4 1x1 -> 10 classes, not rectified (rectified logits die and stop learning).
+    He-scaled initial kernels (stddev sqrt(2 / fan_in))."""
+
+    def conv(name: str, kernel: int, filters: int, fan_in: int, pool: int = 0) -> dict:
+        stddev = math.sqrt(2.0 / (kernel * kernel * fan_in))
+        return dict(name=name, kernel=kernel, filters=filters, pool=pool, init_stddev=stddev, batch_norm=batch_norm)
+
+    return [
+        conv("conv1_1", 3, 64, 3),
+        conv("conv1_2", 3, 64, 64, pool=2),
+        conv("conv2_1", 3, 128, 64),
+        conv("conv2_2", 3, 128, 128, pool=2),
+        conv("conv3_1", 3, 256, 128),
+        conv("conv3_2", 3, 256, 256, pool=2),
+        dict(conv("conv4", 1, 10, 256), rectify=False, batch_norm=False),
     ]
 
 

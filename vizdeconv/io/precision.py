@@ -5,32 +5,9 @@ import os
 import tensorflow as tf
 
 from vizdeconv.io.config import PRECISIONS
+from vizdeconv.io.cpu import cpu_flags, cpu_kind, cpu_model
 
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU feature flags Linux reports (empty where /proc/cpuinfo is unavailable)."""
-    try:
-        with open(cpuinfo_path) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name as Linux reports it ("unknown" elsewhere)."""
-    try:
-        with open(cpuinfo_path) as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def hardware(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
@@ -41,25 +18,10 @@ def hardware(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
       cores (logical CPUs TensorFlow can use), gpu (name or None), onednn (TensorFlow's oneDNN
       kernels on), bf16_path (how bfloat16 convolutions would run here).
     """
-    from tensorflow.python.util import _pywrap_util_port
-
-    flags = cpu_flags(cpuinfo_path)
-    kind = next(
-        (
-            name
-            for flag, name in (
-                ("amx_bf16", "AMX"),
-                ("avx512_bf16", "AVX512-BF16"),
-                ("avx512f", "AVX-512"),
-                ("avx2", "AVX2"),
-            )
-            if flag in flags
-        ),
-        "other",
-    )
+    kind = cpu_kind(cpu_flags(cpuinfo_path))
     gpus = tf.config.list_physical_devices("GPU")
     gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
-    onednn = bool(_pywrap_util_port.IsMklEnabled())
+    onednn = onednn_enabled()
     if gpu:
         path = f"GPU ({gpu})" + ("" if native_bfloat16(cpuinfo_path) else ", no native bfloat16")
     elif kind in ("AMX", "AVX512-BF16"):
@@ -82,7 +44,15 @@ def native_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
         return bool(capability) and tuple(capability) >= (8, 0)
-    return bool(cpu_flags(cpuinfo_path) & set(_CPU_BF16_FLAGS))
+    # Without oneDNN, TensorFlow's CPU kernels emulate bfloat16 in float32, slower than float32 itself.
+    return bool(cpu_flags(cpuinfo_path) & set(_CPU_BF16_FLAGS)) and onednn_enabled()
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (decided when it was imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def resolve(precision: str) -> str:

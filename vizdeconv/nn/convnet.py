@@ -1,6 +1,7 @@
 """The argmax-pooling convnet, described as a list of layer specs.
 
-Each layer is `conv (kernel, filters, stride, padding, dilation) -> bias -> ReLU -> optional max pool`.
+Each layer is `conv (kernel, filters, stride, padding, dilation) -> bias -> [BatchNormalization] -> ReLU ->
+optional max pool`.
 The last layer has one filter per class and is averaged over space into logits. The reference net:
 
   conv1 5x5 3->64, pool1 2x2/2 -> conv2 5x5 64->64, pool2 2x2/2 -> conv3 5x5 64->10 -> mean over 6x6
@@ -11,6 +12,7 @@ Variables are float32; a forward pass may compute in bfloat16 and casts the logi
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from vizdeconv.nn.graph import Graph, Op
@@ -31,6 +33,7 @@ class LayerSpec:
     pool_padding: str = "SAME"
     init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
     rectify: bool = True  # ReLU after the bias; a deep net's last (class) layer trains better without
+    batch_norm: bool = False  # normalize the conv's output (batch statistics in training, moving ones after)
 
     @property
     def pool_name(self) -> str:
@@ -84,14 +87,19 @@ class ConvNet(tf.Module):
         self.image_size = image_size
         self.input_channels = channels
         self.kernels, self.biases = [], []
+        self.norms = {}  # layer name -> BatchNorm, for the layers with batch_norm
         in_channels = channels
         for index, spec in enumerate(self.specs):
             shape = [spec.kernel, spec.kernel, in_channels, spec.filters]
             initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index], stddev=spec.init_stddev)
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
+            if spec.batch_norm:
+                self.norms[spec.name] = BatchNorm(spec.filters, name=f"{spec.name}_bn")
             in_channels = spec.filters
-        self._description = _describe(self.specs, self.kernels, self.biases, (image_size, image_size, channels))
+        self._description = _describe(
+            self.specs, self.kernels, self.biases, self.norms, (image_size, image_size, channels)
+        )
 
     @property
     def shapes(self) -> dict[str, tuple]:
@@ -111,25 +119,82 @@ class ConvNet(tf.Module):
         pool `<pool name>`, global mean `logits`): the names its Keras twin (`to_keras`) has too."""
         return self._description
 
-    def __call__(self, images, compute_dtype=tf.float32, relu: Callable = tf.nn.relu):
-        """Logits [N, num_classes] float32 for images [N, H, W, C] (`relu`: tests swap the rectifier)."""
-        return self._description.forward(images, compute_dtype, record_switches=False, relu=relu)["logits"]
+    def __call__(self, images, compute_dtype=tf.float32, relu: Callable = tf.nn.relu, training: bool = False):
+        """Logits [N, num_classes] float32 for images [N, H, W, C] (`relu`: tests swap the rectifier;
+        `training`: batch normalization uses the batch's statistics and updates its moving ones)."""
+        return self._description.forward(images, compute_dtype, record_switches=False, relu=relu, training=training)[
+            "logits"
+        ]
 
 
-def _describe(specs, kernels, biases, input_shape) -> Graph:
+class BatchNorm(tf.Module):
+    """Per-channel batch normalization of a conv's output, as Keras' BatchNormalization(momentum=0.9,
+    epsilon=1e-3) computes it.
+
+    In training, x is normalized with the batch's mean and (biased) variance over N, H, W, and the moving
+    statistics move towards them; everywhere else it is the affine map x * scale + offset of the moving
+    statistics, which is how the projections see it (a per-channel scale the deconvnet passes back).
+    """
+
+    MOMENTUM, EPSILON = 0.9, 1e-3
+
+    def __init__(self, channels: int, name: str = "batch_norm"):
+        super().__init__(name=name)
+        self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
+        self.beta = tf.Variable(tf.zeros([channels]), name="beta")
+        # On read, replicas' statistics are averaged; each replica updates its own in training.
+        stat = dict(
+            trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.MEAN,
+        )
+        self.moving_mean = tf.Variable(tf.zeros([channels]), name="moving_mean", **stat)
+        self.moving_variance = tf.Variable(tf.ones([channels]), name="moving_variance", **stat)
+
+    def scale(self) -> tf.Tensor:
+        """[C] float32: gamma / sqrt(moving variance + epsilon)."""
+        return self.gamma * tf.math.rsqrt(tf.convert_to_tensor(self.moving_variance) + self.EPSILON)
+
+    def offset(self) -> tf.Tensor:
+        """[C] float32: beta - moving mean * scale."""
+        return self.beta - tf.convert_to_tensor(self.moving_mean) * self.scale()
+
+    def train(self, x, dtype) -> tf.Tensor:
+        """[N, H, W, C] normalized with the batch's statistics (float32 moments), in `dtype`; updates the
+        moving statistics."""
+        mean, variance = tf.nn.moments(tf.cast(x, tf.float32), [0, 1, 2])
+        self.moving_mean.assign(self.moving_mean * self.MOMENTUM + mean * (1 - self.MOMENTUM))
+        self.moving_variance.assign(self.moving_variance * self.MOMENTUM + variance * (1 - self.MOMENTUM))
+        scale = self.gamma * tf.math.rsqrt(variance + self.EPSILON)
+        return x * tf.cast(scale, dtype) + tf.cast(self.beta - mean * scale, dtype)
+
+
+def _describe(specs, kernels, biases, norms, input_shape) -> Graph:
     """The Graph of a spec stack over its variables."""
     operations, below = [Op("input", "input", (), {}, "input")], "input"
     for spec, kernel, bias in zip(specs, kernels, biases):
         linear = f"{spec.name}/linear"
+        conv = f"{spec.name}/prenorm" if spec.name in norms else linear
         operations.append(
             Op(
-                linear,
+                conv,
                 "conv",
                 (below,),
                 dict(kernel=kernel, bias=bias, stride=spec.stride, padding=spec.padding, dilation=spec.dilation),
                 f"conv {spec.name!r}",
             )
         )
+        if spec.name in norms:
+            norm = norms[spec.name]
+            operations.append(
+                Op(
+                    linear,
+                    "affine",
+                    (conv,),
+                    dict(scale=norm.scale, offset=norm.offset, train=norm.train),
+                    f"batch normalization of {spec.name!r}",
+                )
+            )
         operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {}, f"conv {spec.name!r}"))
         below = spec.name
         if spec.pool:
@@ -168,6 +233,7 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
 
     layers = [keras.Input((model.image_size, model.image_size, model.input_channels), name="input")]
     for spec in model.specs:
+        activation = "relu" if spec.rectify else None
         layers.append(
             keras.layers.Conv2D(
                 spec.filters,
@@ -175,11 +241,18 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
                 strides=spec.stride,
                 padding=spec.padding.lower(),
                 dilation_rate=spec.dilation,
-                activation="relu" if spec.rectify else None,
-                name=spec.name,
+                activation=None if spec.batch_norm else activation,
+                name=f"{spec.name}_conv" if spec.batch_norm else spec.name,
                 kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
             )
         )
+        if spec.batch_norm:
+            layers.append(
+                keras.layers.BatchNormalization(
+                    momentum=BatchNorm.MOMENTUM, epsilon=BatchNorm.EPSILON, name=f"{spec.name}_bn"
+                )
+            )
+            layers.append(keras.layers.Activation(activation or "linear", name=spec.name))
         if spec.pool:
             layers.append(
                 keras.layers.MaxPooling2D(
@@ -189,5 +262,10 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
     layers.append(keras.layers.GlobalAveragePooling2D(name="logits"))
     twin = keras.Sequential(layers, name="vizdeconv_reference")
     for spec, kernel, bias in zip(model.specs, model.kernels, model.biases):
-        twin.get_layer(spec.name).set_weights([kernel.numpy(), bias.numpy()])
+        conv = twin.get_layer(f"{spec.name}_conv" if spec.batch_norm else spec.name)
+        conv.set_weights([kernel.numpy(), bias.numpy()])
+        if spec.batch_norm:
+            norm = model.norms[spec.name]
+            statistics = (norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance)
+            twin.get_layer(f"{spec.name}_bn").set_weights([np.asarray(tf.convert_to_tensor(v)) for v in statistics])
     return twin

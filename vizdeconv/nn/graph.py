@@ -46,6 +46,11 @@ class Op:
         return tf.cast(item, dtype) if dtype is not None else item
 
 
+# Tensors inside one layer (its linear part before the activation, a conv before its normalization): not
+# offered as layers of their own.
+INTERNAL_SUFFIXES = ("/linear", "/prenorm")
+
+
 def switches_name(name: str) -> str:
     return f"{name}:switches"
 
@@ -100,7 +105,7 @@ class Graph:
             by_target.setdefault(target, alias)
         names = []
         for op in self.ops:
-            if op.kind != "input" and not op.name.endswith("/linear"):
+            if op.kind != "input" and not op.name.endswith(INTERNAL_SUFFIXES):
                 name = op.name if "/" not in op.name else by_target.get(op.name, op.name)
                 names.append(name)
         return names
@@ -128,7 +133,13 @@ class Graph:
         return seen
 
     def forward(
-        self, images, compute_dtype=tf.float32, record_switches: bool = True, until=None, relu: Callable = tf.nn.relu
+        self,
+        images,
+        compute_dtype=tf.float32,
+        record_switches: bool = True,
+        until=None,
+        relu: Callable = tf.nn.relu,
+        training: bool = False,
     ) -> dict:
         """Runs the graph and returns every tensor by name.
 
@@ -138,6 +149,7 @@ class Graph:
           record_switches: argmax pooling, returning `switches_name(op)` [N, h, w, c] int64 too.
           until: names of the tensors needed (the ops they do not depend on are skipped), or None.
           relu: the rectifier (tests swap in ones with other backward rules).
+          training: ops with a `train` param (batch normalization) run it instead: (x, dtype) -> y.
         Returns:
           name -> tensor; the output op's tensor is float32.
         """
@@ -155,6 +167,8 @@ class Graph:
                     inputs[0], op.params["pool"], op.params["stride"], op.params["padding"]
                 )
                 tensors[op.name], tensors[switches_name(op.name)] = pooled, switches
+            elif training and "train" in op.params:
+                tensors[op.name] = op.params["train"](inputs[0], dtype)
             else:
                 plain_relu = op.kind == "relu" and not op.params
                 tensors[op.name] = relu(inputs[0]) if plain_relu else _apply(op, inputs, dtype)

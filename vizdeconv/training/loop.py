@@ -12,7 +12,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from vizdeconv.deconv.deconvnet import Deconvnet
 from vizdeconv.errors import WriteError, is_write_failure, reason
-from vizdeconv.io import checkpoints, data, distribute, precision, probes, rundir
+from vizdeconv.io import checkpoints, cpu, data, distribute, precision, probes, rundir
 from vizdeconv.io import config as config_lib
 from vizdeconv.io.lock import RunLock
 from vizdeconv.io.summaries import ReconstructionSummary
@@ -128,8 +128,8 @@ class Trainer:
         resumed = rundir.prepare(self.config, self.workdir) if self.chief else True
         why = "chosen for this hardware" if self.requested == "auto" else "as configured"
         self.log(
-            f"precision: {self.config.precision} ({why}), replicas: {self.strategy.num_replicas_in_sync}, "
-            f"run folder: {self.workdir}"
+            f"precision: {self.config.precision} ({why}), {cpu.onednn_header(precision.onednn_enabled())}, "
+            f"replicas: {self.strategy.num_replicas_in_sync}, run folder: {self.workdir}"
         )
         self.build()
         self.restore(resumed)

@@ -30,7 +30,7 @@ def make_train_steps(
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
-            logits = model(images, compute_dtype)
+            logits = model(images, compute_dtype, training=True)
             terms = losses.objective(
                 logits,
                 labels,
