@@ -4,8 +4,8 @@
 
 Traces `--steps` optimizer steps of the trainer's own step (one in-memory batch of 128, so the input
 pipeline is not in it), reads the profiler's XSpace and prints, per op type, its share of the op time
-and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak (cores x clock x
-FLOPs per cycle: 32 with AVX2 FMA, 64 with AVX-512; `--peak_gflops` overrides).
+and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak in the step's precision
+(cores x clock x FLOPs per cycle, `vizdeconv.io.cpu.peak_gflops`; `--peak_gflops` overrides).
 """
 
 import argparse
@@ -22,13 +22,13 @@ CONV_OPS = ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "_FusedConv
 WRAPPERS = ("Process", "Run")
 
 
-def nominal_peak_gflops() -> float:
-    """cores x clock x single-precision FLOPs per cycle, from /proc/cpuinfo."""
+def nominal_peak_gflops(dtype: str = "float32") -> float:
+    """cores x clock x FLOPs per cycle of the `dtype` path, from /proc/cpuinfo (`io.cpu.peak_gflops`)."""
     from vizdeconv.io import cpu
 
     kind = cpu.cpu_kind(cpu.cpu_flags())
     vendor = cpu.cpu_info().get("vendor_id", "")
-    return cpu.peak_gflops(kind, "float32", os.cpu_count(), cpu.nominal_mhz(), vendor) or 0.0
+    return cpu.peak_gflops(kind, dtype, os.cpu_count(), cpu.nominal_mhz(), vendor) or 0.0
 
 
 def op_times(xspace_path: str) -> dict[str, float]:
@@ -112,7 +112,7 @@ def main() -> None:
         print(f"| {name} | {seconds / step_count * 1000:.1f} | {seconds / total:.1%} |")
     conv_seconds = sum(totals.get(name, 0.0) for name in CONV_OPS)
     flops = 3 * bench.conv_flops(model) * config.batch_size * step_count  # forward + two gradients
-    peak = args.peak_gflops or nominal_peak_gflops()
+    peak = args.peak_gflops or nominal_peak_gflops(precision.resolve(args.precision))
     # Kernels overlap (the two gradients of a layer run side by side), so op time can exceed wall time.
     print(
         f"convolutions: {conv_seconds / total:.1%} of op time; the step does {flops / wall / 1e9:.1f} "

@@ -241,3 +241,36 @@ def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
         tile = filters[:, channel * 14 : channel * 14 + 12][::4, ::4]
         k = kernel[..., channel]
         np.testing.assert_allclose(tile, 0.5 + 0.5 * k / np.abs(k).max(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_path):
+    """The trainer's compiled, distributed step moves the moving statistics; the run, its export and the
+    explorer all see the same inference network (the moving statistics' affine map)."""
+    from tests.test_train import small_config
+    from vizdeconv.training.loop import train_and_evaluate
+
+    config = small_config(cifar_session)
+    config.model.layers = [
+        dict(layer, batch_norm=True) if i < 2 else layer for i, layer in enumerate(config.model.layers)
+    ]
+    run = str(tmp_path / "run")
+    train_and_evaluate(config, run, log=lambda *_: None)
+    _, model, step = load_run(run)
+    assert step == config.steps and sorted(model.norms) == ["conv1", "conv2"]
+    moved = model.norms["conv1"].moving_mean.numpy()
+    assert np.abs(moved).max() > 1e-3  # from 0: six training steps updated it, and the checkpoint kept it
+    path = str(tmp_path / "model.keras")
+    result = command("vizdeconv.export", "--run", run, "--out", path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.get_layer("conv1_bn").moving_mean, moved, rtol=1e-6)
+    pictures = data.preprocess_eval(data.load_binary(cifar_session, "test")[0][:3])
+    np.testing.assert_allclose(reloaded(pictures), model(pictures), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        vizdeconv.Deconvnet(reloaded).project(pictures, "conv2", channel=1),
+        vizdeconv.Deconvnet(model).project(pictures, "conv2", channel=1), rtol=1e-4, atol=1e-5)  # fmt: skip
+    code, _, err = in_process("explore", "--run", run, "--layer", "conv2", "--top_k", "2", "--limit", "20",
+                              "--out", str(tmp_path / "explored"))  # fmt: skip
+    assert code == 0, err
+    assert len(json.load(open(tmp_path / "explored" / "index.json"))["layers"]["conv2"]) == 64
