@@ -4,7 +4,13 @@ deconvnet applies unchanged (it sees each BatchNormalization as the per-channel 
 statistics).
 
 Command:  python train.py --config configs/deep.py --data_dir ../shared/cifar10
-Measured: (filled in below from the run)
+Measured: test accuracy 0.8632 on the 10,000 test images after 10,000 steps of batch 128 (0.5881 at
+          1,000, 0.7822 at 4,000, 0.8291 at 7,000, 0.8526 at 8,000, 0.8609 at 9,000); 50 min 29 s wall,
+          1.44 GB peak, mixed bfloat16 (precision auto), oneDNN on, on a 2-core Intel Xeon (Sapphire
+          Rapids, AMX) whose host was oversubscribed (about half of each core stolen at times) and which
+          ran the test suite beside it for most of the run: 0.2-0.3 s/step, 320-570 images/s.
+Recipe: the tuned one (mean cross-entropy, SGD momentum 0.9, cosine decay, weight penalty 5e-4) at a rate
+of 0.1 after 300 warm-up steps; batch normalization (momentum 0.9, epsilon 1e-3) after every 3x3 conv.
 """
 
 from configs import tuned
