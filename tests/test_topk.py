@@ -50,16 +50,19 @@ def test_reduce_finds_positions_only_where_a_map_may_enter_the_top_k():
 
     rng = np.random.default_rng(1)
     activations = rng.standard_normal((8, 5, 6, 4)).astype(np.float32)
+    activations[2, 1:3, 2:4, 1] = 9.0  # a tie of strongest units: the first in row-major order wins
     flat = activations.reshape(8, 30, 4)
     best, where = flat.max(axis=1), flat.argmax(axis=1)  # [8, 4]
     values, positions = (t.numpy() for t in reduce(activations))
     assert np.array_equal(values, best.T) and np.array_equal(positions, where.T)
-    for threshold in (np.full(4, -np.inf), np.sort(best, axis=0)[5], np.sort(best, axis=0)[2], np.full(4, np.inf)):
+    for threshold in (np.full(4, -np.inf), np.sort(best, axis=0)[5], np.sort(best, axis=0)[2],
+                      np.sort(best, axis=0)[7], np.full(4, np.inf)):  # fmt: skip
         values, positions = (t.numpy() for t in reduce(activations, threshold.astype(np.float32)))
         assert np.array_equal(values, best.T)
-        rows = (best >= threshold).any(axis=1)  # images with some map at or above its threshold
-        assert np.array_equal(positions[:, rows], where[rows].T)
-        # The others are not needed: -1, or found anyway when most images qualify (no gather then).
-        others = positions[:, ~rows]
-        assert ((others == -1) | (others == where[~rows].T)).all()
-        assert (others == -1).all() or rows.sum() * 2 > len(rows)
+        may_enter = (best >= threshold).T  # [4, 8] (map, image) pairs at or above the map's threshold
+        assert np.array_equal(positions[may_enter], where.T[may_enter])
+        # The others are not needed: -1, or found anyway when more than a quarter qualify (one pass then).
+        others = positions[~may_enter]
+        assert (others == -1).all() or (may_enter.mean() > 0.25 and np.array_equal(others, where.T[~may_enter]))
+        if 0 < may_enter.mean() <= 0.25:
+            assert (others == -1).all()  # the gathering path ran

@@ -67,9 +67,10 @@ def reduce(activations, threshold=None):
     the only part of a batch the running top-k needs (the scan computes it next to the forward pass).
 
     Args:
-      threshold: [C] (optional) the running top-k's k-th values: positions are only found for images with
-        some map at or above it (the others cannot enter the top-k; their position is -1). Late in a long
-        scan few images qualify, and the values alone take a max pool, several times cheaper.
+      threshold: [C] (optional) the running top-k's k-th values: positions are only found for the
+        (image, map) pairs at or above it (the others cannot enter the top-k; their position is -1). After
+        n images a map's chance to enter is about k/n per image, so late in a scan few pairs qualify and
+        the values alone take a max pool, several times cheaper than one with its argmax.
     """
     activations = tf.cast(activations, tf.float32)
     height, width, channels = activations.shape[1:]
@@ -88,21 +89,25 @@ def reduce(activations, threshold=None):
         best, positions = with_positions(activations)
         return tf.transpose(best), tf.transpose(positions)
     best = tf.nn.max_pool2d(activations, window[1:3], window[1:3], "VALID")[:, 0, 0]  # [B, C]
-    rows = tf.where(tf.reduce_any(best >= threshold[None, :], axis=1))[:, 0]  # images that may enter
+    pairs = tf.where(best >= threshold[None, :])  # [P, 2] (image, map) pairs that may enter
     batch = tf.shape(activations)[0]
+    area = height * width
 
-    def some_rows():
-        positions = with_positions(tf.gather(activations, rows))[1]
-        return tf.tensor_scatter_nd_update(tf.fill([batch, channels], tf.constant(-1, tf.int64)), rows[:, None],
-                                           positions)  # fmt: skip
+    def some_pairs():
+        # Each qualifying map's units, read in place (stride C) from the flat batch: P * h * w values
+        # instead of the whole batch (int32 offsets: a batch of under 2**31 values).
+        pairs32 = tf.cast(pairs, tf.int32)
+        base = pairs32[:, 0] * (area * channels) + pairs32[:, 1]
+        offsets = base[:, None] + tf.range(area, dtype=tf.int32)[None, :] * channels
+        maps = tf.gather(tf.reshape(activations, [-1]), offsets)  # [P, h * w]
+        return tf.tensor_scatter_nd_update(tf.fill([batch, channels], tf.constant(-1, tf.int64)), pairs,
+                                           tf.argmax(maps, axis=1))  # fmt: skip
 
-    positions = tf.case(
-        [
-            (tf.equal(tf.size(rows), 0), lambda: tf.fill([batch, channels], tf.constant(-1, tf.int64))),
-            (tf.size(rows) * 2 > batch, lambda: with_positions(activations)[1]),  # most: no gather
-        ],
-        default=some_rows,
-    )
+    few = tf.size(pairs) // 2 * 4 <= tf.size(best)  # at most a quarter of the pairs: gathering is cheaper
+    fits = tf.cast(batch, tf.int64) * (area * channels) < 2**31  # offsets in int32
+    # Two branches, not three (none qualify is the gathering path's empty case): every branch is a graph
+    # of its own per layer, traced and optimized once per scan.
+    positions = tf.cond(tf.logical_and(few, fits), some_pairs, lambda: with_positions(activations)[1])
     return tf.transpose(best), tf.transpose(positions)
 
 
