@@ -51,6 +51,8 @@ COMMAND_OF = {
 def program_of(words: list[str]) -> tuple[str, ...]:
     if words[0] == "vizdeconv":
         return ("vizdeconv", words[1])
+    if words[1].endswith(".py") and len(words) > 2 and not words[2].startswith("-"):
+        return tuple(words[1:3])  # a script's subcommand has flags of its own (bench_scan.py speed)
     return tuple(words[1:3]) if words[1] == "-m" else tuple(words[1:2])
 
 
