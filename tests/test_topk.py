@@ -66,3 +66,23 @@ def test_reduce_finds_positions_only_where_a_map_may_enter_the_top_k():
         assert (others == -1).all() or (may_enter.mean() > 0.25 and np.array_equal(others, where.T[~may_enter]))
         if 0 < may_enter.mean() <= 0.25:
             assert (others == -1).all()  # the gathering path ran
+
+
+def test_the_scans_fold_of_batches_in_order_matches_full_sort_with_many_ties():
+    from vizdeconv.explore.topk import all_thresholds, fold_all, reduce
+
+    rng = np.random.default_rng(3)
+    # Few distinct values: most entries tie, and which tied image is kept depends on the fold's order.
+    layers = {"a": rng.integers(0, 4, (45, 2, 3, 6)).astype(np.float32),
+              "b": rng.integers(0, 3, (45, 4, 4, 3)).astype(np.float32)}  # fmt: skip
+    for batch in (1, 4, 45):
+        tops = {name: RunningTopK(x.shape[-1], 5) for name, x in layers.items()}
+        for start in range(0, 45, batch):
+            ids = np.arange(start, min(start + batch, 45))
+            limits = all_thresholds([tops])
+            fold_all(tops, {name: reduce(x[ids], limits[name]) for name, x in layers.items()}, ids)
+        for name, x in layers.items():
+            expected = full_sort(x, 5)
+            for key, value in tops[name].result().items():
+                np.testing.assert_array_equal(value, expected[key], err_msg=f"{name} {key}, batch {batch}")
+            np.testing.assert_array_equal(all_thresholds([tops])[name].numpy(), expected["values"][:, -1])

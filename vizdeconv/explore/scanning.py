@@ -224,7 +224,7 @@ def scan_source(
     with tqdm(total=stop - start, initial=position - start, desc="scan", unit="img", unit_scale=True,
               disable=not progress, dynamic_ncols=True) as bar:  # fmt: skip
         for images_batch, batch_ids in strategy.distribute_datasets_from_function(pipeline):
-            limits = {layer: topk.thresholds([replica[layer] for replica in tops]) for layer in layers}
+            limits = topk.all_thresholds(tops)
             per_replica = activations(images_batch, limits)
             local_ids = strategy.experimental_local_results(batch_ids)
             for replica in range(local):

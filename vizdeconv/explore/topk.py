@@ -116,11 +116,28 @@ def thresholds(tops: list) -> tf.Tensor:
     return tf.reduce_min(tf.stack([top.values[:, -1] for top in tops]), axis=0)
 
 
+def all_thresholds(tops: list) -> dict:
+    """{layer: [C] `thresholds`} of every layer at once (one compiled call, not one per layer).
+
+    Args:
+      tops: per replica, {layer: RunningTopK}, the same layers in each.
+    """
+    return _all_thresholds({layer: [replica[layer].values for replica in tops] for layer in tops[0]})
+
+
+@tf.function(reduce_retracing=True)
+def _all_thresholds(values):
+    return {layer: tf.reduce_min(tf.stack([v[:, -1] for v in held]), axis=0) for layer, held in values.items()}
+
+
 def fold_all(tops: dict, reduced: dict, image_ids) -> None:
     """Folds one batch into many running top-k at once (one compiled call for all layers).
 
+    The batch's ids must be later than every id the running top-k hold, as in a scan, which reads its
+    images in order: a tie then keeps the entry already held (`RunningTopK.update` takes any order).
+
     Args:
-      tops: {layer: RunningTopK}; reduced: {layer: `reduce(activations)`}; image_ids: [B] int64.
+      tops: {layer: RunningTopK}; reduced: {layer: `reduce(activations)`}; image_ids: [B] int64, increasing.
     """
     states = {layer: (top.values, top.image_ids, top.positions) for layer, top in tops.items()}
     k = next(iter(tops.values())).k
@@ -131,24 +148,31 @@ def fold_all(tops: dict, reduced: dict, image_ids) -> None:
 
 @tf.function(reduce_retracing=True)
 def _fold_all(states, reduced, batch_ids, k):
-    return {layer: _fold(*state, *reduced[layer], batch_ids, k) for layer, state in states.items()}
+    return {layer: _fold(*state, *reduced[layer], batch_ids, k, in_order=True) for layer, state in states.items()}
 
 
-def _fold(values, image_ids, positions, best_value, best_position, batch_ids, k):
-    """Running entries [C, k] and a batch's strongest units [C, B] -> the new entries [C, k]."""
+def _fold(values, image_ids, positions, best_value, best_position, batch_ids, k, in_order=False):
+    """Running entries [C, k] and a batch's strongest units [C, B] -> the new entries [C, k].
+
+    in_order: the batch's ids are increasing and later than every held id. Held entries are kept with
+    ties in id order, so the concatenation already lists tied values earliest image first, and `top_k`
+    (which puts the lower index first among equals) needs no sort by id before it.
+    """
     ids = tf.broadcast_to(batch_ids[None, :], tf.shape(best_position))
     return _select(
         tf.concat([values, best_value], 1),
         tf.concat([image_ids, ids], 1),
         tf.concat([positions, best_position], 1),
         k,
+        sort_ids=not in_order,
     )
 
 
-def _select(values, image_ids, positions, k):
+def _select(values, image_ids, positions, k, sort_ids=True):
     # Sort by value, then by image id, so the result does not depend on the order batches arrive in.
-    order = tf.argsort(image_ids, axis=1, stable=True)
-    values, image_ids, positions = (tf.gather(t, order, batch_dims=1) for t in (values, image_ids, positions))
+    if sort_ids:
+        order = tf.argsort(image_ids, axis=1, stable=True)
+        values, image_ids, positions = (tf.gather(t, order, batch_dims=1) for t in (values, image_ids, positions))
     top = tf.math.top_k(values, k=k).indices
     return tuple(tf.gather(t, top, batch_dims=1) for t in (values, image_ids, positions))
 
