@@ -83,16 +83,22 @@ def one_rate(args) -> dict:
 
         return {"rate": _rate(run, count)}
     if args.what == "scan":
+        import vizdeconv.explore.topk as topk_module
 
-        def scan(limit):
-            return lambda: scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=limit, progress=False)
+        # One scan, the time each batch is folded in: its rate after the first batch (which traces the
+        # network) and its late rate over the second half of the images.
+        folded, fold = [], topk_module.fold_all
 
-        # The scan traces its network once per call: its rate is that of the images after the first batch;
-        # its late rate that of the second half (the difference of two scans, tracing cancels).
-        half = count // 2 // batch * batch
-        whole, first, halfway = _rate(scan(count), count), _rate(scan(batch), batch), _rate(scan(half), half)
-        return {"rate": (count - batch) / (count / whole - batch / first), "with_tracing": whole,
-                "late": (count - half) / (count / whole - half / halfway)}  # fmt: skip
+        def timed_fold(*fold_args):
+            fold(*fold_args)
+            folded.append(time.perf_counter())
+
+        topk_module.fold_all = timed_fold
+        scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=count, progress=False)
+        done = [min((i + 1) * batch, count) for i in range(len(folded))]  # images done at each fold
+        half = next(i for i, n in enumerate(done) if n >= count // 2)
+        return {"rate": (done[-1] - done[0]) / (folded[-1] - folded[0]),
+                "late": (done[-1] - done[half]) / (folded[-1] - folded[half])}  # fmt: skip
     images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
     reduce = args.what in ("forward_reduce", "forward_values")  # and what the scan keeps of each layer
     never = float("inf") if args.what == "forward_values" else None  # a threshold no image reaches: no positions

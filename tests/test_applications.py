@@ -246,6 +246,9 @@ def test_models_by_name_build_offline_take_a_weights_file_and_their_family_prepr
                         need_data=False)  # fmt: skip
     for a, b in zip(mine.model.get_weights(), trained.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # A family built for any input size gets ImageNet's 224, or the size asked for.
+    assert open_subject(model_path="applications:MobileNetV3Small", need_data=False).graph.input_shape == (224, 224, 3)
+    assert open_subject(model_path="applications:MobileNetV3Small:64", need_data=False).graph.input_shape == (64, 64, 3)
     for spec, message in (("applications:NoSuchNet", "unknown keras.applications model 'NoSuchNet'"),
                           ("applications:MobileNetV2:big", "must be a number of pixels")):  # fmt: skip
         with pytest.raises(ValueError, match=message):

@@ -48,7 +48,8 @@ APPLICATIONS = "applications:"
 
 def load_application(spec: str, weights: str | None = None):
     """A keras.applications model by name, `applications:NAME` or `applications:NAME:SIZE` (a square input
-    of SIZE pixels; default: the family's own), built offline with `weights=None`, then the user's weights
+    of SIZE pixels; default: the family's own, or 224 for the families built for any size, such as
+    MobileNetV3, since the deconvnet needs a fixed one), built offline with `weights=None`, then the user's weights
     file if one is given (nothing is downloaded). Returns (model, the family's preprocess_input).
 
     Raises:
@@ -70,6 +71,8 @@ def load_application(spec: str, weights: str | None = None):
         options["input_shape"] = (int(size), int(size), 3)
     try:
         model = build(**options)
+        if None in model.input_shape[1:3]:  # built for any size: ImageNet's, the size it was trained at
+            model = build(**options, input_shape=(224, 224, 3))
     except ValueError as error:
         raise ValueError(f"cannot build {name}: {' '.join(str(error).split())[:200]}") from None
     if weights is not None:
