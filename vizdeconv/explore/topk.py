@@ -111,13 +111,9 @@ def reduce(activations, threshold=None):
     return tf.transpose(best), tf.transpose(positions)
 
 
-def thresholds(tops: list) -> tf.Tensor:
-    """[C] the lowest k-th value over replicas' RunningTopK of one layer (-inf until k images were seen)."""
-    return tf.reduce_min(tf.stack([top.values[:, -1] for top in tops]), axis=0)
-
-
 def all_thresholds(tops: list) -> dict:
-    """{layer: [C] `thresholds`} of every layer at once (one compiled call, not one per layer).
+    """{layer: [C]} the lowest k-th value over the replicas' RunningTopK of each layer (-inf until k images
+    were seen), every layer in one compiled call.
 
     Args:
       tops: per replica, {layer: RunningTopK}, the same layers in each.
