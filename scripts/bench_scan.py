@@ -83,19 +83,15 @@ def one_rate(args) -> dict:
 
         return {"rate": _rate(run, count)}
     if args.what == "scan":
-        import vizdeconv.explore.topk as topk_module
-
         # One scan, the time each batch is folded in: its rate after the first batch (which traces the
         # network) and its late rate over the second half of the images.
-        folded, fold = [], topk_module.fold_all
+        folded, done = [], []
 
-        def timed_fold(*fold_args):
-            fold(*fold_args)
+        def timed(position):
             folded.append(time.perf_counter())
+            done.append(position)
 
-        topk_module.fold_all = timed_fold
-        scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=count, progress=False)
-        done = [min((i + 1) * batch, count) for i in range(len(folded))]  # images done at each fold
+        scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=count, progress=False, on_batch=timed)
         half = next(i for i, n in enumerate(done) if n >= count // 2)
         return {"rate": (done[-1] - done[0]) / (folded[-1] - folded[0]),
                 "late": (done[-1] - done[half]) / (folded[-1] - folded[half])}  # fmt: skip

@@ -147,6 +147,7 @@ def scan_source(
     strict: bool = False,
     progress: bool = True,
     log=print,
+    on_batch=None,
 ) -> ScanState:
     """Running top-k of every feature map of `layers` over the images of `source`, one pass.
 
@@ -159,6 +160,7 @@ def scan_source(
       state_path: where the state is saved every `save_every` images and at the end (None: not saved);
         an existing state of the same `settings` is resumed, a finished one returned as it is.
       strict: the first image that cannot be decoded is an error (ValueError) instead of skipped.
+      on_batch: called with the next place to read after each batch is folded in (for benchmarks).
     Returns:
       the final ScanState (tops of every layer, skipped ids).
     """
@@ -185,18 +187,29 @@ def scan_source(
     names = {layer: graph.resolve(layer) for layer in layers}
     channels = {layer: graph.shapes[names[layer]][-1] for layer in layers}
     local = strategy.num_replicas_in_sync  # all on this worker (multi-worker is refused above)
-    tops = [{layer: RunningTopK(channels[layer], k) for layer in layers} for _ in range(local)]
     if state is None:
         state = ScanState(settings, {}, start, stop, start, np.zeros([0], np.int64))
+        first = {layer: RunningTopK(channels[layer], k) for layer in layers}
     else:
         log(f"resuming the scan in {state_path} at image {state.position} of {start}..{stop}")
-        tops[0] = {layer: RunningTopK.from_result(state.tops[layer]) for layer in layers}
+        first = {layer: RunningTopK.from_result(state.tops[layer]) for layer in layers}
+    # Each replica's running top-k, (values, image ids, positions) [C, k] per layer, lives in the compiled
+    # step's inputs and outputs: the batch is folded in where it is computed, with no trip to the host.
+    held = [first] + [{layer: RunningTopK(channels[layer], k) for layer in layers} for _ in range(local - 1)]
+    held = [{layer: (top.values, top.image_ids, top.positions) for layer, top in replica.items()} for replica in held]
+    states = held[0] if local == 1 else strategy.experimental_distribute_values_from_function(
+        lambda context: held[context.replica_id_in_sync_group])  # fmt: skip
     skipped = list(state.skipped)
     position, saved = state.position, state.position
     began = time.perf_counter() - state.seconds
 
     def snapshot(done: bool) -> ScanState:
-        merged = {layer: topk.merged([replica[layer] for replica in tops]) for layer in layers}
+        replicas = [
+            {layer: RunningTopK.from_state(*(strategy.experimental_local_results(part)[replica] for part in top))
+             for layer, top in states.items()}
+            for replica in range(local)
+        ]  # fmt: skip
+        merged = {layer: topk.merged([replica[layer] for replica in replicas]) for layer in layers}
         return ScanState(settings, merged, start, stop, position, np.array(skipped, np.int64), done,
                          time.perf_counter() - began)  # fmt: skip
 
@@ -204,13 +217,13 @@ def scan_source(
         batches = source.elements(position, stop).batch(batch_size)
         return data.split_batches(batches, context, preprocess)
 
-    @tf.function
-    def activations(batch, limits):
-        def replica_fn(x):
+    @tf.function(reduce_retracing=True)
+    def step(batch, batch_ids, states):
+        def replica_fn(x, ids, held):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
-            return {layer: topk.reduce(tensors[name], limits[layer]) for layer, name in names.items()}
+            return {layer: topk.fold_batch(held[layer], tensors[name], ids) for layer, name in names.items()}
 
-        return strategy.run(replica_fn, args=(batch,))
+        return strategy.run(replica_fn, args=(batch, batch_ids, states))
 
     def gaps(upto: int, got) -> None:
         """Ids in [position, upto) missing from `got`: images that could not be decoded."""
@@ -224,21 +237,15 @@ def scan_source(
     with tqdm(total=stop - start, initial=position - start, desc="scan", unit="img", unit_scale=True,
               disable=not progress, dynamic_ncols=True) as bar:  # fmt: skip
         for images_batch, batch_ids in strategy.distribute_datasets_from_function(pipeline):
-            limits = topk.all_thresholds(tops)
-            per_replica = activations(images_batch, limits)
-            local_ids = strategy.experimental_local_results(batch_ids)
-            for replica in range(local):
-                reduced = {
-                    layer: tuple(strategy.experimental_local_results(part)[replica] for part in per_replica[layer])
-                    for layer in layers
-                }
-                topk.fold_all(tops[replica], reduced, local_ids[replica])
-            got = np.concatenate([ids.numpy() for ids in local_ids])
+            states = step(images_batch, batch_ids, states)
+            got = np.concatenate([ids.numpy() for ids in strategy.experimental_local_results(batch_ids)])
             if got.size:
                 upto = int(got.max()) + 1
                 gaps(upto, got)
                 bar.update(upto - position)
                 position = upto
+            if on_batch is not None:
+                on_batch(position)
             if state_path is not None and position - saved >= save_every:
                 snapshot(False).save(state_path)
                 saved = position

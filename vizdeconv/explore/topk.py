@@ -41,6 +41,13 @@ class RunningTopK:
         )
 
     @classmethod
+    def from_state(cls, values, image_ids, positions) -> "RunningTopK":
+        """The running top-k holding these tensors [C, k] (as `fold_batch` returns them)."""
+        top = cls(*values.shape)
+        top.values, top.image_ids, top.positions = values, image_ids, positions
+        return top
+
+    @classmethod
     def from_result(cls, result: dict) -> "RunningTopK":
         """The running top-k whose entries are a saved `result()`."""
         top = cls(*result["values"].shape)
@@ -111,40 +118,23 @@ def reduce(activations, threshold=None):
     return tf.transpose(best), tf.transpose(positions)
 
 
-def all_thresholds(tops: list) -> dict:
-    """{layer: [C]} the lowest k-th value over the replicas' RunningTopK of each layer (-inf until k images
-    were seen), every layer in one compiled call.
+def fold_batch(held, activations, image_ids):
+    """Folds one batch of a layer into its running entries, inside the caller's compiled function.
+
+    Positions are found only for the (image, map) pairs at or above the held k-th value (see `reduce`).
+    The batch's ids must be later than every held id, as in a scan, which reads its images in order: a
+    tie then keeps the entry already held (`RunningTopK.update` takes any order).
 
     Args:
-      tops: per replica, {layer: RunningTopK}, the same layers in each.
+      held: (values [C, k] float32 strongest first, image_ids [C, k] int64, positions [C, k] int64).
+      activations: [B, h, w, C] float; image_ids: [B] int64, increasing.
+    Returns:
+      the new (values, image_ids, positions), each [C, k].
     """
-    return _all_thresholds({layer: [replica[layer].values for replica in tops] for layer in tops[0]})
-
-
-@tf.function(reduce_retracing=True)
-def _all_thresholds(values):
-    return {layer: tf.reduce_min(tf.stack([v[:, -1] for v in held]), axis=0) for layer, held in values.items()}
-
-
-def fold_all(tops: dict, reduced: dict, image_ids) -> None:
-    """Folds one batch into many running top-k at once (one compiled call for all layers).
-
-    The batch's ids must be later than every id the running top-k hold, as in a scan, which reads its
-    images in order: a tie then keeps the entry already held (`RunningTopK.update` takes any order).
-
-    Args:
-      tops: {layer: RunningTopK}; reduced: {layer: `reduce(activations)`}; image_ids: [B] int64, increasing.
-    """
-    states = {layer: (top.values, top.image_ids, top.positions) for layer, top in tops.items()}
-    k = next(iter(tops.values())).k
-    updated = _fold_all(states, reduced, tf.cast(image_ids, tf.int64), k)
-    for layer, (values, ids, positions) in updated.items():
-        tops[layer].values, tops[layer].image_ids, tops[layer].positions = values, ids, positions
-
-
-@tf.function(reduce_retracing=True)
-def _fold_all(states, reduced, batch_ids, k):
-    return {layer: _fold(*state, *reduced[layer], batch_ids, k, in_order=True) for layer, state in states.items()}
+    values, ids, positions = held
+    best_value, best_position = reduce(activations, values[:, -1])
+    return _fold(values, ids, positions, best_value, best_position, tf.cast(image_ids, tf.int64), values.shape[1],
+                 in_order=True)  # fmt: skip
 
 
 def _fold(values, image_ids, positions, best_value, best_position, batch_ids, k, in_order=False):
