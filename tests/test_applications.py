@@ -78,6 +78,7 @@ def every_kind_model() -> keras.Model:
     inputs = keras.Input((16, 16, 3))
     x = L.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inputs)
     x = L.DepthwiseConv2D(3, padding="same", activation="relu6", name="depthwise")(x)
+    x = L.Conv2D(12, 3, padding="same", groups=6, name="grouped")(x)  # one input channel per group (ConvNeXt)
     x = L.SeparableConv2D(8, 3, padding="same", activation="silu", name="separable")(x)
     x = L.ReLU(max_value=4.0, name="relu_capped")(x)
     x = L.ReLU(threshold=0.1, name="relu_threshold")(x)
@@ -119,6 +120,7 @@ def test_every_kind_forward_equals_keras(every_kind):
     kinds = {op.kind for op in graph.ops}
     assert {"depthwise_conv", "conv_transpose", "crop", "upsample", "multiply", "activation", "layer"} <= kinds
     assert graph.by_name["plain_subclass"].kind == "conv" and graph.by_name["standardized"].kind == "layer"
+    assert graph.by_name["grouped"].kind == "depthwise_conv"
     assert graph.by_name["relu_capped"].params == {"max_value": 4.0}
     assert graph.by_name["relu_leaky"].kind == "activation"
 
@@ -129,7 +131,8 @@ def test_every_kind_projects_as_the_modified_keras_gradient(every_kind, mode, re
     model, images = every_kind
     deconvnet = Deconvnet(model, mode, rectify=rectify)
     twin = modified_keras_model(model, mode, rectify)
-    for layer in ("depthwise", "relu_capped", "gate", "transpose", "upsample", "custom_scale", "reshape", "sigmoid"):
+    layers = ("depthwise", "grouped", "relu_capped", "gate", "transpose", "upsample", "custom_scale", "reshape")
+    for layer in (*layers, "sigmoid"):
         assert_close(deconvnet.project(images, layer).numpy(), expected_projection(twin, layer, images),
                      f"{mode}/{rectify}/{layer}")  # fmt: skip
 
@@ -147,7 +150,9 @@ def test_receptive_fields_of_new_kinds_equal_their_jacobians():
     # Smooth activations only, so every pixel a unit reads moves it (no dead ReLU hides a dependence).
     inputs = keras.Input((12, 12, 2))
     x = L.DepthwiseConv2D(3, padding="same", name="depthwise")(inputs)
-    x = L.SeparableConv2D(3, 3, strides=2, padding="valid", activation="tanh", name="separable")(x)
+    x = L.Conv2D(4, 3, strides=2, padding="same", groups=2, name="grouped")(x)
+    x = L.DepthwiseConv2D(3, strides=1, padding="valid", depth_multiplier=2, name="multiplier")(x)
+    x = L.SeparableConv2D(3, 3, strides=1, padding="valid", activation="tanh", name="separable")(x)
     branch = L.UpSampling2D(2, name="upsample")(x)
     x = L.Conv2DTranspose(3, 3, strides=2, padding="valid", name="transpose")(x)
     x = L.Cropping2D(((1, 0), (0, 1)), name="crop")(x)
@@ -157,7 +162,8 @@ def test_receptive_fields_of_new_kinds_equal_their_jacobians():
     x = L.Conv2D(2, 3, dilation_rate=2, name="dilated")(x)
     model = randomize(keras.Model(inputs, x), seed=2)
     fields = ReceptiveFields(model)
-    for layer in ("depthwise", "separable", "upsample", "transpose", "crop", "merge", "norm", "dilated"):
+    layers = ("depthwise", "grouped", "multiplier", "separable", "upsample", "transpose", "crop", "merge", "norm")
+    for layer in (*layers, "dilated"):
         part = keras.Model(model.inputs, model.get_layer(layer).output)
         height, width = part.output.shape[1:3]
         for row, col in ((0, 0), (height // 2, width // 3), (height - 1, width - 1)):

@@ -98,6 +98,10 @@ def layer_ops(layer, name: str, inputs: tuple[str, ...], node=None) -> list[Op]:
         return [Op(name, "identity", inputs, {}, source)]
     if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.groups == 1:
         return _with_activation(layer, "conv", name, inputs, _conv_params(layer, layer.kernel), source)
+    if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.kernel.shape[2] == 1:
+        # Grouped with one input channel per group (ConvNeXt): a depthwise convolution (Keras runs grouped
+        # convolutions on CPU through XLA, several times slower than the native depthwise kernels).
+        return _with_activation(layer, "depthwise_conv", name, inputs, _conv_params(layer, layer.kernel), source)
     if isinstance(layer, L.DepthwiseConv2D) and _own_call(layer, L.DepthwiseConv2D):
         return _with_activation(layer, "depthwise_conv", name, inputs, _conv_params(layer, layer.kernel), source)
     if isinstance(layer, L.SeparableConv2D) and _own_call(layer, L.SeparableConv2D):

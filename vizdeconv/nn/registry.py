@@ -133,11 +133,31 @@ def _conv_flops(op, shape_of):
     return 2 * height * width * filters * kernel_h * kernel_w * channels
 
 
+def _depthwise_kernel(op, channels: int, dtype):
+    """[h, w, channels, multiplier]. A grouped Conv2D with one input channel per group (ConvNeXt's) keeps
+    the same numbers as [h, w, 1, channels * multiplier]: a reshape makes it a depthwise kernel."""
+    kernel = op.value("kernel", dtype)
+    return tf.reshape(kernel, [*kernel.shape[:2], channels, -1])
+
+
 def _depthwise_forward(op, inputs, dtype):
     p = op.params
     stride, dilation = ops.pair(p["stride"]), ops.pair(p["dilation"])
-    y = tf.nn.depthwise_conv2d(inputs[0], op.value("kernel", dtype), [1, *stride, 1], p["padding"], dilations=dilation)
+    kernel = _depthwise_kernel(op, inputs[0].shape[-1], dtype)
+    y = tf.nn.depthwise_conv2d(inputs[0], kernel, [1, *stride, 1], p["padding"], dilations=dilation)
     return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
+
+
+def _depthwise_backward(op, g, ctx):
+    # The transposed depthwise convolution with the op's own kernel: linear, so no forward input is needed
+    # (the vector-Jacobian product would recompute the forward pass to take it).
+    p = op.params
+    stride, dilation = ops.pair(p["stride"]), ops.pair(p["dilation"])
+    kernel = _depthwise_kernel(op, ctx.graph.shapes[op.inputs[0]][-1], ctx.dtype)
+    result = tf.nn.depthwise_conv2d_backprop_input(
+        ctx.input_shape(op), kernel, g, [1, *stride, 1], p["padding"], dilations=dilation
+    )
+    return [tf.ensure_shape(result, [None, *ctx.graph.shapes[op.inputs[0]]])]
 
 
 def _depthwise_flops(op, shape_of):
@@ -291,8 +311,8 @@ KINDS: dict[str, Kind] = {
         Kind("conv", "convolution + bias (kernel [h, w, in, out], bias, stride, padding, dilation)", _conv_forward,
              _conv_backward, _window_reach, _conv_flops, chain=True, keras=("Conv2D",)),
         Kind("depthwise_conv", "depthwise convolution + bias (kernel [h, w, in, multiplier], bias, stride, padding, "
-             "dilation)", _depthwise_forward, None, _window_reach, _depthwise_flops,
-             keras=("DepthwiseConv2D", "SeparableConv2D (with a 1x1 conv)")),
+             "dilation)", _depthwise_forward, _depthwise_backward, _window_reach, _depthwise_flops,
+             keras=("DepthwiseConv2D", "SeparableConv2D (with a 1x1 conv)", "Conv2D(groups=input channels)")),
         Kind("conv_transpose",
              "transposed convolution + bias (kernel [h, w, out, in], bias, stride, padding, optional output size)",
              _transpose_forward, _transpose_backward, _transpose_reach, _transpose_flops, keras=("Conv2DTranspose",)),
