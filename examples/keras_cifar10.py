@@ -1,10 +1,15 @@
-"""A VGG-style Keras CNN with BatchNormalization, trained with model.fit and explored with vizdeconv.
+"""A Keras CNN trained on CIFAR-10 with model.fit and explored with vizdeconv.
 
     python examples/keras_cifar10.py --data_dir ../shared/cifar10 --epochs 10 --out logs/keras_vgg
+    python examples/keras_cifar10.py --data_dir ../shared/cifar10 --architecture MobileNetV2 --epochs 5 \
+        --out logs/keras_mobilenetv2 --layer block_2_add --layer block_5_add
 
-Writes `<out>/model.keras`, TensorBoard logs in `<out>` (keras.callbacks.TensorBoard and vizdeconv's
-DeconvnetCallback side by side: `tensorboard --logdir <out>`), and the explorer's top-9 grids in
-`<out>/model_explore/test/`.
+`--architecture vgg` (default) is a VGG-style CNN with BatchNormalization; any `keras.applications`
+family name (MobileNetV2, EfficientNetB0, ResNet50, ...) is that backbone, built with `weights=None`
+for 32x32 inputs, nested inside a classifier (the usual transfer-learning shape), its layers explored by
+their own names. Writes `<out>/model.keras`, TensorBoard logs in `<out>` (keras.callbacks.TensorBoard and
+vizdeconv's DeconvnetCallback side by side: `tensorboard --logdir <out>`), and the explorer's top-9 grids
+in `<out>/model_explore/test/`.
 """
 
 import argparse
@@ -36,6 +41,28 @@ def build_model() -> keras.Model:
     return keras.Model(inputs, outputs, name="vgg_bn")
 
 
+def build_application(family: str) -> keras.Model:
+    """A keras.applications backbone (weights=None, 32x32) nested in a 10-class classifier.
+
+    Pixels [0, 255] are scaled to [-1, 1] inside the model (what MobileNet/ResNetV2-style families
+    expect; the others' BatchNormalization adapts), so the explorer feeds raw pixels.
+    """
+    build = getattr(keras.applications, family, None)
+    if build is None:
+        raise SystemExit(f"error: keras.applications has no {family!r}")
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)
+    base = build(include_top=False, weights=None, input_shape=(32, 32, 3))
+    for layer in base.layers:
+        # Some families' BatchNormalization averages over ~1,000 steps (momentum 0.999, for long ImageNet
+        # runs): a few epochs from scratch would leave the inference statistics near their initial values.
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = min(layer.momentum, 0.99)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(base(x))
+    outputs = keras.layers.Dense(10, name="logits")(keras.layers.Dropout(0.2, name="drop")(x))
+    return keras.Model(inputs, outputs, name=f"{family.lower()}_cifar10")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", required=True, help="CIFAR-10 binary tarball or folder")
@@ -43,12 +70,19 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--out", default="logs/keras_vgg")
     parser.add_argument("--limit", type=int, default=0, help="train on the first N images only")
+    parser.add_argument("--architecture", default="vgg", help="vgg, or a keras.applications family name")
+    parser.add_argument(
+        "--layer", action="append", help="layers to explore (repeatable; default: vgg's relu2_2, relu3_2)"
+    )
     args = parser.parse_args()
+    model = build_model() if args.architecture == "vgg" else build_application(args.architecture)
+    layers = args.layer or (["relu2_2", "relu3_2"] if args.architecture == "vgg" else [])
+    if not layers:
+        raise SystemExit("error: name the layers to explore with --layer for a keras.applications backbone")
     train_x, train_y = data.load_binary(args.data_dir, "train")
     test_x, test_y = data.load_binary(args.data_dir, "test")
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
-    model = build_model()
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -79,7 +113,7 @@ def main() -> None:
     path = os.path.join(args.out, "model.keras")
     model.save(path)
     print(f"test accuracy {accuracy:.4f} after {args.epochs} epochs in {seconds:.0f} s; saved {path}")
-    options = ExploreOptions(model=path, layers=["relu2_2", "relu3_2"], data_dir=args.data_dir, compare=True)
+    options = ExploreOptions(model=path, layers=layers, data_dir=args.data_dir, compare=True)
     report = explore(options, after_scan=explorer_sanity("test"))
     print(f"explored: {report['out']} ({report['images'] / report['scan_seconds']:.0f} images/s scan)")
 
