@@ -1,14 +1,15 @@
 """Projection cost per keras.applications family, against a compiled GradientTape modified-ReLU gradient.
 
   python scripts/bench_families.py [--families ResNet50,EfficientNetB0,MobileNetV2,ConvNeXtTiny]
-                                   [--size 224] [--batch 8] [--repeats 5]
+                                   [--size 224] [--batch 8] [--repeats 5] [--scan_images 512]
 
 For each family (weights=None), side by side in one run: the milliseconds of `Deconvnet.project` of the
 last feature block (whole layer, deconvnet mode) and of a `tf.function` GradientTape gradient of the same
 signal through the Keras model itself with its ReLU backward rule replaced (tests/relu_rules.py), each
-one in a child process of its own so its peak memory (max RSS) can be read; then the explorer's scan
-(images/s over in-memory uint8 images) against the model's own forward pass. Prints a Markdown table and
-the CPU. Not a test: figures depend on the machine.
+one in a child process of its own so its peak memory (max RSS) can be read; then the explorer's scan of
+every rectified layer (images/s over the second half of `--scan_images` in-memory uint8 images, batches
+of 32) against the model's own forward pass. Prints a Markdown table and the CPU. Not a test: figures
+depend on the machine.
 """
 
 import argparse
@@ -22,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def child(family: str, method: str, size: int, batch: int, repeats: int) -> dict:
+def child(family: str, method: str, size: int, batch: int, repeats: int, scan_images: int = 512) -> dict:
     """One measurement in this process: 'project', 'gradient' or 'scan'."""
     sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
     import keras
@@ -54,23 +55,34 @@ def child(family: str, method: str, size: int, batch: int, repeats: int) -> dict
 
         run = lambda: run_compiled(images)  # noqa: E731
     else:
-        from vizdeconv.explore import scan
+        from vizdeconv.explore.scanning import scan_source
+        from vizdeconv.io import sources
         from vizdeconv.io.preprocess import Preprocess
 
-        pixels = np.random.default_rng(0).integers(0, 256, (8 * batch, size, size, 3), dtype=np.uint8)
+        # In-memory images, batches of 32 as the explorer reads them: the model's forward pass alone, then
+        # one scan of every rectified layer, timed per batch; its late rate (second half) is what a long
+        # scan tends to, once few images can still enter a map's top-k.
+        count, scan_batch = scan_images, 32
+        pixels = np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
         pre = Preprocess((size, size), "symmetric")
         forward = tf.function(lambda x: model(x, training=False))
-        forward(pre.inputs(pixels[:batch])).numpy()
+        forward(pre.inputs(pixels[:scan_batch])).numpy()
         started = time.perf_counter()
-        for start in range(0, len(pixels), batch):
-            forward(pre.inputs(pixels[start : start + batch])).numpy()
-        forward_rate = len(pixels) / (time.perf_counter() - started)
+        for start in range(0, count // 2, scan_batch):
+            forward(pre.inputs(pixels[start : start + scan_batch])).numpy()
+        forward_rate = count // 2 / (time.perf_counter() - started)
         layers = [n for n in graph.feature_layers if graph.by_name[graph.resolve(n)].kind in ("relu", "activation")]
-        scan(graph, pixels[:batch], layers, 9, batch, size, progress=False, preprocess=pre.inputs)  # traces
-        started = time.perf_counter()
-        scan(graph, pixels, layers, 9, batch, size, progress=False, preprocess=pre.inputs)
-        scan_rate = len(pixels) / (time.perf_counter() - started)
-        return {"forward_images_per_s": forward_rate, "scan_images_per_s": scan_rate, "scanned_layers": len(layers)}
+        times, done = [], []
+
+        def timed(position):
+            times.append(time.perf_counter())
+            done.append(position)
+
+        source = sources.ArraySource(pixels, np.zeros(count, np.int32), "images")
+        scan_source(graph, source, layers, 9, scan_batch, pre.inputs, progress=False, on_batch=timed)
+        half = next(i for i, n in enumerate(done) if n >= count // 2)
+        late = (done[-1] - done[half]) / (times[-1] - times[half])
+        return {"forward_images_per_s": forward_rate, "scan_images_per_s": late, "scanned_layers": len(layers)}
     np.asarray(run())  # traces and compiles
     times = []
     for _ in range(repeats):
@@ -87,11 +99,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--scan_images", type=int, default=512, help="images of the scan (late rate: second half)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         family, method = args.child.split(":")
-        print(json.dumps(child(family, method, args.size, args.batch, args.repeats)))
+        print(json.dumps(child(family, method, args.size, args.batch, args.repeats, args.scan_images)))
         return 0
     sys.path.insert(0, ROOT)
     from vizdeconv.io.precision import hardware
@@ -107,7 +120,8 @@ def main() -> int:
         results = {}
         for method in ("project", "gradient", "scan"):
             command = [sys.executable, __file__, "--child", f"{family}:{method}", "--size", str(args.size),
-                       "--batch", str(args.batch), "--repeats", str(args.repeats)]  # fmt: skip
+                       "--batch", str(args.batch), "--repeats", str(args.repeats),
+                       "--scan_images", str(args.scan_images)]  # fmt: skip
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode:
                 print(f"| {family} | {method} failed: {done.stderr.strip().splitlines()[-1:]} |")
