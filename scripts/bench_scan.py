@@ -9,8 +9,10 @@
   # still enter a top-k, and only those need the position of their strongest unit)
   python scripts/bench_scan.py speed --folder /tmp/folder --model applications:ResNet50 --images 4096
 
-  # peak resident memory of a whole scan (run it at 10,000 and at 100,000 images: it must stay flat)
-  python scripts/bench_scan.py memory --folder /tmp/folder --model applications:MobileNetV3Small --images 10000
+  # peak resident memory of a whole scan (run it at 10,000 and at 100,000 images: it must stay flat); a
+  # 4-layer CNN at 224x224 (`tiny`) lets the input pipeline set the pace, so 100,000 images take minutes
+  python scripts/bench_scan.py tiny --out /tmp/tiny224.keras
+  python scripts/bench_scan.py memory --folder /tmp/folder --model /tmp/tiny224.keras --images 100000
 
 Each command prints one JSON line naming the CPU.
 """
@@ -44,6 +46,20 @@ def make(args) -> dict:
             tf.io.write_file(os.path.join(folder, f"{i:07d}.jpg"), tf.io.encode_jpeg(picture, quality=90))
             written += 1
     return {"what": "make", "images": written, "size": args.size, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def tiny(args) -> dict:
+    """A 4-layer CNN for 224x224 pixels (Rescaling inside), saved with model.save: cheap to run, so a
+    scan's pace and memory are those of the input pipeline and the running top-k."""
+    import keras
+
+    inputs = keras.Input((224, 224, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+    for index, filters in enumerate((16, 32, 64, 64), start=1):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", name=f"conv{index}")(x)
+    outputs = keras.layers.Dense(10, name="logits")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    keras.Model(inputs, outputs, name="tiny224").save(args.out)
+    return {"what": "tiny", "out": args.out}
 
 
 def _open(args):
@@ -172,6 +188,7 @@ def main() -> None:
     making.add_argument("--out", required=True)
     making.add_argument("--count", type=int, default=10000)
     making.add_argument("--size", type=int, default=256)
+    sub.add_parser("tiny").add_argument("--out", required=True, help="where the .keras file goes")
     for name in ("speed", "memory", "one"):
         command = sub.add_parser(name)
         if name == "one":
@@ -187,7 +204,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from vizdeconv.io.precision import hardware
 
-    result = {"make": make, "speed": speed, "memory": memory, "one": one_rate}[args.command](args)
+    result = {"make": make, "tiny": tiny, "speed": speed, "memory": memory, "one": one_rate}[args.command](args)
     result["cpu"] = hardware()
     print(json.dumps(result))
 
