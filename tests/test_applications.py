@@ -276,3 +276,28 @@ def test_the_explorer_takes_a_family_by_name(cifar_session, tmp_path):
 
     report = json.load(open(tmp_path / "out" / "index.json"))
     assert report["report"]["rectify"] == "all" and sorted(report["layers"]) == ["block_6_expand_relu", "out_relu"]
+
+
+def test_folding_batch_normalization_into_convolutions_changes_only_rounding():
+    inputs = keras.Input((12, 12, 3))
+    x = L.Conv2D(6, 3, padding="same", name="conv")(inputs)  # with a bias
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(6.0, name="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, use_bias=False, name="dw")(x)
+    x = L.BatchNormalization(name="dw_bn")(x)
+    x = L.ReLU(name="dw_relu")(x)
+    x = L.Conv2D(12, 3, padding="same", groups=12, name="grouped")(x)
+    x = L.BatchNormalization(name="grouped_bn")(x)
+    shared = L.Conv2D(4, 1, use_bias=False, name="shared")(x)  # read twice: not folded
+    x = L.Add(name="add")([L.BatchNormalization(name="shared_bn")(shared), shared])
+    model = randomize(keras.Model(inputs, L.Activation("relu", name="out")(x)), seed=5)
+    graph = Deconvnet(model).graph
+    images = tf.random.stateless_normal([2, 12, 12, 3], [4, 4])
+    wanted = ("relu6", "dw_relu", "grouped_bn", "add", "out", "grouped")
+    plain = graph.forward(images, record_switches=False, until=wanted)
+    folded = graph.forward(images, record_switches=False, until=wanted, fold_affine=True)
+    assert not {"conv", "dw"} & set(folded)  # ran inside their batch normalization
+    assert {"shared", "grouped"} <= set(folded)  # read twice, or asked for: kept
+    for name in (*wanted, "shared_bn"):
+        np.testing.assert_allclose(folded[name], plain[name], rtol=1e-5, atol=1e-5 * np.abs(plain[name]).max())
+    np.testing.assert_allclose(plain["out"], model(images), rtol=1e-5, atol=1e-5)

@@ -220,7 +220,7 @@ def scan_source(
     @tf.function(reduce_retracing=True)
     def step(batch, batch_ids, states):
         def replica_fn(x, ids, held):
-            tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()))
+            tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
             return {layer: topk.fold_batch(held[layer], tensors[name], ids) for layer, name in names.items()}
 
         return strategy.run(replica_fn, args=(batch, batch_ids, states))

@@ -78,6 +78,10 @@ class Graph:
         bad = [op for op in self.ops if op.kind not in KINDS]
         if bad:
             raise ValueError(f"operation {bad[0].name!r} has unknown kind {bad[0].kind!r}")
+        self.consumers = {op.name: 0 for op in self.ops}  # how many ops read each tensor
+        for op in self.ops:
+            for name in op.inputs:
+                self.consumers[name] += 1
         self.input = self.ops[0].name
         self.output = output
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -140,6 +144,7 @@ class Graph:
         until=None,
         relu: Callable = tf.nn.relu,
         training: bool = False,
+        fold_affine: bool = False,
     ) -> dict:
         """Runs the graph and returns every tensor by name.
 
@@ -150,17 +155,26 @@ class Graph:
           until: names of the tensors needed (the ops they do not depend on are skipped), or None.
           relu: the rectifier (tests swap in ones with other backward rules).
           training: ops with a `train` param (batch normalization) run it instead: (x, dtype) -> y.
+          fold_affine: with `until`, an affine op (inference batch normalization) that alone reads a
+            convolution not in `until` runs with it as one convolution (kernel and bias scaled), which
+            TensorFlow fuses with the rectifier after it: the scan's forward pass, several times fewer
+            passes over memory. The convolution's own tensor is then not returned; the results differ
+            from the unfolded ones by rounding only.
         Returns:
           name -> tensor; the output op's tensor is float32.
         """
         dtype = tf.as_dtype(compute_dtype)
         tensors = {}
         needed = self.ancestors(until) if until else None
+        folded = self._foldable(until) if fold_affine and until and not training else {}
+        skipped = {conv.name for conv in folded.values()}
         for op in self.ops:
-            if needed is not None and op.name not in needed:
+            if (needed is not None and op.name not in needed) or op.name in skipped:
                 continue
-            inputs = [tensors[name] for name in op.inputs]
-            if op.kind == "input":
+            inputs = [tensors[name] for name in op.inputs if name not in skipped]
+            if op.name in folded:
+                tensors[op.name] = _folded(folded[op.name], op, tensors[folded[op.name].inputs[0]], dtype)
+            elif op.kind == "input":
                 tensors[op.name] = tf.cast(images, dtype)
             elif op.kind == "max_pool" and record_switches:
                 pooled, switches = ops.max_pool_with_argmax(
@@ -176,6 +190,17 @@ class Graph:
             tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
         return tensors
 
+    def _foldable(self, until) -> dict:
+        """{affine op name: the convolution op it alone reads} for the convolutions not in `until`."""
+        wanted = set(until)
+        pairs = {}
+        for op in self.ops:
+            source = self.by_name[op.inputs[0]] if op.kind == "affine" else None
+            if (source is not None and source.kind in ("conv", "depthwise_conv")
+                    and self.consumers[source.name] == 1 and source.name not in wanted):  # fmt: skip
+                pairs[op.name] = source
+        return pairs
+
     def probabilities(self, outputs) -> tf.Tensor:
         """Class probabilities [N, classes] float32 from the network's outputs: a softmax of them unless
         the network already ends in one."""
@@ -185,6 +210,21 @@ class Graph:
     def __call__(self, images, compute_dtype=tf.float32):
         """The network's output [N, ...] float32 for images [N, H, W, C]."""
         return self.forward(images, compute_dtype, record_switches=False)[self.output]
+
+
+def _folded(conv: Op, affine: Op, x, dtype) -> tf.Tensor:
+    """conv(x) * scale + offset as one convolution: kernel * scale, bias * scale + offset (float32)."""
+    scale, offset = affine.value("scale", tf.float32), affine.value("offset", tf.float32)
+    kernel = conv.value("kernel", tf.float32)
+    if conv.kind == "depthwise_conv":  # output channel c * multiplier + j is scaled by scale[that channel]
+        channels = int(x.shape[-1])
+        kernel = tf.reshape(kernel, [*kernel.shape[:2], channels, -1])
+        kernel = kernel * tf.reshape(tf.broadcast_to(scale, [channels * kernel.shape[-1]]), [1, 1, channels, -1])
+    else:
+        kernel = kernel * scale
+    bias = offset if conv.params.get("bias") is None else conv.value("bias", tf.float32) * scale + offset
+    merged = Op(affine.name, conv.kind, conv.inputs, dict(conv.params, kernel=kernel, bias=bias), conv.source)
+    return registry.KINDS[conv.kind].forward(merged, [x], dtype)
 
 
 def _apply(op: Op, inputs: list, dtype) -> tf.Tensor:

@@ -191,6 +191,8 @@ def _transpose_flops(op, shape_of):
 def _relu_forward(op, inputs, dtype):
     x, p = inputs[0], op.params
     threshold = p.get("threshold", 0.0)
+    if not threshold and p.get("max_value") == 6.0:
+        return tf.nn.relu6(x)  # the same values in one op, which TensorFlow fuses into a convolution before it
     y = tf.nn.relu(x) if not threshold else tf.where(x >= threshold, x, tf.zeros_like(x))
     return y if p.get("max_value") is None else tf.minimum(y, tf.cast(p["max_value"], y.dtype))
 
