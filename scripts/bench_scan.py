@@ -69,7 +69,8 @@ def _open(args):
 
     subject = open_subject(model_path=args.model, data_dir=args.folder, log=lambda *_: None)
     source = sources.open_source(args.folder, "test", subject.graph.input_shape)
-    return subject, source, _layers(subject.graph, args.layer or ["all"])
+    wanted = args.layer or ["all"]
+    return subject, source, _layers(subject.graph, None if wanted == ["rectified"] else wanted)
 
 
 def _rate(function, images: int) -> float:
@@ -198,7 +199,12 @@ def main() -> None:
             command.add_argument("--what", choices=whats, required=True)
         command.add_argument("--folder", required=True)
         command.add_argument("--model", default="applications:ResNet50")
-        command.add_argument("--layer", action="append", default=None, help="default: all")
+        command.add_argument(
+            "--layer",
+            action="append",
+            default=None,
+            help="default: all; rectified: the explorer's default, every rectified feature layer",
+        )
         command.add_argument("--images", type=int, default=512)
         command.add_argument("--batch_size", type=int, default=32)
         command.add_argument("--repeats", type=int, default=2)
