@@ -301,3 +301,18 @@ def test_folding_batch_normalization_into_convolutions_changes_only_rounding():
     for name in (*wanted, "shared_bn"):
         np.testing.assert_allclose(folded[name], plain[name], rtol=1e-5, atol=1e-5 * np.abs(plain[name]).max())
     np.testing.assert_allclose(plain["out"], model(images), rtol=1e-5, atol=1e-5)
+
+
+def test_the_default_layers_are_the_outputs_of_relus_and_other_activations():
+    from vizdeconv.io.summaries import default_layers
+
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, name="conv_a")(inputs)
+    x = L.Activation("silu", name="silu")(x)
+    x = L.Conv2D(4, 3, activation="gelu", name="conv_b")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(name="relu")(x)
+    smooth = Deconvnet(keras.Model(inputs, x)).graph
+    assert default_layers(smooth) == ["silu", "conv_b", "relu"]  # conv_b's own activation is its output
+    linear = Deconvnet(keras.Model(inputs, L.Conv2D(2, 3, name="only")(inputs))).graph
+    assert default_layers(linear) == ["only"]  # no activation: every feature layer

@@ -8,9 +8,11 @@ from vizdeconv.io.pictures import grid, stitch, to_display, upscale
 
 
 def default_layers(graph) -> list[str]:
-    """The rectified feature maps (ReLU outputs) of a network, else its feature layers."""
-    relus = [name for name in graph.feature_layers if graph.by_name[graph.resolve(name)].kind == "relu"]
-    return relus or graph.feature_layers
+    """The rectified feature maps of a network: the outputs of its ReLUs and other activations (silu, gelu,
+    ...; an EfficientNetB0 has 65 of its 206 feature layers there), else all its feature layers."""
+    kinds = ("relu", "activation")
+    rectified = [name for name in graph.feature_layers if graph.by_name[graph.resolve(name)].kind in kinds]
+    return rectified or graph.feature_layers
 
 
 class ReconstructionSummary:
