@@ -171,10 +171,12 @@ class Graph:
         for op in self.ops:
             if (needed is not None and op.name not in needed) or op.name in skipped:
                 continue
-            inputs = [tensors[name] for name in op.inputs if name not in skipped]
             if op.name in folded:
-                tensors[op.name] = _folded(folded[op.name], op, tensors[folded[op.name].inputs[0]], dtype)
-            elif op.kind == "input":
+                conv = folded[op.name]
+                tensors[op.name] = _folded(conv, op, tensors[conv.inputs[0]], dtype)
+                continue
+            inputs = [tensors[name] for name in op.inputs]
+            if op.kind == "input":
                 tensors[op.name] = tf.cast(images, dtype)
             elif op.kind == "max_pool" and record_switches:
                 pooled, switches = ops.max_pool_with_argmax(
@@ -215,13 +217,12 @@ class Graph:
 def _folded(conv: Op, affine: Op, x, dtype) -> tf.Tensor:
     """conv(x) * scale + offset as one convolution: kernel * scale, bias * scale + offset (float32)."""
     scale, offset = affine.value("scale", tf.float32), affine.value("offset", tf.float32)
-    kernel = conv.value("kernel", tf.float32)
     if conv.kind == "depthwise_conv":  # output channel c * multiplier + j is scaled by scale[that channel]
         channels = int(x.shape[-1])
-        kernel = tf.reshape(kernel, [*kernel.shape[:2], channels, -1])
+        kernel = registry.depthwise_kernel(conv, channels, tf.float32)
         kernel = kernel * tf.reshape(tf.broadcast_to(scale, [channels * kernel.shape[-1]]), [1, 1, channels, -1])
     else:
-        kernel = kernel * scale
+        kernel = conv.value("kernel", tf.float32) * scale
     bias = offset if conv.params.get("bias") is None else conv.value("bias", tf.float32) * scale + offset
     merged = Op(affine.name, conv.kind, conv.inputs, dict(conv.params, kernel=kernel, bias=bias), conv.source)
     return registry.KINDS[conv.kind].forward(merged, [x], dtype)

@@ -133,7 +133,7 @@ def _conv_flops(op, shape_of):
     return 2 * height * width * filters * kernel_h * kernel_w * channels
 
 
-def _depthwise_kernel(op, channels: int, dtype):
+def depthwise_kernel(op, channels: int, dtype):
     """[h, w, channels, multiplier]. A grouped Conv2D with one input channel per group (ConvNeXt's) keeps
     the same numbers as [h, w, 1, channels * multiplier]: a reshape makes it a depthwise kernel."""
     kernel = op.value("kernel", dtype)
@@ -143,7 +143,7 @@ def _depthwise_kernel(op, channels: int, dtype):
 def _depthwise_forward(op, inputs, dtype):
     p = op.params
     stride, dilation = ops.pair(p["stride"]), ops.pair(p["dilation"])
-    kernel = _depthwise_kernel(op, inputs[0].shape[-1], dtype)
+    kernel = depthwise_kernel(op, inputs[0].shape[-1], dtype)
     y = tf.nn.depthwise_conv2d(inputs[0], kernel, [1, *stride, 1], p["padding"], dilations=dilation)
     return tf.nn.bias_add(y, op.value("bias", dtype)) if p.get("bias") is not None else y
 
@@ -153,7 +153,7 @@ def _depthwise_backward(op, g, ctx):
     # (the vector-Jacobian product would recompute the forward pass to take it).
     p = op.params
     stride, dilation = ops.pair(p["stride"]), ops.pair(p["dilation"])
-    kernel = _depthwise_kernel(op, ctx.graph.shapes[op.inputs[0]][-1], ctx.dtype)
+    kernel = depthwise_kernel(op, ctx.graph.shapes[op.inputs[0]][-1], ctx.dtype)
     result = tf.nn.depthwise_conv2d_backprop_input(
         ctx.input_shape(op), kernel, g, [1, *stride, 1], p["padding"], dilations=dilation
     )
