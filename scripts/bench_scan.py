@@ -123,8 +123,9 @@ def one_rate(args) -> dict:
         tensors = graph.forward(pixels.inputs(x), tf.float32, record_switches=False, until=names, fold_affine=reduce)
         if not reduce:
             return tf.reduce_max(tensors[names[-1]])
-        return [topk.reduce(t, None if never is None else tf.fill(t.shape[-1:], never)) for t in
-                (tensors[name] for name in names)]  # fmt: skip
+        best = topk.maxima(graph, tensors, names) if never is not None else {}
+        return [topk.reduce(tensors[name], None if never is None else tf.fill(tensors[name].shape[-1:], never),
+                            best.get(name)) for name in names]  # fmt: skip
 
     forward(images)  # traced outside the timing
     return {"rate": _rate(lambda: [forward(images) for _ in range(count // batch)], count // batch * batch)}

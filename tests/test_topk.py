@@ -90,3 +90,96 @@ def test_the_scans_fold_of_batches_in_order_matches_full_sort_with_many_ties():
             expected = full_sort(x, 5)
             for key, value in RunningTopK.from_state(*held[name]).result().items():
                 np.testing.assert_array_equal(value, expected[key], err_msg=f"{name} {key}, batch {batch}")
+
+
+def order_keeping_model():
+    """Every op kind with a `maximum` rule, each reading a scanned map: batch normalizations with negative
+    scales, silu and gelu with maps below 0, a clipped ReLU, gates >= 0 and gates of both signs."""
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((10, 10, 3))
+    x = L.Rescaling(1 / 127.5, offset=-1, name="scaled")(inputs)
+    x = L.Conv2D(32, 3, padding="same", name="c1")(x)
+    x = L.BatchNormalization(name="b1")(x)
+    x = L.Activation("silu", name="a1")(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="d1")(x)
+    x = L.BatchNormalization(name="b2")(x)
+    r2 = L.ReLU(max_value=6.0, name="r2")(x)
+    pooled = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(r2)
+    gate = L.Conv2D(32, 1, activation="sigmoid", name="gate")(pooled)
+    signed = L.Conv2D(32, 1, activation="tanh", name="signed_gate")(pooled)
+    x = L.Multiply(name="excited")([r2, gate])
+    x = L.Multiply(name="signed")([signed, x])
+    x = L.Conv2D(32, 3, name="c3")(x)
+    x = L.Activation("gelu", name="a3")(x)
+    x = L.Activation("sigmoid", name="a4")(x)
+    x = L.Dropout(0.5, name="drop")(x)
+    model = keras.Model(inputs, L.Dense(4, name="logits")(L.GlobalAveragePooling2D(name="gap")(x)))
+    rng = np.random.default_rng(0)
+    for name in ("b1", "b2"):  # scales of both signs (and 0); offsets that push some maps below 0 everywhere
+        gamma, beta = rng.uniform(0.3, 2, 32), rng.normal(0, 0.3, 32)
+        gamma[[0, 9]], gamma[17], beta[[1, 20]] = -1.5, 0.0, -4.0
+        model.get_layer(name).set_weights([gamma.astype(np.float32), beta.astype(np.float32),
+                                           rng.normal(0, 0.3, 32).astype(np.float32),
+                                           rng.uniform(0.5, 2, 32).astype(np.float32)])  # fmt: skip
+    kernel, bias = model.get_layer("signed_gate").get_weights()
+    model.get_layer("signed_gate").set_weights([kernel, np.where(np.arange(32) == 3, -3.0, 2.0).astype(np.float32)])
+    return model
+
+
+def test_bounds_of_maxima_equal_them_where_the_order_is_kept_and_bound_them_elsewhere():
+    import tensorflow as tf
+
+    from vizdeconv.explore.topk import maxima
+    from vizdeconv.nn import keras_adapter
+
+    graph = keras_adapter.describe(order_keeping_model())
+    names = [graph.resolve(name) for name in graph.feature_layers] + ["drop"]  # (dropout: asked for by name)
+    images = tf.random.stateless_uniform([6, 10, 10, 3], (1, 2), 0, 255)
+    tensors = graph.forward(images, record_switches=False)
+    bounds = {name: bound.numpy()[:, 0, 0] for name, bound in maxima(graph, tensors, names).items()}
+    true = {name: tensors[name].numpy().max(axis=(1, 2)) for name in names}
+    for name in names:
+        assert (bounds[name] >= true[name] - 1e-6 * np.abs(true[name])).all(), name
+    # Where each bound is the maximum itself: the op keeps the order and its input's bound is exact.
+    scale = {name: graph.by_name[name].value("scale").numpy() >= 0 for name in ("b1", "b2")}
+    exact = {"b1": np.broadcast_to(scale["b1"], true["b1"].shape), "b2": np.broadcast_to(scale["b2"], true["b2"].shape)}
+    exact["a1"] = exact["b1"] & (bounds["b1"] >= 0)  # silu keeps the order from 0 on
+    exact["r2"] = exact["excited"] = exact["b2"]  # a clipped ReLU; gates of a sigmoid
+    exact["signed"] = exact["excited"] & (tensors["signed_gate"].numpy()[:, 0, 0] >= 0)
+    exact["a3"] = true["c3"] >= 0  # gelu
+    exact["a4"] = exact["drop"] = exact["a3"]
+    for name, where in exact.items():
+        np.testing.assert_allclose(bounds[name][where], true[name][where], rtol=1e-6, err_msg=name)
+    assert np.isinf(bounds["b1"][~exact["b1"]]).all() and (~exact["b1"]).any()  # a negative scale: no bound
+    below = exact["b1"] & ~exact["a1"]  # silu of a map below 0: bounded by 0
+    assert below.any() and (bounds["a1"][below] == 0).all() and (true["a1"][below] < 0).all()
+    assert np.isinf(bounds["signed"][exact["excited"] & ~exact["signed"]]).all() and (~exact["signed"]).any()
+
+
+def test_a_scan_of_every_layer_through_bounds_matches_full_sort_of_the_forward_tensors():
+    import tensorflow as tf
+
+    from vizdeconv.explore.scanning import scan_source
+    from vizdeconv.io.sources import ArraySource
+    from vizdeconv.nn import keras_adapter
+
+    graph = keras_adapter.describe(order_keeping_model())
+    # Batches of 40, k = 2: late in the scan few maps may enter (under a quarter, with the few maps of
+    # each layer whose bound is not their maximum), and those are read by gathering them.
+    images = np.random.default_rng(1).integers(0, 256, (400, 10, 10, 3), dtype=np.uint8)
+    layers = graph.feature_layers
+    assert {"b1", "a1", "r2", "excited", "signed", "a3", "a4"} <= set(layers)
+    state = scan_source(graph, ArraySource(images, np.zeros(400), "random"), layers, k=2, batch_size=40,
+                        progress=False, log=lambda *_: None)  # fmt: skip
+    forward = tf.function(lambda x: graph.forward(x, record_switches=False))
+    batches = [forward(tf.cast(images[i : i + 40], tf.float32)) for i in range(0, 400, 40)]
+    for layer in layers:
+        name = graph.resolve(layer)
+        expected = full_sort(np.concatenate([t[name].numpy() for t in batches]), 2)
+        result = state.tops[layer]
+        np.testing.assert_array_equal(result["image_ids"], expected["image_ids"], err_msg=layer)
+        np.testing.assert_array_equal(result["positions"], expected["positions"], err_msg=layer)
+        np.testing.assert_allclose(result["values"], expected["values"], rtol=1e-6, err_msg=layer)

@@ -153,7 +153,7 @@ def scan_source(
 
     Args:
       graph: the network's Graph; source: a `sources.Source`; layers: names `graph.resolve` knows.
-      preprocess: uint8 batch [b, H, W, C] -> model inputs.
+      preprocess: uint8 batch [b, H, W, C] -> model inputs (None: the pixels as float32).
       strategy: a tf.distribute strategy of this worker's devices: each replica keeps its own running
         top-k over its slice of each batch, merged exactly at the end.
       shard: (i, N) scan only part i of N; limit: only the first `limit` images of the source (0: all).
@@ -215,13 +215,15 @@ def scan_source(
 
     def pipeline(context):
         batches = source.elements(position, stop).batch(batch_size)
-        return data.split_batches(batches, context, preprocess)
+        return data.split_batches(batches, context, preprocess or (lambda x: tf.cast(x, tf.float32)))
 
     @tf.function(reduce_retracing=True)
     def step(batch, batch_ids, states):
         def replica_fn(x, ids, held):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
-            return {layer: topk.fold_batch(held[layer], tensors[name], ids) for layer, name in names.items()}
+            best = topk.maxima(graph, tensors, set(names.values()))
+            return {layer: topk.fold_batch(held[layer], tensors[name], ids, best[name])
+                    for layer, name in names.items()}  # fmt: skip
 
         return strategy.run(replica_fn, args=(batch, batch_ids, states))
 

@@ -69,6 +69,10 @@ class Kind:
       chain: `bias_subtract` may project through it (plain conv / ReLU / max-pool chains).
       rectifier: the mode's ReLU rule replaces its gradient.
       keras: the Keras layer classes that map onto this kind (for messages and the README table).
+      maximum: (op, maxima, inputs) -> an upper bound [N, 1, 1, C] of each output map's maximum over H, W,
+        from `maxima` (each input's, None where not known) and `inputs` (the forward tensors), equal to
+        that maximum where the op keeps the order of values within the map: a scan then reads a map only
+        where its bound may enter a top-k. None (the field or the result): no bound; the map is read.
     """
 
     name: str
@@ -80,6 +84,7 @@ class Kind:
     chain: bool = False
     rectifier: bool = False
     keras: tuple[str, ...] = ()
+    maximum: Callable | None = None
 
 
 def _window_reach(op, here, axis: int, length: int):
@@ -195,6 +200,49 @@ def _relu_forward(op, inputs, dtype):
         return tf.nn.relu6(x)  # the same values in one op, which TensorFlow fuses into a convolution before it
     y = tf.nn.relu(x) if not threshold else tf.where(x >= threshold, x, tf.zeros_like(x))
     return y if p.get("max_value") is None else tf.minimum(y, tf.cast(p["max_value"], y.dtype))
+
+
+# Elementwise functions that never decrease (the maximum of f(x) over a map is f(maximum of x)), and those
+# that do not decrease from 0 on and are below f(0) = 0 (where a map's maximum is < 0, 0 bounds it).
+_NON_DECREASING = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "hard_sigmoid", "log_sigmoid",
+                   "leaky_relu")  # fmt: skip
+_NON_DECREASING_FROM_ZERO = ("silu", "gelu", "hard_silu", "mish")
+
+
+def _relu_maximum(op, maxima, inputs):
+    if maxima[0] is None or op.params.get("threshold", 0.0) < 0:  # a negative threshold breaks the order
+        return None
+    return _relu_forward(op, [maxima[0]], maxima[0].dtype)
+
+
+def _activation_maximum(op, maxima, inputs):
+    label, best = op.params.get("label"), maxima[0]
+    if best is None or label not in _NON_DECREASING + _NON_DECREASING_FROM_ZERO:
+        return None
+    value = tf.cast(op.params["fn"](best), best.dtype)
+    return value if label in _NON_DECREASING else tf.where(best >= 0, value, tf.zeros_like(value))
+
+
+def _affine_maximum(op, maxima, inputs):
+    if maxima[0] is None:
+        return None
+    scale = op.value("scale", maxima[0].dtype)  # a negative one maps the minimum to the maximum: not bounded
+    value = maxima[0] * scale + op.value("offset", maxima[0].dtype)
+    return tf.where(scale >= 0, value, tf.fill(tf.shape(value), tf.constant(float("inf"), value.dtype)))
+
+
+def _multiply_maximum(op, maxima, inputs):
+    """One map times gates of one value per image and channel (squeeze-and-excitation): where they are
+    >= 0, the map's maximum times them."""
+    if any(len(x.shape) != 4 for x in inputs):
+        return None
+    maps = [i for i, x in enumerate(inputs) if tuple(x.shape[1:3]) != (1, 1)]
+    if len(maps) != 1 or maxima[maps[0]] is None:
+        return None
+    gates = [x for i, x in enumerate(inputs) if i != maps[0]]
+    value = _product([maxima[maps[0]], *gates])
+    ordered = tf.reduce_all(tf.stack([tf.broadcast_to(g >= 0, tf.shape(value)) for g in gates]), axis=0)
+    return tf.where(ordered, value, tf.fill(tf.shape(value), tf.constant(float("inf"), value.dtype)))
 
 
 def _max_pool_backward(op, g, ctx):
@@ -320,10 +368,11 @@ KINDS: dict[str, Kind] = {
              _transpose_forward, _transpose_backward, _transpose_reach, _transpose_flops, keras=("Conv2DTranspose",)),
         Kind("relu", "rectifier: max(x, 0), or with threshold t: x where x >= t else 0; clipped at max_value",
              _relu_forward, reach="pointwise", chain=True, rectifier=True,
-             keras=("ReLU", "Activation('relu'/'relu6')", "activation='relu'")),
+             keras=("ReLU", "Activation('relu'/'relu6')", "activation='relu'"), maximum=_relu_maximum),
         Kind("activation", "any other elementwise activation fn(x) (silu, gelu, hard_silu, leaky ReLU, elu, ...)",
              lambda op, inputs, dtype: tf.cast(op.params["fn"](inputs[0]), dtype),
-             keras=("Activation", "LeakyReLU", "PReLU", "ELU", "ReLU(negative_slope)", "activation=...")),
+             keras=("Activation", "LeakyReLU", "PReLU", "ELU", "ReLU(negative_slope)", "activation=..."),
+             maximum=_activation_maximum),
         Kind("max_pool", "max pooling with switches (pool, stride, padding)",
              lambda op, inputs, dtype: tf.nn.max_pool2d(inputs[0], op.params["pool"], op.params["stride"],
                                                         op.params["padding"].upper()),
@@ -341,10 +390,11 @@ KINDS: dict[str, Kind] = {
         Kind("affine", "per-channel x * scale + offset: inference BatchNormalization, Rescaling, Normalization",
              lambda op, inputs, dtype: inputs[0] * op.value("scale", dtype) + op.value("offset", dtype),
              lambda op, g, ctx: [g * op.value("scale", ctx.dtype)],
-             keras=("BatchNormalization", "Rescaling", "Normalization")),
+             keras=("BatchNormalization", "Rescaling", "Normalization"), maximum=_affine_maximum),
         Kind("identity", "x (Dropout, linear activations, input layers)", lambda op, inputs, dtype: inputs[0],
              lambda op, g, ctx: [g], chain=True, keras=("Dropout", "SpatialDropout2D", "GaussianNoise",
-                                                         "GaussianDropout", "Activation('linear')")),
+                                                         "GaussianDropout", "Activation('linear')"),
+             maximum=lambda op, maxima, inputs: maxima[0]),
         Kind("flatten", "reshape to [N, -1]",
              lambda op, inputs, dtype: tf.reshape(inputs[0], [tf.shape(inputs[0])[0], -1]),
              lambda op, g, ctx: [tf.reshape(g, ctx.input_shape(op))], "all", keras=("Flatten",)),
@@ -360,7 +410,7 @@ KINDS: dict[str, Kind] = {
         Kind("add", "sum of the inputs", lambda op, inputs, dtype: tf.add_n(inputs),
              lambda op, g, ctx: [g] * len(op.inputs), keras=("Add",)),
         Kind("multiply", "product of the inputs, broadcast (squeeze-and-excitation gates)",
-             lambda op, inputs, dtype: _product(inputs), keras=("Multiply",)),
+             lambda op, inputs, dtype: _product(inputs), keras=("Multiply",), maximum=_multiply_maximum),
         Kind("concat", "concatenation (axis)", lambda op, inputs, dtype: tf.concat(inputs, axis=op.params["axis"]),
              _concat_backward, _concat_reach, keras=("Concatenate",)),
         Kind("softmax", "softmax over the last axis (projections start below it)",
@@ -380,6 +430,7 @@ KINDS = {
         entry,
         forward=tf.autograph.experimental.do_not_convert(entry.forward),
         backward=entry.backward and tf.autograph.experimental.do_not_convert(entry.backward),
+        maximum=entry.maximum and tf.autograph.experimental.do_not_convert(entry.maximum),
     )
     for name, entry in KINDS.items()
 }
