@@ -26,6 +26,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+STAGES = ("pipeline", "forward", "keras_forward", "forward_reduce", "forward_values", "scan")
+
 
 def make(args) -> dict:
     import numpy as np
@@ -80,8 +82,9 @@ def _rate(function, images: int) -> float:
 
 
 def one_rate(args) -> dict:
-    """images/s of one of: pipeline, forward, forward_reduce (values and positions of every map),
-    forward_values (values only: the late scan's work), scan (in this process, alone)."""
+    """images/s of one of: pipeline, forward (the engine's, op by op), keras_forward (the model's own call),
+    forward_reduce (values and positions of every map), forward_values (values only, or their bounds: the
+    late scan's work), scan (in this process, alone)."""
     import numpy as np
     import tensorflow as tf
 
@@ -113,6 +116,10 @@ def one_rate(args) -> dict:
         return {"rate": (done[-1] - done[0]) / (folded[-1] - folded[0]),
                 "late": (done[-1] - done[half]) / (folded[-1] - folded[half])}  # fmt: skip
     images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
+    if args.what == "keras_forward":  # the Keras model's own call, as `model.predict` runs it
+        call = tf.function(lambda x: subject.model(pixels.inputs(x), training=False))
+        call(images)
+        return {"rate": _rate(lambda: [call(images) for _ in range(count // batch)], count // batch * batch)}
     reduce = args.what in ("forward_reduce", "forward_values")  # and what the scan keeps of each layer
     never = float("inf") if args.what == "forward_values" else None  # a threshold no image reaches: no positions
 
@@ -138,7 +145,7 @@ def speed(args) -> dict:
 
     rates = {}
     for _ in range(args.repeats):
-        for what in ("pipeline", "forward", "forward_reduce", "forward_values", "scan"):
+        for what in STAGES:
             command = [sys.executable, __file__, "one", "--what", what, "--folder", args.folder, "--model", args.model,
                        "--images", str(args.images), "--batch_size", str(args.batch_size)]  # fmt: skip
             for layer in args.layer or []:
@@ -160,6 +167,7 @@ def speed(args) -> dict:
         "scan_over_limit": round(best["scan"] / min(best["pipeline"], best["forward"]), 3),
         "scan_late_over_limit": round(best["scan_late"] / min(best["pipeline"], best["forward"]), 3),
         "scan_late_over_forward_values": round(best["scan_late"] / best["forward_values"], 3),
+        "scan_late_over_keras_forward": round(best["scan_late"] / best["keras_forward"], 3),
     }
 
 
@@ -196,8 +204,7 @@ def main() -> None:
     for name in ("speed", "memory", "one"):
         command = sub.add_parser(name)
         if name == "one":
-            whats = ("pipeline", "forward", "forward_reduce", "forward_values", "scan")
-            command.add_argument("--what", choices=whats, required=True)
+            command.add_argument("--what", choices=STAGES, required=True)
         command.add_argument("--folder", required=True)
         command.add_argument("--model", default="applications:ResNet50")
         command.add_argument(

@@ -71,7 +71,7 @@ def test_reduce_finds_positions_only_where_a_map_may_enter_the_top_k():
 def test_the_scans_fold_of_batches_in_order_matches_full_sort_with_many_ties():
     import tensorflow as tf
 
-    from vizdeconv.explore.topk import fold_batch
+    from vizdeconv.explore.topk import fold_layers
 
     rng = np.random.default_rng(3)
     # Few distinct values: most entries tie, and which tied image is kept depends on the fold's order.
@@ -82,7 +82,7 @@ def test_the_scans_fold_of_batches_in_order_matches_full_sort_with_many_ties():
         for name, x in layers.items():
             top = RunningTopK(x.shape[-1], 5)
             held[name] = (top.values, top.image_ids, top.positions)
-        fold = tf.function(lambda held, batch, ids: {name: fold_batch(held[name], batch[name], ids) for name in held})
+        fold = tf.function(lambda held, batch, ids: fold_layers(held, batch, ids))  # both layers in one fold
         for start in range(0, 45, batch):
             ids = np.arange(start, min(start + batch, 45))
             held = fold(held, {name: x[ids] for name, x in layers.items()}, ids)

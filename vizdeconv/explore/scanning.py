@@ -222,8 +222,8 @@ def scan_source(
         def replica_fn(x, ids, held):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
             best = topk.maxima(graph, tensors, set(names.values()))
-            return {layer: topk.fold_batch(held[layer], tensors[name], ids, best[name])
-                    for layer, name in names.items()}  # fmt: skip
+            return topk.fold_layers(held, {layer: tensors[name] for layer, name in names.items()}, ids,
+                                    {layer: best[name] for layer, name in names.items()})  # fmt: skip
 
         return strategy.run(replica_fn, args=(batch, batch_ids, states))
 
