@@ -69,6 +69,8 @@ def merged(tops: list) -> dict:
     return total.result()
 
 
+# Python control flow only, here and in the two below: autograph would convert them at every trace for nothing.
+@tf.autograph.experimental.do_not_convert
 def maxima(graph, tensors, names) -> dict:
     """An upper bound of each named map's maximum over H, W: {name: [B, 1, 1, C]}, in the tensors' dtype.
 
@@ -118,6 +120,7 @@ def reduce(activations, threshold=None, best=None):
     return tf.transpose(best_value), tf.transpose(best_position)
 
 
+@tf.autograph.experimental.do_not_convert
 def _strongest(activations, threshold=None, best=None):
     """`reduce`, with the results [B, C]."""
     activations = tf.cast(activations, tf.float32)
@@ -161,6 +164,7 @@ def _strongest(activations, threshold=None, best=None):
     return tf.cond(tf.logical_and(few, fits), some_pairs, lambda: with_positions(activations))
 
 
+@tf.autograph.experimental.do_not_convert
 def fold_layers(held: dict, activations: dict, image_ids, best: dict | None = None) -> dict:
     """Folds one batch of many layers into their running entries, inside the caller's compiled function.
 

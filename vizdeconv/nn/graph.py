@@ -136,6 +136,9 @@ class Graph:
                 stack.extend(self.by_name[name].inputs)
         return seen
 
+    # Plain TensorFlow code with Python control flow only: autograph, which would convert it (and every
+    # rule it calls) at every trace, has nothing to do in it.
+    @tf.autograph.experimental.do_not_convert
     def forward(
         self,
         images,
