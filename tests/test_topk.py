@@ -183,3 +183,17 @@ def test_a_scan_of_every_layer_through_bounds_matches_full_sort_of_the_forward_t
         np.testing.assert_array_equal(result["image_ids"], expected["image_ids"], err_msg=layer)
         np.testing.assert_array_equal(result["positions"], expected["positions"], err_msg=layer)
         np.testing.assert_allclose(result["values"], expected["values"], rtol=1e-6, err_msg=layer)
+
+
+def test_a_scan_traces_the_network_once_whatever_the_size_of_its_last_batch():
+    from vizdeconv.explore.scanning import scan_source
+    from vizdeconv.io.sources import ArraySource
+    from vizdeconv.nn import keras_adapter
+
+    graph = keras_adapter.describe(order_keeping_model())
+    traces, forward = [], graph.forward
+    graph.forward = lambda *args, **kwargs: traces.append(1) or forward(*args, **kwargs)  # runs only when traced
+    images = np.random.default_rng(2).integers(0, 256, (20, 10, 10, 3), dtype=np.uint8)
+    scan_source(graph, ArraySource(images, np.zeros(20), "random"), ["c1", "a3"], k=2, batch_size=8,
+                progress=False, log=lambda *_: None)  # fmt: skip
+    assert len(traces) == 1  # batches of 8, 8 and 4
