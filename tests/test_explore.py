@@ -64,9 +64,11 @@ def test_explore_command_line_and_its_errors(smoke_run, tmp_path):
             [sys.executable, "-m", "vizdeconv.explore", *args], capture_output=True, text=True, timeout=300
         )
 
-    ok = run("--run", smoke_run, "--layer", "conv1", "--limit", "20", "--top_k", "3", "--out", str(tmp_path / "out"))
+    ok = run("--run", smoke_run, "--layer", "conv1", "--layer", "conv2", "--limit", "20", "--top_k", "3",
+             "--out", str(tmp_path / "out"))  # fmt: skip
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "scan" in ok.stderr and os.path.isfile(tmp_path / "out" / "conv1" / "channel_063.png")
+    assert "project: 100%" in ok.stderr and "2/2" in ok.stderr  # the second pass's progress, layer by layer
     for args, message in [
         (["--run", str(tmp_path / "none")], "does not exist"),
         (["--run", smoke_run, "--layer", "conv7"], "unknown layer 'conv7'"),

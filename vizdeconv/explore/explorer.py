@@ -237,6 +237,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     import json
 
     import numpy as np
+    from tqdm import tqdm
 
     from vizdeconv.deconv.deconvnet import Deconvnet
     from vizdeconv.explore import render as explore_render
@@ -283,7 +284,9 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
         return report
     optimized = _optimize(subject, layers, tops, options, log) if options.optimize else {}
     renderer = explore_render.Renderer(deconvnet, source, pixels)
-    index = {layer: renderer.render_layer(layer, tops[layer], out, optimized.get(layer)) for layer in layers}
+    # The second pass (projections and crops of every map's top-k) takes minutes with many layers: a bar.
+    with tqdm(layers, desc="project", unit="layer", disable=len(layers) < 2, dynamic_ncols=True) as bar:
+        index = {layer: renderer.render_layer(layer, tops[layer], out, optimized.get(layer)) for layer in bar}
     events = os.path.join(root, "explore") if options.run else root
     renderer.write_summaries(events, split)
     probes, probe_ids = [], []
