@@ -112,3 +112,14 @@ def test_explorer_shows_an_optimized_image_beside_each_top_k(smoke_run, tmp_path
     assert np.array_equal(page[top : top + big.shape[0], left : left + big.shape[1]], big)
     code, _, err = in_process("explore", "--run", smoke_run, "--optimize", "--steps", "0")
     assert code == 2 and "--steps must be positive" in err and len(err.strip().splitlines()) == 1
+
+
+def test_channel_tiles_of_large_fields_are_shrunk_to_bytes_for_overviews_and_summaries():
+    from vizdeconv.explore.render import TILE_LIMIT, _thumbnail
+
+    rng = np.random.default_rng(0)
+    small, tall = rng.uniform(0, 1, (200, 410, 3)), rng.uniform(0, 1, (3 * TILE_LIMIT + 5, 900, 3))
+    assert np.array_equal(_thumbnail(small), np.round(small * 255).astype(np.uint8))  # fits: only to bytes
+    shrunk = _thumbnail(tall)  # every 4th pixel: the smallest step that fits
+    assert shrunk.dtype == np.uint8 and shrunk.shape == (TILE_LIMIT * 3 // 4 + 2, 225, 3)
+    assert np.array_equal(shrunk, np.round(tall[::4, ::4] * 255).astype(np.uint8))

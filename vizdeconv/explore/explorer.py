@@ -237,6 +237,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     import json
 
     import numpy as np
+    import tensorflow as tf
     from tqdm import tqdm
 
     from vizdeconv.deconv.deconvnet import Deconvnet
@@ -284,11 +285,15 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
         return report
     optimized = _optimize(subject, layers, tops, options, log) if options.optimize else {}
     renderer = explore_render.Renderer(deconvnet, source, pixels)
-    # The second pass (projections and crops of every map's top-k) takes minutes with many layers: a bar.
-    with tqdm(layers, desc="project", unit="layer", disable=len(layers) < 2, dynamic_ncols=True) as bar:
-        index = {layer: renderer.render_layer(layer, tops[layer], out, optimized.get(layer)) for layer in bar}
     events = os.path.join(root, "explore") if options.run else root
-    renderer.write_summaries(events, split)
+    index = {}
+    # The second pass (projections and crops of every map's top-k) takes minutes with many layers: a bar.
+    # Each layer's summary is written as soon as it is drawn, so memory holds one layer's pictures at a time.
+    with tqdm(layers, desc="project", unit="layer", disable=len(layers) < 2, dynamic_ncols=True) as bar:
+        with tf.summary.create_file_writer(events).as_default():
+            for layer in bar:
+                index[layer] = renderer.render_layer(layer, tops[layer], out, optimized.get(layer))
+                renderer.write_layer_summary(layer, split)
     probes, probe_ids = [], []
     for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
         probes.append(image.numpy())

@@ -13,6 +13,7 @@ from vizdeconv.io.pictures import write_png
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 RENDER_BATCH = 256  # units projected at once when rendering a layer
+TILE_LIMIT = 256  # channel tiles in overviews and summaries are shrunk to at most this height
 
 
 def beats_top1(optimized, top: dict) -> dict:
@@ -109,31 +110,34 @@ class Renderer:
             labels.append(part_labels)
             inputs = self.preprocess.inputs(images)
             projections = self.projector.units(inputs, layer, units[part], positions[part]).numpy()
-            shown.append(self.crop(pictures.to_display(projections), layer, rows[part], cols[part], 0.5, enlarge=False))
+            # Kept as bytes: a wide layer of a 224x224 network holds thousands of units' crops (ResNet50's
+            # last 2,048 maps x 9: 2.8 GB as bytes, four times that as floats).
+            shown.append(pictures.to_bytes(self.crop(pictures.to_display(projections), layer, rows[part], cols[part],
+                                                     0.5, enlarge=False)))  # fmt: skip
             crops = self.preprocess.pictures(images)
-            patches.append(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False))
+            patches.append(pictures.to_bytes(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False)))
         shown, patches, labels = np.concatenate(shown), np.concatenate(patches), np.concatenate(labels)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(
             os.path.join(out, layer, "top.npz"),
-            projections=pictures.to_bytes(shown).reshape(channels, k, field, field, 3),
-            patches=pictures.to_bytes(patches).reshape(channels, k, field, field, 3),
+            projections=shown.reshape(channels, k, field, field, 3),
+            patches=patches.reshape(channels, k, field, field, 3),
         )
         factor = max(1, TILE_PIXELS // field)
-        shown, patches = pictures.upscale(shown, factor), pictures.upscale(patches, factor)
         side = int(np.ceil(np.sqrt(k)))
         tiles, index = [], {}
         files = hasattr(self.source, "files")  # sources whose images have paths name them in the index
         for c in range(channels):
             part = slice(c * k, (c + 1) * k)
-            panels = [pictures.grid(shown[part], side)[None], pictures.grid(patches[part], side)[None]]
+            panels = [pictures.grid(pictures.upscale(pictures_of[part].astype(np.float32) / 255, factor), side)[None]
+                      for pictures_of in (shown, patches)]  # fmt: skip
             if optimized is not None:
                 panels.append(_beside(optimized.images[c], panels[0].shape[1]))
             pair = pictures.stitch(panels)[0]
             pair = np.pad(pair, ((0, 0), (0, 3 * pictures.GAP), (0, 0)), constant_values=1.0)
             write_png(os.path.join(out, layer, f"channel_{c:03d}.png"), pair)
-            tiles.append(pair)
+            tiles.append(_thumbnail(pair))
             index[str(c)] = {
                 "image_ids": ids[part].tolist(),
                 "labels": labels[part].tolist(),
@@ -158,18 +162,18 @@ class Renderer:
         write_png(os.path.join(out, f"{layer}_overview.png"), overview)
         return index
 
-    def write_summaries(self, logdir: str, split: str) -> None:
-        """One image tag per layer, one image per channel (channel index = image index)."""
-        with tf.summary.create_file_writer(logdir).as_default():
-            for layer, tiles in self.channel_images.items():
-                tf.summary.image(
-                    f"explore/{split}/{layer}",
-                    tiles,
-                    step=0,
-                    max_outputs=len(tiles),
-                    description=f"{layer}, {self.mode}: image i is channel i; left the "
-                    "top projections, right the receptive-field patches",
-                )
+    def write_layer_summary(self, layer: str, split: str) -> None:
+        """The layer's channel images as one image summary (channel index = image index), into the default
+        summary writer, then let go of them: with every layer of a large network they would not all fit."""
+        tiles = self.channel_images.pop(layer)
+        tf.summary.image(
+            f"explore/{split}/{layer}",
+            tiles,
+            step=0,
+            max_outputs=len(tiles),
+            description=f"{layer}, {self.mode}: image i is channel i; left the "
+            "top projections, right the receptive-field patches",
+        )
 
     def compare(self, layer: str, image_ids) -> np.ndarray:
         """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient (modes that
@@ -202,3 +206,10 @@ class Renderer:
             except ValueError:
                 pass
         return allowed
+
+
+def _thumbnail(tile: np.ndarray) -> np.ndarray:
+    """[H, W, 3] float in [0, 1] -> uint8, every f-th pixel where H > TILE_LIMIT (f the smallest that fits):
+    the overview and the summary of thousands of channels at 224x224 stay a few hundred MB."""
+    step = -(-tile.shape[0] // TILE_LIMIT)
+    return pictures.to_bytes(tile[::step, ::step])

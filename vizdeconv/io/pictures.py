@@ -54,10 +54,13 @@ def stitch(panels: list[np.ndarray]) -> np.ndarray:
 
 
 def grid(images: np.ndarray, columns: int) -> np.ndarray:
-    """Tiles [K, H, W, C] row by row into one [rows*(H+gap)-gap, columns*(W+gap)-gap, C] image."""
+    """Tiles [K, H, W, C] (float in [0, 1], or uint8) row by row into one [rows*(H+gap)-gap,
+    columns*(W+gap)-gap, C] image of the same kind."""
     count, height, width, channels = images.shape
     rows = -(-count // columns)
-    canvas = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, channels), np.float32)
+    dtype = np.uint8 if images.dtype == np.uint8 else np.float32  # uint8 pictures stay bytes (white 255)
+    canvas = np.full((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, channels),
+                     255 if dtype == np.uint8 else 1.0, dtype)  # fmt: skip
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         canvas[
@@ -68,6 +71,9 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
 
 
 def write_png(path: str, image: np.ndarray) -> None:
-    """Writes [H, W, 3] float in [0, 1] as an 8-bit PNG."""
-    pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+    """Writes [H, W, 3] float in [0, 1] (or uint8) as an 8-bit PNG."""
+    if image.dtype == np.uint8:
+        pixels = tf.constant(image)
+    else:
+        pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
     tf.io.write_file(path, tf.io.encode_png(pixels))
