@@ -116,10 +116,6 @@ def one_rate(args) -> dict:
         return {"rate": (done[-1] - done[0]) / (folded[-1] - folded[0]),
                 "late": (done[-1] - done[half]) / (folded[-1] - folded[half])}  # fmt: skip
     images = np.stack([x.numpy() for x, _ in source.elements(0, batch)])
-    if args.what == "keras_forward":  # the Keras model's own call, as `model.predict` runs it
-        call = tf.function(lambda x: subject.model(pixels.inputs(x), training=False))
-        call(images)
-        return {"rate": _rate(lambda: [call(images) for _ in range(count // batch)], count // batch * batch)}
     reduce = args.what in ("forward_reduce", "forward_values")  # and what the scan keeps of each layer
     never = float("inf") if args.what == "forward_values" else None  # a threshold no image reaches: no positions
 
@@ -134,6 +130,8 @@ def one_rate(args) -> dict:
         return [topk.reduce(tensors[name], None if never is None else tf.fill(tensors[name].shape[-1:], never),
                             best.get(name)) for name in names]  # fmt: skip
 
+    if args.what == "keras_forward":  # the Keras model's own call, as `model.predict` runs it
+        forward = tf.function(lambda x: subject.model(pixels.inputs(x), training=False))
     forward(images)  # traced outside the timing
     return {"rate": _rate(lambda: [forward(images) for _ in range(count // batch)], count // batch * batch)}
 

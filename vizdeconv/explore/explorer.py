@@ -292,8 +292,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     with tqdm(layers, desc="project", unit="layer", disable=len(layers) < 2, dynamic_ncols=True) as bar:
         with tf.summary.create_file_writer(events).as_default():
             for layer in bar:
-                index[layer] = renderer.render_layer(layer, tops[layer], out, optimized.get(layer))
-                renderer.write_layer_summary(layer, split)
+                index[layer] = renderer.render_layer(layer, tops[layer], out, split, optimized.get(layer))
     probes, probe_ids = [], []
     for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
         probes.append(image.numpy())

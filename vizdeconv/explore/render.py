@@ -64,7 +64,6 @@ class Renderer:
         self.source, self.preprocess = source, preprocess
         self.mode = deconvnet.mode
         self.fields = receptive_field.ReceptiveFields(self.graph)
-        self.channel_images = {}
 
     def _read(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """[n, H, W, C] uint8 images and [n] labels of `ids`, each distinct one read once."""
@@ -92,12 +91,13 @@ class Renderer:
             ]
         return pictures.upscale(canvas, max(1, TILE_PIXELS // side)) if enlarge else canvas
 
-    def render_layer(self, layer: str, top: dict, out: str, optimized=None) -> dict:
+    def render_layer(self, layer: str, top: dict, out: str, split: str, optimized=None) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
-        (projections and patches [channels, k, field, field, 3] uint8, for the TensorBoard tab); returns
+        (projections and patches [channels, k, field, field, 3] uint8, for the TensorBoard tab), and into
+        the default summary writer the image summary `explore/<split>/<layer>` (image i: channel i); returns
         index entries. With `optimized` (`feature_vis.Optimized` of every channel), each channel's image
         is shown to the right of its top-k and saved in `<out>/<layer>/optimized.npz` (images [C, H, W, 3]
-        uint8, activations [C], method, steps)."""
+        uint8, activations [C], method, steps). Memory holds this layer's pictures only."""
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
@@ -157,15 +157,8 @@ class Renderer:
                 method=optimized.method,
                 steps=optimized.steps,
             )
-        self.channel_images[layer] = np.stack(tiles)
-        overview = pictures.grid(self.channel_images[layer], int(np.ceil(np.sqrt(channels))))
-        write_png(os.path.join(out, f"{layer}_overview.png"), overview)
-        return index
-
-    def write_layer_summary(self, layer: str, split: str) -> None:
-        """The layer's channel images as one image summary (channel index = image index), into the default
-        summary writer, then let go of them: with every layer of a large network they would not all fit."""
-        tiles = self.channel_images.pop(layer)
+        tiles = np.stack(tiles)
+        write_png(os.path.join(out, f"{layer}_overview.png"), pictures.grid(tiles, int(np.ceil(np.sqrt(channels)))))
         tf.summary.image(
             f"explore/{split}/{layer}",
             tiles,
@@ -174,6 +167,7 @@ class Renderer:
             description=f"{layer}, {self.mode}: image i is channel i; left the "
             "top projections, right the receptive-field patches",
         )
+        return index
 
     def compare(self, layer: str, image_ids) -> np.ndarray:
         """Rows per image: original | deconvnet | bias_subtract | guided | plain gradient (modes that

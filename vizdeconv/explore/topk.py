@@ -96,12 +96,17 @@ def maxima(graph, tensors, names) -> dict:
         bound = None
         if rule is not None and None not in inputs and None not in output.shape[1:3]:
             bound = rule(op, [best.get(name) for name in op.inputs], inputs)
-        if bound is None:
-            window = output.shape[1:3]
-            bound = tf.nn.max_pool2d(output, window, window, "VALID") if None not in window else tf.reduce_max(
-                output, [1, 2], keepdims=True)  # fmt: skip
-        best[op.name] = tf.cast(bound, output.dtype)
+        best[op.name] = tf.cast(_map_maximum(output) if bound is None else bound, output.dtype)
     return best
+
+
+def _map_maximum(activations):
+    """[B, h, w, C] -> each map's maximum [B, 1, 1, C]: a max pool over the whole map where its size is
+    known (one pass, several times faster on CPU than a reduction over the middle axes)."""
+    window = activations.shape[1:3]
+    if None in window:
+        return tf.reduce_max(activations, [1, 2], keepdims=True)
+    return tf.nn.max_pool2d(activations, window, window, "VALID")
 
 
 def reduce(activations, threshold=None, best=None):
@@ -138,9 +143,7 @@ def _strongest(activations, threshold=None, best=None):
 
     if threshold is None:
         return with_positions(activations)
-    if best is None:
-        best = tf.nn.max_pool2d(activations, window[1:3], window[1:3], "VALID")
-    best = tf.cast(best, tf.float32)[:, 0, 0]  # [B, C]
+    best = tf.cast(_map_maximum(activations) if best is None else best, tf.float32)[:, 0, 0]  # [B, C]
     pairs = tf.where(best >= threshold[None, :])  # [P, 2] (image, map) pairs that may enter
     batch = tf.shape(activations)[0]
     area = height * width
