@@ -110,7 +110,8 @@ def walk(
     Returns:
       dict: first_paint_seconds (page load to the feature-map tiles), tiles, top9_cards, optimized (the
       optimized image's caption, data URI and width), steps
-      (evolution labels seen while moving the slider), projection_info (captions of the whole-map and
+      (evolution labels seen while moving the slider; none, and evolution_message, for a run without kept
+      checkpoints), projection_info (captions of the whole-map and
       the unit projection), projection_seconds, screenshot path.
     """
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -166,12 +167,16 @@ def walk(
         "const c = document.querySelectorAll('#optimized .caption'); return c[c.length - 1].innerText"
     )
 
-    wait.until(lambda d: text("#evolution-step") is not None)
-    seen["steps"] = [text("#evolution-step")]
-    wait.until(lambda d: d.find_element(By.ID, "step").send_keys(Keys.HOME) or True)
-    wait.until(lambda d: text("#evolution-step") not in (None, seen["steps"][0]))
-    seen["steps"].append(text("#evolution-step"))
-    seen["evolution_image_src"] = driver.execute_script("return document.getElementById('evolution-img').src")
+    # A run without kept checkpoints (an explored Keras model) says so in the panel instead of a slider.
+    wait.until(lambda d: text("#evolution-step") is not None or text("#evolution .message") is not None)
+    if text("#evolution-step") is None:
+        seen["steps"], seen["evolution_message"] = [], text("#evolution .message")
+    else:
+        seen["steps"] = [text("#evolution-step")]
+        wait.until(lambda d: d.find_element(By.ID, "step").send_keys(Keys.HOME) or True)
+        wait.until(lambda d: text("#evolution-step") not in (None, seen["steps"][0]))
+        seen["steps"].append(text("#evolution-step"))
+        seen["evolution_image_src"] = driver.execute_script("return document.getElementById('evolution-img').src")
 
     wait.until(lambda d: text("#projection-info") is not None)
     started = time.perf_counter()

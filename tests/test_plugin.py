@@ -427,6 +427,10 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
                     with urllib.request.urlopen(base + "/data/plugin/vizdeconv/model_layers?run=ref") as reply:
                         ref_layers = [layer["name"] for layer in json.load(reply)["layers"]]
                     seen["race"] = tab_walkthrough.switch_runs_with_a_slow_reply(driver, base, "kmodel_explore", "ref")
+                    # an explored Keras model: no kept checkpoints, so no evolution slider
+                    seen["keras"] = tab_walkthrough.walk(
+                        driver, base, str(tmp_path / "keras.png"), run="kmodel_explore", channel=1, probe=0
+                    )
             finally:
                 driver.quit()
     finally:
@@ -449,6 +453,10 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         "project_layers": ref_layers,
         "feature_maps": "10 feature maps of conv3, each its strongest projection. Click one.",
     }
+    keras_run = seen["keras"]
+    assert keras_run["steps"] == [] and keras_run["evolution_message"].startswith("no evolution of conv2 in kmodel")
+    assert keras_run["top9_cards"] == 9 and keras_run["projection_info"][0].startswith("deconvnet, whole feature map, ")
+    assert "step" not in keras_run["projection_info"][0] and "unit (3, 3)" in keras_run["projection_info"][1]
     assert light["background"] == "rgb(255, 255, 255)" and seen["dark"]["background"] == "rgb(48, 48, 48)"
     for theme in ("light", "dark"):
         screenshot = np.asarray(Image.open(seen[theme]["screenshot"]).convert("RGB"))

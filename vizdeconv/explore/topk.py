@@ -115,11 +115,12 @@ def reduce(activations, threshold=None, best=None):
 
     Args:
       threshold: [C] (optional) the running top-k's k-th values: positions are only found for the
-        (image, map) pairs at or above it (the others cannot enter the top-k; their position is -1). After
+        (image, map) pairs above it (the others cannot enter the top-k: a tie with the k-th keeps the earlier
+        image, and the batch comes after every held one; their position is -1). After
         n images a map's chance to enter is about k/n per image, so late in a scan few pairs qualify and
         the values alone take a max pool, several times cheaper than one with its argmax.
       best: [B, 1, 1, C] (optional, with `threshold`) upper bounds of the maps' maxima (`maxima`): a map
-        is read only where its bound reaches the threshold; elsewhere its value is the bound.
+        is read only where its bound exceeds the threshold; elsewhere its value is the bound.
     """
     best_value, best_position = _strongest(activations, threshold, best)
     return tf.transpose(best_value), tf.transpose(best_position)
@@ -144,7 +145,9 @@ def _strongest(activations, threshold=None, best=None):
     if threshold is None:
         return with_positions(activations)
     best = tf.cast(_map_maximum(activations) if best is None else best, tf.float32)[:, 0, 0]  # [B, C]
-    pairs = tf.where(best >= threshold[None, :])  # [P, 2] (image, map) pairs that may enter
+    # Strictly above: a batch is later than every held image, and a tie keeps the earlier one (maps that
+    # are the same value in every image, such as dead rectifiers, would otherwise be read in every batch).
+    pairs = tf.where(best > threshold[None, :])  # [P, 2] (image, map) pairs that may enter
     batch = tf.shape(activations)[0]
     area = height * width
 
@@ -163,7 +166,7 @@ def _strongest(activations, threshold=None, best=None):
     fits = tf.cast(batch, tf.int64) * (area * channels) < 2**31  # offsets in int32
     # Two branches, not three (none qualify is the gathering path's empty case): every branch is a graph
     # of its own per layer, traced and optimized once per scan. Both give the maps' true maxima wherever
-    # they may enter (`best` may be a bound there) and the bound elsewhere, below the threshold.
+    # they may enter (`best` may be a bound there) and the bound elsewhere, at or below the threshold.
     return tf.cond(tf.logical_and(few, fits), some_pairs, lambda: with_positions(activations))
 
 
@@ -171,7 +174,7 @@ def _strongest(activations, threshold=None, best=None):
 def fold_layers(held: dict, activations: dict, image_ids, best: dict | None = None) -> dict:
     """Folds one batch of many layers into their running entries, inside the caller's compiled function.
 
-    Positions are found only for the (image, map) pairs at or above the held k-th value (see `reduce`).
+    Positions are found only for the (image, map) pairs above the held k-th value (see `reduce`).
     The batch's ids must be later than every held id, as in a scan, which reads its images in order: a
     tie then keeps the entry already held (`RunningTopK.update` takes any order). Every map's entries
     are independent of the others', so the layers' maps are folded as one [sum of C, k] block: a few ops

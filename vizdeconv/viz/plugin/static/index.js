@@ -337,7 +337,9 @@ async function project() {
     element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'projection-img',
                                                       src: result.projection, alt: 'projection'}),
             element('div', {class: 'caption', id: 'projection-info'},
-                    `${parameters.mode}, ${what}, step ${result.step ?? '?'}, ${result.milliseconds} ms`)),
+                    // A Keras model file has no training step: none is named.
+                    [parameters.mode, what, result.step == null ? null : `step ${result.step}`,
+                     `${result.milliseconds} ms`].filter(Boolean).join(', '))),
   ];
   const occlusion = run.analyses.occlusion[probe.image_id];
   if (occlusion) {
