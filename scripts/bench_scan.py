@@ -9,6 +9,10 @@
   # still enter a top-k, and only those need the position of their strongest unit)
   python scripts/bench_scan.py speed --folder /tmp/folder --model applications:ResNet50 --images 4096
 
+  # where a late scan's time goes (forward; + every map's maximum; + positions of the pairs above the
+  # running k-th values after --images images; + the fold), in one process on in-memory batches
+  python scripts/bench_scan.py breakdown --folder /tmp/folder --model applications:ResNet50 --images 4096
+
   # peak resident memory of a whole scan (run it at 10,000 and at 100,000 images: it must stay flat); a
   # 4-layer CNN at 224x224 (`tiny`) lets the input pipeline set the pace, so 100,000 images take minutes
   python scripts/bench_scan.py tiny --out /tmp/tiny224.keras
@@ -169,6 +173,75 @@ def speed(args) -> dict:
     }
 
 
+def breakdown(args) -> dict:
+    """Where a late scan's time goes, in one process on in-memory batches, alternating: the forward pass
+    alone; with every scanned map's maximum (read, or bounded from another's); with the positions of the
+    pairs above the running k-th values of a scan of the first `--images` images (as late in such a
+    scan); and the whole compiled step (with the fold into the running top-k). The scan itself adds the
+    input pipeline on the same cores."""
+    import numpy as np
+    import tensorflow as tf
+
+    from vizdeconv.explore import topk
+    from vizdeconv.explore.scanning import scan_source
+
+    subject, source, layers = _open(args)
+    graph, pixels, batch = subject.graph, subject.pixels, args.batch_size
+    count = min(args.images, source.count - batch)
+    names = {layer: graph.resolve(layer) for layer in layers}
+    state = scan_source(graph, source, layers, 9, batch, pixels.inputs, limit=count, progress=False)
+    held = {layer: tuple(tf.constant(state.tops[layer][key]) for key in ("values", "image_ids", "positions"))
+            for layer in layers}  # fmt: skip
+    images = np.stack([x.numpy() for x, _ in source.elements(count, count + batch)])
+    ids = tf.range(count, count + batch, dtype=tf.int64)
+
+    def scanned(x, fold=True):
+        return graph.forward(pixels.inputs(x), tf.float32, record_switches=False, until=tuple(names.values()),
+                             fold_affine=fold)  # fmt: skip
+
+    def maxima(x):
+        tensors = scanned(x)
+        return tensors, topk.maxima(graph, tensors, set(names.values()))
+
+    def with_positions(x):
+        tensors, best = maxima(x)
+        return [topk.reduce(tensors[name], held[layer][0][:, -1], best[name]) for layer, name in names.items()]
+
+    def step(x):
+        tensors, best = maxima(x)
+        return topk.fold_layers(held, {layer: tensors[name] for layer, name in names.items()}, ids,
+                                {layer: best[name] for layer, name in names.items()})  # fmt: skip
+
+    stages = {
+        "forward": lambda x: tf.reduce_max(scanned(x, False)[names[layers[-1]]]),
+        "forward_maxima": lambda x: list(maxima(x)[1].values()),
+        "forward_maxima_positions": with_positions,
+        "step": step,
+    }
+    stages = {name: tf.function(function) for name, function in stages.items()}
+    rates = {name: [] for name in stages}
+    for function in stages.values():
+        function(images)  # traced outside the timing
+    for _ in range(args.repeats):
+        for name, function in stages.items():
+            rates[name].append(_rate(lambda f=function: [f(images) for _ in range(8)], 8 * batch))
+    tensors, best = maxima(images)
+    above = sum(int(tf.reduce_sum(tf.cast(best[name][:, 0, 0] > held[layer][0][None, :, -1], tf.int32)))
+                for layer, name in names.items())  # fmt: skip
+    pairs = sum(int(tf.size(best[name])) for name in names.values())
+    best_rates = {name: round(max(values), 2) for name, values in rates.items()}
+    return {
+        "what": "breakdown",
+        "model": args.model,
+        "layers": len(layers),
+        "after_images": count,
+        "batch_size": batch,
+        "pairs_above_kth_percent": round(100 * above / pairs, 3),
+        "images_per_second": best_rates,
+        "over_forward": {name: round(rate / best_rates["forward"], 3) for name, rate in best_rates.items()},
+    }
+
+
 def memory(args) -> dict:
     from vizdeconv.explore.scanning import scan_source
 
@@ -199,7 +272,7 @@ def main() -> None:
     making.add_argument("--count", type=int, default=10000)
     making.add_argument("--size", type=int, default=256)
     sub.add_parser("tiny").add_argument("--out", required=True, help="where the .keras file goes")
-    for name in ("speed", "memory", "one"):
+    for name in ("speed", "memory", "one", "breakdown"):
         command = sub.add_parser(name)
         if name == "one":
             command.add_argument("--what", choices=STAGES, required=True)
@@ -218,7 +291,8 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from vizdeconv.io.precision import hardware
 
-    result = {"make": make, "tiny": tiny, "speed": speed, "memory": memory, "one": one_rate}[args.command](args)
+    commands = {"make": make, "tiny": tiny, "speed": speed, "memory": memory, "one": one_rate, "breakdown": breakdown}
+    result = commands[args.command](args)
     result["cpu"] = hardware()
     print(json.dumps(result))
 
