@@ -190,6 +190,17 @@ def walk(
     infos.append(text("#projection-info"))
     seen["projection_seconds"] = round(time.perf_counter() - started, 2)
     seen["projection_info"] = infos
+    # Each sanity chart: its axis labels, whether any two overlap, the stages named on hover.
+    seen["sanity_charts"] = driver.execute_script(
+        """return [...document.querySelectorAll('#analyses svg')].map(svg => {
+          const boxes = [...svg.querySelectorAll('text.stage')].map(t => t.getBBox());
+          const overlap = boxes.some((a, i) => boxes.slice(i + 1).some(
+            b => a.x < b.x + b.width && b.x < a.x + a.width));
+          const inside = boxes.every(b => b.x >= 0 && b.x + b.width <= svg.width.baseVal.value);
+          return {labels: [...svg.querySelectorAll('text.stage')].map(t => t.textContent), overlap, inside,
+                  hover: [...svg.querySelectorAll('circle title')].map(t => t.textContent)};
+        })"""
+    )
     seen["background"] = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
     driver.switch_to.default_content()
     driver.save_screenshot(screenshot)

@@ -414,6 +414,12 @@ def test_real_tensorboard_server_lists_and_serves_the_plugin(logdir):
 def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_path):
     if tab_walkthrough.find_browser() is None:
         pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    # A sanity curve over as many stages as MobileNetV2's (37, long names): its axis must stay legible.
+    stages = ["trained", "logits"] + [f"mobilenetv2_1.00_32/block_{i}_project" for i in range(35)]
+    deep = os.path.join(logdir, "kmodel_explore", "test", "sanity", "sanity_deep.json")
+    os.makedirs(os.path.dirname(deep), exist_ok=True)
+    curve = np.linspace(1, 0, len(stages)).round(3).tolist()
+    json.dump({"layer": "deep", "stages": stages, "spearman": curve, "ssim": curve}, open(deep, "w"))
     process, base = tab_walkthrough.start_tensorboard(logdir)
     try:
         seen = {}
@@ -436,6 +442,7 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
     finally:
         process.kill()
         process.wait()
+        os.remove(deep)
     light = seen["light"]
     assert light["tiles"] == 10 and light["top9_cards"] == 9
     stored = np.load(os.path.join(logdir, "ref", "explore", "test", "conv3", "optimized.npz"))
@@ -454,6 +461,10 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         "feature_maps": "10 feature maps of conv3, each its strongest projection. Click one.",
     }
     keras_run = seen["keras"]
+    (chart,) = keras_run["sanity_charts"]
+    assert chart["labels"][0] == "trained" and chart["labels"][-1] == "block_34_pr…" and 3 <= len(chart["labels"]) <= 5
+    assert not chart["overlap"] and chart["inside"]
+    assert len(chart["hover"]) == 37 and chart["hover"][2].startswith("mobilenetv2_1.00_32/block_0_project: Spearman")
     assert keras_run["steps"] == [] and keras_run["evolution_message"].startswith("no evolution of conv2 in kmodel")
     assert keras_run["top9_cards"] == 9 and keras_run["projection_info"][0].startswith("deconvnet, whole feature map, ")
     assert "step" not in keras_run["projection_info"][0] and "unit (3, 3)" in keras_run["projection_info"][1]

@@ -378,7 +378,23 @@ function sanityChart(layer, curve) {
     const points = curve[key].map((v, i) => `${x(i)},${y(v)}`).join(' ');
     add('polyline', {points, fill: 'none', stroke: colour, 'stroke-width': 2});
   }
-  curve.stages.forEach((stage, i) => add('text', {x: x(i) - 10, y: height - 6}, stage));
+  // Deep networks randomize dozens of stages (MobileNetV2: 37): the axis names as many as fit, first and
+  // last always, each by its last path part, and every point names its stage on hover.
+  const names = curve.stages.map((stage) => stage.split('/').pop());
+  const slot = 80;
+  const every = Math.max(1, Math.ceil(names.length / Math.max(1, Math.floor((width - left) / slot))));
+  names.forEach((name, i) => {
+    const shown = i === 0 || i === names.length - 1 || (i % every === 0 && names.length - 1 - i >= every);
+    const label = name.length > 12 ? `${name.slice(0, 11)}…` : name;
+    if (shown) add('text', {x: x(i), y: height - 6, class: 'stage', 'text-anchor': 'middle'}, label);
+    const point = document.createElementNS('http://www.w3.org/2000/svg', 'circle');
+    for (const [key, value] of Object.entries({cx: x(i), cy: y(curve.spearman[i]), r: 3, fill: 'transparent'})) {
+      point.setAttribute(key, value);
+    }
+    point.append(Object.assign(document.createElementNS('http://www.w3.org/2000/svg', 'title'), {
+      textContent: `${curve.stages[i]}: Spearman ${curve.spearman[i].toFixed(3)}, SSIM ${curve.ssim[i].toFixed(3)}`}));
+    svg.append(point);
+  });
   return element('div', {class: 'figure wide'}, svg, element('div', {class: 'caption'},
       `${layer}: Spearman (blue) and SSIM (orange) as layers are randomized from the top`));
 }
