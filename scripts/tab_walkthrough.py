@@ -140,7 +140,10 @@ def walk(
     picker = wait.until(ec.presence_of_element_located((By.ID, "run")))
     if run is not None and Select(picker).first_selected_option.text != run:
         Select(picker).select_by_visible_text(run)
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".tile img")))
+    # A run the explorer has not seen says so instead of showing tiles: nothing further to click.
+    wait.until(lambda d: text(".tile img") is not None or (text("#feature-maps .message") or "").startswith("No "))
+    if not driver.find_elements(By.CSS_SELECTOR, ".tile img"):
+        raise RuntimeError(f"run {run or '(the first)'}: {text('#feature-maps .message')}")
     wait.until(
         lambda d: d.execute_script(
             "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)"
@@ -269,6 +272,8 @@ def main() -> None:
     driver = open_browser(dark=args.dark)
     try:
         print(json.dumps(walk(driver, base, args.out, args.run, args.channel, args.probe), indent=1))
+    except RuntimeError as error:
+        sys.exit(f"tab_walkthrough: {error}")
     finally:
         driver.quit()
         process.kill()
