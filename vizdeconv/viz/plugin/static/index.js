@@ -363,11 +363,12 @@ function sanityChart(layer, curve) {
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('width', width);
   svg.setAttribute('height', height);
-  const add = (tag, attributes, text) => {
+  const add = (tag, attributes, text, parent = svg) => {
     const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
     for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
     if (text !== undefined) node.textContent = text;
-    svg.append(node);
+    parent.append(node);
+    return node;
   };
   add('line', {x1: left, y1: y(0), x2: width - 10, y2: y(0), class: 'axis'});
   add('line', {x1: left, y1: y(0), x2: left, y2: y(1), class: 'axis'});
@@ -387,13 +388,9 @@ function sanityChart(layer, curve) {
     const shown = i === 0 || i === names.length - 1 || (i % every === 0 && names.length - 1 - i >= every);
     const label = name.length > 12 ? `${name.slice(0, 11)}…` : name;
     if (shown) add('text', {x: x(i), y: height - 6, class: 'stage', 'text-anchor': 'middle'}, label);
-    const point = document.createElementNS('http://www.w3.org/2000/svg', 'circle');
-    for (const [key, value] of Object.entries({cx: x(i), cy: y(curve.spearman[i]), r: 3, fill: 'transparent'})) {
-      point.setAttribute(key, value);
-    }
-    point.append(Object.assign(document.createElementNS('http://www.w3.org/2000/svg', 'title'), {
-      textContent: `${curve.stages[i]}: Spearman ${curve.spearman[i].toFixed(3)}, SSIM ${curve.ssim[i].toFixed(3)}`}));
-    svg.append(point);
+    const point = add('circle', {cx: x(i), cy: y(curve.spearman[i]), r: 3, fill: 'transparent'});
+    add('title', {}, `${curve.stages[i]}: Spearman ${curve.spearman[i].toFixed(3)}, SSIM ${curve.ssim[i].toFixed(3)}`,
+        point);
   });
   return element('div', {class: 'figure wide'}, svg, element('div', {class: 'caption'},
       `${layer}: Spearman (blue) and SSIM (orange) as layers are randomized from the top`));
