@@ -123,3 +123,30 @@ def test_channel_tiles_of_large_fields_are_shrunk_to_bytes_for_overviews_and_sum
     shrunk = _thumbnail(tall)  # every 4th pixel: the smallest step that fits
     assert shrunk.dtype == np.uint8 and shrunk.shape == (TILE_LIMIT * 3 // 4 + 2, 225, 3)
     assert np.array_equal(shrunk, np.round(tall[::4, ::4] * 255).astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_wide_layers_of_large_fields_keep_their_tiles_within_the_byte_budget(smoke_run, tmp_path, monkeypatch):
+    from vizdeconv.explore import render
+
+    def tiles(out):
+        options = explore.ExploreOptions(run=smoke_run, layers=["conv3"], top_k=4, batch_size=32, out=str(out))
+        explore.explore(options, log=lambda *_: None)
+        with np.load(os.path.join(out, "conv3", "top.npz")) as top:
+            return top["projections"], top["patches"], json.load(open(os.path.join(out, "index.json")))
+
+    projections, patches, index = tiles(tmp_path / "whole")
+    channels, k, side = projections.shape[:3]
+    assert side == 32  # conv3's field (hand arithmetic in test_plugin): within any budget at the default
+    # A budget of 16x16 tiles for this layer, and no floor: every 2x2 block becomes one pixel.
+    monkeypatch.setattr(render, "SMALLEST_TILE", 1)
+    monkeypatch.setattr(render, "LAYER_TILE_BYTES", 2 * 3 * channels * k * 16 * 16)
+    small_projections, small_patches, small_index = tiles(tmp_path / "shrunk")
+    assert small_projections.shape == small_patches.shape == (channels, k, 16, 16, 3)
+    assert small_index["layers"] == index["layers"]  # the same winners, locations and boxes
+    for whole, small in ((projections, small_projections), (patches, small_patches)):
+        means = whole.astype(np.float64).reshape(channels, k, 16, 2, 16, 2, 3).mean((3, 5))
+        assert np.abs(means - small).max() <= 1.0  # the mean of each block (bytes rounded twice)
+    assert small_patches.std() > 5
+    picture = tf.io.decode_png(tf.io.read_file(os.path.join(tmp_path / "shrunk", "conv3", "channel_000.png"))).numpy()
+    assert picture.std() > 5

@@ -287,12 +287,15 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     renderer = explore_render.Renderer(deconvnet, source, pixels)
     events = os.path.join(root, "explore") if options.run else root
     index = {}
-    # The second pass (projections and crops of every map's top-k) takes minutes with many layers: a bar.
-    # Each layer's summary is written as soon as it is drawn, so memory holds one layer's pictures at a time.
-    with tqdm(layers, desc="project", unit="layer", disable=len(layers) < 2, dynamic_ncols=True) as bar:
+    # The second pass (projections and crops of every map's top-k) takes minutes to hours with many or wide
+    # layers: a bar over the units projected. Each layer's summary is written as soon as it is drawn, so
+    # memory holds one layer's pictures at a time.
+    units = sum(tops[layer]["image_ids"].size for layer in layers)
+    with tqdm(total=units, desc="project", unit="unit", unit_scale=True, dynamic_ncols=True) as bar:
         with tf.summary.create_file_writer(events).as_default():
-            for layer in bar:
-                index[layer] = renderer.render_layer(layer, tops[layer], out, split, optimized.get(layer))
+            for number, layer in enumerate(layers, 1):
+                bar.set_postfix_str(f"{layer} ({number}/{len(layers)})")
+                index[layer] = renderer.render_layer(layer, tops[layer], out, split, optimized.get(layer), bar.update)
     probes, probe_ids = [], []
     for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
         probes.append(image.numpy())

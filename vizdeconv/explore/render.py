@@ -1,6 +1,7 @@
 """Pictures and files of the feature explorer: per-channel grids, overviews, mode comparison."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -14,6 +15,11 @@ from vizdeconv.io.pictures import write_png
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 RENDER_BATCH = 256  # units projected at once when rendering a layer
 TILE_LIMIT = 256  # channel tiles in overviews and summaries are shrunk to at most this height
+# A layer's projections and patches together (top.npz, and memory while it is drawn) stay near this many
+# bytes: their tiles are shrunk by an integer factor where thousands of maps have large fields (ResNet50's
+# last 2,048 maps x 9 at the 448-pixel canvas of a 224x224 input would be 22 GB), never below SMALLEST_TILE.
+LAYER_TILE_BYTES = 2**28
+SMALLEST_TILE = TILE_PIXELS
 
 
 def beats_top1(optimized, top: dict) -> dict:
@@ -74,12 +80,25 @@ class Renderer:
     def _inputs(self, ids):
         return self.preprocess.inputs(self._read(ids)[0])
 
-    def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True) -> np.ndarray:
+    def canvas_side(self, layer: str, picture_side: int) -> int:
+        """The side of `layer`'s crops of pictures of `picture_side` pixels: its field's, at most twice the
+        picture's (deep networks' nominal fields dwarf the image; twice its side keeps every pixel a unit
+        sees, placed where it lies in the field)."""
+        return min(self.fields.field(layer).size, 2 * picture_side)
+
+    def shrink_factor(self, layer: str, channels: int, k: int) -> int:
+        """The integer factor by which `render_layer` shrinks `layer`'s tiles to stay near LAYER_TILE_BYTES."""
+        side = self.canvas_side(layer, max(self.graph.input_shape[:2]))
+        largest = max(SMALLEST_TILE, math.isqrt(LAYER_TILE_BYTES // (2 * 3 * channels * k)))
+        return -(-side // largest)
+
+    def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True,
+             shrink: int = 1) -> np.ndarray:  # fmt: skip
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
-        (enlarged to about TILE_PIXELS unless `enlarge` is False)."""
-        # Deep networks' nominal fields dwarf the image; a canvas twice the image's side keeps every
-        # pixel a unit sees and bounds the memory of thousands of tiles.
-        side = min(self.fields.field(layer).size, 2 * max(panels.shape[1:3]))
+        (`canvas_side`), enlarged to about TILE_PIXELS unless `enlarge` is False, or made `shrink` times
+        smaller (each pixel the mean of a shrink x shrink block; the canvas is padded with `fill` to a
+        multiple of it)."""
+        side = self.canvas_side(layer, max(panels.shape[1:3]))
         canvas = np.full((len(panels), side, side, 3), fill, np.float32)
         for i, (picture, row, col) in enumerate(zip(panels, rows, cols)):
             top, left, bottom, right = self.fields.box(layer, int(row), int(col))
@@ -89,20 +108,28 @@ class Renderer:
             canvas[i, dy : dy + bottom - top + 1, dx : dx + right - left + 1] = picture[
                 top : bottom + 1, left : right + 1, :3
             ]
-        return pictures.upscale(canvas, max(1, TILE_PIXELS // side)) if enlarge else canvas
+        if shrink > 1:
+            blocks = -(-side // shrink)
+            pad = blocks * shrink - side
+            canvas = np.pad(canvas, ((0, 0), (0, pad), (0, pad), (0, 0)), constant_values=fill)
+            canvas = canvas.reshape(len(canvas), blocks, shrink, blocks, shrink, 3).mean((2, 4))
+        return pictures.upscale(canvas, max(1, TILE_PIXELS // canvas.shape[1])) if enlarge else canvas
 
-    def render_layer(self, layer: str, top: dict, out: str, split: str, optimized=None) -> dict:
+    def render_layer(self, layer: str, top: dict, out: str, split: str, optimized=None, on_units=None) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
-        (projections and patches [channels, k, field, field, 3] uint8, for the TensorBoard tab), and into
+        (projections and patches [channels, k, side, side, 3] uint8, for the TensorBoard tab: side is the
+        canvas side, or smaller by `shrink_factor` for wide layers of large fields), and into
         the default summary writer the image summary `explore/<split>/<layer>` (image i: channel i); returns
         index entries. With `optimized` (`feature_vis.Optimized` of every channel), each channel's image
         is shown to the right of its top-k and saved in `<out>/<layer>/optimized.npz` (images [C, H, W, 3]
-        uint8, activations [C], method, steps). Memory holds this layer's pictures only."""
+        uint8, activations [C], method, steps). `on_units(n)` is called as each n units are projected (a
+        progress bar). Memory holds this layer's pictures only."""
         channels, k = top["image_ids"].shape
         width = self.graph.shapes[self.graph.resolve(layer)][1]
         ids, positions = top["image_ids"].reshape(-1), top["positions"].reshape(-1)
         rows, cols = positions // width, positions % width
         units = np.repeat(np.arange(channels), k)
+        shrink = self.shrink_factor(layer, channels, k)
         shown, patches, labels = [], [], []
         for start in range(0, len(ids), RENDER_BATCH):  # bounded memory for thousands of units
             part = slice(start, start + RENDER_BATCH)
@@ -110,12 +137,14 @@ class Renderer:
             labels.append(part_labels)
             inputs = self.preprocess.inputs(images)
             projections = self.projector.units(inputs, layer, units[part], positions[part]).numpy()
-            # Kept as bytes: a wide layer of a 224x224 network holds thousands of units' crops (ResNet50's
-            # last 2,048 maps x 9: 2.8 GB as bytes, four times that as floats).
+            # Kept as bytes (a quarter of floats), shrunk where the layer is wide and its fields large.
             shown.append(pictures.to_bytes(self.crop(pictures.to_display(projections), layer, rows[part], cols[part],
-                                                     0.5, enlarge=False)))  # fmt: skip
+                                                     0.5, enlarge=False, shrink=shrink)))  # fmt: skip
             crops = self.preprocess.pictures(images)
-            patches.append(pictures.to_bytes(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False)))
+            patches.append(pictures.to_bytes(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False,
+                                                       shrink=shrink)))  # fmt: skip
+            if on_units is not None:
+                on_units(len(images))
         shown, patches, labels = np.concatenate(shown), np.concatenate(patches), np.concatenate(labels)
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]

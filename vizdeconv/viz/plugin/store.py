@@ -125,7 +125,8 @@ class Store:
         return layers[layer]
 
     def top(self, run: Run, split: str, layer: str) -> dict:
-        """{projections, patches}: [channels, k, field, field, 3] uint8 of `layer` (explorer's top.npz)."""
+        """{projections, patches}: [channels, k, side, side, 3] uint8 of `layer` (explorer's top.npz; side:
+        the crops' canvas, shrunk for wide layers of large fields)."""
         self.layer(run, split, layer)
         try:
             path = self.path(self.explorations(run)[split], layer, "top.npz")
