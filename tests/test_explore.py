@@ -126,7 +126,7 @@ def test_channel_tiles_of_large_fields_are_shrunk_to_bytes_for_overviews_and_sum
 
 
 @pytest.mark.slow
-def test_wide_layers_of_large_fields_keep_their_tiles_within_the_byte_budget(smoke_run, tmp_path, monkeypatch):
+def test_wide_layers_keep_their_tiles_within_the_byte_budget_in_batches_of_any_size(smoke_run, tmp_path, monkeypatch):
     from vizdeconv.explore import render
 
     def tiles(out):
@@ -148,5 +148,9 @@ def test_wide_layers_of_large_fields_keep_their_tiles_within_the_byte_budget(smo
         means = whole.astype(np.float64).reshape(channels, k, 16, 2, 16, 2, 3).mean((3, 5))
         assert np.abs(means - small).max() <= 1.0  # the mean of each block (bytes rounded twice)
     assert small_patches.std() > 5
+    monkeypatch.undo()  # one unit projected at a time: the same tiles
+    monkeypatch.setattr(render, "RENDER_PIXELS", 1)
+    one_projections, one_patches, _ = tiles(tmp_path / "one_by_one")
+    assert np.array_equal(one_projections, projections) and np.array_equal(one_patches, patches)
     picture = tf.io.decode_png(tf.io.read_file(os.path.join(tmp_path / "shrunk", "conv3", "channel_000.png"))).numpy()
     assert picture.std() > 5
