@@ -102,6 +102,9 @@ def open_browser(width: int = 1400, height: int = 2000, dark: bool = False):
     return driver
 
 
+ERROR = "#optimized .error"
+
+
 def walk(
     driver, base: str, screenshot: str, run: str | None = None, channel: int = 1, probe: int = 1, timeout: float = 60
 ) -> dict:
@@ -158,17 +161,21 @@ def walk(
     seen["top9_captions"] = driver.execute_script(
         "return [...document.querySelectorAll('#top9 .card[data-rank] .caption')].map(c => c.innerText)"
     )
-    wait.until(lambda d: text("#optimized-info") is not None and loaded("#optimized-img"))
-    seen["optimized"] = driver.execute_script(
-        """const i = document.getElementById('optimized-img');
-        return {info: document.getElementById('optimized-info').innerText, src: i.src, width: i.naturalWidth}"""
-    )
-    wait.until(lambda d: Select(d.find_element(By.ID, "optimize-method")).select_by_value("pixel") or True)
-    wait.until(lambda d: (text("#optimized-info") or "").startswith("pixel"))  # none stored: computed
-    seen["optimized_pixel"] = text("#optimized-info")
-    seen["optimized_pixel_source"] = driver.execute_script(
-        "const c = document.querySelectorAll('#optimized .caption'); return c[c.length - 1].innerText"
-    )
+    # A run with no model to rebuild (an applications model explored with random weights) says why instead.
+    wait.until(lambda d: (text("#optimized-info") is not None and loaded("#optimized-img")) or text(ERROR) is not None)
+    if text(ERROR) is not None:
+        seen["optimized_error"] = text(ERROR)
+    else:
+        seen["optimized"] = driver.execute_script(
+            """const i = document.getElementById('optimized-img');
+            return {info: document.getElementById('optimized-info').innerText, src: i.src, width: i.naturalWidth}"""
+        )
+        wait.until(lambda d: Select(d.find_element(By.ID, "optimize-method")).select_by_value("pixel") or True)
+        wait.until(lambda d: (text("#optimized-info") or "").startswith("pixel"))  # none stored: computed
+        seen["optimized_pixel"] = text("#optimized-info")
+        seen["optimized_pixel_source"] = driver.execute_script(
+            "const c = document.querySelectorAll('#optimized .caption'); return c[c.length - 1].innerText"
+        )
 
     # A run without kept checkpoints (an explored Keras model) says so in the panel instead of a slider.
     wait.until(lambda d: text("#evolution-step") is not None or text("#evolution .message") is not None)
@@ -181,7 +188,13 @@ def walk(
         seen["steps"].append(text("#evolution-step"))
         seen["evolution_image_src"] = driver.execute_script("return document.getElementById('evolution-img').src")
 
-    wait.until(lambda d: text("#projection-info") is not None)
+    wait.until(lambda d: text("#projection-info") is not None or text("#probes .error") is not None)
+    if text("#probes .error") is not None:
+        seen["projection_error"] = text("#probes .error")
+        driver.switch_to.default_content()
+        driver.save_screenshot(screenshot)
+        seen["screenshot"] = screenshot
+        return seen
     started = time.perf_counter()
     # "image N (class)", the caption its projection gets
     title = driver.execute_script(f"return document.getElementById('probe-{probe}').title")
@@ -266,12 +279,19 @@ def main() -> None:
     parser.add_argument("--channel", type=int, default=1)
     parser.add_argument("--probe", type=int, default=1, help="probe image to project")
     parser.add_argument("--dark", action="store_true", help="the browser prefers a dark theme")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60,
+        help="seconds to wait for each step (an image optimized on demand "
+        "for a 224x224 network takes minutes on a CPU)",
+    )
     parser.add_argument("--out", default=os.path.join("docs", "images", "tensorboard_tab.png"))
     args = parser.parse_args()
     process, base = start_tensorboard(args.logdir)
     driver = open_browser(dark=args.dark)
     try:
-        print(json.dumps(walk(driver, base, args.out, args.run, args.channel, args.probe), indent=1))
+        print(json.dumps(walk(driver, base, args.out, args.run, args.channel, args.probe, args.timeout), indent=1))
     except RuntimeError as error:
         sys.exit(f"tab_walkthrough: {error}")
     finally:

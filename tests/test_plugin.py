@@ -473,3 +473,35 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         screenshot = np.asarray(Image.open(seen[theme]["screenshot"]).convert("RGB"))
         assert screenshot.shape[0] > 500 and screenshot.std() > 20
         assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500  # pictures, not a blank page
+
+
+@pytest.mark.slow
+def test_applications_runs_project_on_demand_with_their_weights_file_and_preprocessing(
+    cifar_session, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # an applications model's outputs go to ./logs/<NAME>_explore
+    spec, layer = "applications:MobileNetV2:32", "block_1_expand_relu"
+    model, _ = runs.load_application(spec)
+    os.makedirs("logs")
+    model.save_weights(os.path.join("logs", "mnv2.weights.h5"))
+    command = ["--model", spec, "--data_dir", cifar_session, "--layer", layer, "--limit", "32", "--batch_size", "32"]
+    assert cli.command("explore")(command + ["--weights", "logs/mnv2.weights.h5", "--preprocess", "unit"]) == 0
+    client, plugin = make_client(os.path.join(str(tmp_path), "logs"))
+    status, body = get(client, "project", run="MobileNetV2_32_explore", image=0, layer=layer, channel=5)
+    assert status == 200, body
+    # Images optimized on demand start from pixels taken as the explorer took them.
+    assert [loaded.pixels.scaling for loaded in plugin.projector._loaded.values()] == ["unit"]
+    images, _ = data.load_binary(cifar_session, "test")
+    inputs = images[:1].astype(np.float32) / 255  # --preprocess unit, not the family's own (auto)
+    expected = Deconvnet(model, "deconvnet").channels(inputs, layer, [5]).numpy()
+    assert np.abs(decode_uri(body["projection"]).astype(int) - uint8(to_display(expected)[0])).max() <= 1
+    status, body = get(client, "optimized", run="MobileNetV2_32_explore", layer=layer, channel=5, steps=4)
+    assert status == 200 and body["source"] == "computed on demand"
+    # Explored with random weights: nothing to rebuild them from, and the tab says so in one line.
+    probes.write_probes(
+        str(tmp_path / "logs" / "random_explore"), inputs, inputs, root=str(tmp_path / "logs" / "random_explore"),
+        kind="keras", model=spec, preprocess="unit",
+    )  # fmt: skip
+    client = make_client(str(tmp_path / "logs"))[0]
+    status, body = get(client, "project", run="random_explore", image=0, layer=layer, channel=0)
+    assert status == 400 and "random weights" in body["error"]

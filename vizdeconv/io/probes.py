@@ -15,6 +15,7 @@ PLUGIN_NAME = "vizdeconv"
 INPUTS_TAG = "vizdeconv/probe_inputs"  # [P, H, W, C] float32, as the model takes them
 PICTURES_TAG = "vizdeconv/probe_pictures"  # [P, H, W, 3] uint8, as a person sees them
 FORMAT = 1
+APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
 
 
 def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
@@ -35,6 +36,8 @@ def write_probes(
     root: str,
     kind: str,
     model: str | None = None,
+    weights: str | None = None,
+    preprocess: str | None = None,
     image_ids=None,
     labels=None,
     class_names=None,
@@ -49,7 +52,9 @@ def write_probes(
       inputs: [P, H, W, C] float32 model inputs; pictures: [P, H, W, 3] in [0, 1] or uint8.
       root: the run's folder (reference run folder, or where a Keras model's outputs go).
       kind: "run" (reference checkpoints in `<root>/checkpoints`) or "keras" (`model` is a `.keras`
-        file or a folder of `.keras` snapshots, the newest being the model).
+        file, a folder of `.keras` snapshots, the newest being the model, or `applications:NAME[:SIZE]`
+        with its `weights` file: without one its weights were random and cannot be rebuilt).
+      preprocess: how pixels became the model's inputs (`preprocess.CHOICES`), for a "keras" model.
       image_ids, labels: [P] int, the probes' places in their split and their classes.
     """
     import tensorflow as tf
@@ -67,7 +72,9 @@ def write_probes(
         "format": FORMAT,
         "kind": kind,
         "root": os.path.relpath(root, events_dir),
-        "model": os.path.relpath(model, events_dir) if model else None,
+        "model": (model if model.startswith(APPLICATIONS) else os.path.relpath(model, events_dir)) if model else None,
+        "weights": os.path.relpath(weights, events_dir) if weights else None,
+        "preprocess": preprocess,
         "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
         "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
         "class_names": list(class_names) if class_names else None,

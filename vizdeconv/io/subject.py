@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from vizdeconv.io.probes import APPLICATIONS
+
 
 def load_run(run: str, log=print):
     """(config, ConvNet, step) of a run folder, with the weights of its newest intact checkpoint (damaged
@@ -41,9 +43,6 @@ def load_model(run: str):
     from vizdeconv.nn.convnet import to_keras
 
     return to_keras(load_run(run)[1])
-
-
-APPLICATIONS = "applications:"
 
 
 def load_application(spec: str, weights: str | None = None):
@@ -125,6 +124,7 @@ class Subject:
     model_path: str | None = None
     step: int | None = None
     tfds_data_dir: str | None = None
+    weights: str | None = None
 
     def write_probes(
         self, events_dir: str, images=None, labels=None, split: str = "test", count: int = 16, ids=None
@@ -146,6 +146,8 @@ class Subject:
             root=self.root,
             kind="run" if self.run else "keras",
             model=self.model_path,
+            weights=self.weights,
+            preprocess=None if self.run else self.pixels.scaling,
             image_ids=ids,
             labels=labels,
             class_names=self.class_names(self.graph.shapes[self.graph.output][-1]),
@@ -238,4 +240,5 @@ def open_subject(
         data_dir,
         model_path=model_path,
         tfds_data_dir=tfds_data_dir,
+        weights=weights,
     )

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from vizdeconv.io.probes import APPLICATIONS
 from vizdeconv.viz.plugin.store import Refused, Run
 
 
@@ -23,9 +24,12 @@ def newest_weights(run: Run) -> tuple[str, object]:
             raise Refused(f"{run.name} has no checkpoint yet")
         return folder, (checkpoints.step_of(found[0]), os.stat(found[0] + ".index").st_mtime_ns)
     if run.model is None:
-        raise Refused(
-            f"{run.name} names no model to project with (pass snapshot_dir to the callback or explore a .keras file)"
-        )
+        why = run.no_model or "pass snapshot_dir to the callback or explore a .keras file"
+        raise Refused(f"{run.name} has no model to project with ({why})")
+    if run.model.startswith(APPLICATIONS):  # rebuilt from its family with the weights file it was explored with
+        if not os.path.isfile(run.weights):
+            raise Refused(f"{run.name}'s weights file is missing")
+        return run.model, os.stat(run.weights).st_mtime_ns
     path = run.model
     if os.path.isdir(path):
         found = checkpoints.snapshots(path)
@@ -76,12 +80,14 @@ class Projector:
             opened = subject.open_subject(
                 run.root if run.kind == "run" else None,
                 None if run.kind == "run" else path,
+                preprocess=run.content.get("preprocess") or "auto",  # as the explorer took the pixels
                 log=lambda *_: None,
                 need_data=False,
+                weights=run.weights,
             )
         except (OSError, ValueError) as error:
             raise Refused(str(error)) from None
-        step = opened.step if run.kind == "run" else checkpoints.snapshot_step(path)
+        step = opened.step if run.kind == "run" or path.startswith(APPLICATIONS) else checkpoints.snapshot_step(path)
         loaded = _Loaded((path, stamp), opened.model, step, opened.pixels)
         with self._lock:
             self._loaded[run.root] = loaded

@@ -9,6 +9,8 @@ import threading
 
 import numpy as np
 
+from vizdeconv.io.probes import APPLICATIONS
+
 
 class Refused(ValueError):
     """A request named something outside the logdir or something that is not there."""
@@ -21,8 +23,10 @@ class Run:
     Attributes:
       name: its folder relative to the logdir ("." for the logdir itself): the id requests use.
       root: its folder, absolute and resolved.
-      kind: "run" (reference checkpoints) or "keras"; model: the `.keras` file or snapshot folder.
+      kind: "run" (reference checkpoints) or "keras"; model: the `.keras` file or snapshot folder, or
+        `applications:NAME[:SIZE]`; weights: that model's weights file (None: random, not rebuilt).
       events_run: the TensorBoard run whose probe summaries it uses; content: their JSON content.
+      no_model: why there is no model to project with, where there is none.
     """
 
     name: str
@@ -31,6 +35,8 @@ class Run:
     model: str | None
     events_run: str
     content: dict
+    weights: str | None = None
+    no_model: str | None = None
 
 
 class Store:
@@ -70,15 +76,30 @@ class Store:
                 root = self._inside(os.path.join(base, content.get("root", ".")))
             except Refused:
                 continue  # a marking that points outside the logdir is not shown
-            try:
-                model = self._inside(os.path.join(base, content["model"])) if content.get("model") else None
-            except Refused:
-                model = None  # shown, without on-demand projections
+            model, weights, no_model = self._model(base, content)
             name = os.path.relpath(root, self.logdir).replace(os.sep, "/")
-            run = Run(name, root, content.get("kind", "run"), model, events_run, content)
+            run = Run(name, root, content.get("kind", "run"), model, events_run, content, weights, no_model)
             if name not in found or len(content.get("image_ids", ())) > len(found[name].content.get("image_ids", ())):
                 found[name] = run
         return found
+
+    def _model(self, base: str, content: dict) -> tuple[str | None, str | None, str | None]:
+        """(model, weights, why there is none) of a marking: a `.keras` file or snapshot folder inside the
+        logdir, or `applications:NAME[:SIZE]` with the weights file it was explored with."""
+        model, weights = content.get("model"), content.get("weights")
+        if not model:
+            return None, None, None
+        if not model.startswith(APPLICATIONS) and os.path.basename(model).startswith(APPLICATIONS):
+            return None, None, f"{os.path.basename(model)}'s marking is older than its weights file's: explore it again"
+        try:
+            if not model.startswith(APPLICATIONS):
+                model = self._inside(os.path.join(base, model))
+            weights = self._inside(os.path.join(base, weights)) if weights else None
+        except Refused as error:  # shown, without on-demand projections
+            return None, None, f"its model or weights file is not inside the logdir ({error})"
+        if model.startswith(APPLICATIONS) and weights is None:
+            return None, None, f"{model} was explored with random weights, which cannot be rebuilt (no --weights)"
+        return model, weights, None
 
     def _json(self, path: str):
         return self._load(path, lambda p: json.load(open(p)))
