@@ -185,6 +185,20 @@ def test_project_api_channel_and_strongest_unit():
     assert not np.allclose(whole, one)
 
 
+@pytest.mark.parametrize("mode", ["deconvnet", "guided"])
+def test_units_of_shared_images_equal_each_unit_with_its_own_copy(mode):
+    # A residual sum, a concatenation and a max pool below "top": every recorded switch and mask is per image.
+    model = randomize(residual_model())
+    images = tf.random.stateless_normal([3, 12, 12, 3], [7, 0])
+    which = np.array([2, 0, 2, 1, 0, 2])
+    channels, positions = np.array([0, 1, 4, 2, 0, 3]), np.array([0, 3, 8, 4, 1, 2])
+    deconvnet = Deconvnet(model, mode)
+    alone = deconvnet.units(tf.gather(images, which), "top", channels, positions).numpy()
+    shared = deconvnet.units_of(images, which, "top", channels, positions).numpy()
+    assert len({float(np.abs(a).sum()) for a in alone} - {0.0}) >= 3  # several live units, of different images
+    np.testing.assert_array_equal(shared, alone)
+
+
 def test_bad_layer_channel_and_mode_are_clear_errors():
     model = randomize(residual_model())
     images = tf.zeros([1, 12, 12, 3])

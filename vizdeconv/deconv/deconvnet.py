@@ -176,6 +176,14 @@ class Deconvnet:
             images, tf.cast(channels, tf.int32), tf.cast(positions, tf.int32)
         )
 
+    def units_of(self, images, which, layer: str, channels, positions, impulse: bool = False):
+        """`units` of images[which]: each distinct image of [M, H, W, C] runs forward once, however many
+        of the [N] units (`which`, `channels`, `positions`) come from it. Returns [N, H, W, C]."""
+        images, name = self._check(images, layer, channels)
+        return self._compiled("_units_of", name, impulse)(
+            images, tf.cast(which, tf.int32), tf.cast(channels, tf.int32), tf.cast(positions, tf.int32)
+        )
+
     def top_channels(self, image, layer: str, k: int):
         """The k strongest feature maps of one image [1, H, W, C], each projected alone.
 
@@ -211,6 +219,12 @@ class Deconvnet:
     def _channels(self, name, strongest_unit, images, channels):
         tensors = self.forward(images, until=(name,))
         return self._project(tensors, {name: channel_signal(tensors[name], channels, strongest_unit)})[name]
+
+    def _units_of(self, name, impulse, images, which, channels, positions):
+        # Every recorded tensor (activations, switches, rectifier masks) is per image: each unit takes its
+        # image's.
+        tensors = tf.nest.map_structure(lambda t: tf.gather(t, which), self.forward(images, until=(name,)))
+        return self._project(tensors, {name: unit_signal(tensors[name], channels, positions, impulse)})[name]
 
     def _units(self, name, impulse, images, channels, positions):
         tensors = self.forward(images, until=(name,))

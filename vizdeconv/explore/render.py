@@ -136,21 +136,27 @@ class Renderer:
         height, width_in = self.graph.input_shape[:2]
         batch = max(1, min(RENDER_BATCH, RENDER_PIXELS // (height * width_in)))
         shown, patches, labels = [], [], []
+        # The units in image order: a batch's units of one image share its forward pass (the top-k of a
+        # layer's maps often share images), and the files are read in order. Put back in unit order after.
+        order = np.argsort(ids, kind="stable")
         for start in range(0, len(ids), batch):  # bounded memory for thousands of units
-            part = slice(start, start + batch)
-            images, part_labels = self._read(ids[part])
-            labels.append(part_labels)
+            part = order[start : start + batch]
+            distinct, which = np.unique(ids[part], return_inverse=True)
+            which = which.reshape(-1)
+            images, distinct_labels = self.source.read(distinct)
+            labels.append(distinct_labels[which])
             inputs = self.preprocess.inputs(images)
-            projections = self.projector.units(inputs, layer, units[part], positions[part]).numpy()
+            projections = self.projector.units_of(inputs, which, layer, units[part], positions[part]).numpy()
             # Kept as bytes (a quarter of floats), shrunk where the layer is wide and its fields large.
             shown.append(pictures.to_bytes(self.crop(pictures.to_display(projections), layer, rows[part], cols[part],
                                                      0.5, enlarge=False, shrink=shrink)))  # fmt: skip
-            crops = self.preprocess.pictures(images)
+            crops = self.preprocess.pictures(images)[which]
             patches.append(pictures.to_bytes(self.crop(crops, layer, rows[part], cols[part], 1.0, enlarge=False,
                                                        shrink=shrink)))  # fmt: skip
             if on_units is not None:
-                on_units(len(images))
-        shown, patches, labels = np.concatenate(shown), np.concatenate(patches), np.concatenate(labels)
+                on_units(len(part))
+        restore = np.argsort(order)
+        shown, patches, labels = (np.concatenate(parts)[restore] for parts in (shown, patches, labels))
         os.makedirs(os.path.join(out, layer), exist_ok=True)
         field = shown.shape[1]
         np.savez(
