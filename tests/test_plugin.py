@@ -505,3 +505,24 @@ def test_applications_runs_project_on_demand_with_their_weights_file_and_preproc
     client = make_client(str(tmp_path / "logs"))[0]
     status, body = get(client, "project", run="random_explore", image=0, layer=layer, channel=0)
     assert status == 400 and "random weights" in body["error"]
+
+
+@pytest.mark.slow
+def test_explorer_output_written_elsewhere_with_out_is_found_inside_the_logdir_only(cifar_session, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    small_cnn().save(str(logs / "k.keras"))
+    command = ["--model", str(logs / "k.keras"), "--data_dir", cifar_session, "--limit", "32", "--batch_size", "32"]
+    assert cli.command("explore")(command + ["--layer", "conv2", "--out", str(logs / "elsewhere" / "mine")]) == 0
+    status, body = get(make_client(str(logs))[0], "runs")
+    assert status == 200
+    run = {run["name"]: run for run in body["runs"]}["k_explore"]
+    assert run["splits"]["test"]["layers"] == ["conv2"]  # the split this explore scanned, in its --out
+    status, body = get(make_client(str(logs))[0], "top9", run="k_explore", split="test", layer="conv2", channel=1)
+    index = json.load(open(logs / "elsewhere" / "mine" / "index.json"))
+    assert status == 200 and [e["image_id"] for e in body["entries"]] == index["layers"]["conv2"]["1"]["image_ids"]
+    small_cnn().save(str(logs / "k2.keras"))
+    command[1] = str(logs / "k2.keras")
+    assert cli.command("explore")(command + ["--layer", "relu1", "--out", str(tmp_path / "outside")]) == 0
+    status, body = get(make_client(str(logs))[0], "runs")
+    assert {run["name"]: run for run in body["runs"]}["k2_explore"]["splits"] == {}  # outside the logdir

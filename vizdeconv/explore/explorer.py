@@ -300,7 +300,8 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
         probes.append(image.numpy())
         probe_ids.append(int(image_id))
-    subject.write_probes(events, np.stack(probes), source.labels(probe_ids), count=PROBES, ids=probe_ids)
+    subject.write_probes(events, np.stack(probes), source.labels(probe_ids), count=PROBES, ids=probe_ids,
+                         explorations={split: out})  # fmt: skip
     if optimized:
         report["optimize"] = {
             "method": options.optimize,

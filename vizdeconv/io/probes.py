@@ -38,6 +38,7 @@ def write_probes(
     model: str | None = None,
     weights: str | None = None,
     preprocess: str | None = None,
+    explorations: dict | None = None,
     image_ids=None,
     labels=None,
     class_names=None,
@@ -55,6 +56,7 @@ def write_probes(
         file, a folder of `.keras` snapshots, the newest being the model, or `applications:NAME[:SIZE]`
         with its `weights` file: without one its weights were random and cannot be rebuilt).
       preprocess: how pixels became the model's inputs (`preprocess.CHOICES`), for a "keras" model.
+      explorations: {split: folder} of explorer output (an `--out` anywhere; the tab also looks in `root`).
       image_ids, labels: [P] int, the probes' places in their split and their classes.
     """
     import tensorflow as tf
@@ -75,6 +77,7 @@ def write_probes(
         "model": (model if model.startswith(APPLICATIONS) else os.path.relpath(model, events_dir)) if model else None,
         "weights": os.path.relpath(weights, events_dir) if weights else None,
         "preprocess": preprocess,
+        "explorations": {split: os.path.relpath(folder, events_dir) for split, folder in (explorations or {}).items()},
         "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
         "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
         "class_names": list(class_names) if class_names else None,

@@ -127,11 +127,19 @@ class Subject:
     weights: str | None = None
 
     def write_probes(
-        self, events_dir: str, images=None, labels=None, split: str = "test", count: int = 16, ids=None
+        self,
+        events_dir: str,
+        images=None,
+        labels=None,
+        split: str = "test",
+        count: int = 16,
+        ids=None,
+        explorations: dict | None = None,
     ) -> None:
         """Marks `events_dir` for TensorBoard's Deconvnet tab with the first `count` images of the
         split (or of `images` [N, H, W, C] uint8 / `labels` [N], whose ids in their source are `ids`),
-        which the tab projects on demand."""
+        which the tab projects on demand; `explorations` {split: folder} names explorer output written
+        elsewhere than the run's own folder (`--out`)."""
         from vizdeconv.io import probes
 
         if images is None:
@@ -148,6 +156,7 @@ class Subject:
             model=self.model_path,
             weights=self.weights,
             preprocess=None if self.run else self.pixels.scaling,
+            explorations=explorations,
             image_ids=ids,
             labels=labels,
             class_names=self.class_names(self.graph.shapes[self.graph.output][-1]),

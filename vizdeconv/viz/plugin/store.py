@@ -122,12 +122,20 @@ class Store:
         return value
 
     def explorations(self, run: Run) -> dict[str, str]:
-        """{split: explorer output folder} under the run (`explore/<split>/` or `<split>/`)."""
+        """{split: explorer output folder} under the run (`explore/<split>/` or `<split>/`), or where its
+        marking says the explorer wrote it (`--out`), if that is inside the logdir."""
         found = {}
         for pattern in ("explore/*/index.json", "*/index.json"):
             for index in sorted(glob.glob(os.path.join(glob.escape(run.root), pattern))):
                 folder = os.path.dirname(index)
                 found.setdefault(os.path.basename(folder), os.path.relpath(folder, self.logdir))
+        for split, folder in sorted((run.content.get("explorations") or {}).items()):
+            try:
+                folder = self._inside(os.path.join(self.logdir, run.events_run, folder))
+            except Refused:
+                continue  # not shown, as a marking that points outside the logdir
+            if os.path.isfile(os.path.join(folder, "index.json")):
+                found.setdefault(split, os.path.relpath(folder, self.logdir))
         return found
 
     def index(self, run: Run, split: str) -> dict:
