@@ -102,7 +102,8 @@ def open_browser(width: int = 1400, height: int = 2000, dark: bool = False):
     return driver
 
 
-ERROR = "#optimized .error"
+# Where the tab says why a panel has nothing to show (a run whose model cannot be rebuilt).
+OPTIMIZED_ERROR, PROBES_ERROR = "#optimized .error", "#probes .error"
 
 
 def walk(
@@ -161,10 +162,14 @@ def walk(
     seen["top9_captions"] = driver.execute_script(
         "return [...document.querySelectorAll('#top9 .card[data-rank] .caption')].map(c => c.innerText)"
     )
+
     # A run with no model to rebuild (an applications model explored with random weights) says why instead.
-    wait.until(lambda d: (text("#optimized-info") is not None and loaded("#optimized-img")) or text(ERROR) is not None)
-    if text(ERROR) is not None:
-        seen["optimized_error"] = text(ERROR)
+    def optimized_shown() -> bool:
+        return text("#optimized-info") is not None and loaded("#optimized-img")
+
+    wait.until(lambda d: optimized_shown() or text(OPTIMIZED_ERROR) is not None)
+    if text(OPTIMIZED_ERROR) is not None:
+        seen["optimized_error"] = text(OPTIMIZED_ERROR)
     else:
         seen["optimized"] = driver.execute_script(
             """const i = document.getElementById('optimized-img');
@@ -188,9 +193,9 @@ def walk(
         seen["steps"].append(text("#evolution-step"))
         seen["evolution_image_src"] = driver.execute_script("return document.getElementById('evolution-img').src")
 
-    wait.until(lambda d: text("#projection-info") is not None or text("#probes .error") is not None)
-    if text("#probes .error") is not None:
-        seen["projection_error"] = text("#probes .error")
+    wait.until(lambda d: text("#projection-info") is not None or text(PROBES_ERROR) is not None)
+    if text(PROBES_ERROR) is not None:
+        seen["projection_error"] = text(PROBES_ERROR)
         driver.switch_to.default_content()
         driver.save_screenshot(screenshot)
         seen["screenshot"] = screenshot

@@ -74,11 +74,17 @@ class Renderer:
         self.mode = deconvnet.mode
         self.fields = receptive_field.ReceptiveFields(self.graph)
 
+    def _distinct(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct images [m, H, W, C] uint8 of `ids` and their labels [m], each read once, and for
+        each of the [n] ids the index of its image among them."""
+        unique, which = np.unique(np.asarray(ids, np.int64), return_inverse=True)
+        images, labels = self.source.read(unique)
+        return images, labels, which.reshape(-1)
+
     def _read(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """[n, H, W, C] uint8 images and [n] labels of `ids`, each distinct one read once."""
-        unique, inverse = np.unique(np.asarray(ids, np.int64), return_inverse=True)
-        images, labels = self.source.read(unique)
-        return images[inverse.reshape(-1)], labels[inverse.reshape(-1)]
+        images, labels, which = self._distinct(ids)
+        return images[which], labels[which]
 
     def _inputs(self, ids):
         return self.preprocess.inputs(self._read(ids)[0])
@@ -141,9 +147,7 @@ class Renderer:
         order = np.argsort(ids, kind="stable")
         for start in range(0, len(ids), batch):  # bounded memory for thousands of units
             part = order[start : start + batch]
-            distinct, which = np.unique(ids[part], return_inverse=True)
-            which = which.reshape(-1)
-            images, distinct_labels = self.source.read(distinct)
+            images, distinct_labels, which = self._distinct(ids[part])
             labels.append(distinct_labels[which])
             inputs = self.preprocess.inputs(images)
             projections = self.projector.units_of(inputs, which, layer, units[part], positions[part]).numpy()
