@@ -282,7 +282,8 @@ def main() -> None:
             "--layer",
             action="append",
             default=None,
-            help="default: all; rectified: the explorer's default, every rectified feature layer",
+            help="default: all (every block's output maps); every: every feature layer; rectified: the explorer's "
+            "default, every rectified feature layer",
         )
         command.add_argument("--images", type=int, default=512)
         command.add_argument("--batch_size", type=int, default=32)

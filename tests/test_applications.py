@@ -316,3 +316,55 @@ def test_the_default_layers_are_the_outputs_of_relus_and_other_activations():
     assert default_layers(smooth) == ["silu", "conv_b", "relu"]  # conv_b's own activation is its output
     linear = Deconvnet(keras.Model(inputs, L.Conv2D(2, 3, name="only")(inputs))).graph
     assert default_layers(linear) == ["only"]  # no activation: every feature layer
+
+
+def test_every_layer_means_each_blocks_output_maps_not_the_steps_inside_blocks():
+    """`--layer all` (Graph.block_outputs): what a block hands on, after its activation, residual sum,
+    pooling, gating or concatenation; not a convolution read only by its normalization, that by its
+    activation, a branch by the sum it ends in, or the rescaled image. `--layer every`: all of them."""
+    from vizdeconv.explore.explorer import _layers
+
+    inputs = keras.Input((16, 16, 3))
+    x = L.Rescaling(1 / 255.0, name="rescale")(inputs)
+    x = L.Conv2D(8, 3, padding="same", name="stem_conv")(x)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    pool = L.MaxPooling2D(name="pool")(x)
+    x = L.Conv2D(8, 3, padding="same", name="a_conv")(pool)
+    x = L.BatchNormalization(name="a_bn")(x)
+    act = L.Activation("swish", name="a_act")(x)
+    squeeze = L.GlobalAveragePooling2D(keepdims=True, name="se_squeeze")(act)
+    gate = L.Conv2D(8, 1, activation="sigmoid", name="se_gate")(squeeze)
+    x = L.Multiply(name="se_excite")([act, gate])
+    x = L.Conv2D(8, 1, name="a_project")(x)
+    x = L.BatchNormalization(name="a_project_bn")(x)
+    x = L.Dropout(0.1, name="a_drop")(x)
+    x = L.Add(name="a_add")([x, pool])
+    x = L.Conv2D(8, 3, activation="relu", name="b_conv")(x)
+    x = L.Concatenate(name="cat")([L.Conv2D(4, 1, name="c1")(x), L.Conv2D(4, 1, name="c2")(x)])
+    x = L.Conv2D(8, 1, name="proj")(x)
+    x = L.BatchNormalization(name="proj_bn")(x)
+    outputs = L.Dense(10, name="logits")(L.GlobalAveragePooling2D(name="gap")(x))
+    graph = Deconvnet(keras.Model(inputs, outputs)).graph
+
+    blocks = ["stem_relu", "pool", "a_act", "se_squeeze", "se_gate", "se_excite", "a_add", "b_conv", "c1", "c2",
+              "cat", "proj_bn"]  # fmt: skip
+    inside = ["stem_conv", "stem_bn", "a_conv", "a_bn", "a_project", "a_project_bn", "proj"]
+    assert graph.block_outputs == blocks
+    assert sorted(graph.feature_layers) == sorted(["rescale", *blocks, *inside])
+    assert _layers(graph, ["all"]) == blocks and _layers(graph, ["every"]) == graph.feature_layers
+
+
+def test_every_layer_of_resnet50_and_mobilenetv2_are_their_block_outputs():
+    """Against the Keras layers' own names: ResNet50's rectifiers and first pooling (the ~50 block outputs
+    a person counts), MobileNetV2's rectifiers, residual sums and the projections that no sum follows."""
+    resnet = A.ResNet50(weights=None, input_shape=(32, 32, 3))
+    names = [layer.name for layer in resnet.layers]
+    expected = [n for n in names if n.endswith(("_relu", "_out")) or n == "pool1_pool"]
+    assert len(expected) == 50 and Deconvnet(resnet).graph.block_outputs == expected
+
+    mobile = A.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35)
+    names = [layer.name for layer in mobile.layers]
+    summed = {name.replace("_add", "_project_BN") for name in names if name.endswith("_add")}  # a branch's end
+    ends = [n for n in names if n.endswith(("relu", "_add")) or (n.endswith("project_BN") and n not in summed)]
+    assert Deconvnet(mobile).graph.block_outputs == ends

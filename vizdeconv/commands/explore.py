@@ -3,7 +3,7 @@
 vizdeconv explore --run logs/default --layer conv2 [--layer conv3] [--split test]
                   [--limit N] [--top_k 9] [--mode deconvnet] [--compare] [--sanity]
                   [--optimize [--method fourier] [--steps 256]]
-vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME | --layer all]
+vizdeconv explore --model my_cnn.keras --data_dir PATH [--preprocess auto] [--layer NAME | --layer all | --layer every]
                   [--shard i/N] [--save_every N] [--strict]
 vizdeconv explore merge PART... --out DIR
 """
@@ -17,7 +17,11 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
         return merge(argv[1:], f"{program} merge")
     parser = flags.parser(program, "Top-k activations per feature map, projected and cropped.")
     flags.add_subject(parser)
-    flags.add_layer(parser, "layer to explore (default: every rectified feature map; all: every feature layer)")
+    flags.add_layer(
+        parser,
+        "layer to explore (default: every rectified feature map; all: every block's output maps; every: also "
+        "the steps inside blocks, such as a convolution before its normalization)",
+    )
     flags.add_split(parser)
     flags.add_onednn(parser)
     parser.add_argument("--limit", type=int, default=0, help="scan only the first N images")

@@ -178,18 +178,21 @@ def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
 
 
 def _layers(graph, wanted) -> list[str]:
-    """The layers to scan: `wanted` (["all"]: every feature layer; None: the rectified feature maps)."""
+    """The layers to scan: `wanted` (["all"]: every block's output maps, `Graph.block_outputs`; ["every"]:
+    every feature layer, also the steps inside blocks; None: the rectified feature maps)."""
     from vizdeconv.io import summaries
 
-    if wanted and "all" in wanted:
+    if wanted and "every" in wanted:
         return list(graph.feature_layers)
+    if wanted and "all" in wanted:
+        return list(graph.block_outputs)
     layers = wanted or summaries.default_layers(graph)
     for layer in layers:
         name = graph.resolve(layer)
         if len(graph.shapes[name]) != 3:
             raise ValueError(
                 f"layer {layer!r} has no feature maps (shape {graph.shapes[name]}); pick one of "
-                f"{', '.join(graph.feature_layers)}, or all"
+                f"{', '.join(graph.feature_layers)}, all or every"
             )
     return list(layers)
 

@@ -50,6 +50,12 @@ class Op:
 # offered as layers of their own.
 INTERNAL_SUFFIXES = ("/linear", "/prenorm")
 
+# Ops that carry a map on inside its block: a per-channel step that keeps the order of its values (a
+# normalization, an activation) or the residual sum a branch ends in. A map read only by them is a step
+# inside a block, not one of the network's feature layers in the sense of `Graph.block_outputs`.
+WITHIN_BLOCK = ("affine", "relu", "activation", "add")
+PIXEL_STEPS = ("affine", "identity", "zero_pad", "crop")
+
 
 def switches_name(name: str) -> str:
     return f"{name}:switches"
@@ -122,6 +128,33 @@ class Graph:
             for name in self.layer_names
             if len(self.shapes[self.resolve(name)]) == 3
             and self.by_name[self.resolve(name)].kind not in ("input", "identity", "zero_pad", "crop", "softmax")
+        ]
+
+    @property
+    def block_outputs(self) -> list[str]:
+        """The feature layers a person means by every layer of a network: the maps each block hands on
+        (after its activation, its residual sum, its pooling or concatenation), not the steps inside it (a
+        convolution read only by its normalization, that by its activation, a branch by its residual sum;
+        `WITHIN_BLOCK`) nor the image rescaled. ResNet50: its 49 rectifiers and the first max pooling (of
+        172 `feature_layers`); EfficientNetB0: 113 of 206 (activations, squeeze-and-excitation maps and
+        gated maps, block outputs). A Keras layer the engine runs as it is (`layer` kind) counts as a block's
+        output: what it does inside is not known."""
+        readers, pixels = {op.name: [] for op in self.ops}, set()
+        for op in self.ops:
+            for name in set(op.inputs):
+                readers[name].append(op)
+            # The image rescaled or normalized (EfficientNet's Rescaling, Normalization): no feature yet.
+            if op.kind == "input" or (op.kind in PIXEL_STEPS and all(name in pixels for name in op.inputs)):
+                pixels.add(op.name)
+
+        def inside(name: str) -> bool:
+            ops = readers[name]
+            return bool(ops) and all(
+                op.kind in WITHIN_BLOCK or (op.kind == "identity" and inside(op.name)) for op in ops
+            )
+
+        return [
+            name for name in self.feature_layers if not (inside(self.resolve(name)) or self.resolve(name) in pixels)
         ]
 
     def ancestors(self, names) -> set[str]:
