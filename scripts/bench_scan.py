@@ -3,7 +3,8 @@
   # a synthetic folder: CIFAR-10 images (test, then train) upscaled to 256x256 JPEGs, 100 per subfolder
   python scripts/bench_scan.py make --data_dir ../shared/cifar10 --out /tmp/folder --count 10000
 
-  # images/s of the scan of every feature layer, beside its two limits measured in the same process:
+  # images/s of the scan of every feature layer (--layer all: each block's output maps; --layer every: every
+  # map an op produces; --layer rectified: the explorer's default), beside its two limits measured alike:
   # the forward pass alone (in-memory batches) and the input pipeline alone (read, decode, resize);
   # `scan_late` is the rate over the second half of the images, nearer a long scan's (fewer images
   # still enter a top-k, and only those need the position of their strongest unit)
@@ -11,7 +12,7 @@
 
   # where a late scan's time goes (forward; + every map's maximum; + positions of the pairs above the
   # running k-th values after --images images; + the fold), in one process on in-memory batches
-  python scripts/bench_scan.py breakdown --folder /tmp/folder --model applications:ResNet50 --images 4096
+  python scripts/bench_scan.py breakdown --folder /tmp/folder --model applications:ResNet50 --layer every --images 4096
 
   # peak resident memory of a whole scan (run it at 10,000 and at 100,000 images: it must stay flat); a
   # 4-layer CNN at 224x224 (`tiny`) lets the input pipeline set the pace, so 100,000 images take minutes
