@@ -84,10 +84,11 @@ class Graph:
         bad = [op for op in self.ops if op.kind not in KINDS]
         if bad:
             raise ValueError(f"operation {bad[0].name!r} has unknown kind {bad[0].kind!r}")
-        self.consumers = {op.name: 0 for op in self.ops}  # how many ops read each tensor
+        self.readers = {op.name: [] for op in self.ops}  # the ops that read each tensor (once per input)
         for op in self.ops:
             for name in op.inputs:
-                self.consumers[name] += 1
+                self.readers[name].append(op)
+        self.consumers = {name: len(ops) for name, ops in self.readers.items()}  # how many reads of each tensor
         self.input = self.ops[0].name
         self.output = output
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -139,22 +140,19 @@ class Graph:
         172 `feature_layers`); EfficientNetB0: 113 of 206 (activations, squeeze-and-excitation maps and
         gated maps, block outputs). A Keras layer the engine runs as it is (`layer` kind) counts as a block's
         output: what it does inside is not known."""
-        readers, pixels = {op.name: [] for op in self.ops}, set()
+        pixels = set()  # the image rescaled or normalized (EfficientNet's Rescaling, Normalization): no feature yet
         for op in self.ops:
-            for name in set(op.inputs):
-                readers[name].append(op)
-            # The image rescaled or normalized (EfficientNet's Rescaling, Normalization): no feature yet.
             if op.kind == "input" or (op.kind in PIXEL_STEPS and all(name in pixels for name in op.inputs)):
                 pixels.add(op.name)
 
         def inside(name: str) -> bool:
-            ops = readers[name]
+            ops = self.readers[name]
             return bool(ops) and all(
                 op.kind in WITHIN_BLOCK or (op.kind == "identity" and inside(op.name)) for op in ops
             )
 
         return [
-            name for name in self.feature_layers if not (inside(self.resolve(name)) or self.resolve(name) in pixels)
+            name for name in self.feature_layers if not inside(self.resolve(name)) and self.resolve(name) not in pixels
         ]
 
     def ancestors(self, names) -> set[str]:
