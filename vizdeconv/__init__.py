@@ -5,6 +5,8 @@
     deconv = vizdeconv.Deconvnet(model, mode="deconvnet")  # "deconvnet" | "guided" | "bias_subtract"
     deconv.project(images, layer="conv2", channel=5, unit="max")   # -> [N, H, W, C] float32
     vizdeconv.FeatureVisualization(model).optimize("conv2").images  # -> [C, H, W, 3] in [0, 1]
+    vizdeconv.Attribution(model, method="gradcam").explain(images).maps  # -> [N, H, W] in [0, 1]
+    vizdeconv.metrics.deletion(model, images, maps).auc              # -> [N] faithfulness
 
 Names are imported on first use, so `import vizdeconv` stays cheap for the command-line entry points.
 """
@@ -18,6 +20,9 @@ _PUBLIC = {
     "describe": ("vizdeconv.nn.keras_adapter", "describe"),
     "ReceptiveFields": ("vizdeconv.deconv.receptive_field", "ReceptiveFields"),
     "MODES": ("vizdeconv.deconv.reconstruct", "MODES"),
+    "Attribution": ("vizdeconv.methods.attribution", "Attribution"),
+    "AttributionResult": ("vizdeconv.methods.attribution", "AttributionResult"),
+    "metrics": ("vizdeconv.methods.metrics", None),
 }
 __all__ = ["__version__", *_PUBLIC]
 
@@ -27,7 +32,8 @@ def __getattr__(name):
         import importlib
 
         module, attribute = _PUBLIC[name]
-        return getattr(importlib.import_module(module), attribute)
+        module = importlib.import_module(module)
+        return module if attribute is None else getattr(module, attribute)
     if name == "keras":  # vizdeconv.keras.DeconvnetCallback
         import importlib
 

@@ -66,12 +66,14 @@ class Graph:
 
     Args:
       ops: in topological order; the first is the single `input` op.
-      output: the tensor that holds the network's output (logits or probabilities).
+      output: the tensor that holds the network's output (logits or probabilities); projections of the
+        class scores start there.
       input_shape: [H, W, C] of one image.
       aliases: other names a user may give for a tensor (e.g. 'conv1' inside a nested model).
+      outputs: every output of a model with several (`output` first); default: (`output`,).
     """
 
-    def __init__(self, ops_list: list[Op], output: str, input_shape, aliases: dict | None = None):
+    def __init__(self, ops_list: list[Op], output: str, input_shape, aliases: dict | None = None, outputs=None):
         self.ops = list(ops_list)
         self.by_name = {op.name: op for op in self.ops}
         if len(self.by_name) != len(self.ops):
@@ -91,6 +93,7 @@ class Graph:
         self.consumers = {name: len(ops) for name, ops in self.readers.items()}  # how many reads of each tensor
         self.input = self.ops[0].name
         self.output = output
+        self.outputs = tuple(outputs or (output,))
         self.input_shape = tuple(int(d) for d in input_shape)
         self.aliases = dict(aliases or {})
         self.shapes = {
@@ -222,8 +225,9 @@ class Graph:
             else:
                 plain_relu = op.kind == "relu" and not op.params
                 tensors[op.name] = relu(inputs[0]) if plain_relu else _apply(op, inputs, dtype)
-        if self.output in tensors:
-            tensors[self.output] = tf.cast(tensors[self.output], tf.float32)
+        for name in self.outputs:
+            if name in tensors:
+                tensors[name] = tf.cast(tensors[name], tf.float32)
         return tensors
 
     def _foldable(self, until) -> dict:

@@ -217,14 +217,12 @@ def describe(model) -> Graph:
             f"model {model.name!r} is not built with a known input shape; call it once "
             "on a batch or start it with keras.Input(shape)"
         )
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(
-            f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; "
-            "vizdeconv needs one image input and one output"
-        )
+    if len(inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs; vizdeconv needs one image input")
     walker = _Walker()
     walker.ops.append(Op("input", "input", (), {}, "input"))
-    output = walker.model(model, ["input"], prefix="")  # names an unsupported layer first
+    # Every output is described (attribution's targets may read any); projections start from the first.
+    output_names = walker.outputs(model, ["input"], prefix="")  # names an unsupported layer first
     shape = inputs[0].shape[1:]
     if len(shape) != 3 or None in shape:
         raise ValueError(
@@ -240,7 +238,7 @@ def describe(model) -> Graph:
         if "/" in op.name and counts[op.name.rsplit("/", 1)[-1]] == 1 and not op.name.endswith("/linear")
     }
     aliases.update(walker.model_outputs)
-    return Graph(walker.ops, output, shape, aliases)
+    return Graph(walker.ops, output_names[0], shape, aliases, outputs=output_names)
 
 
 class _Walker:
@@ -253,8 +251,12 @@ class _Walker:
 
     def model(self, model, input_names: list[str], prefix: str) -> str:
         """Adds the ops of `model` reading `input_names`; returns the name of its output tensor."""
+        return self.outputs(model, input_names, prefix)[0]
+
+    def outputs(self, model, input_names: list[str], prefix: str) -> list[str]:
+        """Adds the ops of `model` reading `input_names`; returns the names of all its output tensors."""
         known = {id(t): name for t, name in zip(model.inputs, input_names)}
-        return self._tensor(model.outputs[0], known, prefix)
+        return [self._tensor(tensor, known, prefix) for tensor in model.outputs]
 
     def _tensor(self, tensor, known: dict, prefix: str) -> str:
         if id(tensor) in known:
