@@ -116,3 +116,27 @@ def sanity_figure(result: dict, layer: str, max_units: int = 6) -> np.ndarray:
             axis.set_xticks([])
             axis.set_yticks([])
     return _render(figure)
+
+
+def attribution_figure(picture: np.ndarray, panels: list[dict], caption: str) -> np.ndarray:
+    """The image, then one panel per method: its map over the image (jet, half transparent) with a colour bar.
+
+    Args:
+      picture: [H, W, 3] float in [0, 1], what the model sees.
+      panels: {"method", "map" [H, W] in [0, 1], "title"} per method.
+      caption: the first panel's title (e.g. the true class).
+    """
+    figure, axes = plt.subplots(1, 1 + len(panels), figsize=(3.1 * (1 + len(panels)), 3.4), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(picture)
+    axes[0].set_title(caption, fontsize=9)
+    grey = picture.mean(axis=-1)
+    for axis, panel in zip(axes[1:], panels):
+        axis.imshow(grey, cmap="gray", vmin=0, vmax=1)
+        image = axis.imshow(panel["map"], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        figure.colorbar(image, ax=axis, shrink=0.75)
+        axis.set_title(f"{panel['method']}\n{panel['title']}", fontsize=9)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return _render(figure)

@@ -76,16 +76,18 @@ def add_split(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS, default="test")
 
 
-def add_optimization(parser: argparse.ArgumentParser, what: str) -> None:
-    """--method, --steps and --seed of feature visualization (`what` names the command's part that uses them)."""
+def add_optimization(parser: argparse.ArgumentParser, what: str, method: bool = True) -> None:
+    """--method, --steps and --seed of feature visualization (`what` names the command's part that uses them;
+    `method` False: the command declares its own --method)."""
     from vizdeconv.deconv.feature_vis import DEFAULT_STEPS, METHODS
 
-    parser.add_argument(
-        "--method",
-        default="fourier",
-        choices=METHODS,
-        help=f"{what}: fourier (Olah et al. 2017) or pixel (Yosinski et al. 2015) parametrization",
-    )
+    if method:
+        parser.add_argument(
+            "--method",
+            default="fourier",
+            choices=METHODS,
+            help=f"{what}: fourier (Olah et al. 2017) or pixel (Yosinski et al. 2015) parametrization",
+        )
     parser.add_argument(
         "--steps", type=int, default=None, help=f"{what}: optimization steps (default: {DEFAULT_STEPS})"
     )
