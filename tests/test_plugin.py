@@ -241,6 +241,34 @@ def test_projection_on_demand_equals_the_library(logdir, client, mode, unit):
     assert body["unit"] == (list(unit) if unit else None)
 
 
+def test_attribution_on_demand_equals_the_library_and_is_kept(logdir, client):
+    import tensorflow as tf
+
+    from vizdeconv.io.pictures import overlay
+    from vizdeconv.methods.attribution import Attribution
+
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    inputs = data.preprocess_eval(images[2:3], 24)
+    probabilities = tf.nn.softmax(model(inputs)).numpy()[0]
+    top = list(np.argsort(-probabilities, kind="stable")[:2])
+    low = int(np.argsort(probabilities)[0])  # a class outside the top two, asked for by name of its index
+    status, body = get(client, "attribution", run="ref", image=2, method="gradcam++", top=2, target=low)
+    assert status == 200, body
+    assert [c["index"] for c in body["classes"]] == [*top, low] and body["layer"] == "conv3" and not body["cached"]
+    result = Attribution(model, "gradcam++").explain(np.repeat(inputs, 3, 0), [*top, low])
+    picture = images[2:3, 4:28, 4:28].astype(np.float32) / 255.0  # the probe as the tab shows it: central crop
+    for i, entry in enumerate(body["classes"]):
+        assert entry["probability"] == pytest.approx(float(probabilities[entry["index"]]), abs=1e-5)
+        assert entry["score"] == pytest.approx(float(result.scores[i]), rel=1e-4, abs=1e-5)
+        expected = uint8(overlay(picture, result.maps[i : i + 1])[0])
+        assert np.abs(decode_uri(entry["map"]).astype(int) - expected).max() <= 1
+    again = get(client, "attribution", run="ref", image=2, method="gradcam++", top=2, target=low)[1]
+    assert again["cached"] and again["classes"][2]["map"] == body["classes"][2]["map"]
+
+
 def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir, client):
     status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1)
     assert status == 200 and body["step"] is None
@@ -354,6 +382,11 @@ def test_a_run_that_keeps_training_is_reloaded(logdir, cifar_session, tmp_path):
         ("optimized", dict(run="ref", layer="conv3", channel=10, method="pixel"), "channel 10 is out of range"),
         ("optimized", dict(run="ref", layer="fc9", channel=0, method="pixel"), "fc9"),
         ("optimized", dict(run="ref", layer="conv3"), "parameter 'channel' is missing"),
+        ("attribution", dict(run="ref", image=0, method="lime"), "method must be one of"),
+        ("attribution", dict(run="ref", image=0, top=0), "top must be between 1 and 10"),
+        ("attribution", dict(run="ref", image=0, target=10), "target 10 is out of range"),
+        ("attribution", dict(run="ref", image=0, target="cat"), "must be an integer"),
+        ("attribution", dict(run="ref", image=99), "image 99 is out of range"),
     ],
 )
 def test_bad_parameters_answer_400_with_a_message(client, route, parameters, message):

@@ -77,3 +77,18 @@ def write_png(path: str, image: np.ndarray) -> None:
     else:
         pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
     tf.io.write_file(path, tf.io.encode_png(pixels))
+
+
+def overlay(pictures: np.ndarray, maps: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Attribution maps over their images: (1 - alpha) x the image in grey + alpha x the map in jet.
+
+    Args:
+      pictures: [N, H, W, 3] float in [0, 1]; maps: [N, H, W] float in [0, 1].
+    Returns:
+      [N, H, W, 3] float32 in [0, 1].
+    """
+    from matplotlib import colormaps
+
+    grey = np.asarray(pictures, np.float32).mean(axis=-1, keepdims=True)
+    colours = colormaps["jet"](np.clip(np.asarray(maps, np.float32), 0, 1))[..., :3].astype(np.float32)
+    return (1 - alpha) * grey + alpha * colours

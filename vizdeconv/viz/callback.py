@@ -1,4 +1,5 @@
-"""`DeconvnetCallback`: deconvnet strips and top-feature grids in TensorBoard while `model.fit` runs."""
+"""`DeconvnetCallback`: deconvnet strips, top-feature grids and attribution strips in TensorBoard while
+`model.fit` runs."""
 
 import os
 
@@ -26,6 +27,9 @@ class DeconvnetCallback(keras.callbacks.Callback):
       originals: [P, H, W, 3] in [0, 1] as a person sees the probes (default: the inputs, rescaled).
       top_k, display_scale: see `ReconstructionSummary`.
       snapshot_dir: where to save the model at the same epochs (None: not saved).
+      attribution: attribution methods (e.g. ["gradcam"]; see `vizdeconv.Attribution`) whose maps of each
+        probe's top class are written as `attribution/<method>`: the probes, and below them each map over
+        its probe (`pictures.overlay`), enlarged by `display_scale`.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
         top_k: int = 16,
         display_scale: int = 4,
         snapshot_dir: str | None = None,
+        attribution=None,
     ):
         super().__init__()
         if every_n_epochs < 1:
@@ -48,6 +53,12 @@ class DeconvnetCallback(keras.callbacks.Callback):
         self.layers, self.mode, self.originals = layers, mode, originals
         self.top_k, self.display_scale, self.snapshot_dir = top_k, display_scale, snapshot_dir
         self.summary = self.writer = None
+        self.attribution = list(attribution or [])
+        from vizdeconv.methods.attribution import check_method
+
+        for method in self.attribution:
+            check_method(method)
+        self._attributions = {}
 
     def _write(self, epoch: int) -> None:
         if self.summary is None:
@@ -74,10 +85,26 @@ class DeconvnetCallback(keras.callbacks.Callback):
             )
         with self.writer.as_default():
             self.summary.write(epoch)
+            for method in self.attribution:
+                tf.summary.image(f"attribution/{method}", self.attribution_strip(method)[None], step=epoch)
         self.writer.flush()
         if self.snapshot_dir:
             os.makedirs(self.snapshot_dir, exist_ok=True)
             self.model.save(os.path.join(self.snapshot_dir, f"epoch_{epoch:04d}.keras"))
+
+    def attribution_strip(self, method: str) -> np.ndarray:
+        """[2 * H * scale + gap, P * (W * scale + gap) - gap, 3] in [0, 1]: the probes in a row, and below
+        each its top class's map of `method` with the model's current weights."""
+        from vizdeconv.io.pictures import grid, overlay, upscale
+        from vizdeconv.methods.attribution import Attribution
+
+        if method not in self._attributions:  # the Graph reads the variables at every call: it follows training
+            self._attributions[method] = Attribution(self.model, method)
+        maps = self._attributions[method].explain(self.probes).maps
+        originals = np.asarray(self.summary.originals, np.float32)
+        originals = np.repeat(originals, 3, axis=-1) if originals.shape[-1] == 1 else originals[..., :3]
+        rows = np.concatenate([originals, overlay(originals, maps)])
+        return grid(upscale(rows, self.display_scale), columns=len(self.probes))
 
     def on_train_begin(self, logs=None):
         self._write(0)

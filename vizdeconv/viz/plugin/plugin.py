@@ -120,6 +120,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "/project": self._project_route,
                 "/model_layers": self._model_layers_route,
                 "/optimized": self._optimized_route,
+                "/attribution": self._attribution_route,
                 "/file": self._file_route,
             }
         )
@@ -416,6 +417,49 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "source": reply["source"],
                 "seconds": round(reply["seconds"], 2),
                 "cached": reply["cached"],
+            }
+        )
+
+    @route("json")
+    def _attribution_route(self, request):
+        """Why the model gave a probe image its classes: the maps of `method` (default gradcam) for the image's
+        `top` (default 3, at most 10) most probable classes, and `target` if given, over the image. Computed
+        on demand with the run's current weights and kept. Parameters: run, image, method, top, target."""
+        from vizdeconv.io.pictures import overlay
+        from vizdeconv.methods.attribution import METHODS
+
+        run = self._run(request)
+        index = self._probe_index(request, run)
+        method = request.args.get("method", "gradcam")
+        if method not in METHODS:
+            raise BadRequest(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        top = _integer(request, "top", 3)
+        if not 1 <= top <= 10:
+            raise BadRequest(f"top must be between 1 and 10, got {top}")
+        target = _integer(request, "target") if request.args.get("target") is not None else None
+        arrays = self._probe_arrays(request, run)
+        result = self.projector.attribute(run, index, arrays["inputs"][index : index + 1], method, top, target)
+        picture = arrays["pictures"][index].astype(np.float32) / 255.0
+        picture = np.repeat(picture, 3, axis=-1) if picture.shape[-1] == 1 else picture
+        names = self._class_names(run)
+        return json.dumps(
+            {
+                "image": index,
+                "method": method,
+                "layer": result["layer"],
+                "step": result["step"],
+                "milliseconds": round(result["milliseconds"], 1),
+                "cached": result["cached"],
+                "classes": [
+                    {
+                        "index": entry["index"],
+                        "name": names[entry["index"]] if entry["index"] < len(names) else str(entry["index"]),
+                        "probability": entry["probability"],
+                        "score": entry["score"],
+                        "map": data_uri(overlay(picture[None], entry["map"][None])[0]),
+                    }
+                    for entry in result["classes"]
+                ],
             }
         )
 

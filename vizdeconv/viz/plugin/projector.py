@@ -10,6 +10,8 @@ import numpy as np
 from vizdeconv.io.probes import APPLICATIONS
 from vizdeconv.viz.plugin.store import Refused, Run
 
+ATTRIBUTION_CACHE = 256  # attribution results kept per network (one image, method and set of classes each)
+
 
 def newest_weights(run: Run) -> tuple[str, object]:
     """(path, stamp that changes with it) of what a run's network loads: the checkpoint folder of a reference
@@ -46,6 +48,14 @@ class _Loaded:
         self.signature, self.model, self.step, self.pixels = signature, model, step, pixels
         self.deconvnets, self.lock = {}, threading.Lock()
         self.visualizations, self.optimized = {}, {}
+        self.attributions, self.attributed = {}, {}  # method -> Attribution; (probe, method, classes) -> maps
+
+    def attribution(self, method: str):
+        from vizdeconv.methods.attribution import Attribution
+
+        if method not in self.attributions:
+            self.attributions[method] = Attribution(self.model, method)
+        return self.attributions[method]
 
     def visualization(self, method: str):
         from vizdeconv.deconv.feature_vis import FeatureVisualization
@@ -133,6 +143,54 @@ class Projector:
             found = {"image": result.images[0], "activation": float(result.activations[0]), "step": loaded.step}
             loaded.optimized[key] = found
         return {**found, "seconds": result.seconds, "cached": False}
+
+    def attribute(self, run: Run, key, inputs: np.ndarray, method: str, top: int, target: int | None) -> dict:
+        """One image's attribution maps of `method` for its `top` most probable classes (and `target`), with the
+        run's current weights, computed once per (weights, image `key`, method, classes) and kept (at most
+        `ATTRIBUTION_CACHE` entries a network).
+
+        Args:
+          inputs: [1, H, W, C] float32 model inputs.
+        Returns:
+          dict: classes [{index, probability, score, map [H, W] in [0, 1]}], layer, step, milliseconds, cached.
+        """
+        from vizdeconv.methods.attribution import check_method
+
+        started = time.perf_counter()
+        method = check_method(method)
+        loaded = self._get(run)
+        with loaded.lock:
+            explainer = loaded.attribution(method)
+            graph = explainer.graph
+            probabilities = graph.probabilities(graph(inputs)).numpy()[0]
+            if target is not None and not 0 <= target < len(probabilities):
+                raise Refused(f"target {target} is out of range: the model has {len(probabilities)} classes")
+            classes = [int(c) for c in np.argsort(-probabilities, kind="stable")[:top]]
+            if target is not None and target not in classes:
+                classes.append(target)
+            cache_key = (key, method, tuple(classes))
+            cached = cache_key in loaded.attributed
+            if not cached:
+                result = explainer.explain(np.repeat(inputs, len(classes), axis=0), classes)
+                if len(loaded.attributed) >= ATTRIBUTION_CACHE:
+                    loaded.attributed.pop(next(iter(loaded.attributed)))
+                loaded.attributed[cache_key] = result
+            result = loaded.attributed[cache_key]
+        return {
+            "classes": [
+                {
+                    "index": c,
+                    "probability": float(probabilities[c]),
+                    "score": float(result.scores[i]),
+                    "map": result.maps[i],
+                }
+                for i, c in enumerate(classes)
+            ],  # fmt: skip
+            "layer": result.layer,
+            "step": loaded.step,
+            "milliseconds": (time.perf_counter() - started) * 1000,
+            "cached": cached,
+        }
 
     def project(
         self, run: Run, inputs: np.ndarray, layer: str, channel: int, mode: str, unit: tuple[int, int] | None = None

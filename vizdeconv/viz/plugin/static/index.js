@@ -277,6 +277,7 @@ async function renderProbes() {
       state.unit = null;
       for (const img of strip.children) img.classList.toggle('selected', img === thumbnail);
       project();
+      renderAttribution();
     });
     strip.append(thumbnail);
   }
@@ -350,6 +351,51 @@ async function project() {
   output.replaceChildren(...figures);
 }
 
+// Why the model gave the selected probe image its classes: attribution maps of its top classes (and a class
+// picked here), computed on demand by the server with the run's current weights.
+const ATTRIBUTION_METHODS = [['gradcam', 'Grad-CAM'], ['gradcam++', 'Grad-CAM++'], ['scorecam', 'Score-CAM'],
+                             ['guided_gradcam', 'Guided Grad-CAM'], ['saliency', 'Saliency'],
+                             ['integrated_gradients', 'Integrated gradients']];
+
+async function renderAttribution() {
+  const container = document.getElementById('attribution');
+  if (!container) return;
+  const run = currentRun();
+  let controls = document.getElementById('attribution-controls');
+  if (!controls || controls.dataset.run !== state.run) {
+    const classes = [['', 'top 3 classes'], ...run.class_names.map((name, i) => [i, `+ ${name}`])];
+    controls = element('div', {id: 'attribution-controls', class: 'controls'},
+        element('label', {}, 'Method '),
+        select('attribution-method', ATTRIBUTION_METHODS, 'gradcam', () => renderAttribution()),
+        element('label', {}, 'Class '),
+        select('attribution-target', classes, '', () => renderAttribution()));
+    controls.dataset.run = state.run;
+    container.replaceChildren(controls, element('div', {id: 'attribution-maps', class: 'row'}));
+  }
+  const output = document.getElementById('attribution-maps');
+  const parameters = {run: state.run, image: state.probe,
+                      method: document.getElementById('attribution-method').value};
+  const target = document.getElementById('attribution-target').value;
+  if (target !== '') parameters.target = target;
+  message(output, 'Computing...');
+  let result;
+  try {
+    result = await panelJson('attribution', 'attribution', parameters);
+  } catch (error) {
+    if (error instanceof Stale) return;
+    message(output, error.message, true);
+    return;
+  }
+  const figures = result.classes.map((entry) => element('div', {class: 'figure attribution'},
+      element('img', {class: 'pixels', src: entry.map, alt: `${result.method} ${entry.name}`}),
+      element('div', {class: 'caption'},
+              `${entry.name}: p ${entry.probability.toFixed(3)}, logit ${entry.score.toFixed(2)}`)));
+  figures.push(element('div', {class: 'caption', id: 'attribution-info'},
+      [result.layer ? `layer ${result.layer}` : 'pixels', result.step == null ? null : `step ${result.step}`,
+       result.cached ? 'cached' : `${result.milliseconds} ms`].filter(Boolean).join(', ')));
+  output.replaceChildren(...figures);
+}
+
 // 5. Sanity curves and mode comparisons.
 
 function sanityChart(layer, curve) {
@@ -419,7 +465,7 @@ function refreshAll() {
   renderFeatureMaps();
   renderTop9();
   renderEvolution();
-  renderProbes().then((shown) => shown && project());
+  renderProbes().then((shown) => { if (shown) { project(); renderAttribution(); } });
   renderAnalyses();
 }
 
@@ -453,6 +499,7 @@ export async function render() {
       section('top9', 'Top 9'),
       section('evolution', 'Evolution'),
       section('probes', 'Projection on demand'),
+      section('attribution', 'Why this class (attribution of the selected image)'),
       section('analyses', 'Sanity check and modes'));
   try {
     state.runs = (await getJson('runs')).runs;
