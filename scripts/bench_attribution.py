@@ -8,6 +8,7 @@ deletion/insertion faithfulness.
         [--model logs/keras_vgg/model.keras --data_dir ../shared/cifar10] [--applications ResNet50] [--images 16]
     python scripts/bench_attribution.py pointing [--images 256]
     python scripts/bench_attribution.py faithfulness --run logs/tuned [--model M --data_dir D] [--images 500]
+    python scripts/bench_attribution.py figure --run logs/tuned --ids 0,1,2,3 --out docs/images/attribution_tuned.png
 
 `compare`: on each model (its logits: a final softmax is taken off, tf-keras-vis by its ReplaceToLinear),
 the same images and classes, Grad-CAM, Grad-CAM++ and Score-CAM at the layer's resolution from both
@@ -15,7 +16,9 @@ libraries (the largest difference, relative to the map's maximum, after scaling 
 seconds per image of each, batched, beside one forward + backward pass of the Keras model (the limit for
 Grad-CAM). `pointing`: the pointing game on red and blue squares pasted at random places (a small CNN trained
 here, as tests/methods/test_localization.py). `faithfulness`: each method's mean deletion and insertion AUC
-over the test images beside a random and a centre-Gaussian map. Prints the CPU and a JSON summary.
+over the test images beside a random and a centre-Gaussian map. `figure`: `vizdeconv analyze attribute`'s
+figures of the chosen test images (every method), one row each, stacked into one picture. Prints the CPU and a
+JSON summary.
 """
 
 import argparse
@@ -222,9 +225,31 @@ def _aucs(model, inputs, maps, targets) -> dict:
     return {"deletion": float(deletion.mean()), "insertion": float(insertion.mean())}
 
 
+def figure(args) -> dict:
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    from vizdeconv import cli
+
+    source = ["--run", args.run] if args.run else ["--model", args.model, "--data_dir", args.data_dir]
+    with tempfile.TemporaryDirectory() as folder:
+        code = cli.run(cli.command("analyze"), ["attribute", *source, "--images", args.ids, "--out", folder])
+        if code:
+            raise SystemExit(code)
+        rows = [np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+                for name in sorted(os.listdir(folder)) if name.endswith(".png")]  # fmt: skip
+        report = json.load(open(os.path.join(folder, "attribute.json")))
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    Image.fromarray(np.concatenate(rows)).save(args.out)
+    return {"figure": args.out, "images": [(e["name"], e["class"], round(e["score"], 2)) for e in report["images"]]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("compare", "pointing", "faithfulness"))
+    parser.add_argument("what", choices=("compare", "pointing", "faithfulness", "figure"))
     parser.add_argument("--run", default=None, help="a reference run folder")
     parser.add_argument("--model", default=None, help="a .keras model (with --data_dir)")
     parser.add_argument("--data_dir", default=None)
@@ -232,8 +257,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max_maps", type=int, default=None, help="Score-CAM's strongest maps, in both libraries")
+    parser.add_argument("--ids", default="0,1,2,3", help="figure: test image ids")
+    parser.add_argument("--out", default="docs/images/attribution_tuned.png", help="figure: the picture")
     args = parser.parse_args()
-    result = {"pointing": pointing, "compare": compare, "faithfulness": faithfulness}[args.what](args)
+    result = {"pointing": pointing, "compare": compare, "faithfulness": faithfulness, "figure": figure}[args.what](args)
     print(json.dumps({"cpu": cpu_model(), **result}, indent=1))
 
 

@@ -17,7 +17,7 @@ import sys
 FLOORS = {
     "errors": 0, "nn": 0,
     "deconv": 1,
-    "io": 2,
+    "io": 2, "methods": 2,  # methods: attribution and its metrics, on deconv's Deconvnet
     "training": 3, "explore": 3, "viz": 3,
     "analyze": 4, "bench": 4,
     "commands": 5,

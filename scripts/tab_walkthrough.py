@@ -116,7 +116,8 @@ def walk(
       optimized image's caption, data URI and width), steps
       (evolution labels seen while moving the slider; none, and evolution_message, for a run without kept
       checkpoints), projection_info (captions of the whole-map and
-      the unit projection), projection_seconds, screenshot path.
+      the unit projection), projection_seconds, attribution (the probe's Grad-CAM maps of its top classes:
+      captions, whether every map image loaded, then Score-CAM's caption), screenshot path.
     """
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -211,6 +212,22 @@ def walk(
     infos.append(text("#projection-info"))
     seen["projection_seconds"] = round(time.perf_counter() - started, 2)
     seen["projection_info"] = infos
+    # Why this class: the selected probe's attribution maps, then another method picked.
+    figures = "#attribution-maps .figure.attribution"
+    wait.until(lambda d: text("#attribution-info") is not None or text("#attribution .error") is not None)
+    attribution = {"error": text("#attribution .error")}
+    if attribution["error"] is None:
+        attribution["captions"] = driver.execute_script(
+            f"return [...document.querySelectorAll('{figures} .caption')].map(c => c.innerText)"
+        )
+        images = f"[...document.querySelectorAll('{figures} img')]"
+        all_loaded = f"return {images}.length > 0 && {images}.every(i => i.complete && i.naturalWidth)"
+        wait.until(lambda d: d.execute_script(all_loaded))
+        attribution["loaded"] = True
+        Select(driver.find_element(By.ID, "attribution-method")).select_by_value("scorecam")
+        wait.until(lambda d: d.execute_script(f"return {images}.some(i => i.alt.startsWith('scorecam'))"))
+        attribution["scorecam_info"] = text("#attribution-info")
+    seen["attribution"] = attribution
     # Each sanity chart: its axis labels, whether any two overlap, the stages named on hover.
     seen["sanity_charts"] = driver.execute_script(
         """return [...document.querySelectorAll('#analyses svg')].map(svg => {

@@ -488,6 +488,10 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
     assert light["steps"] == ["step 6", "step 2"] and light["evolution_image_src"].endswith("index=0")
     assert light["projection_info"][0].startswith("deconvnet, whole feature map, step 6")
     assert "unit (3, 3)" in light["projection_info"][1]  # the centre of conv3's 6x6 map
+    attribution = light["attribution"]  # Grad-CAM of the probe's three most probable classes, then Score-CAM
+    assert attribution["error"] is None and attribution["loaded"] and len(attribution["captions"]) == 3
+    assert all(": p 0." in caption or ": p 1." in caption for caption in attribution["captions"])
+    assert attribution["scorecam_info"].startswith("layer conv3")
     assert seen["race"] == {
         "run": "ref",
         "project_layers": ref_layers,

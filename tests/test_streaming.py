@@ -66,6 +66,24 @@ def tops(out: str, layer: str) -> dict:
     return json.load(open(os.path.join(out, "index.json")))["layers"][layer]
 
 
+def assert_same_tops(actual, expected, where=()):
+    """Equal index entries: ids, labels, locations and boxes exactly; activation values to float rounding
+    (oneDNN's kernels on AVX2 CPUs round differently for batches of other sizes, as a resumed or sharded
+    scan runs them)."""
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected), where
+        for key in expected:
+            assert_same_tops(actual[key], expected[key], (*where, key))
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_tops(a, e, (*where, index))
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-5, abs=1e-6), where
+    else:
+        assert actual == expected, where
+
+
 def test_folder_tfrecord_and_tfds_stream_to_the_in_memory_result(cifar, model_file, tmp_path):
     root, images, labels = cifar
     order = write_folder(tmp_path / "folder", images, labels)
@@ -289,9 +307,12 @@ def test_kill_9_then_the_same_command_resumes_to_the_uninterrupted_result(cifar,
     whole, again = (scanning.ScanState.load(os.path.join(p, scanning.STATE_FILE)) for p in (tmp_path / "whole", out))
     for layer, top in whole.tops.items():
         for key in top:
-            assert np.array_equal(top[key], again.tops[layer][key]), (layer, key, killed_at.position)
+            if np.issubdtype(top[key].dtype, np.floating):  # to float rounding: batches of other sizes
+                np.testing.assert_allclose(top[key], again.tops[layer][key], rtol=1e-5, atol=1e-6)
+            else:
+                assert np.array_equal(top[key], again.tops[layer][key]), (layer, key, killed_at.position)
     for layer in whole.tops:
-        assert tops(out, layer) == tops(str(tmp_path / "whole"), layer)
+        assert_same_tops(tops(out, layer), tops(str(tmp_path / "whole"), layer))
 
 
 def test_multi_worker_processes_scan_their_shares_and_the_chief_merges(cifar, model_file, tmp_path):
@@ -322,4 +343,4 @@ def test_multi_worker_processes_scan_their_shares_and_the_chief_merges(cifar, mo
         state = scanning.ScanState.load(os.path.join(out, "workers", str(index), scanning.STATE_FILE))
         assert (state.start, state.stop) == scanning.shard_range(64, (index, 2)) and state.done
     for layer in ("conv1", "conv2"):
-        assert tops(out, layer) == tops(str(tmp_path / "alone"), layer)
+        assert_same_tops(tops(out, layer), tops(str(tmp_path / "alone"), layer))
