@@ -373,3 +373,31 @@ def test_errors_name_the_choice():
         Attribution(model, "scorecam", smooth=3)
     with pytest.raises(ValueError, match="guided_gradcam explains a class"):
         Attribution(model, "guided_gradcam").explain(_images(), target=lambda out: out[:, 0])
+
+
+class Doubled(keras.layers.Layer):
+    """A custom layer no op kind claims: the engine runs it as it is, through its own gradient."""
+
+    def call(self, x):
+        return 2.0 * x + tf.sin(x)
+
+
+def test_custom_layer_and_an_applications_family():
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = Doubled(name="custom")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    custom = _randomize(keras.Model(inputs, keras.layers.Dense(3, name="logits")(x)), 13)
+    mobilenet = keras.applications.MobileNetV2(input_shape=(64, 64, 3), weights=None, classes=5,
+                                               classifier_activation=None)  # fmt: skip
+    big = np.random.default_rng(4).normal(size=(2, 64, 64, 3)).astype(np.float32)  # out_relu: 2x2
+    for model, layer, images in ((custom, "custom", _images()), (mobilenet, "out_relu", big)):
+        sub = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
+        targets = np.arange(len(images)) % 3
+        with tf.GradientTape() as tape:
+            features, logits = sub(images)
+            scores = tf.gather(logits, targets, batch_dims=1)
+        expected = _paper_gradcam(features.numpy(), tape.gradient(scores, features).numpy())
+        result = Attribution(model, "gradcam").explain(images, targets)
+        assert result.layer == layer
+        _close(result.raw, expected, rtol=1e-4)

@@ -47,6 +47,7 @@ METHODS = ("gradcam", "gradcam++", "scorecam", "guided_gradcam", "saliency", "in
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")  # raw maps at a layer's resolution
 LAYER_METHODS = (*CAM_METHODS, "guided_gradcam")  # read a feature layer
 GRADIENT_METHODS = ("gradcam", "gradcam++", "guided_gradcam", "saliency", "integrated_gradients")  # smooth= applies
+SINGLE_PASS = ("gradcam", "gradcam++", "guided_gradcam", "saliency")  # one forward + backward pass, no copies
 CALLABLE_TARGET = -1  # `AttributionResult.targets` of a callable target
 
 
@@ -87,7 +88,9 @@ def logit_names(graph) -> list[str]:
 
 
 def default_layer(graph) -> str:
-    """The last layer with spatial feature maps ([h, w, C], h * w > 1): Grad-CAM's usual choice."""
+    """The last layer with spatial feature maps ([h, w, C], h * w > 1): Grad-CAM's usual choice. A map of
+    one position has nothing to localize, so on small inputs this may lie before the last convolution
+    (MobileNetV2 at 32x32: block_13_expand_relu, 2x2; at 64x64: out_relu)."""
     spatial = [name for name in graph.feature_layers if np.prod(graph.shapes[graph.resolve(name)][:2]) > 1]
     if not spatial:
         raise ValueError("the model has no layer with spatial feature maps; CAM methods need one")
@@ -248,13 +251,16 @@ class Attribution:
         if images.ndim != 4 or tuple(images.shape[1:]) != self.graph.input_shape:
             raise ValueError(f"images have shape {images.shape[1:]}, the model takes {self.graph.input_shape}")
         target_fn, targets = self._targets(target, len(images))
-        features, scores, chosen = self._clean_pass(images, targets, target_fn)
-        if self.method == "scorecam":
-            raw = self._scorecam(images, features, chosen, target_fn)
-        elif self.smooth:
-            raw = self._smoothgrad(images, chosen, target_fn)
-        else:
-            raw = self._raw(images, chosen, target_fn)
+        if self.method in SINGLE_PASS and not self.smooth:  # the gradient pass gives the scores and targets too
+            raw, scores, chosen = self._gradient_pass(images, targets, target_fn)
+        else:  # the target is chosen on the clean image, then fixed for every copy of it
+            features, scores, chosen = self._clean_pass(images, targets, target_fn)
+            if self.method == "scorecam":
+                raw = self._scorecam(images, features, chosen, target_fn)
+            elif self.smooth:
+                raw = self._smoothgrad(images, chosen, target_fn)
+            else:
+                raw = self._raw(images, chosen, target_fn)
         if self.method in CAM_METHODS:
             maps = upsample(raw, self.graph.input_shape[:2])
         else:
@@ -293,12 +299,18 @@ class Attribution:
             return np.concatenate(
                 [self._integrated(images[i : i + 1], targets[i], target_fn) for i in range(len(images))]
             )
+        return self._gradient_pass(images, targets, target_fn)[0]
+
+    def _gradient_pass(self, images, targets, target_fn):
+        """One forward and backward pass per batch: (raw [M, ...], scores [M], targets used [M])."""
         function = self._gradient_function(target_fn)
-        parts = []
+        parts, scores, chosen = [], [], []
         for part in _chunks(len(images), self.batch_size):
-            feature, gradient, _, _ = function(tf.constant(images[part]), tf.constant(targets[part]))
-            parts.append(self._combine(feature.numpy(), gradient.numpy(), images[part], targets[part]))
-        return np.concatenate(parts)
+            feature, gradient, score, used = function(tf.constant(images[part]), tf.constant(targets[part]))
+            parts.append(self._combine(feature.numpy(), gradient.numpy(), images[part], used.numpy()))
+            scores.append(score.numpy())
+            chosen.append(used.numpy())
+        return np.concatenate(parts), np.concatenate(scores), np.concatenate(chosen).astype(np.int32)
 
     def _combine(self, feature, gradient, images, targets) -> np.ndarray:
         """One batch's raw output from the layer's (or input's) values and the score's gradient there."""
