@@ -269,6 +269,153 @@ def test_attribution_on_demand_equals_the_library_and_is_kept(logdir, client):
     assert again["cached"] and again["classes"][2]["map"] == body["classes"][2]["map"]
 
 
+def upload(client, body: bytes, run="ref", content_type="image/png", xsrf=True):
+    headers = {"X-XSRF-Protected": "1"} if xsrf else {}
+    response = client.post("/data/plugin/vizdeconv/image", query_string={"run": run}, data=body,
+                           content_type=content_type, headers=headers)  # fmt: skip
+    return response.status_code, json.loads(response.get_data())
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def files_under(folder) -> dict:
+    return {os.path.join(root, name): os.stat(os.path.join(root, name)).st_mtime_ns
+            for root, _, names in os.walk(folder) for name in names}  # fmt: skip
+
+
+def test_an_uploaded_image_is_predicted_and_lights_up_its_layer_as_the_model_says(logdir, client):
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    before = files_under(logdir)
+    status, body = upload(client, png_bytes(images[5]))
+    assert status == 200, body
+    assert body["image"].startswith("u:") and "24x24" in body["preprocess"] and "standardize" in body["preprocess"]
+    inputs = data.preprocess_eval(images[5:6], 24)  # the run's own evaluation preprocessing
+    graph = Deconvnet(model).graph
+    probabilities = graph.probabilities(graph(inputs)).numpy()[0]
+    order = np.argsort(-probabilities)[:5]
+    assert [p["index"] for p in body["predictions"]] == order.tolist()
+    assert [p["probability"] for p in body["predictions"]] == pytest.approx(probabilities[order].tolist(), abs=1e-5)
+    assert body["predictions"][0]["name"] == data.CLASS_NAMES[order[0]]
+
+    status, layer = get(client, "activations", run="ref", image=body["image"], layer="conv2")
+    assert status == 200, layer
+    activations = graph.forward(inputs)["conv2"].numpy()[0]
+    assert layer["shape"] == [12, 12, 64]
+    np.testing.assert_allclose(layer["maxima"], activations.reshape(-1, 64).max(0), rtol=1e-4, atol=1e-5)
+    atlas = decode_uri(layer["atlas"])
+    columns = layer["columns"]
+    assert atlas.shape == (-(-64 // columns) * 12, columns * 12, 3)
+    strongest = int(np.argmax(layer["maxima"]))
+    row, column = divmod(strongest, columns)
+    np.testing.assert_array_equal(atlas[row * 12 : row * 12 + 12, column * 12 : column * 12 + 12],
+                                  heat(activations[..., strongest], top=activations.max()))  # fmt: skip
+    # the other routes take the upload's token: its projection is the library's of the same inputs
+    status, projected = get(client, "project", run="ref", image=body["image"], layer="conv2", channel=strongest)
+    assert status == 200, projected
+    expected = uint8(to_display(Deconvnet(model).channels(inputs, "conv2", [strongest]).numpy())[0])
+    assert np.abs(decode_uri(projected["projection"]).astype(int) - expected).max() <= 1
+    assert projected["argmax"] == list(np.unravel_index(np.argmax(activations[..., strongest]), (12, 12)))
+    status, why = get(client, "attribution", run="ref", image=body["image"], top=1)
+    assert status == 200 and why["classes"][0]["index"] == order[0], why
+    assert files_under(logdir) == before  # uploads are held in memory only
+
+
+BOMB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (20000).to_bytes(4, "big") + (10000).to_bytes(4, "big") + b"\x08\x02"
+
+
+@pytest.mark.parametrize(
+    "body, content_type, xsrf, message",
+    [
+        (b"", "image/png", True, "empty body"),
+        (b"hello, not an image", "image/png", True, "not a decodable image"),
+        (b"hello", "text/plain", True, "content type text/plain is not an image"),
+        ("truncated", "image/png", True, "not a decodable image"),
+        (BOMB, "image/png", True, "declares 200 megapixels"),
+        (b"\0" * (16 * 2**20 + 1), "application/octet-stream", True, "at most 16 MB"),
+        ("png", "image/png", False, "X-XSRF-Protected"),
+    ],
+)
+def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, client, body, content_type, xsrf, message):
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    if body == "truncated":
+        body = png_bytes(np.kron(images[0], np.ones((8, 8, 1), np.uint8)))[:400]
+    elif body == "png":
+        body = png_bytes(images[0])
+    before = files_under(logdir)
+    status, reply = upload(client, body, content_type=content_type, xsrf=xsrf)
+    assert status == 400 and message in reply["error"] and "\n" not in reply["error"], reply
+    assert get(client, "runs")[0] == 200 and files_under(logdir) == before
+    assert client.get("/data/plugin/vizdeconv/image", query_string={"run": "ref"}).status_code == 400
+
+
+def test_an_unknown_or_dropped_upload_is_refused(client):
+    status, body = get(client, "activations", run="ref", image="u:0123456789abcdef0123", layer="conv2")
+    assert status == 400 and "upload it again" in body["error"]
+
+
+def test_the_upload_cache_keeps_the_newest_used():
+    from vizdeconv.viz.plugin.uploads import Uploads
+
+    cache = Uploads(entries=3)
+    for name in "abcd":
+        cache.put(name, {"name": name})
+        if name == "c":
+            assert cache.get("a") is not None  # used: now the newest
+    assert len(cache) == 3 and cache.get("b") is None and [cache.get(n)["name"] for n in "acd"] == ["a", "c", "d"]
+
+
+def test_twenty_concurrent_uploads_and_layers_are_each_answered_right(logdir):
+    client, plugin = make_client(logdir)
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    graph = Deconvnet(model).graph
+    loads = []
+    original = plugin.projector._get.__func__
+
+    def counting(self, run):
+        loaded = original(self, run)
+        loads.append(id(loaded))
+        return loaded
+
+    plugin.projector._get = counting.__get__(plugin.projector)
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            local = Client(client.application)
+            status, body = upload(local, png_bytes(images[i]))
+            assert status == 200, body
+            status, layer = get(local, "activations", run="ref", image=body["image"], layer="conv1")
+            assert status == 200, layer
+            results[i] = (body["predictions"][0]["index"], layer["maxima"])
+        except Exception as error:  # noqa: BLE001  (reported below, on the main thread)
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    for i, (top, maxima) in results.items():
+        inputs = data.preprocess_eval(images[i : i + 1], 24)
+        assert top == int(np.argmax(graph(inputs).numpy()[0]))
+        activations = graph.forward(inputs)["conv1"].numpy()[0]
+        np.testing.assert_allclose(maxima, activations.reshape(-1, activations.shape[-1]).max(0), rtol=1e-4, atol=1e-5)
+    assert len(results) == 20 and len(set(loads)) == 1  # one network, loaded once
+
+
 def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir, client):
     status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1)
     assert status == 200 and body["step"] is None

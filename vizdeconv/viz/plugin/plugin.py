@@ -20,8 +20,10 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from vizdeconv.io import probes
+from vizdeconv.viz.plugin import uploads as uploads_lib
 from vizdeconv.viz.plugin.projector import Projector
 from vizdeconv.viz.plugin.store import Refused, Store
+from vizdeconv.viz.plugin.uploads import MAX_BYTES, BadUpload, Uploads
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_FILES = {"/index.js": "text/javascript", "/style.css": "text/css"}
@@ -49,11 +51,12 @@ def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
-def heat(values: np.ndarray) -> np.ndarray:
-    """[h, w] activations -> [h, w, 3] uint8 in the viridis colour map, zero dark."""
+def heat(values: np.ndarray, top: float | None = None) -> np.ndarray:
+    """[..., h, w] activations -> [..., h, w, 3] uint8 in the viridis colour map, zero dark, `top` (default:
+    their maximum) bright."""
     from matplotlib import colormaps
 
-    top = float(values.max())
+    top = float(values.max()) if top is None else float(top)
     scaled = np.clip(values / top, 0, 1) if top > 0 else np.zeros_like(values)
     return (colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)
 
@@ -85,7 +88,7 @@ def route(kind: str):
         def app(self, request):
             try:
                 body = handler(self, request)
-            except (BadRequest, Refused) as error:
+            except (BadRequest, Refused, BadUpload) as error:
                 return http_util.Respond(request, {"error": str(error)}, "application/json", code=400)
             content_type = {"json": "application/json", "png": "image/png"}[kind]
             return http_util.Respond(request, body, content_type)
@@ -104,6 +107,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         self._data_provider = context.data_provider
         self.store = Store(context.logdir or "")
         self.projector = Projector()
+        self.uploads = Uploads()
         self._probes, self._lock = {}, threading.Lock()
 
     def get_plugin_apps(self):
@@ -121,6 +125,8 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "/model_layers": self._model_layers_route,
                 "/optimized": self._optimized_route,
                 "/attribution": self._attribution_route,
+                "/image": self._image_route,
+                "/activations": self._activations_route,
                 "/file": self._file_route,
             }
         )
@@ -191,9 +197,35 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         return arrays
 
     def _class_names(self, run) -> list[str]:
+        """The explorer's --labels names, else a labels.txt in the run folder (one a line), else CIFAR-10's."""
         from vizdeconv.io.data import CLASS_NAMES
 
+        labels = os.path.join(run.root, "labels.txt")
+        if not run.content.get("class_names") and os.path.isfile(labels):
+            with open(labels, encoding="utf-8", errors="replace") as handle:
+                return [line.strip() for line in handle if line.strip()]
         return run.content.get("class_names") or list(CLASS_NAMES)
+
+    def _name(self, run, index: int) -> str:
+        names = self._class_names(run)
+        return names[index] if 0 <= index < len(names) else str(index)
+
+    def _image(self, request, run) -> tuple[str, np.ndarray, np.ndarray]:
+        """(key, inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of `image=`: a probe's index, or the
+        token of an uploaded image."""
+        value = request.args.get("image", "")
+        if value.startswith("u:"):
+            item = self.uploads.get(value)
+            if item is None or item["run"] != run.name:
+                raise BadRequest(
+                    f"image {value} is not held (uploads live in memory, oldest dropped first); upload it again"
+                )
+            return value, item["inputs"], item["picture"]
+        index = self._probe_index(request, run)
+        arrays = self._probe_arrays(request, run)
+        picture = arrays["pictures"][index]
+        picture = np.repeat(picture, 3, axis=-1) if picture.shape[-1] == 1 else picture
+        return f"p:{index}", arrays["inputs"][index : index + 1], picture
 
     @route("json")
     def _runs_route(self, request):
@@ -342,8 +374,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         from vizdeconv.io.pictures import to_display
 
         run = self._run(request)
-        index = self._probe_index(request, run)
-        inputs = self._probe_arrays(request, run)["inputs"][index : index + 1]
+        _, inputs, _ = self._image(request, run)
         rows, cols = request.args.get("row"), request.args.get("col")
         unit = None if rows is None and cols is None else (_integer(request, "row"), _integer(request, "col"))
         try:
@@ -364,6 +395,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "feature_map": data_uri(heat(feature_map)),
                 "map_shape": list(feature_map.shape),
                 "max_activation": float(feature_map.max()),
+                "argmax": [int(i) for i in np.unravel_index(np.argmax(feature_map), feature_map.shape)],
                 "unit": result["unit"],
                 "step": result["step"],
                 "milliseconds": round(result["milliseconds"], 1),
@@ -429,7 +461,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         from vizdeconv.methods.attribution import METHODS
 
         run = self._run(request)
-        index = self._probe_index(request, run)
+        key, inputs, picture = self._image(request, run)
         method = request.args.get("method", "gradcam")
         if method not in METHODS:
             raise BadRequest(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -437,14 +469,11 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         if not 1 <= top <= 10:
             raise BadRequest(f"top must be between 1 and 10, got {top}")
         target = _integer(request, "target") if request.args.get("target") is not None else None
-        arrays = self._probe_arrays(request, run)
-        result = self.projector.attribute(run, index, arrays["inputs"][index : index + 1], method, top, target)
-        picture = arrays["pictures"][index].astype(np.float32) / 255.0
-        picture = np.repeat(picture, 3, axis=-1) if picture.shape[-1] == 1 else picture
-        names = self._class_names(run)
+        result = self.projector.attribute(run, key, inputs, method, top, target)
+        picture = picture.astype(np.float32) / 255.0
         return json.dumps(
             {
-                "image": index,
+                "image": request.args.get("image"),
                 "method": method,
                 "layer": result["layer"],
                 "step": result["step"],
@@ -453,13 +482,101 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "classes": [
                     {
                         "index": entry["index"],
-                        "name": names[entry["index"]] if entry["index"] < len(names) else str(entry["index"]),
+                        "name": self._name(run, entry["index"]),
                         "probability": entry["probability"],
                         "score": entry["score"],
                         "map": data_uri(overlay(picture[None], entry["map"][None])[0]),
                     }
                     for entry in result["classes"]
                 ],
+            }
+        )
+
+    # Your own image: uploaded, then every channel of a layer for it.
+
+    @route("json")
+    def _image_route(self, request):
+        """POST the bytes of an image file (PNG, JPEG, BMP, GIF's first frame, WebP) as the body, with
+        TensorBoard's `X-XSRF-Protected: 1` header: it is decoded as the explorer decodes a folder's files,
+        preprocessed as the run's images are, and held in memory. Answers its token (for `image=` of the
+        other routes), the picture the model sees and the top-5 predictions."""
+        import time
+
+        from vizdeconv.io.pictures import to_bytes
+
+        started = time.perf_counter()
+        if request.method != "POST":
+            raise BadRequest("POST the image file's bytes as the request body")
+        if request.headers.get("X-XSRF-Protected") != "1":
+            raise BadRequest(
+                "a POST needs the header X-XSRF-Protected: 1 (TensorBoard's rule against cross-site requests)"
+            )
+        content_type = (request.mimetype or "").lower()
+        if content_type not in uploads_lib.CONTENT_TYPES:
+            raise BadUpload(
+                f"content type {content_type or '(none)'} is not an image; send the file's bytes as the body"
+            )
+        if request.content_length is not None and request.content_length > MAX_BYTES:
+            raise BadUpload(
+                f"the image is {request.content_length / 2**20:.1f} MB; at most {MAX_BYTES // 2**20} MB are taken"
+            )
+        contents = request.stream.read(MAX_BYTES + 1)  # a body without a length is cut off here
+        if len(contents) > MAX_BYTES:
+            raise BadUpload(f"the image is over {MAX_BYTES // 2**20} MB; at most {MAX_BYTES // 2**20} MB are taken")
+        run = self._run(request)
+        pixels, shape = self.projector.pixels(run)
+        image = uploads_lib.decode_upload(contents, shape[:2], int(shape[2]))
+        inputs = np.asarray(pixels.inputs(image[None]), np.float32)
+        picture = pixels.pictures(image[None])[0]
+        token = Uploads.token(run.name, contents)
+        self.uploads.put(token, {"run": run.name, "inputs": inputs, "picture": to_bytes(picture)})
+        probabilities = self.projector.predict(run, inputs)
+        order = np.argsort(-probabilities, kind="stable")[:5]
+        return json.dumps(
+            {
+                "image": token,
+                "picture": data_uri(picture),
+                "size": [int(shape[0]), int(shape[1])],
+                "preprocess": f"the central window of the model's aspect ratio, resized to {shape[0]}x{shape[1]}"
+                + (f", its central {pixels.size[0]}x{pixels.size[1]}" if tuple(pixels.size) != tuple(shape[:2]) else "")
+                + f", then {pixels.scaling}",
+                "predictions": [
+                    {"index": int(i), "name": self._name(run, int(i)), "probability": float(probabilities[i])}
+                    for i in order
+                ],
+                "milliseconds": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
+
+    @route("json")
+    def _activations_route(self, request):
+        """Every channel of `layer` for one image (`image=`: a probe index or an upload's token): the layer's
+        shape, each channel's maximum, and all channels as heat tiles in one PNG atlas (`columns` tiles a
+        row, each tile [h, w], one colour scale for the whole layer)."""
+        import math
+        import time
+
+        started = time.perf_counter()
+        run = self._run(request)
+        _, inputs, _ = self._image(request, run)
+        layer = _text(request, "layer")
+        values = self.projector.layer_activations(run, inputs, layer)  # [h, w, C]
+        height, width, channels = values.shape
+        maxima = values.reshape(-1, channels).max(axis=0)
+        columns = max(1, math.ceil(math.sqrt(channels * width / height)))
+        tiles = heat(np.moveaxis(values, -1, 0), top=max(float(maxima.max()), 0.0))
+        atlas = np.zeros((math.ceil(channels / columns) * height, columns * width, 3), np.uint8)
+        for channel in range(channels):
+            row, column = divmod(channel, columns)
+            atlas[row * height : (row + 1) * height, column * width : (column + 1) * width] = tiles[channel]
+        return json.dumps(
+            {
+                "layer": layer,
+                "shape": [int(height), int(width), int(channels)],
+                "maxima": [round(float(v), 6) for v in maxima],
+                "atlas": data_uri(atlas),
+                "columns": columns,
+                "milliseconds": round((time.perf_counter() - started) * 1000, 1),
             }
         )
 

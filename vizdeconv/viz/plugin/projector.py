@@ -76,7 +76,7 @@ class Projector:
     """Projects one probe image's feature map (or one unit of it) with a run's current weights."""
 
     def __init__(self):
-        self._loaded, self._lock = {}, threading.Lock()
+        self._loaded, self._lock, self._loading = {}, threading.Lock(), {}
 
     def _get(self, run: Run) -> _Loaded:
         path, stamp = newest_weights(run)
@@ -84,6 +84,15 @@ class Projector:
             loaded = self._loaded.get(run.root)
             if loaded is not None and loaded.signature == (path, stamp):
                 return loaded
+            loading = self._loading.setdefault(run.root, threading.Lock())
+        with loading:  # concurrent first requests wait for one load instead of each loading the network
+            with self._lock:
+                loaded = self._loaded.get(run.root)
+            if loaded is not None and loaded.signature == (path, stamp):
+                return loaded
+            return self._load(run, path, stamp)
+
+    def _load(self, run: Run, path: str, stamp) -> _Loaded:
         from vizdeconv.io import checkpoints, subject
 
         try:  # the same opening as the explorer's and the analyses': the newest *intact* checkpoint
@@ -143,6 +152,33 @@ class Projector:
             found = {"image": result.images[0], "activation": float(result.activations[0]), "step": loaded.step}
             loaded.optimized[key] = found
         return {**found, "seconds": result.seconds, "cached": False}
+
+    def pixels(self, run: Run):
+        """(the run's `Preprocess`, the shape [H, W, C] an image file is decoded to): a reference run's
+        files become CIFAR-10's 32x32 images, then its central crop as its data; a Keras model's are
+        decoded to its input size, as the explorer decodes a folder."""
+        loaded = self._get(run)
+        shape = loaded.deconvnet("deconvnet").graph.input_shape
+        return loaded.pixels, ((32, 32, shape[2]) if run.kind == "run" else shape)
+
+    def predict(self, run: Run, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities [classes] float32 of one image [1, H, W, C] with the run's current weights."""
+        loaded = self._get(run)
+        with loaded.lock:
+            deconvnet = loaded.deconvnet("deconvnet")
+            _, outputs = deconvnet.activations(inputs, deconvnet.graph.output)
+            return deconvnet.graph.probabilities(outputs).numpy()[0]
+
+    def layer_activations(self, run: Run, inputs: np.ndarray, layer: str) -> np.ndarray:
+        """Every channel of a feature layer for one image [1, H, W, C]: [h, w, C] float32."""
+        loaded = self._get(run)
+        with loaded.lock:
+            deconvnet = loaded.deconvnet("deconvnet")
+            if layer not in deconvnet.graph.feature_layers:
+                raise Refused(f"layer {layer!r} is not a feature layer of the network; it has "
+                              f"{', '.join(deconvnet.graph.feature_layers)}")  # fmt: skip
+            activations, _ = deconvnet.activations(inputs, layer)
+            return activations.numpy()[0]
 
     def attribute(self, run: Run, key, inputs: np.ndarray, method: str, top: int, target: int | None) -> dict:
         """One image's attribution maps of `method` for its `top` most probable classes (and `target`), with the
