@@ -294,6 +294,66 @@ def switch_runs_with_a_slow_reply(
     return seen
 
 
+def walk_upload(driver, base: str, image: str, screenshot: str, run: str | None = None, layer: str | None = None,
+                timeout: float = 60) -> dict:  # fmt: skip
+    """Uploads `image` through the tab's file input, picks `layer`, clicks its strongest channel, moves on with
+    the right arrow key, and reads what the "Your image" panel shows.
+
+    Returns:
+      dict: seconds (upload to the layer's tiles), predictions, preprocess, tiles, channels (the layer's,
+      from its heading), selected (the clicked channel, then after ArrowRight), projections (captions),
+      top9 (loaded top-9 images), gradcam and optimized (whether they loaded), screenshot path.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
+    script = driver.execute_script
+    driver.get(base + "/#vizdeconv")
+    driver.switch_to.frame(wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe"))))
+    picker = wait.until(ec.presence_of_element_located((By.ID, "run")))
+    if run is not None and Select(picker).first_selected_option.text != run:
+        Select(picker).select_by_visible_text(run)
+    started = time.perf_counter()
+    wait.until(ec.presence_of_element_located((By.ID, "upload-input"))).send_keys(os.path.abspath(image))
+    wait.until(lambda d: script("return document.querySelectorAll('.live-tile').length") > 0)
+    seen = {"seconds": round(time.perf_counter() - started, 2)}
+    if layer is not None:
+        Select(driver.find_element(By.ID, "live-layer")).select_by_value(layer)
+        wait.until(lambda d: (script("return document.getElementById('live-layer-info').innerText") or "")
+                   .startswith(layer + ":"))  # fmt: skip
+    seen["predictions"] = script("return [...document.querySelectorAll('#predictions li')].map(l => l.innerText)")
+    seen["preprocess"] = script("return document.getElementById('live-preprocess').innerText")
+    seen["tiles"] = script("return document.querySelectorAll('.live-tile').length")
+    seen["heading"] = script("return document.getElementById('live-layer-info').innerText")
+    Select(driver.find_element(By.ID, "live-order")).select_by_value("strength")
+    first = script("return document.querySelector('.live-tile').dataset.channel")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".live-tile").click() or True)
+    wait.until(ec.presence_of_element_located((By.ID, "live-unit-img")))
+    selected = [int(first)]
+    seen["projections"] = script("return [...document.querySelectorAll('#live-channel > .figure .caption')]"
+                                 ".map(c => c.innerText)")  # fmt: skip
+    wait.until(lambda d: script("return document.querySelectorAll('#live-gradcam-img, #live-optimized-img').length")
+               == 2)  # fmt: skip
+    seen["top9"] = script("return [...document.querySelectorAll('.live-top9')].filter(i => i.complete && "
+                          "i.naturalWidth).length")  # fmt: skip
+    driver.switch_to.default_content()
+    driver.save_screenshot(screenshot)
+    driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe"))
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
+    wait.until(lambda d: script("return document.querySelector('.live-tile.selected').dataset.channel") != first)
+    selected.append(int(script("return document.querySelector('.live-tile.selected').dataset.channel")))
+    seen["order"] = [int(c) for c in script("return [...document.querySelectorAll('.live-tile')].slice(0, 2)"
+                                            ".map(t => t.dataset.channel)")]  # fmt: skip
+    seen["selected"] = selected
+    seen["screenshot"] = screenshot
+    driver.switch_to.default_content()
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logdir", default="logs")
@@ -309,11 +369,17 @@ def main() -> None:
         "for a 224x224 network takes minutes on a CPU)",
     )
     parser.add_argument("--out", default=os.path.join("docs", "images", "tensorboard_tab.png"))
+    parser.add_argument("--upload", default=None, help="an image file: walk the 'Your image' panel with it instead")
+    parser.add_argument("--layer", default=None, help="--upload: the layer to light up (default: the first)")
     args = parser.parse_args()
     process, base = start_tensorboard(args.logdir)
     driver = open_browser(dark=args.dark)
     try:
-        print(json.dumps(walk(driver, base, args.out, args.run, args.channel, args.probe, args.timeout), indent=1))
+        if args.upload:
+            seen = walk_upload(driver, base, args.upload, args.out, args.run, args.layer, args.timeout)
+        else:
+            seen = walk(driver, base, args.out, args.run, args.channel, args.probe, args.timeout)
+        print(json.dumps(seen, indent=1))
     except RuntimeError as error:
         sys.exit(f"tab_walkthrough: {error}")
     finally:

@@ -659,6 +659,31 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
         assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500  # pictures, not a blank page
 
 
+def test_browser_uploads_an_image_and_clicks_through_its_channels(logdir, tmp_path):
+    if tab_walkthrough.find_browser() is None:
+        pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    images, _ = data.load_binary(
+        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
+    )
+    Image.fromarray(images[7]).save(tmp_path / "photo.png")
+    process, base = tab_walkthrough.start_tensorboard(logdir)
+    driver = tab_walkthrough.open_browser()
+    try:
+        seen = tab_walkthrough.walk_upload(driver, base, str(tmp_path / "photo.png"), str(tmp_path / "live.png"),
+                                           run="ref", layer="conv3")  # fmt: skip
+    finally:
+        driver.quit()
+        process.kill()
+        process.wait()
+    assert len(seen["predictions"]) == 5 and "24x24" in seen["preprocess"]
+    assert seen["tiles"] == 10 and seen["heading"].startswith("conv3: 6×6×10")  # one tile per channel
+    assert seen["projections"][1].startswith("deconvnet, whole map") and "guided" in seen["projections"][2]
+    assert seen["top9"] == 9  # conv3 is explored: its top-9 beside the projections
+    assert seen["selected"][1] == seen["order"][1]  # ArrowRight: the next tile in strength order
+    screenshot = np.asarray(Image.open(seen["screenshot"]).convert("RGB"))
+    assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500
+
+
 @pytest.mark.slow
 def test_applications_runs_project_on_demand_with_their_weights_file_and_preprocessing(
     cifar_session, tmp_path, monkeypatch

@@ -63,6 +63,215 @@ function className(run, label) {
   return label >= 0 && label < run.class_names.length ? run.class_names[label] : String(label);
 }
 
+// 0. Your own image: upload it (file picker or drop), see its predictions, every channel of a layer lit up
+// for it, and, for the channel you click (or reach with the arrow keys), its projections, its top-9 where
+// explored, its optimized image and the image's Grad-CAM.
+
+const live = {image: null, layer: null, order: 'channel', channel: null, maxima: [], columns: 1, shape: null,
+              atlas: null, layers: []};
+
+async function uploadFile(file) {
+  const container = document.getElementById('live-result');
+  message(container, `Uploading ${file.name}...`);
+  let body;
+  try {
+    const response = await fetch(`./image?${query({run: state.run})}`, {
+      method: 'POST', body: file,
+      headers: {'Content-Type': file.type || 'application/octet-stream', 'X-XSRF-Protected': '1'}});
+    body = await response.json();
+    if (!response.ok) throw new Error(body.error || `image: HTTP ${response.status}`);
+  } catch (error) {
+    message(container, error.message, true);
+    return;
+  }
+  live.image = body.image;
+  live.channel = null;
+  const predictions = element('ol', {id: 'predictions'}, ...body.predictions.map((p) =>
+      element('li', {}, `${p.name}: ${(100 * p.probability).toFixed(1)}%`)));
+  if (!live.layers.length) {
+    try {
+      live.layers = (await getJson('model_layers', {run: state.run})).layers;
+    } catch (error) {
+      message(container, error.message, true);
+      return;
+    }
+  }
+  const names = live.layers.map((l) => l.name);
+  live.layer = names.includes(live.layer) ? live.layer : names[0];
+  container.replaceChildren(
+      element('div', {class: 'row'},
+          element('div', {class: 'figure'},
+              element('img', {class: 'pixels', id: 'live-picture', src: body.picture, alt: file.name}),
+              element('div', {class: 'caption', id: 'live-preprocess'}, `${file.name}: ${body.preprocess}`)),
+          element('div', {}, element('div', {class: 'caption'}, 'Predictions'), predictions)),
+      element('div', {class: 'controls'},
+          element('label', {}, 'Layer '),
+          select('live-layer', live.layers.map((l) => [l.name, `${l.name} (${l.height}×${l.width}×${l.channels})`]),
+                 live.layer, (value) => { live.layer = value; live.channel = null; renderLiveLayer(); }),
+          element('label', {}, 'Order '),
+          select('live-order', [['channel', 'channel order'], ['strength', 'by strength']], live.order,
+                 (value) => { live.order = value; drawLiveTiles(); })),
+      element('div', {id: 'live-layer-info', class: 'message'}),
+      element('div', {id: 'live-tiles', class: 'live-tiles', tabindex: 0}),
+      element('div', {id: 'live-channel', class: 'row'}));
+  await renderLiveLayer();
+}
+
+async function renderLiveLayer() {
+  const info = document.getElementById('live-layer-info');
+  info.textContent = `Lighting up ${live.layer}...`;
+  let layer;
+  try {
+    layer = await panelJson('live-layer', 'activations', {run: state.run, image: live.image, layer: live.layer});
+  } catch (error) {
+    if (error instanceof Stale) return;
+    message(info, error.message, true);
+    return;
+  }
+  Object.assign(live, {maxima: layer.maxima, columns: layer.columns, shape: layer.shape, atlas: layer.atlas});
+  const [height, width, channels] = layer.shape;
+  info.textContent = `${live.layer}: ${height}×${width}×${channels}, one colour scale for the layer ` +
+      `(strongest ${Math.max(...layer.maxima).toFixed(2)}). Click a channel, or move with the arrow keys.`;
+  drawLiveTiles();
+}
+
+function liveOrder() {
+  const channels = [...live.maxima.keys()];
+  return live.order === 'strength' ? channels.sort((a, b) => live.maxima[b] - live.maxima[a]) : channels;
+}
+
+function drawLiveTiles() {
+  const grid = document.getElementById('live-tiles');
+  if (!grid || !live.shape) return;
+  const [height, width, channels] = live.shape;
+  const side = channels > 512 ? 20 : channels > 128 ? 32 : 48;  // thousands of tiles stay one screen
+  const scale = side / Math.max(height, width);
+  const rows = Math.ceil(channels / live.columns);
+  const tiles = liveOrder().map((channel) => {
+    const row = Math.floor(channel / live.columns), column = channel % live.columns;
+    return element('div', {
+      class: 'live-tile' + (channel === live.channel ? ' selected' : ''), 'data-channel': channel,
+      title: `channel ${channel}: max ${live.maxima[channel].toFixed(3)} (${live.layer} ${height}×${width}×${channels})`,
+      style: `width: ${width * scale}px; height: ${height * scale}px; background-image: url(${live.atlas}); ` +
+             `background-size: ${live.columns * width * scale}px ${rows * height * scale}px; ` +
+             `background-position: -${column * width * scale}px -${row * height * scale}px`,
+      onclick: () => selectLiveChannel(channel),
+    });
+  });
+  grid.replaceChildren(...tiles);
+}
+
+function moveLiveSelection(key) {
+  if (live.channel === null || !live.shape) return false;
+  const order = liveOrder();
+  const perRow = Math.max(1, Math.floor(document.getElementById('live-tiles').clientWidth /
+                                        (document.querySelector('.live-tile').offsetWidth + 2)));
+  const step = {ArrowLeft: -1, ArrowRight: 1, ArrowUp: -perRow, ArrowDown: perRow}[key];
+  if (step === undefined) return false;
+  const at = Math.min(order.length - 1, Math.max(0, order.indexOf(live.channel) + step));
+  selectLiveChannel(order[at]);
+  return true;
+}
+
+async function selectLiveChannel(channel) {
+  live.channel = channel;
+  for (const tile of document.querySelectorAll('.live-tile')) {
+    tile.classList.toggle('selected', Number(tile.dataset.channel) === channel);
+  }
+  const output = document.getElementById('live-channel');
+  message(output, `Projecting channel ${channel}...`);
+  const base = {run: state.run, image: live.image, layer: live.layer, channel};
+  let whole, guided, unit;
+  try {
+    [whole, guided] = await Promise.all([panelJson('live-deconvnet', 'project', {...base, mode: 'deconvnet'}),
+                                         panelJson('live-guided', 'project', {...base, mode: 'guided'})]);
+    unit = await panelJson('live-unit', 'project',
+                           {...base, mode: 'deconvnet', row: whole.argmax[0], col: whole.argmax[1]});
+  } catch (error) {
+    if (error instanceof Stale) return;
+    message(output, error.message, true);
+    return;
+  }
+  const figure = (id, src, caption) => element('div', {class: 'figure'},
+      element('img', {class: 'pixels', id, src, alt: caption}), element('div', {class: 'caption'}, caption));
+  const featureMap = figure('live-feature-map', whole.feature_map,
+                            `channel ${channel}: max ${whole.max_activation.toFixed(2)}; click a unit`);
+  featureMap.querySelector('img').classList.add('feature-map');
+  featureMap.querySelector('img').addEventListener('click', async (click) => {
+    const img = click.target, [height, width] = whole.map_shape;
+    const row = Math.min(height - 1, Math.floor(click.offsetY / img.clientHeight * height));
+    const col = Math.min(width - 1, Math.floor(click.offsetX / img.clientWidth * width));
+    try {
+      const chosen = await panelJson('live-unit', 'project', {...base, mode: 'deconvnet', row, col});
+      document.getElementById('live-unit-img').src = chosen.projection;
+      document.getElementById('live-unit-img').nextSibling.textContent = `deconvnet, unit (${row}, ${col})`;
+    } catch (error) {
+      if (!(error instanceof Stale)) message(output, error.message, true);
+    }
+  });
+  output.replaceChildren(featureMap,
+      figure('live-deconvnet-img', whole.projection, `deconvnet, whole map, ${whole.milliseconds} ms`),
+      figure('live-guided-img', guided.projection, `guided backprop, whole map, ${guided.milliseconds} ms`),
+      figure('live-unit-img', unit.projection, `deconvnet, strongest unit (${unit.unit[0]}, ${unit.unit[1]})`),
+      element('div', {id: 'live-extras', class: 'row'}));
+  renderLiveExtras(channel);
+}
+
+async function renderLiveExtras(channel) {
+  const extras = document.getElementById('live-extras');
+  const run = currentRun();
+  const parts = [];
+  const explored = Object.entries(run.splits).find(([, split]) => split.layers.includes(live.layer));
+  if (explored) {
+    const [split] = explored;
+    const tiles = [...Array(9).keys()].map((rank) => element('img', {class: 'pixels live-top9', alt: `top ${rank + 1}`,
+        src: `./tile.png?${query({run: state.run, split, layer: live.layer, channel, rank})}`}));
+    parts.push(element('div', {class: 'figure wide'}, element('div', {class: 'live-top9-grid'}, ...tiles),
+                       element('div', {class: 'caption'}, `top-9 of ${split} (explorer)`)));
+  } else {
+    parts.push(element('p', {class: 'message'}, `${live.layer} is not explored: no top-9.`));
+  }
+  extras.replaceChildren(...parts);
+  const requests = [
+    getJson('optimized', {run: state.run, layer: live.layer, channel, ...(explored ? {split: explored[0]} : {})})
+        .then((r) => element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'live-optimized-img',
+            src: r.image, alt: 'optimized'}), element('div', {class: 'caption'},
+            `optimized image (${r.source}, ${r.seconds} s)`))),
+    getJson('attribution', {run: state.run, image: live.image, method: 'gradcam', top: 1})
+        .then((r) => element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'live-gradcam-img',
+            src: r.classes[0].map, alt: 'Grad-CAM'}), element('div', {class: 'caption'},
+            `Grad-CAM of ${r.classes[0].name}`))),
+  ];
+  for (const request of requests) {
+    request.then((node) => { if (live.channel === channel) extras.append(node); })
+        .catch((error) => { if (live.channel === channel) extras.append(element('p', {class: 'message error'},
+            error.message)); });
+  }
+}
+
+function renderUpload() {
+  const container = document.getElementById('upload');
+  const input = element('input', {id: 'upload-input', type: 'file', accept: 'image/*'});
+  input.addEventListener('change', () => input.files.length && uploadFile(input.files[0]));
+  const zone = element('div', {id: 'drop-zone', class: 'drop-zone'},
+      'Drop an image here, or ', input);
+  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    if (event.dataTransfer.files.length) uploadFile(event.dataTransfer.files[0]);
+  });
+  live.layers = [];
+  live.image = null;
+  container.replaceChildren(zone, element('div', {id: 'live-result'}));
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.target.tagName === 'INPUT' || event.target.tagName === 'SELECT') return;
+  if (moveLiveSelection(event.key)) event.preventDefault();
+});
+
 // 1. Run and layer pickers, and the layer's feature maps.
 
 function renderControls() {
@@ -462,6 +671,7 @@ function renderAnalyses() {
 
 function refreshAll() {
   renderControls();
+  renderUpload();
   renderFeatureMaps();
   renderTop9();
   renderEvolution();
@@ -495,6 +705,7 @@ export async function render() {
                                          element('div', {id}));
   document.body.append(
       element('div', {id: 'controls', class: 'controls'}),
+      section('upload', 'Your image'),
       section('feature-maps', 'Feature maps'),
       section('top9', 'Top 9'),
       section('evolution', 'Evolution'),
