@@ -10,7 +10,8 @@ deletion/insertion faithfulness.
     python scripts/bench_attribution.py faithfulness --run logs/tuned [--model M --data_dir D] [--images 500]
     python scripts/bench_attribution.py figure --run logs/tuned --ids 0,1,2,3 --out docs/images/attribution_tuned.png
 
-`compare`: on each model (its logits: a final softmax is taken off, tf-keras-vis by its ReplaceToLinear),
+`compare`: on each model (its logits: a final softmax is taken off a copy, as tf-keras-vis's ReplaceToLinear
+would, which fails on Keras 3 models),
 the same images and classes, Grad-CAM, Grad-CAM++ and Score-CAM at the layer's resolution from both
 libraries (the largest difference, relative to the map's maximum, after scaling each map to max 1), and
 seconds per image of each, batched, beside one forward + backward pass of the Keras model (the limit for
@@ -95,7 +96,6 @@ def compare(args) -> dict:
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.scorecam import Scorecam
-    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import CategoricalScore
 
     rows = []
@@ -106,14 +106,19 @@ def compare(args) -> dict:
         layer = ours["gradcam"].layer
         targets = ours["gradcam"].explain(inputs).targets
         score = CategoricalScore(targets.tolist())
+        # tf-keras-vis's ReplaceToLinear reads model.output_names, which Keras 3 models no longer have: the
+        # softmax is already taken off above (`_linear`), so the models are passed as they are.
         theirs = {
-            "gradcam": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
-            "gradcam++": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
-            "scorecam": Scorecam(model, model_modifier=ReplaceToLinear(), clone=True),
+            "gradcam": Gradcam(model, clone=True),
+            "gradcam++": GradcamPlusPlus(model, clone=True),
+            "scorecam": Scorecam(model, clone=True),
         }
 
         def run_theirs(method, batch=inputs, score=score):
-            options = {"penultimate_layer": layer, "expand_cam": False, "normalize_cam": False}
+            # seek_penultimate_conv_layer=False: by default tf-keras-vis moves from a layer that is not a
+            # convolution (ResNet50's conv5_block3_out, an Activation) down to the convolution before it
+            options = {"penultimate_layer": layer, "expand_cam": False, "normalize_cam": False,
+                       "seek_penultimate_conv_layer": False}  # fmt: skip
             if method == "scorecam":
                 options.update(max_N=args.max_maps or -1, batch_size=32)
             return theirs[method](score, batch.numpy(), **options)
