@@ -357,6 +357,35 @@ def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, clien
     assert client.get("/data/plugin/vizdeconv/image", query_string={"run": "ref"}).status_code == 400
 
 
+def test_images_of_a_runs_split_by_id_and_by_class(logdir, client):
+    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    images, labels = data.load_binary(json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"],
+                                      "test")  # fmt: skip
+    status, body = get(client, "image", run="ref", image="test:9")
+    assert status == 200 and body["image"] == "test:9", body
+    graph = Deconvnet(model).graph
+    inputs = data.preprocess_eval(images[9:10], 24)
+    probabilities = graph.probabilities(graph(inputs)).numpy()[0]
+    assert body["predictions"][0]["index"] == int(np.argmax(probabilities))
+    assert body["predictions"][0]["probability"] == pytest.approx(float(probabilities.max()), abs=1e-5)
+    assert np.array_equal(decode_uri(body["picture"]), images[9, 4:28, 4:28])  # the central crop it sees
+    status, layer = get(client, "activations", run="ref", image="test:9", layer="conv1")
+    activations = graph.forward(inputs)["conv1"].numpy()[0]
+    np.testing.assert_allclose(layer["maxima"], activations.reshape(-1, 64).max(0), rtol=1e-4, atol=1e-5)
+    status, found = get(client, "split", run="ref", split="test", **{"class": 3}, limit=5)
+    assert status == 200 and found["ids"] == np.flatnonzero(labels == 3)[:5].tolist() and set(found["labels"]) == {3}
+    assert found["count"] == int((labels == 3).sum())
+    for route, parameters, message in [
+        ("image", dict(run="ref", image="test:x"), "SPLIT:ID"),
+        ("image", dict(run="ref", image=f"test:{len(images)}"), "outside the test split"),
+        ("split", dict(run="ref", split="valid"), "split must be one of"),
+        ("split", dict(run="kmodel_explore", split="test"), "Keras model"),
+        ("activations", dict(run="kmodel_explore", image="test:0", layer="conv2"), "Keras model"),
+    ]:
+        status, reply = get(client, route, **parameters)
+        assert status == 400 and message in reply["error"], (route, parameters, reply)
+
+
 def test_an_unknown_or_dropped_upload_is_refused(client):
     status, body = get(client, "activations", run="ref", image="u:0123456789abcdef0123", layer="conv2")
     assert status == 400 and "upload it again" in body["error"]

@@ -126,6 +126,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "/optimized": self._optimized_route,
                 "/attribution": self._attribution_route,
                 "/image": self._image_route,
+                "/split": self._split_route,
                 "/activations": self._activations_route,
                 "/file": self._file_route,
             }
@@ -211,9 +212,18 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         return names[index] if 0 <= index < len(names) else str(index)
 
     def _image(self, request, run) -> tuple[str, np.ndarray, np.ndarray]:
-        """(key, inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of `image=`: a probe's index, or the
-        token of an uploaded image."""
+        """(key, inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of `image=`: a probe's index, the
+        token of an uploaded image, or SPLIT:ID, an image of a reference run's split (e.g. test:12)."""
+        from vizdeconv.io.config import SPLITS
+        from vizdeconv.io.pictures import to_bytes
+
         value = request.args.get("image", "")
+        split, _, ident = value.partition(":")
+        if split in SPLITS:
+            if not ident.isdigit():
+                raise BadRequest(f"image {value!r}: an image of a split is SPLIT:ID, e.g. test:12")
+            inputs, picture = self.projector.split_image(run, split, int(ident))
+            return value, inputs, to_bytes(picture)
         if value.startswith("u:"):
             item = self.uploads.get(value)
             if item is None or item["run"] != run.name:
@@ -505,8 +515,12 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         from vizdeconv.io.pictures import to_bytes
 
         started = time.perf_counter()
+        if request.method == "GET" and request.args.get("image"):  # an image the tab has: probe, split, upload
+            run = self._run(request)
+            _, inputs, picture = self._image(request, run)
+            return self._image_reply(run, request.args["image"], inputs, picture, "as the run's data", started)
         if request.method != "POST":
-            raise BadRequest("POST the image file's bytes as the request body")
+            raise BadRequest("POST the image file's bytes as the request body, or GET with image=")
         if request.headers.get("X-XSRF-Protected") != "1":
             raise BadRequest(
                 "a POST needs the header X-XSRF-Protected: 1 (TensorBoard's rule against cross-site requests)"
@@ -530,16 +544,24 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         picture = pixels.pictures(image[None])[0]
         token = Uploads.token(run.name, contents)
         self.uploads.put(token, {"run": run.name, "inputs": inputs, "picture": to_bytes(picture)})
+        preprocess = (
+            f"the central window of the model's aspect ratio, resized to {shape[0]}x{shape[1]}"
+            + (f", its central {pixels.size[0]}x{pixels.size[1]}" if tuple(pixels.size) != tuple(shape[:2]) else "")
+            + f", then {pixels.scaling}"
+        )
+        return self._image_reply(run, token, inputs, picture, preprocess, started)
+
+    def _image_reply(self, run, token: str, inputs, picture, preprocess: str, started: float) -> str:
+        import time
+
         probabilities = self.projector.predict(run, inputs)
         order = np.argsort(-probabilities, kind="stable")[:5]
         return json.dumps(
             {
                 "image": token,
                 "picture": data_uri(picture),
-                "size": [int(shape[0]), int(shape[1])],
-                "preprocess": f"the central window of the model's aspect ratio, resized to {shape[0]}x{shape[1]}"
-                + (f", its central {pixels.size[0]}x{pixels.size[1]}" if tuple(pixels.size) != tuple(shape[:2]) else "")
-                + f", then {pixels.scaling}",
+                "size": [int(picture.shape[0]), int(picture.shape[1])],
+                "preprocess": preprocess,
                 "predictions": [
                     {"index": int(i), "name": self._name(run, int(i)), "probability": float(probabilities[i])}
                     for i in order
@@ -547,6 +569,26 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
                 "milliseconds": round((time.perf_counter() - started) * 1000, 1),
             }
         )
+
+    @route("json")
+    def _split_route(self, request):
+        """Image ids of a reference run's split, of one class if `class` is given: {"ids", "labels", "count"}
+        (the first `limit`, default 24, at most 200)."""
+        from vizdeconv.io.config import SPLITS
+
+        run = self._run(request)
+        split = _text(request, "split")
+        if split not in SPLITS:
+            raise BadRequest(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        limit = _integer(request, "limit", 24)
+        if not 1 <= limit <= 200:
+            raise BadRequest(f"limit must be between 1 and 200, got {limit}")
+        _, labels = self.projector.split_images(run, split)
+        ids = np.arange(len(labels))
+        if request.args.get("class") is not None:
+            chosen = _integer(request, "class")
+            ids = ids[labels == chosen]
+        return json.dumps({"ids": ids[:limit].tolist(), "labels": labels[ids[:limit]].tolist(), "count": int(len(ids))})
 
     @route("json")
     def _activations_route(self, request):

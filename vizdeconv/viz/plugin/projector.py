@@ -49,6 +49,7 @@ class _Loaded:
         self.deconvnets, self.lock = {}, threading.Lock()
         self.visualizations, self.optimized = {}, {}
         self.attributions, self.attributed = {}, {}  # method -> Attribution; (probe, method, classes) -> maps
+        self.subject, self.splits = None, {}  # the opened subject; split -> (images uint8, labels)
 
     def attribution(self, method: str):
         from vizdeconv.methods.attribution import Attribution
@@ -108,6 +109,7 @@ class Projector:
             raise Refused(str(error)) from None
         step = opened.step if run.kind == "run" or path.startswith(APPLICATIONS) else checkpoints.snapshot_step(path)
         loaded = _Loaded((path, stamp), opened.model, step, opened.pixels)
+        loaded.subject = opened
         with self._lock:
             self._loaded[run.root] = loaded
         return loaded
@@ -160,6 +162,29 @@ class Projector:
         loaded = self._get(run)
         shape = loaded.deconvnet("deconvnet").graph.input_shape
         return loaded.pixels, ((32, 32, shape[2]) if run.kind == "run" else shape)
+
+    def split_images(self, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A reference run's split as its trainer reads it: images [N, 32, 32, 3] uint8 and labels [N],
+        read once and kept. Refused for a Keras model, whose data the tab does not know."""
+        loaded = self._get(run)
+        with loaded.lock:
+            if split not in loaded.splits:
+                if run.kind != "run":
+                    raise Refused(f"{run.name} is a Keras model: the tab knows no data of it; upload an image")
+                try:
+                    loaded.splits[split] = loaded.subject.load(split)
+                except (OSError, ValueError) as error:
+                    raise Refused(" ".join(str(error).split())) from None
+            return loaded.splits[split]
+
+    def split_image(self, run: Run, split: str, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of one image of a reference run's split."""
+        images, _ = self.split_images(run, split)
+        if not 0 <= image_id < len(images):
+            raise Refused(f"image {image_id} is outside the {split} split's 0..{len(images) - 1}")
+        loaded = self._get(run)
+        window = images[image_id : image_id + 1]
+        return np.asarray(loaded.pixels.inputs(window), np.float32), loaded.pixels.pictures(window)[0]
 
     def predict(self, run: Run, inputs: np.ndarray) -> np.ndarray:
         """Class probabilities [classes] float32 of one image [1, H, W, C] with the run's current weights."""

@@ -84,6 +84,33 @@ async function uploadFile(file) {
     message(container, error.message, true);
     return;
   }
+  await showImage(body, file.name);
+}
+
+// An image of the run's split (a reference run's data), by id or among the first of a class.
+async function pickSplitImage(image) {
+  const container = document.getElementById('live-result');
+  message(container, `Loading ${image}...`);
+  try {
+    await showImage(await getJson('image', {run: state.run, image}), image);
+  } catch (error) {
+    message(container, error.message, true);
+  }
+}
+
+async function listClass(split, label) {
+  const list = document.getElementById('split-ids');
+  try {
+    const found = await getJson('split', {run: state.run, split, class: label, limit: 12});
+    list.replaceChildren(...found.ids.map((id) => element('button', {class: 'split-id',
+        onclick: () => pickSplitImage(`${split}:${id}`)}, `#${id}`)));
+  } catch (error) {
+    message(list, error.message, true);
+  }
+}
+
+async function showImage(body, name) {
+  const container = document.getElementById('live-result');
   live.image = body.image;
   live.channel = null;
   const predictions = element('ol', {id: 'predictions'}, ...body.predictions.map((p) =>
@@ -101,8 +128,8 @@ async function uploadFile(file) {
   container.replaceChildren(
       element('div', {class: 'row'},
           element('div', {class: 'figure'},
-              element('img', {class: 'pixels', id: 'live-picture', src: body.picture, alt: file.name}),
-              element('div', {class: 'caption', id: 'live-preprocess'}, `${file.name}: ${body.preprocess}`)),
+              element('img', {class: 'pixels', id: 'live-picture', src: body.picture, alt: name}),
+              element('div', {class: 'caption', id: 'live-preprocess'}, `${name}: ${body.preprocess}`)),
           element('div', {}, element('div', {class: 'caption'}, 'Predictions'), predictions)),
       element('div', {class: 'controls'},
           element('label', {}, 'Layer '),
@@ -264,7 +291,21 @@ function renderUpload() {
   });
   live.layers = [];
   live.image = null;
-  container.replaceChildren(zone, element('div', {id: 'live-result'}));
+  const run = currentRun();
+  const parts = [zone];
+  if (run.kind === 'run') {  // a reference run's data is known to the tab: pick one of its images
+    const idInput = element('input', {id: 'split-id', type: 'number', min: 0, value: 0, style: 'width: 6em'});
+    const splitSelect = select('split-pick', [['test', 'test'], ['train', 'train']], 'test', () => {});
+    parts.push(element('div', {class: 'controls'},
+        element('label', {}, 'or an image of the split '), splitSelect, idInput,
+        element('button', {id: 'split-show', onclick: () => pickSplitImage(`${splitSelect.value}:${idInput.value}`)},
+                'Show'),
+        element('label', {}, 'or of a class '),
+        select('split-class', [['', '(pick)'], ...run.class_names.map((n, i) => [i, n])], '',
+               (value) => value !== '' && listClass(splitSelect.value, value)),
+        element('span', {id: 'split-ids'})));
+  }
+  container.replaceChildren(...parts, element('div', {id: 'live-result'}));
 }
 
 document.addEventListener('keydown', (event) => {
