@@ -202,6 +202,14 @@ class Deconvnet:
         images, name = self._check(images, layer)
         return self._compiled("_activations", name)(images)
 
+    def feature_maps(self, images, layer: str):
+        """A layer's activations alone, the network run only as far as it: [N, *shape of layer] float32."""
+        images, name = self._check(images, layer)
+        return self._compiled("_feature_maps", name)(images)
+
+    def _feature_maps(self, name, images):
+        return tf.cast(self.forward(images, record_switches=False, until=(name,))[name], tf.float32)
+
     def _activations(self, name, images):
         tensors = self.forward(images, record_switches=False, until=(name, self.graph.output))
         return tf.cast(tensors[name], tf.float32), tensors[self.graph.output]

@@ -202,8 +202,7 @@ class Projector:
             if layer not in deconvnet.graph.feature_layers:
                 raise Refused(f"layer {layer!r} is not a feature layer of the network; it has "
                               f"{', '.join(deconvnet.graph.feature_layers)}")  # fmt: skip
-            activations, _ = deconvnet.activations(inputs, layer)
-            return activations.numpy()[0]
+            return deconvnet.feature_maps(inputs, layer).numpy()[0]
 
     def attribute(self, run: Run, key, inputs: np.ndarray, method: str, top: int, target: int | None) -> dict:
         """One image's attribution maps of `method` for its `top` most probable classes (and `target`), with the
@@ -283,8 +282,7 @@ class Projector:
                     raise Refused(f"unit ({row}, {col}) is outside {layer}'s {height}x{width} map")
                 projection = deconvnet.units(inputs, layer, [channel], [row * width + col])
             projection = projection.numpy()[0]
-            activations, _ = deconvnet.activations(inputs, layer)
-            feature_map = activations.numpy()[0, ..., channel]
+            feature_map = deconvnet.feature_maps(inputs, layer).numpy()[0, ..., channel]
         return {
             "projection": projection,
             "feature_map": feature_map,
