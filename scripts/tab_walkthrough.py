@@ -302,7 +302,7 @@ def walk_upload(driver, base: str, image: str, screenshot: str, run: str | None 
     Returns:
       dict: seconds (upload to the layer's tiles), predictions, preprocess, tiles, channels (the layer's,
       from its heading), selected (the clicked channel, then after ArrowRight), projections (captions),
-      top9 (loaded top-9 images), gradcam and optimized (whether they loaded), screenshot path.
+      top9 (loaded top-9 images), gradcam_captions (the top class's, then a picked class's), screenshot path.
     """
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -340,6 +340,14 @@ def walk_upload(driver, base: str, image: str, screenshot: str, run: str | None 
                == 2)  # fmt: skip
     seen["top9"] = script("return [...document.querySelectorAll('.live-top9')].filter(i => i.complete && "
                           "i.naturalWidth).length")  # fmt: skip
+    # Grad-CAM of a class picked beside the top class's
+    top_name = seen["predictions"][0].split(":")[0]
+    option = script("return [...document.querySelectorAll('#live-target option')].find(o => o.value !== '' && "
+                    "o.text !== arguments[0]).value", top_name)  # fmt: skip
+    Select(driver.find_element(By.ID, "live-target")).select_by_value(option)
+    wait.until(ec.presence_of_element_located((By.ID, "live-gradcam-target-img")))
+    seen["gradcam_captions"] = script("return [...document.querySelectorAll('#live-extras .figure .caption')]"
+                                      ".map(c => c.innerText).filter(t => t.startsWith('Grad-CAM'))")  # fmt: skip
     driver.switch_to.default_content()
     driver.save_screenshot(screenshot)
     driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe"))

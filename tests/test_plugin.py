@@ -708,6 +708,8 @@ def test_browser_uploads_an_image_and_clicks_through_its_channels(logdir, tmp_pa
     assert seen["tiles"] == 10 and seen["heading"].startswith("conv3: 6×6×10")  # one tile per channel
     assert seen["projections"][1].startswith("deconvnet, whole map") and "guided" in seen["projections"][2]
     assert seen["top9"] == 9  # conv3 is explored: its top-9 beside the projections
+    top_name = seen["predictions"][0].split(":")[0]
+    assert len(seen["gradcam_captions"]) == 2 and seen["gradcam_captions"][0].startswith(f"Grad-CAM of {top_name} ")
     assert seen["selected"][1] == seen["order"][1]  # ArrowRight: the next tile in strength order
     screenshot = np.asarray(Image.open(seen["screenshot"]).convert("RGB"))
     assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500

@@ -68,7 +68,7 @@ function className(run, label) {
 // explored, its optimized image and the image's Grad-CAM.
 
 const live = {image: null, layer: null, order: 'channel', channel: null, maxima: [], columns: 1, shape: null,
-              atlas: null, layers: []};
+              atlas: null, layers: [], target: ''};
 
 async function uploadFile(file) {
   const container = document.getElementById('live-result');
@@ -264,10 +264,15 @@ async function renderLiveExtras(channel) {
         .then((r) => element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'live-optimized-img',
             src: r.image, alt: 'optimized'}), element('div', {class: 'caption'},
             `optimized image (${r.source}, ${r.seconds} s)`))),
-    getJson('attribution', {run: state.run, image: live.image, method: 'gradcam', top: 1})
-        .then((r) => element('div', {class: 'figure'}, element('img', {class: 'pixels', id: 'live-gradcam-img',
-            src: r.classes[0].map, alt: 'Grad-CAM'}), element('div', {class: 'caption'},
-            `Grad-CAM of ${r.classes[0].name}`))),
+    getJson('attribution', {run: state.run, image: live.image, method: 'gradcam', top: 1,
+                            ...(live.target !== '' ? {target: live.target} : {})})
+        .then((r) => element('div', {class: 'row'}, ...r.classes.map((entry, i) => element('div', {class: 'figure'},
+            element('img', {class: 'pixels', id: i ? 'live-gradcam-target-img' : 'live-gradcam-img',
+                            src: entry.map, alt: `Grad-CAM ${entry.name}`}),
+            element('div', {class: 'caption'}, `Grad-CAM of ${entry.name} (p ${entry.probability.toFixed(3)})`))),
+            element('div', {class: 'controls'}, element('label', {}, 'and of '),
+                select('live-target', [['', '(a class)'], ...run.class_names.map((n, j) => [j, n])], live.target,
+                       (value) => { live.target = value; renderLiveExtras(channel); })))),
   ];
   for (const request of requests) {
     request.then((node) => { if (live.channel === channel) extras.append(node); })
