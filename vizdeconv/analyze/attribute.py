@@ -64,14 +64,12 @@ def check(options: AttributeOptions) -> list[str]:
 
 def class_names(subject, labels: str | None) -> list[str]:
     """One name per output: the `labels` file's lines, CIFAR-10's for ten outputs, else indices."""
+    from vizdeconv.io.subject import read_labels
+
     count = subject.graph.shapes[attribution.logit_names(subject.graph)[0]][-1]
-    if labels is None:
-        return subject.class_names(count)
-    with open(labels, encoding="utf-8") as handle:
-        names = [line.strip() for line in handle if line.strip()]
-    if len(names) != count:
-        raise ValueError(f"{labels} has {len(names)} class names; the model has {count} outputs")
-    return names
+    if labels is not None:
+        subject.labels = read_labels(labels)
+    return subject.class_names(count)
 
 
 def parse_target(target: str | None, names: list[str]):

@@ -61,6 +61,9 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
     parser.add_argument(
         "--strict", action="store_true", help="stop at the first image that cannot be decoded (default: skip it)"
     )
+    parser.add_argument(
+        "--labels", default=None, help="a file of the model's class names, one a line (shown by the TensorBoard tab)"
+    )
     args = parser.parse_args(argv)
 
     from vizdeconv.analyze import explorer_sanity
@@ -90,6 +93,7 @@ def main(argv=None, program: str = "vizdeconv explore") -> int:
         save_every=args.save_every,
         strict=args.strict,
         tfds_data_dir=args.tfds_data_dir,
+        labels=args.labels,
     )
     report = explore(options, after_scan=explorer_sanity(args.split) if args.sanity else None)
     _print(report)

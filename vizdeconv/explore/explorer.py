@@ -84,6 +84,7 @@ class ExploreOptions:
       save_every: images between saves of the scan state (a killed scan resumes from the last one).
       strict: an image that cannot be decoded is an error instead of skipped.
       tfds_data_dir: where `data_dir="tfds:NAME"` is prepared.
+      labels: a file of class names, one a line (the tab names the model's classes with them).
     """
 
     run: str | None = None
@@ -103,6 +104,7 @@ class ExploreOptions:
     strategy: str = "default"
     devices: str = ""
     optimize: str | None = None
+    labels: str | None = None
     optimize_steps: int | None = None
     seed: int = 0
     shard: str | None = None
@@ -225,6 +227,11 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
 
     subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
                            weights=options.weights, tfds_data_dir=options.tfds_data_dir)  # fmt: skip
+    if options.labels is not None:  # checked against the outputs here, before the scan
+        from vizdeconv.io.subject import read_labels
+
+        subject.labels = read_labels(options.labels)
+        subject.class_names(subject.graph.shapes[subject.graph.output][-1])
     split = options.split
     out = options.out or (
         os.path.join(subject.root, "explore", split) if options.run else os.path.join(subject.root, split)

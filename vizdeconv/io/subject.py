@@ -98,6 +98,20 @@ def load_keras(path: str):
         raise ValueError(f"cannot load Keras model {path}: {message}") from None
 
 
+def read_labels(path: str) -> list[str]:
+    """Class names from a file, one a line (blank lines skipped); FileNotFoundError / ValueError in one line."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"labels file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            names = [line.strip() for line in handle if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"labels file {path} is not UTF-8 text") from None
+    if not names:
+        raise ValueError(f"labels file {path} names no class")
+    return names
+
+
 @dataclasses.dataclass
 class Subject:
     """An opened network and its data.
@@ -110,6 +124,7 @@ class Subject:
       mode: the default projection mode; `seed`: for random re-initializations.
       data_dir: the data source (None: the run's recorded one).
       step: the training step of the restored checkpoint (None for a `.keras` file).
+      labels: class names of a labels file (`read_labels`), one per output; None: CIFAR-10's or indices.
     """
 
     model: object
@@ -125,6 +140,7 @@ class Subject:
     step: int | None = None
     tfds_data_dir: str | None = None
     weights: str | None = None
+    labels: list[str] | None = None
 
     def write_probes(
         self,
@@ -180,8 +196,13 @@ class Subject:
         return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir)
 
     def class_names(self, count: int) -> list[str]:
+        """One name per output: the labels file's, CIFAR-10's for ten outputs, else indices."""
         from vizdeconv.io import data
 
+        if self.labels is not None:
+            if len(self.labels) != count:
+                raise ValueError(f"the labels file has {len(self.labels)} class names; the model has {count} outputs")
+            return list(self.labels)
         return list(data.CLASS_NAMES) if count == len(data.CLASS_NAMES) else [str(i) for i in range(count)]
 
 
