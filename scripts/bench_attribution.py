@@ -24,12 +24,16 @@ JSON summary.
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the test helpers' package
+from tests.support.localization import hit_rate, squares  # noqa: E402  (the pointing game's task)
 from vizdeconv.io.cpu import cpu_model
 from vizdeconv.io.subject import load_application, open_subject
 from vizdeconv.methods import metrics
@@ -152,16 +156,6 @@ def compare(args) -> dict:
     return {"compare": rows}
 
 
-def _squares(count: int, seed: int, size: int = 16, side: int = 4):
-    rng = np.random.default_rng(seed)
-    images = np.full((count, size, size, 3), 0.5, np.float32)
-    labels = rng.integers(0, 2, count)
-    corners = rng.integers(0, size - side + 1, (count, 2))
-    for image, label, (top, left) in zip(images, labels, corners):
-        image[top : top + side, left : left + side] = (0.9, 0.1, 0.1) if label == 0 else (0.1, 0.1, 0.9)
-    return images, labels, corners
-
-
 def pointing(args) -> dict:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))
@@ -170,9 +164,9 @@ def pointing(args) -> dict:
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="features")(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    images, labels, _ = _squares(1024, 1)
+    images, labels, _ = squares(1024, 1)
     model.fit(images, labels, batch_size=64, epochs=6, verbose=0)
-    images, labels, corners = _squares(args.images, 2)
+    images, labels, corners = squares(args.images, 2)
     rates = {"accuracy": float((model.predict(images, verbose=0).argmax(1) == labels).mean())}
     variants = [(m, {}) for m in METHODS] + [(m, {"smooth": 16}) for m in ("saliency", "gradcam")]
     baselines = {
@@ -181,19 +175,11 @@ def pointing(args) -> dict:
     }
     for name, settings in variants:
         maps = Attribution(model, name, **settings).explain(images, labels).maps
-        rates[name + (" + SmoothGrad 16" if settings else "")] = _hits(maps, corners)
+        rates[name + (" + SmoothGrad 16" if settings else "")] = hit_rate(maps, corners)
     for name, maps in baselines.items():
-        rates[f"{name} (baseline)"] = _hits(maps, corners)
+        rates[f"{name} (baseline)"] = hit_rate(maps, corners)
     rates["chance"] = 36 / 256
     return {"pointing_game": rates}
-
-
-def _hits(maps, corners, side: int = 4, tolerance: int = 1) -> float:
-    hits = 0
-    for saliency, (top, left) in zip(maps, corners):
-        row, col = np.unravel_index(np.argmax(saliency), saliency.shape)
-        hits += top - tolerance <= row < top + side + tolerance and left - tolerance <= col < left + side + tolerance
-    return hits / len(maps)
 
 
 def faithfulness(args) -> dict:
@@ -231,7 +217,6 @@ def _aucs(model, inputs, maps, targets) -> dict:
 
 
 def figure(args) -> dict:
-    import os
     import tempfile
 
     from PIL import Image
