@@ -92,7 +92,7 @@ def read_files(paths: list[str], size, log=print):
     central window of the model's aspect ratio, resized), their names, and the skipped files with why."""
     import tensorflow as tf
 
-    from vizdeconv.io.sources import decode
+    from vizdeconv.io.sources import decode, first_error_line
 
     images, names, skipped = [], [], []
     channels = int(size[2])
@@ -105,7 +105,7 @@ def read_files(paths: list[str], size, log=print):
             images.append(decode(tf.constant(contents), size[:2], channels).numpy())
             names.append(os.path.basename(path))
         except (tf.errors.OpError, ValueError, OSError) as error:
-            reason = " ".join(str(getattr(error, "message", error)).split()).split(" [")[0][:120]
+            reason = first_error_line(error)
             skipped.append({"file": path, "why": reason})
             log(f"skipped {path}: {reason}")
     if not images:

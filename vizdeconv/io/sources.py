@@ -25,7 +25,7 @@ TFRECORD_KEYS = ("image/encoded", "image", "image_raw", "encoded", "jpeg")
 LABEL_KEYS = ("image/class/label", "label", "class")
 
 
-def _header_pixels(contents):
+def header_pixels(contents):
     """Width x height read from a PNG, GIF or BMP header (0 for other formats), without decoding."""
 
     def number(offset, length, little):
@@ -70,7 +70,7 @@ def decode(contents, size, channels: int = 3):
         return tf.switch_case(tf.maximum(keeps, needs), branches)
 
     def other():
-        tf.debugging.assert_less_equal(_header_pixels(contents), tf.constant(MAX_PIXELS, tf.int64), "image too large")
+        tf.debugging.assert_less_equal(header_pixels(contents), tf.constant(MAX_PIXELS, tf.int64), "image too large")
         return tf.io.decode_image(contents, channels, dtype=tf.uint8, expand_animations=False)
 
     image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
@@ -176,13 +176,13 @@ class Source:
             try:
                 images.append(self._decode(item).numpy())
             except tf.errors.OpError as error:
-                raise ValueError(f"{self.describe(image_id)}: {_first_error_line(error)}") from None
+                raise ValueError(f"{self.describe(image_id)}: {first_error_line(error)}") from None
             labels.append(label)
         empty = np.zeros((0, *self.size, self.channels), np.uint8)
         return (np.stack(images) if images else empty), np.array(labels, np.int32)
 
 
-def _first_error_line(error) -> str:
+def first_error_line(error) -> str:
     """The reason in a TensorFlow error, without its op and function names."""
     text = getattr(error, "message", None) or str(error)
     if "image too large" in text:
@@ -264,7 +264,7 @@ class FolderSource(Source):
                 try:
                     self._decode(tf.constant(path))
                 except (tf.errors.OpError, OSError) as error:
-                    raise ValueError(f"{path}: {_first_error_line(error)}") from None
+                    raise ValueError(f"{path}: {first_error_line(error)}") from None
             raise
 
     def labels(self, ids):
@@ -307,7 +307,7 @@ class TFRecordSource(Source):
         except (tf.errors.OpError, Exception) as error:  # protobuf raises its own DecodeError
             if isinstance(error, ValueError):
                 raise
-            raise ValueError(f"{spec}: not TFRecord files of tf.train.Example ({_first_error_line(error)})") from None
+            raise ValueError(f"{spec}: not TFRecord files of tf.train.Example ({first_error_line(error)})") from None
         self.image_key = next((k for k in TFRECORD_KEYS if features[k].bytes_list.value), None) if features else None
         if self.image_key is None:
             raise ValueError(f"{self.files[0]}: no encoded image among the features {sorted(features)}")
@@ -362,7 +362,7 @@ class TFDSSource(Source):
         except Exception as error:  # tfds raises many kinds for a missing data set
             raise ValueError(
                 f"TensorFlow Datasets {name!r} split {split!r} is not prepared in "
-                f"{data_dir or 'the default data dir'} ({_first_error_line(error)}); pass --tfds_data_dir"
+                f"{data_dir or 'the default data dir'} ({first_error_line(error)}); pass --tfds_data_dir"
             ) from None
         features = info.features
         self.image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)

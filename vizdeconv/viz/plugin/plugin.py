@@ -200,11 +200,14 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
     def _class_names(self, run) -> list[str]:
         """The explorer's --labels names, else a labels.txt in the run folder (one a line), else CIFAR-10's."""
         from vizdeconv.io.data import CLASS_NAMES
+        from vizdeconv.io.subject import read_labels
 
         labels = os.path.join(run.root, "labels.txt")
         if not run.content.get("class_names") and os.path.isfile(labels):
-            with open(labels, encoding="utf-8", errors="replace") as handle:
-                return [line.strip() for line in handle if line.strip()]
+            try:
+                return read_labels(labels)
+            except ValueError:  # empty or not text: the names below
+                pass
         return run.content.get("class_names") or list(CLASS_NAMES)
 
     def _name(self, run, index: int) -> str:

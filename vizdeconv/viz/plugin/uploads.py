@@ -4,7 +4,6 @@ is written to the logdir or anywhere else."""
 
 import collections
 import hashlib
-import struct
 import threading
 
 import numpy as np
@@ -19,53 +18,22 @@ class BadUpload(ValueError):
     """A body that is not an image this tab takes; the message is one line for the person who sent it."""
 
 
-def declared_pixels(contents: bytes) -> int | None:
-    """Width x height from a PNG, GIF, BMP or JPEG header without decoding; None for other formats.
+def declared_pixels(contents: bytes) -> int:
+    """Width x height from the image's header without decoding it (a JPEG's frame header, the explorer's
+    reading of a PNG, GIF or BMP header); 0 for other formats.
 
     Raises:
-      BadUpload: a header too short to hold its size (a truncated file).
+      tf.errors.OpError: a JPEG whose header cannot be read.
     """
-    if contents.startswith(b"\x89PNG\r\n\x1a\n"):
-        if len(contents) < 24:
-            raise BadUpload("truncated PNG header")
-        width, height = struct.unpack(">II", contents[16:24])
-        return width * height
-    if contents[:6] in (b"GIF87a", b"GIF89a"):
-        if len(contents) < 10:
-            raise BadUpload("truncated GIF header")
-        width, height = struct.unpack("<HH", contents[6:10])
-        return width * height
-    if contents.startswith(b"BM"):
-        if len(contents) < 26:
-            raise BadUpload("truncated BMP header")
-        width, height = struct.unpack("<ii", contents[18:26])
-        return abs(width) * abs(height)
-    if contents.startswith(b"\xff\xd8"):
-        return _jpeg_pixels(contents)
-    return None
+    import tensorflow as tf
 
+    from vizdeconv.io.sources import header_pixels
 
-def _jpeg_pixels(contents: bytes) -> int:
-    """Width x height from a JPEG's first start-of-frame marker."""
-    position = 2
-    while position + 4 <= len(contents):
-        if contents[position] != 0xFF:
-            raise BadUpload("not a JPEG: bad marker")
-        marker = contents[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            position += 2
-            continue
-        (length,) = struct.unpack(">H", contents[position + 2 : position + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if position + 9 > len(contents):
-                break
-            height, width = struct.unpack(">HH", contents[position + 5 : position + 9])
-            return width * height
-        position += 2 + length
-    raise BadUpload("truncated JPEG: no frame header")
+    tensor = tf.constant(contents)
+    if tf.io.is_jpeg(tensor):
+        height, width = tf.image.extract_jpeg_shape(tensor).numpy()[:2]
+        return int(height) * int(width)
+    return int(header_pixels(tensor))
 
 
 def decode_upload(contents: bytes, size, channels: int) -> np.ndarray:
@@ -77,18 +45,21 @@ def decode_upload(contents: bytes, size, channels: int) -> np.ndarray:
     """
     import tensorflow as tf
 
-    from vizdeconv.io.sources import decode
+    from vizdeconv.io.sources import decode, first_error_line
 
     if not contents:
         raise BadUpload("the request has no image (empty body)")
-    pixels = declared_pixels(contents)
-    if pixels is not None and pixels > MAX_PIXELS:
-        raise BadUpload(f"the image declares {pixels / 1e6:.0f} megapixels; at most {MAX_PIXELS / 1e6:.0f} are taken")
     try:
+        pixels = declared_pixels(contents)
+        if pixels > MAX_PIXELS:
+            raise BadUpload(
+                f"the image declares {pixels / 1e6:.0f} megapixels; at most {MAX_PIXELS / 1e6:.0f} are taken"
+            )
         return decode(tf.constant(contents), size, channels).numpy()
     except (tf.errors.OpError, ValueError) as error:
-        reason = " ".join(str(getattr(error, "message", error)).split()).split(" [")[0][:120]
-        raise BadUpload(f"not a decodable image ({reason})") from None
+        if isinstance(error, BadUpload):
+            raise
+        raise BadUpload(f"not a decodable image ({first_error_line(error)})") from None
 
 
 class Uploads:
