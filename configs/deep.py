@@ -14,7 +14,7 @@ of 0.1 after 300 warm-up steps; batch normalization (momentum 0.9, epsilon 1e-3)
 """
 
 from configs import tuned
-from vizdeconv.io.config import deep_layers
+from vizdeconv.config import deep_layers
 
 
 def get_config():

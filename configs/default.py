@@ -10,7 +10,7 @@ Wall time of that command, by CPU kind (2 cores each; precision="auto"):
 `python -m vizdeconv.bench` prints which kind a machine is. configs/tuned.py trains this network better.
 """
 
-from vizdeconv.io.config import default_config, reference_layers  # noqa: F401  (the fields live there)
+from vizdeconv.config import default_config, reference_layers  # noqa: F401  (the fields live there)
 
 
 def get_config():

@@ -21,8 +21,8 @@ import numpy as np
 
 import vizdeconv
 from vizdeconv.analyze import explorer_sanity
+from vizdeconv.data import cifar10
 from vizdeconv.explore import ExploreOptions, explore
-from vizdeconv.io import data
 
 
 def build_model() -> keras.Model:
@@ -79,8 +79,8 @@ def main() -> None:
     layers = args.layer or (["relu2_2", "relu3_2"] if args.architecture == "vgg" else [])
     if not layers:
         raise SystemExit("error: name the layers to explore with --layer for a keras.applications backbone")
-    train_x, train_y = data.load_binary(args.data_dir, "train")
-    test_x, test_y = data.load_binary(args.data_dir, "test")
+    train_x, train_y = cifar10.load_binary(args.data_dir, "train")
+    test_x, test_y = cifar10.load_binary(args.data_dir, "test")
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
     model.compile(

@@ -34,10 +34,10 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the test helpers' package
 from tests.support.localization import hit_rate, squares  # noqa: E402  (the pointing game's task)
-from vizdeconv.io.cpu import cpu_model
-from vizdeconv.io.subject import load_application, open_subject
+from vizdeconv.hardware.cpu import cpu_model
 from vizdeconv.methods import metrics
 from vizdeconv.methods.attribution import METHODS, Attribution
+from vizdeconv.runs.subject import load_application, open_subject
 
 CAMS = ("gradcam", "gradcam++", "scorecam")
 

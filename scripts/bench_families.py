@@ -30,7 +30,7 @@ def child(family: str, method: str, size: int, batch: int, repeats: int, scan_im
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.methods.deconvnet import Deconvnet
 
     model = getattr(keras.applications, family)(weights=None, input_shape=(size, size, 3))
     deconvnet = Deconvnet(model, "deconvnet")
@@ -55,9 +55,9 @@ def child(family: str, method: str, size: int, batch: int, repeats: int, scan_im
 
         run = lambda: run_compiled(images)  # noqa: E731
     else:
+        from vizdeconv.data import sources
         from vizdeconv.explore.scanning import scan_source
-        from vizdeconv.io import sources
-        from vizdeconv.io.preprocess import Preprocess
+        from vizdeconv.nn.preprocess import Preprocess
 
         # In-memory images, batches of 32 as the explorer reads them: the model's forward pass alone, then
         # one scan of every rectified layer, timed per batch; its late rate (second half) is what a long
@@ -107,7 +107,7 @@ def main() -> int:
         print(json.dumps(child(family, method, args.size, args.batch, args.repeats, args.scan_images)))
         return 0
     sys.path.insert(0, ROOT)
-    from vizdeconv.io.precision import hardware
+    from vizdeconv.hardware.precision import hardware
 
     machine = hardware()
     print(f"cpu {machine['cpu']} ({machine['cpu_kind']}, {machine['cores']} cores), oneDNN "

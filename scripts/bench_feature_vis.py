@@ -41,11 +41,11 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.analyze.optimize import FeatureVisualization
-    from vizdeconv.deconv.deconvnet import as_graph
-    from vizdeconv.io.precision import hardware
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.methods.feature_vis import FeatureVisualization
+    from vizdeconv.hardware.precision import hardware
+    from vizdeconv.methods.deconvnet import as_graph
     from vizdeconv.nn import convnet
+    from vizdeconv.runs.subject import open_subject
 
     subject = open_subject(args.run, args.model, log=lambda *_: None, need_data=False)
     model = subject.model

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from werkzeug.test import Client
 
-from vizdeconv.io.cpu import cpu_model
+from vizdeconv.hardware.cpu import cpu_model
 from vizdeconv.viz.plugin.plugin import standalone_app
 
 

@@ -23,7 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vizdeconv.io import cpu  # noqa: E402  (no TensorFlow here: every variant is a child process)
+from vizdeconv.hardware import cpu  # noqa: E402  (no TensorFlow here: every variant is a child process)
 
 
 def variants(kind: str, emulate_avx2: bool) -> list[dict]:

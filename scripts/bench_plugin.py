@@ -15,7 +15,7 @@ import time
 import numpy as np
 from werkzeug.test import Client
 
-from vizdeconv.io.cpu import cpu_model
+from vizdeconv.hardware.cpu import cpu_model
 from vizdeconv.viz.plugin.plugin import standalone_app
 
 

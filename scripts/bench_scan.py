@@ -38,9 +38,9 @@ def make(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.io import data
+    from vizdeconv.data import cifar10
 
-    parts = [data.load_binary(args.data_dir, split)[0] for split in ("test", "train")]
+    parts = [cifar10.load_binary(args.data_dir, split)[0] for split in ("test", "train")]
     images = np.concatenate(parts)
     written, started = 0, time.perf_counter()
     for start in range(0, args.count, 500):
@@ -70,9 +70,9 @@ def tiny(args) -> dict:
 
 
 def _open(args):
+    from vizdeconv.data import sources
     from vizdeconv.explore.explorer import _layers
-    from vizdeconv.io import sources
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.runs.subject import open_subject
 
     subject = open_subject(model_path=args.model, data_dir=args.folder, log=lambda *_: None)
     source = sources.open_source(args.folder, "test", subject.graph.input_shape)
@@ -291,7 +291,7 @@ def main() -> None:
         command.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from vizdeconv.io.precision import hardware
+    from vizdeconv.hardware.precision import hardware
 
     commands = {"make": make, "tiny": tiny, "speed": speed, "memory": memory, "one": one_rate, "breakdown": breakdown}
     result = commands[args.command](args)

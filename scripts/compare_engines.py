@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import old_engine  # noqa: E402
 
 from configs import default  # noqa: E402
-from vizdeconv.deconv.deconvnet import Deconvnet  # noqa: E402
-from vizdeconv.io import precision  # noqa: E402
+from vizdeconv.hardware import precision  # noqa: E402
+from vizdeconv.methods.deconvnet import Deconvnet  # noqa: E402
 from vizdeconv.nn.convnet import build_model  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
     if args.run:
-        from vizdeconv.io.subject import load_run
+        from vizdeconv.runs.subject import load_run
 
         _, model, _ = load_run(args.run)
     else:

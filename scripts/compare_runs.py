@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("logs", "compare"))
     args = parser.parse_args()
 
-    from vizdeconv.io import pictures
-    from vizdeconv.io.subject import load_run
+    from vizdeconv.runs.subject import load_run
+    from vizdeconv.viz import pictures
     from vizdeconv.viz.inspection import Inspector
 
     os.makedirs(args.out, exist_ok=True)

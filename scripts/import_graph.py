@@ -3,8 +3,9 @@ or sideways between the floors of ../shared/STYLE.md.
 
   python scripts/import_graph.py [--root vizdeconv]
 
-Reads every module's imports with `ast`, those inside functions too (imports made lazily still count).
-tests/test_layers.py runs `violations` and fails on any.
+Reads every module's imports with `ast`, those inside functions too (imports made lazily still count), and
+lists any circle between modules, even two files of one room. tests/test_layers.py runs `violations` and
+`cycles` and fails on any.
 """
 
 import argparse
@@ -15,14 +16,17 @@ import sys
 # Floor of each room, bottom first. A room may import rooms on lower floors only; rooms on one floor do
 # not import each other. `configs` holds recipes and is never imported by the library.
 FLOORS = {
-    "errors": 0, "nn": 0,
-    "deconv": 1,
-    "io": 2, "methods": 2,  # methods: attribution and its metrics, on deconv's Deconvnet
-    "training": 3, "explore": 3, "viz": 3,
-    "analyze": 4, "bench": 4,
-    "commands": 5,
-    "cli": 6,
-    "entry": 7,  # __init__ (the lazy public API), __main__ modules, the keras/export/shapes shims
+    "errors": 0, "nn": 0,  # the network description and its op registry
+    "methods": 1,  # one class per method, on a Graph
+    "hardware": 2, "data": 2,  # the CPU, precision and devices; file formats, sources, the one preprocessing
+    "config": 3,  # the config schema (reads the vocabularies of hardware and methods)
+    "runs": 4,  # run folders, checkpoints, the lock, opening a run or a model
+    "viz": 5,  # pictures, TensorBoard summaries, the plugin and its summary protocol, the callback
+    "training": 6, "explore": 6,
+    "analyze": 7, "bench": 7,
+    "commands": 8,
+    "cli": 9,
+    "entry": 10,  # __init__ (the public API), __main__ modules, the keras/export/shapes shims
 }  # fmt: skip
 ENTRY_MODULES = {"__init__", "__main__", "keras", "export", "shapes"}
 
@@ -54,7 +58,7 @@ def imports(root: str) -> list[tuple[str, str, str]]:
                 if isinstance(node, ast.Import):
                     targets = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    # `from vizdeconv.io import data` imports vizdeconv.io.data
+                    # `from vizdeconv.data import sources` imports vizdeconv.data.sources
                     targets = [f"{node.module}.{alias.name}" for alias in node.names]
                 else:
                     continue
@@ -80,6 +84,60 @@ def violations(root: str) -> list[str]:
     return bad
 
 
+def module_edges(root: str) -> dict[str, set[str]]:
+    """module -> the package's modules it imports (`from a.b import name` counts as importing a.b when
+    `name` is not a module), the package's `__version__` left out as in `room_of`."""
+    found = imports(root)
+    base = os.path.dirname(os.path.abspath(root))
+    modules = {
+        os.path.relpath(os.path.join(folder, name), base)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+        for folder, _, files in os.walk(root)
+        for name in files
+        if name.endswith(".py")
+    }
+    edges = {module: set() for module in modules}
+    for module, target, _ in found:
+        if room_of(target) in (None, "configs"):
+            continue
+        while target not in modules and "." in target:
+            target = target.rpartition(".")[0]
+        if target in modules and target != module:
+            edges[module].add(target)
+    return edges
+
+
+def cycles(root: str) -> list[list[str]]:
+    """Every set of modules that import each other in a circle (strongly connected, more than one),
+    lazy imports included: Tarjan's algorithm over `module_edges`."""
+    edges, index, low, stack, on_stack, found = module_edges(root), {}, {}, [], set(), []
+
+    def visit(module):
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(edges[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return found
+
+
 def room_edges(root: str) -> dict[tuple[str, str], int]:
     """(room, room it imports) -> number of import statements."""
     edges = {}
@@ -100,7 +158,11 @@ def main(argv=None) -> int:
     print(f"{len(bad)} import(s) against the floors" + (":" if bad else ""))
     for line in bad:
         print("  " + line)
-    return 1 if bad else 0
+    circles = cycles(args.root)
+    print(f"{len(circles)} circle(s) between modules" + (":" if circles else ""))
+    for circle in circles:
+        print("  " + " <-> ".join(circle))
+    return 1 if bad or circles else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Traces `--steps` optimizer steps of the trainer's own step (one in-memory batch of 128, so the input
 pipeline is not in it), reads the profiler's XSpace and prints, per op type, its share of the op time
 and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak in the step's precision
-(cores x clock x FLOPs per cycle, `vizdeconv.io.cpu.peak_gflops`; `--peak_gflops` overrides).
+(cores x clock x FLOPs per cycle, `vizdeconv.hardware.cpu.peak_gflops`; `--peak_gflops` overrides).
 """
 
 import argparse
@@ -24,7 +24,7 @@ WRAPPERS = ("Process", "Run")
 
 def nominal_peak_gflops(dtype: str = "float32") -> float:
     """cores x clock x FLOPs per cycle of the `dtype` path, from /proc/cpuinfo (`io.cpu.peak_gflops`)."""
-    from vizdeconv.io import cpu
+    from vizdeconv.hardware import cpu
 
     kind = cpu.cpu_kind(cpu.cpu_flags())
     vendor = cpu.cpu_info().get("vendor_id", "")
@@ -67,7 +67,7 @@ def main() -> None:
     import tensorflow as tf
 
     from vizdeconv import bench
-    from vizdeconv.io import precision
+    from vizdeconv.hardware import precision
     from vizdeconv.nn.convnet import build_model
     from vizdeconv.training import optim, steps
 

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv import cli, explore
-from vizdeconv.io import pictures
-from vizdeconv.io.pictures import write_png
+from vizdeconv.viz import pictures
+from vizdeconv.viz.pictures import write_png
 
 
 def latest_images(run: str, tag: str) -> tuple[int, list[np.ndarray]]:
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             pictures.grid(pictures.upscale(optimized.astype(np.float32) / 255.0, 3), 16),
         )
     from vizdeconv import FeatureVisualization
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.runs.subject import open_subject
 
     subject = open_subject(args.run, log=lambda *_: None, need_data=False)
     pixel = FeatureVisualization(subject.model, "pixel", preprocess=subject.pixels)

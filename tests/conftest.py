@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from vizdeconv.io import data
+from vizdeconv.data import cifar10
 
 REAL_CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cifar10")
 
@@ -23,10 +23,10 @@ def make_records(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, bytes]:
 
 def write_cifar_folder(root, train_per_file: int = 16, test: int = 40) -> dict:
     """Writes <root>/cifar-10-batches-bin/ with five train files and one test file."""
-    folder = os.path.join(root, data.FOLDER)
+    folder = os.path.join(root, cifar10.FOLDER)
     os.makedirs(folder, exist_ok=True)
     written = {}
-    for index, name in enumerate(data.SPLIT_FILES["train"] + data.SPLIT_FILES["test"]):
+    for index, name in enumerate(cifar10.SPLIT_FILES["train"] + cifar10.SPLIT_FILES["test"]):
         images, labels, raw = make_records(test if name == "test_batch.bin" else train_per_file, index)
         with open(os.path.join(folder, name), "wb") as handle:
             handle.write(raw)
@@ -37,7 +37,7 @@ def write_cifar_folder(root, train_per_file: int = 16, test: int = 40) -> dict:
 def write_tarball(path, files: dict[str, bytes]) -> str:
     with tarfile.open(path, "w:gz") as archive:
         for name, raw in files.items():
-            info = tarfile.TarInfo(f"{data.FOLDER}/{name}")
+            info = tarfile.TarInfo(f"{cifar10.FOLDER}/{name}")
             info.size = len(raw)
             archive.addfile(info, io.BytesIO(raw))
     return str(path)
@@ -58,8 +58,8 @@ def cifar_session(tmp_path_factory):
 
 
 def real_cifar_or_skip() -> str:
-    if not os.path.isfile(os.path.join(REAL_CIFAR, data.TARBALL)):
-        pytest.skip(f"real CIFAR-10 not found at {REAL_CIFAR}/{data.TARBALL}")
+    if not os.path.isfile(os.path.join(REAL_CIFAR, cifar10.TARBALL)):
+        pytest.skip(f"real CIFAR-10 not found at {REAL_CIFAR}/{cifar10.TARBALL}")
     return REAL_CIFAR
 
 

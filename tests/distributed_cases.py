@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vizdeconv.io import distribute  # noqa: E402
+from vizdeconv.hardware import distribute  # noqa: E402
 
 distribute.split_cpu(2)
 
@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 
 from tests.test_train import final_weights, small_config  # noqa: E402
 from vizdeconv import explore  # noqa: E402
-from vizdeconv.io import data  # noqa: E402
-from vizdeconv.io.subject import load_run  # noqa: E402
+from vizdeconv.data import cifar10  # noqa: E402
+from vizdeconv.runs.subject import load_run  # noqa: E402
 from vizdeconv.training.loop import train_and_evaluate  # noqa: E402
 
 MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
@@ -51,7 +51,7 @@ results["two_then_one"] = max_difference(os.path.join(root, "single"), os.path.j
 results["one_then_two"] = max_difference(os.path.join(root, "single"), os.path.join(root, "one_then_two"))
 # The explorer's scan: per-replica running top-k merged exactly.
 _, model, _ = load_run(os.path.join(root, "single"))
-images, _ = data.load_binary(data_dir, "test")
+images, _ = cifar10.load_binary(data_dir, "test")
 alone = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False)
 split = explore.scan(
     model,

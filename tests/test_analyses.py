@@ -14,14 +14,14 @@ from tests.commands import in_process
 from tests.test_keras_engine import randomize
 from tests.test_train import ROOT, small_config
 from vizdeconv.analyze import analyses
-from vizdeconv.deconv import invariance as invariance_lib
-from vizdeconv.deconv import occlusion as occlusion_lib
-from vizdeconv.deconv import sanity as sanity_lib
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.io.pictures import to_display
-from vizdeconv.io.preprocess import Preprocess
-from vizdeconv.io.subject import open_subject
+from vizdeconv.methods import invariance as invariance_lib
+from vizdeconv.methods import occlusion as occlusion_lib
+from vizdeconv.methods import sanity as sanity_lib
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.nn.preprocess import Preprocess
+from vizdeconv.runs.subject import open_subject
 from vizdeconv.training.loop import train_and_evaluate
+from vizdeconv.viz.pictures import to_display
 
 L = keras.layers
 REGION = (slice(2, 5), slice(3, 6))  # rows 2..4, cols 3..5 of an 8x8 image
@@ -160,8 +160,8 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     assert report["steps"] == [1, 3, 6] and report["tiles"].shape[:2] == (64, 3)
     # Column 1 is what the step-3 checkpoint itself gives for map 7's strongest unit.
     from vizdeconv.explore.explorer import scan
-    from vizdeconv.io.pictures import to_display
     from vizdeconv.nn.convnet import build_model
+    from vizdeconv.viz.pictures import to_display
 
     model = build_model(subject.config)
     tf.train.Checkpoint(model=model).restore(
@@ -174,8 +174,8 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
         .units(subject.pixels.inputs(images[top["image_ids"][7:8, 0]]), "conv2", [7], top["positions"][7:8, 0])
         .numpy()
     )
-    from vizdeconv.deconv.receptive_field import ReceptiveFields
     from vizdeconv.explore.render import TILE_PIXELS
+    from vizdeconv.methods.receptive_field import ReceptiveFields
 
     fields = ReceptiveFields(model)  # the tile is the unit's receptive field, enlarged
     row, col = divmod(int(top["positions"][7, 0]), 12)

@@ -9,8 +9,8 @@ import tensorflow as tf
 from relu_rules import modified_keras_model
 
 from tests.test_keras_engine import randomize
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.deconv.receptive_field import ReceptiveFields
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.methods.receptive_field import ReceptiveFields
 
 L = keras.layers
 A = keras.applications
@@ -238,7 +238,7 @@ def test_every_application_family_projects_as_its_modified_keras_gradient(name):
 
 
 def test_models_by_name_build_offline_take_a_weights_file_and_their_family_preprocessing(tmp_path):
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.runs.subject import open_subject
 
     opened = open_subject(model_path="applications:MobileNetV2:32", need_data=False)
     assert opened.graph.input_shape == (32, 32, 3) and opened.pixels.scaling == "family"
@@ -304,7 +304,7 @@ def test_folding_batch_normalization_into_convolutions_changes_only_rounding():
 
 
 def test_the_default_layers_are_the_outputs_of_relus_and_other_activations():
-    from vizdeconv.io.summaries import default_layers
+    from vizdeconv.viz.summaries import default_layers
 
     inputs = keras.Input((8, 8, 3))
     x = L.Conv2D(4, 3, name="conv_a")(inputs)

@@ -75,7 +75,7 @@ def test_bench_command_writes_the_documented_json(tmp_path):
     assert "Forward across 10 steps," in result.stdout and "Forward-backward across 10 steps," in result.stdout
     report = json.loads(out.read_text())
     assert (report["network"], report["batch_size"], report["precision"]) == ("cifar", 4, "float32")
-    from vizdeconv.io import precision
+    from vizdeconv.hardware import precision
 
     assert report["machine"]["cpu"] == precision.cpu_model() and report["machine"]["cpu"] in result.stdout
     assert report["machine"]["bf16_path"] in result.stdout  # the header names the bfloat16 path
@@ -177,7 +177,7 @@ def test_keras_baseline_trains_the_same_objective_and_is_timed(tmp_path):
 
 
 def test_hardware_kind_and_bfloat16_path_from_cpu_flags(tmp_path):
-    from vizdeconv.io import precision
+    from vizdeconv.hardware import precision
 
     def describe(flags):
         path = tmp_path / "cpuinfo"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vizdeconv.io import distribute
+from vizdeconv.hardware import distribute
 
 pytestmark = pytest.mark.slow  # several devices and worker processes
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.methods.deconvnet import Deconvnet
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "keras_cifar10.py")
 

@@ -12,8 +12,9 @@ import tensorflow as tf
 from tests.commands import in_process
 from vizdeconv import explore
 from vizdeconv.analyze import explorer_sanity
-from vizdeconv.io import data
-from vizdeconv.io.subject import load_run
+from vizdeconv.data import cifar10
+from vizdeconv.nn import preprocess
+from vizdeconv.runs.subject import load_run
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     assert len(entry["image_ids"]) == 4 and entry["values"] == sorted(entry["values"], reverse=True)
     # The recorded value is what the trained network gives at that image, channel and location.
     _, model, _ = load_run(smoke_run)
-    images, labels = data.load_binary(cifar_session, "test")
-    activations = model.graph().forward(data.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
+    images, labels = cifar10.load_binary(cifar_session, "test")
+    activations = model.graph().forward(preprocess.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
     for i, (row, col) in enumerate(entry["locations"]):
         np.testing.assert_allclose(activations[i, row, col, 7], entry["values"][i], rtol=1e-5, atol=1e-6)
         assert activations[i, :, :, 7].max() == pytest.approx(entry["values"][i], rel=1e-5, abs=1e-6)
@@ -96,7 +97,7 @@ def test_explorer_shows_an_optimized_image_beside_each_top_k(smoke_run, tmp_path
     assert images.std() > 5  # not a flat grey
     # Each recorded activation is what the network gives on the image (read back as 8-bit pixels).
     _, model, _ = load_run(smoke_run)
-    maps = model.graph().forward(data.preprocess_eval(images))["conv3"].numpy()
+    maps = model.graph().forward(preprocess.preprocess_eval(images))["conv3"].numpy()
     np.testing.assert_allclose(maps.max(axis=(1, 2))[np.arange(10), np.arange(10)], activations, rtol=0.05, atol=1e-3)
     index = json.load(open(os.path.join(out, "index.json")))
     top1 = np.array([index["layers"]["conv3"][str(c)]["values"][0] for c in range(10)])

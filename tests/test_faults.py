@@ -17,7 +17,7 @@ import tensorflow as tf
 from tests.test_train import ROOT, final_weights, small_config
 from vizdeconv import cli
 from vizdeconv.errors import WriteError
-from vizdeconv.io import checkpoints, rundir
+from vizdeconv.runs import checkpoints, rundir
 from vizdeconv.training.loop import train_and_evaluate
 
 pytestmark = pytest.mark.slow  # they train, kill and damage runs
@@ -233,7 +233,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_a_live_one_refuses(tmp_p
     import socket
 
     from vizdeconv.errors import RunInUse
-    from vizdeconv.io.lock import LOCK_FILE, RunLock
+    from vizdeconv.runs.lock import LOCK_FILE, RunLock
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -344,7 +344,7 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
     import errno
 
     from vizdeconv import explore
-    from vizdeconv.io import pictures
+    from vizdeconv.viz import pictures
 
     def refuse(*args, **kwargs):
         if site == "summary":
@@ -361,7 +361,7 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
             explore.explore(explore.ExploreOptions(run=run, layers=["conv1"], limit=16, top_k=2), log=lambda *_: None)
     else:
         if site == "summary":
-            monkeypatch.setattr("vizdeconv.io.summaries.ReconstructionSummary.write", refuse)
+            monkeypatch.setattr("vizdeconv.viz.summaries.ReconstructionSummary.write", refuse)
         else:
             monkeypatch.setattr("tensorflow.train.CheckpointManager.save", refuse)
         with pytest.raises(WriteError, match=r"No space left on device.*run the same command again") as error:

@@ -9,8 +9,8 @@ import pytest
 
 import vizdeconv
 from tests.commands import in_process
-from vizdeconv.deconv import feature_vis
-from vizdeconv.io.preprocess import Preprocess
+from vizdeconv.methods import feature_vis
+from vizdeconv.nn.preprocess import Preprocess
 
 
 def linear_filter_model(size: int = 15, seed: int = 0):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from relu_rules import RULES, guided_relu
 
-from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn import keras_adapter
 
 L = keras.layers
@@ -117,7 +117,7 @@ def test_every_layer_projects_as_the_modified_relu_gradient(case, mode):
             modified = graph.forward(images, record_switches=False, relu=RULES[mode])
             objective = tf.reduce_sum(signal * modified[tensor])
         expected = tape.gradient(objective, images)
-        from vizdeconv.deconv import reconstruct
+        from vizdeconv.methods import reconstruct
 
         tensors = graph.forward(images)
         got = reconstruct.project_signals(graph, tensors, {tensor: signal}, mode)[tensor]

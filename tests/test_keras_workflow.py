@@ -14,9 +14,11 @@ import tensorflow as tf
 import vizdeconv
 from tests.commands import in_process
 from vizdeconv.analyze import explorer_sanity
+from vizdeconv.data import cifar10
 from vizdeconv.explore import ExploreOptions, explore
-from vizdeconv.io import data, rundir
-from vizdeconv.io.subject import load_run
+from vizdeconv.nn import preprocess
+from vizdeconv.runs import rundir
+from vizdeconv.runs.subject import load_run
 
 L = keras.layers
 
@@ -75,7 +77,7 @@ def test_load_model_and_export_reload_without_vizdeconv(smoke_run, cifar_session
     assert sorted(index) == ["conv2"] and len(index["conv2"]) == 64
     # The file's projections are the run's: the same network under its layer names.
     reloaded = keras.models.load_model(path)
-    pictures = data.preprocess_eval(data.load_binary(cifar_session, "test")[0][:3])
+    pictures = preprocess.preprocess_eval(cifar10.load_binary(cifar_session, "test")[0][:3])
     np.testing.assert_allclose(
         vizdeconv.Deconvnet(reloaded).project(pictures, "conv2", channel=1),
         vizdeconv.Deconvnet(reference).project(pictures, "conv2", channel=1), rtol=1e-4, atol=1e-5)  # fmt: skip
@@ -92,7 +94,7 @@ def test_explorer_on_a_keras_file_with_cifar_and_an_image_folder(cifar_session, 
     report = explore(options, log=lambda *_: None, after_scan=explorer_sanity("test", log=lambda *_: None))
     assert report["out"] == str(tmp_path / "cnn_explore" / "test")
     index = json.load(open(os.path.join(report["out"], "index.json")))["layers"]
-    images, labels = data.load_binary(cifar_session, "test")
+    images, labels = cifar10.load_binary(cifar_session, "test")
     entry = index["conv2"]["5"]
     activations = keras.Model(model.inputs, model.get_layer("conv2").output)(
         images[entry["image_ids"]].astype(np.float32)
@@ -191,8 +193,8 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
     # The snapshots feed the evolution analysis of a Keras model.
     from vizdeconv.analyze import analyses
-    from vizdeconv.io.preprocess import Preprocess
-    from vizdeconv.io.subject import Subject
+    from vizdeconv.nn.preprocess import Preprocess
+    from vizdeconv.runs.subject import Subject
 
     subject = Subject(
         model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None, "deconvnet", 1, None
@@ -265,7 +267,7 @@ def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     reloaded = keras.models.load_model(path)
     np.testing.assert_allclose(reloaded.get_layer("conv1_bn").moving_mean, moved, rtol=1e-6)
-    pictures = data.preprocess_eval(data.load_binary(cifar_session, "test")[0][:3])
+    pictures = preprocess.preprocess_eval(cifar10.load_binary(cifar_session, "test")[0][:3])
     np.testing.assert_allclose(reloaded(pictures), model(pictures), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
         vizdeconv.Deconvnet(reloaded).project(pictures, "conv2", channel=1),

@@ -14,22 +14,38 @@ def test_no_import_runs_up_or_sideways_and_the_library_never_imports_configs():
     assert import_graph.violations(os.path.join(ROOT, "vizdeconv")) == []
 
 
+def test_no_two_modules_import_each_other_even_inside_one_room():
+    assert import_graph.cycles(os.path.join(ROOT, "vizdeconv")) == []
+
+
 def test_the_checker_flags_upward_sideways_and_configs_imports(tmp_path):
     package = tmp_path / "vizdeconv"
-    for room in ("deconv", "io", "training", "explore"):
+    for room in ("methods", "data", "runs", "training", "explore"):
         (package / room).mkdir(parents=True)
         (package / room / "__init__.py").write_text("")
-    (package / "deconv" / "sanity.py").write_text("def f():\n    from vizdeconv.io import pictures\n")
-    (package / "training" / "loop.py").write_text("from vizdeconv.explore import render\nimport vizdeconv.io.data\n")
-    (package / "io" / "rundir.py").write_text("from configs import default\nfrom vizdeconv.deconv import engine\n")
+    (package / "methods" / "sanity.py").write_text("def f():\n    from vizdeconv.viz import pictures\n")
+    (package / "training" / "loop.py").write_text(
+        "from vizdeconv.explore import render\nimport vizdeconv.data.cifar10\n"
+    )
+    (package / "runs" / "rundir.py").write_text("from configs import default\nfrom vizdeconv.methods import engine\n")
     found = import_graph.violations(str(package))
     assert len(found) == 3, found
-    assert any("deconv/sanity.py:2" in line and line.endswith(": up") for line in found)
+    assert any("methods/sanity.py:2" in line and line.endswith(": up") for line in found)
     assert any("training/loop.py:1" in line and line.endswith(": sideways") for line in found)
-    assert any("io/rundir.py:1" in line and "never imports configs" in line for line in found)
+    assert any("runs/rundir.py:1" in line and "never imports configs" in line for line in found)
+
+
+def test_the_checker_finds_a_circle_inside_a_room_lazy_imports_included(tmp_path):
+    package = tmp_path / "vizdeconv"
+    (package / "data").mkdir(parents=True)
+    (package / "data" / "__init__.py").write_text("")
+    (package / "data" / "cifar10.py").write_text("def f():\n    from vizdeconv.data import sources\n")
+    (package / "data" / "sources.py").write_text("from vizdeconv.data.cifar10 import CLASS_NAMES\n")
+    (package / "data" / "preprocess.py").write_text("from vizdeconv.data import cifar10\n")
+    assert import_graph.cycles(str(package)) == [["vizdeconv.data.cifar10", "vizdeconv.data.sources"]]
 
 
 def test_the_reconstruct_module_keeps_its_name():
-    import vizdeconv.deconv.reconstruct as reconstruct
+    import vizdeconv.methods.reconstruct as reconstruct
 
     assert callable(reconstruct.project_signals) and reconstruct.MODES == ("deconvnet", "bias_subtract", "guided")

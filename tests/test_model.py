@@ -68,7 +68,7 @@ def test_objective_equals_numpy_reference_formula():
 
 def test_an_unrectified_class_layer_is_linear_in_the_net_its_graph_and_its_keras_twin():
     from configs import deep
-    from vizdeconv.deconv.deconvnet import Deconvnet
+    from vizdeconv.methods.deconvnet import Deconvnet
     from vizdeconv.nn.convnet import to_keras
 
     model = build_model(deep.get_config())

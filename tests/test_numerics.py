@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vizdeconv.io import cpu
+from vizdeconv.hardware import cpu
 
 
 def test_auto_follows_the_measured_table_and_a_users_variable_wins():

@@ -9,8 +9,9 @@ import tensorflow as tf
 
 from configs import default
 from tests.conftest import make_records
-from vizdeconv.io import config as config_lib
-from vizdeconv.io import data
+from vizdeconv import config as config_lib
+from vizdeconv.data import pipeline
+from vizdeconv.nn import preprocess
 from vizdeconv.training import optim
 
 
@@ -97,11 +98,11 @@ def test_eval_batches_split_over_replicas_cover_an_uneven_split_once_in_order(re
         context = tf.distribute.InputContext(
             num_input_pipelines=replicas, input_pipeline_id=replica, num_replicas_in_sync=replicas
         )
-        slices.append([(x.numpy(), y.numpy()) for x, y in data.eval_dataset(images, ids, 10, 24, context)])
+        slices.append([(x.numpy(), y.numpy()) for x, y in pipeline.eval_dataset(images, ids, 10, 24, context)])
     assert all(len(part) == 3 for part in slices)  # every replica sees every batch, maybe empty
     seen = np.concatenate([slices[r][b][1] for b in range(3) for r in range(replicas)])
     np.testing.assert_array_equal(seen, ids)  # in order, each image once, the last batch of 3 too
-    whole = data.preprocess_eval(images).numpy()
+    whole = preprocess.preprocess_eval(images).numpy()
     for r in range(replicas):
         for x, y in slices[r]:
             np.testing.assert_allclose(x, whole[y], rtol=1e-6, atol=1e-6)

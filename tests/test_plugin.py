@@ -21,11 +21,13 @@ import vizdeconv
 from tests.test_keras_workflow import small_cnn
 from tests.test_train import small_config
 from vizdeconv import cli
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.io import data, probes
-from vizdeconv.io import subject as runs
-from vizdeconv.io.pictures import to_display
+from vizdeconv.data import cifar10
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.nn import preprocess
+from vizdeconv.runs import subject as runs
 from vizdeconv.training.loop import train_and_evaluate
+from vizdeconv.viz.pictures import to_display
+from vizdeconv.viz.plugin import probes
 from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
@@ -71,7 +73,7 @@ def build_logdir(logdir: str, cifar: str) -> None:
     )
     fit = small_cnn()
     fit.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    images, labels = data.load_binary(cifar, "train")
+    images, labels = cifar10.load_binary(cifar, "train")
     callback = vizdeconv.keras.DeconvnetCallback(
         os.path.join(logdir, "kfit"),
         images[:3].astype(np.float32),
@@ -134,7 +136,7 @@ def test_runs_listing_matches_the_files(logdir, client, cifar_session):
     index = json.load(open(os.path.join(logdir, "ref", "explore", "test", "index.json")))
     assert ref["kind"] == "run" and ref["splits"]["test"]["layers"] == list(index["layers"])
     assert [p["image_id"] for p in ref["probes"]] == list(range(16))  # the explorer's, not the trainer's 2
-    _, labels = data.load_binary(cifar_session, "test")
+    _, labels = cifar10.load_binary(cifar_session, "test")
     assert [p["label"] for p in ref["probes"]] == labels[:16].tolist()
     assert ref["analyses"]["evolution"] == ["conv3"]
     assert ref["analyses"]["occlusion"] == {"0": "analyze/occlusion/image_00000.png"}
@@ -167,9 +169,9 @@ def test_top9_payload_and_tiles_are_the_explorers(logdir, client, cifar_session)
     entry = index["conv3"]["4"]
     assert status == 200 and [e["image_id"] for e in body["entries"]] == entry["image_ids"]
     assert [e["value"] for e in body["entries"]] == entry["values"]
-    assert [e["class_name"] for e in body["entries"]] == [data.CLASS_NAMES[i] for i in entry["labels"]]
-    images, _ = data.load_binary(cifar_session, "test")
-    pictures = data.central_crop(images, 24)
+    assert [e["class_name"] for e in body["entries"]] == [cifar10.CLASS_NAMES[i] for i in entry["labels"]]
+    images, _ = cifar10.load_binary(cifar_session, "test")
+    pictures = preprocess.central_crop(images, 24)
     # Hand arithmetic for the reference net's conv3: jump 4, field 5 + 1 + 2*4 + 2 + 4*4 = 32 pixels, and
     # unit (r, c) starts 2 + 4 + 8 = 14 pixels above and left of 4r, 4c; boxes are clipped to 24x24.
     field = top["patches"].shape[2]
@@ -208,10 +210,10 @@ def test_evolution_payload_and_tiles(logdir, client):
 def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
     """The same projection straight from the library, on the run's newest checkpoint."""
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
-    inputs = data.preprocess_eval(images[image_index : image_index + 1], 24)
+    inputs = preprocess.preprocess_eval(images[image_index : image_index + 1], 24)
     deconvnet = Deconvnet(model, mode)
     activations = deconvnet.graph.forward(inputs)[layer].numpy()[0, ..., channel]
     if unit is None:
@@ -244,14 +246,14 @@ def test_projection_on_demand_equals_the_library(logdir, client, mode, unit):
 def test_attribution_on_demand_equals_the_library_and_is_kept(logdir, client):
     import tensorflow as tf
 
-    from vizdeconv.io.pictures import overlay
     from vizdeconv.methods.attribution import Attribution
+    from vizdeconv.viz.pictures import overlay
 
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
-    inputs = data.preprocess_eval(images[2:3], 24)
+    inputs = preprocess.preprocess_eval(images[2:3], 24)
     probabilities = tf.nn.softmax(model(inputs)).numpy()[0]
     top = list(np.argsort(-probabilities, kind="stable")[:2])
     low = int(np.argsort(probabilities)[0])  # a class outside the top two, asked for by name of its index
@@ -289,20 +291,20 @@ def files_under(folder) -> dict:
 
 def test_an_uploaded_image_is_predicted_and_lights_up_its_layer_as_the_model_says(logdir, client):
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
     before = files_under(logdir)
     status, body = upload(client, png_bytes(images[5]))
     assert status == 200, body
     assert body["image"].startswith("u:") and "24x24" in body["preprocess"] and "standardize" in body["preprocess"]
-    inputs = data.preprocess_eval(images[5:6], 24)  # the run's own evaluation preprocessing
+    inputs = preprocess.preprocess_eval(images[5:6], 24)  # the run's own evaluation preprocessing
     graph = Deconvnet(model).graph
     probabilities = graph.probabilities(graph(inputs)).numpy()[0]
     order = np.argsort(-probabilities)[:5]
     assert [p["index"] for p in body["predictions"]] == order.tolist()
     assert [p["probability"] for p in body["predictions"]] == pytest.approx(probabilities[order].tolist(), abs=1e-5)
-    assert body["predictions"][0]["name"] == data.CLASS_NAMES[order[0]]
+    assert body["predictions"][0]["name"] == cifar10.CLASS_NAMES[order[0]]
 
     status, layer = get(client, "activations", run="ref", image=body["image"], layer="conv2")
     assert status == 200, layer
@@ -343,7 +345,7 @@ BOMB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (20000).to_bytes(4, "big") + (10
     ],
 )
 def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, client, body, content_type, xsrf, message):
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
     if body == "truncated":
@@ -359,12 +361,12 @@ def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, clien
 
 def test_images_of_a_runs_split_by_id_and_by_class(logdir, client):
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, labels = data.load_binary(json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"],
-                                      "test")  # fmt: skip
+    data_dir = json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
+    images, labels = cifar10.load_binary(data_dir, "test")
     status, body = get(client, "image", run="ref", image="test:9")
     assert status == 200 and body["image"] == "test:9", body
     graph = Deconvnet(model).graph
-    inputs = data.preprocess_eval(images[9:10], 24)
+    inputs = preprocess.preprocess_eval(images[9:10], 24)
     probabilities = graph.probabilities(graph(inputs)).numpy()[0]
     assert body["predictions"][0]["index"] == int(np.argmax(probabilities))
     assert body["predictions"][0]["probability"] == pytest.approx(float(probabilities.max()), abs=1e-5)
@@ -405,7 +407,7 @@ def test_the_upload_cache_keeps_the_newest_used():
 def test_twenty_concurrent_uploads_and_layers_are_each_answered_right(logdir):
     client, plugin = make_client(logdir)
     _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
     graph = Deconvnet(model).graph
@@ -438,7 +440,7 @@ def test_twenty_concurrent_uploads_and_layers_are_each_answered_right(logdir):
         thread.join()
     assert not errors, errors[:3]
     for i, (top, maxima) in results.items():
-        inputs = data.preprocess_eval(images[i : i + 1], 24)
+        inputs = preprocess.preprocess_eval(images[i : i + 1], 24)
         assert top == int(np.argmax(graph(inputs).numpy()[0]))
         activations = graph.forward(inputs)["conv1"].numpy()[0]
         np.testing.assert_allclose(maxima, activations.reshape(-1, activations.shape[-1]).max(0), rtol=1e-4, atol=1e-5)
@@ -451,7 +453,7 @@ def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir
     status, body = get(client, "project", run="kfit", image=2, layer="relu1", channel=0, mode="guided")
     assert status == 200 and body["step"] == 1  # epoch_0001.keras, the newest snapshot
     model = keras.models.load_model(os.path.join(logdir, "kfit", "snapshots", "epoch_0001.keras"))
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "train"
     )
     expected = Deconvnet(model, "guided").channels(images[2:3].astype(np.float32), "relu1", [0])
@@ -691,7 +693,7 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
 def test_browser_uploads_an_image_and_clicks_through_its_channels(logdir, tmp_path):
     if tab_walkthrough.find_browser() is None:
         pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    images, _ = data.load_binary(
+    images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
     Image.fromarray(images[7]).save(tmp_path / "photo.png")
@@ -731,7 +733,7 @@ def test_applications_runs_project_on_demand_with_their_weights_file_and_preproc
     assert status == 200, body
     # Images optimized on demand start from pixels taken as the explorer took them.
     assert [loaded.pixels.scaling for loaded in plugin.projector._loaded.values()] == ["unit"]
-    images, _ = data.load_binary(cifar_session, "test")
+    images, _ = cifar10.load_binary(cifar_session, "test")
     inputs = images[:1].astype(np.float32) / 255  # --preprocess unit, not the family's own (auto)
     expected = Deconvnet(model, "deconvnet").channels(inputs, layer, [5]).numpy()
     assert np.abs(decode_uri(body["projection"]).astype(int) - uint8(to_display(expected)[0])).max() <= 1

@@ -87,7 +87,7 @@ def test_flag_words_are_matched_whole():
 
 @pytest.mark.slow
 def test_every_flag_in_readme_commands_exists(capsys):
-    from vizdeconv.io.config import default_config
+    from vizdeconv.config import default_config
 
     programs = {}
     for words in readme_commands():

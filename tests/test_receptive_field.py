@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from configs import atrous, default
-from vizdeconv.deconv import receptive_field
+from vizdeconv.methods import receptive_field
 from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model, layer_specs
 
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 from relu_rules import deconvnet_relu, guided_relu
 
 from configs import default
-from vizdeconv.deconv import deconvnet, reconstruct
-from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv.methods import deconvnet, reconstruct
+from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vizdeconv.deconv import similarity
+from vizdeconv.methods import similarity
 
 
 def test_pearson_equals_numpy_corrcoef_row_by_row():

@@ -18,10 +18,10 @@ import tensorflow as tf
 from keras import layers as L
 
 from tests.commands import in_process
+from vizdeconv.data import cifar10, sources
 from vizdeconv.errors import RunInUse
 from vizdeconv.explore import ExploreOptions, explore, scanning
-from vizdeconv.io import data, sources
-from vizdeconv.io.lock import RunLock
+from vizdeconv.runs.lock import RunLock
 
 QUIET = dict(log=lambda *_: None)
 
@@ -39,7 +39,7 @@ def tiny_cnn(size: int = 32) -> keras.Model:
 @pytest.fixture(scope="module")
 def cifar(cifar_session):
     """(CIFAR binary folder, test images [64, 32, 32, 3], labels)."""
-    images, labels = data.load_binary(cifar_session, "test")
+    images, labels = cifar10.load_binary(cifar_session, "test")
     return cifar_session, images, labels
 
 
@@ -55,8 +55,8 @@ def write_folder(root, images, labels) -> list[int]:
     """PNG files <root>/<class name>/img_NNN.png; returns the original index of each folder id (sorted paths)."""
     paths = []
     for i, (image, label) in enumerate(zip(images, labels)):
-        name = os.path.join(data.CLASS_NAMES[label], f"img_{i:03d}.png")
-        os.makedirs(os.path.join(root, data.CLASS_NAMES[label]), exist_ok=True)
+        name = os.path.join(cifar10.CLASS_NAMES[label], f"img_{i:03d}.png")
+        os.makedirs(os.path.join(root, cifar10.CLASS_NAMES[label]), exist_ok=True)
         PIL.Image.fromarray(image).save(os.path.join(root, name))
         paths.append((name, i))
     return [i for _, i in sorted(paths)]

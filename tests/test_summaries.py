@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vizdeconv.io import pictures
+from vizdeconv.viz import pictures
 
 
 def test_signed_panels_centre_zero_on_mid_grey_and_positive_panels_span_0_to_1():

@@ -162,8 +162,8 @@ def test_bounds_of_maxima_equal_them_where_the_order_is_kept_and_bound_them_else
 def test_a_scan_of_every_layer_through_bounds_matches_full_sort_of_the_forward_tensors():
     import tensorflow as tf
 
+    from vizdeconv.data.sources import ArraySource
     from vizdeconv.explore.scanning import scan_source
-    from vizdeconv.io.sources import ArraySource
     from vizdeconv.nn import keras_adapter
 
     graph = keras_adapter.describe(order_keeping_model())
@@ -186,8 +186,8 @@ def test_a_scan_of_every_layer_through_bounds_matches_full_sort_of_the_forward_t
 
 
 def test_a_scan_traces_the_network_once_whatever_the_size_of_its_last_batch():
+    from vizdeconv.data.sources import ArraySource
     from vizdeconv.explore.scanning import scan_source
-    from vizdeconv.io.sources import ArraySource
     from vizdeconv.nn import keras_adapter
 
     graph = keras_adapter.describe(order_keeping_model())

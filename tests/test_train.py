@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from vizdeconv.io import rundir
+from vizdeconv.runs import rundir
 from vizdeconv.training.loop import train_and_evaluate
 
 pytestmark = pytest.mark.slow  # they train and run train.py

@@ -8,34 +8,48 @@
     vizdeconv.Attribution(model, method="gradcam").explain(images).maps  # -> [N, H, W] in [0, 1]
     vizdeconv.metrics.deletion(model, images, maps).auc              # -> [N] faithfulness
 
-Names are imported on first use, so `import vizdeconv` stays cheap for the command-line entry points.
+Each name is imported plainly, on first use (PEP 562), so `import vizdeconv`, which every command line
+starts with, does not import TensorFlow before the command has chosen its CPU kernels.
 """
 
 __version__ = "0.2.0"
+__all__ = [
+    "__version__",
+    "Deconvnet",
+    "FeatureVisualization",
+    "Attribution",
+    "AttributionResult",
+    "ReceptiveFields",
+    "MODES",
+    "load_model",
+    "describe",
+    "metrics",
+    "keras",
+]
 
-_PUBLIC = {
-    "Deconvnet": ("vizdeconv.deconv.deconvnet", "Deconvnet"),
-    "FeatureVisualization": ("vizdeconv.analyze.optimize", "FeatureVisualization"),
-    "load_model": ("vizdeconv.io.subject", "load_model"),
-    "describe": ("vizdeconv.nn.keras_adapter", "describe"),
-    "ReceptiveFields": ("vizdeconv.deconv.receptive_field", "ReceptiveFields"),
-    "MODES": ("vizdeconv.deconv.reconstruct", "MODES"),
-    "Attribution": ("vizdeconv.methods.attribution", "Attribution"),
-    "AttributionResult": ("vizdeconv.methods.attribution", "AttributionResult"),
-    "metrics": ("vizdeconv.methods.metrics", None),
-}
-__all__ = ["__version__", *_PUBLIC]
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        import importlib
-
-        module, attribute = _PUBLIC[name]
-        module = importlib.import_module(module)
-        return module if attribute is None else getattr(module, attribute)
-    if name == "keras":  # vizdeconv.keras.DeconvnetCallback
-        import importlib
-
-        return importlib.import_module("vizdeconv.keras")
-    raise AttributeError(f"module 'vizdeconv' has no attribute {name!r}")
+def __getattr__(name: str):
+    match name:
+        case "Deconvnet":
+            from vizdeconv.methods.deconvnet import Deconvnet as value
+        case "FeatureVisualization":
+            from vizdeconv.methods.feature_vis import FeatureVisualization as value
+        case "Attribution":
+            from vizdeconv.methods.attribution import Attribution as value
+        case "AttributionResult":
+            from vizdeconv.methods.attribution import AttributionResult as value
+        case "ReceptiveFields":
+            from vizdeconv.methods.receptive_field import ReceptiveFields as value
+        case "MODES":
+            from vizdeconv.methods.reconstruct import MODES as value
+        case "load_model":
+            from vizdeconv.runs.subject import load_model as value
+        case "describe":
+            from vizdeconv.nn.keras_adapter import describe as value
+        case "metrics":
+            from vizdeconv.methods import metrics as value
+        case "keras":  # vizdeconv.keras.DeconvnetCallback
+            import vizdeconv.keras as value
+        case _:
+            raise AttributeError(f"module 'vizdeconv' has no attribute {name!r}")
+    return value

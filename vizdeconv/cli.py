@@ -51,7 +51,7 @@ def run_command(name: str, argv, program: str) -> int:
     """Runs one subcommand as `program` (e.g. `python -m vizdeconv.explore`). oneDNN is chosen first
     (`--onednn`, read from the command line before the command's parser runs): TensorFlow reads the
     choice once, when it is imported."""
-    from vizdeconv.io import cpu
+    from vizdeconv.hardware import cpu
 
     quiet_tensorflow()
 

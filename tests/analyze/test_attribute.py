@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from tests.commands import in_process
-from vizdeconv.io.subject import open_subject
 from vizdeconv.methods import metrics
 from vizdeconv.methods.attribution import Attribution
+from vizdeconv.runs.subject import open_subject
 
 
 def _tags(folder):

@@ -82,8 +82,8 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
     import contextlib
 
     from vizdeconv.analyze import analyses
-    from vizdeconv.io.lock import RunLock
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.runs.lock import RunLock
+    from vizdeconv.runs.subject import open_subject
 
     kind, layers = options.analysis, options.layers or [None]
     if kind not in ANALYSES:
@@ -99,7 +99,7 @@ def analyze(options: AnalyzeOptions, log=print) -> dict:
         raise ValueError(f"{kind} takes one layer: pass --layer once")
     if kind == "optimize":  # checked before a model is loaded
         from vizdeconv.analyze import optimize
-        from vizdeconv.deconv import feature_vis
+        from vizdeconv.methods import feature_vis
 
         channels = optimize.parse_channels(options.channels)
         feature_vis.check_method(method)

@@ -8,11 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.analyze import figures
-from vizdeconv.deconv import invariance as invariance_lib
-from vizdeconv.deconv import occlusion as occlusion_lib
-from vizdeconv.deconv import sanity as sanity_lib
-from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit
-from vizdeconv.io.pictures import to_display, write_png
+from vizdeconv.methods import invariance as invariance_lib
+from vizdeconv.methods import occlusion as occlusion_lib
+from vizdeconv.methods import sanity as sanity_lib
+from vizdeconv.methods.deconvnet import Deconvnet, strongest_unit
+from vizdeconv.viz.pictures import to_display, write_png
+from vizdeconv.viz.plugin.probes import write_subject_probes
 
 
 def pick_images(spec: str, count: int) -> list[int]:
@@ -47,7 +48,7 @@ def _summary(subject, tag: str, pictures: list[np.ndarray], probes: bool = True)
     with tf.summary.create_file_writer(os.path.join(subject.root, "analyze")).as_default():
         tf.summary.image(tag, batch, step=0, max_outputs=len(batch))
     if probes:
-        subject.write_probes(os.path.join(subject.root, "analyze"))
+        write_subject_probes(subject, os.path.join(subject.root, "analyze"))
 
 
 def _jsonable(value):
@@ -113,7 +114,7 @@ def run_occlusion(
 def run_invariance(
     subject, image_ids: str = "first:5", layers=None, split: str = "test", out: str | None = None, log=print
 ) -> dict:
-    from vizdeconv.io.summaries import default_layers
+    from vizdeconv.viz.summaries import default_layers
 
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
@@ -211,8 +212,8 @@ def run_evolution(
     images, _ = subject.load(split)
     if limit:
         images = images[:limit]
+    from vizdeconv.data.sources import ArraySource
     from vizdeconv.explore.render import Renderer
-    from vizdeconv.io.sources import ArraySource
 
     layer = layer or subject.graph.feature_layers[-1]
     width = subject.graph.shapes[subject.graph.resolve(layer)][1]
@@ -250,10 +251,10 @@ def run_evolution(
 
 def _checkpoints(subject, snapshots: str | None) -> list:
     """(step, loader) of each checkpoint to show, in training order."""
-    from vizdeconv.io import checkpoints
+    from vizdeconv.runs import checkpoints
 
     if snapshots:
-        from vizdeconv.io.subject import load_keras
+        from vizdeconv.runs.subject import load_keras
 
         return [
             (step, lambda path=path: load_keras(path))

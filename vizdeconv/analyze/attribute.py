@@ -13,8 +13,8 @@ import os
 import numpy as np
 
 from vizdeconv.analyze import figures
-from vizdeconv.io.pictures import write_png
 from vizdeconv.methods import attribution, metrics
+from vizdeconv.viz.pictures import write_png
 
 DEFAULT_METHODS = attribution.METHODS
 
@@ -64,7 +64,7 @@ def check(options: AttributeOptions) -> list[str]:
 
 def class_names(subject, labels: str | None) -> list[str]:
     """One name per output: the `labels` file's lines, CIFAR-10's for ten outputs, else indices."""
-    from vizdeconv.io.subject import read_labels
+    from vizdeconv.runs.subject import read_labels
 
     count = subject.graph.shapes[attribution.logit_names(subject.graph)[0]][-1]
     if labels is not None:
@@ -92,7 +92,7 @@ def read_files(paths: list[str], size, log=print):
     central window of the model's aspect ratio, resized), their names, and the skipped files with why."""
     import tensorflow as tf
 
-    from vizdeconv.io.sources import decode, first_error_line
+    from vizdeconv.data.sources import decode, first_error_line
 
     images, names, skipped = [], [], []
     channels = int(size[2])

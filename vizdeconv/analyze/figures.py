@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from vizdeconv.io.pictures import to_display  # noqa: E402
+from vizdeconv.viz.pictures import to_display  # noqa: E402
 
 
 def _render(figure) -> np.ndarray:

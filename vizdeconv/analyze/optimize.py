@@ -1,50 +1,13 @@
-"""`vizdeconv.FeatureVisualization` with the explorer's preprocessing by name, and `analyze optimize`,
-which writes a layer's optimized images as a PNG grid, an `.npz` and TensorBoard images."""
+"""`analyze optimize`: a layer's images optimized by `methods.feature_vis.FeatureVisualization`, written as
+a PNG grid, an `.npz` and TensorBoard images."""
 
 import json
 import os
 
 import numpy as np
 
-from vizdeconv.deconv import feature_vis
-from vizdeconv.deconv.deconvnet import as_graph
-from vizdeconv.io import preprocess as preprocess_lib
-from vizdeconv.io.pictures import grid, upscale, write_png
-
-
-def pixels_to_inputs(graph, preprocess):
-    """The function [N, H, W, 3] pixels in [0, 1] -> model inputs that `preprocess` names: "none", one of
-    the explorer's choices (`io.preprocess.CHOICES`), a `Preprocess`, or a function (returned as is)."""
-    if isinstance(preprocess, str):
-        if preprocess == "none":
-            return "none"
-        return preprocess_lib.for_model(graph, preprocess).from_unit
-    if isinstance(preprocess, preprocess_lib.Preprocess):
-        return preprocess.from_unit
-    return preprocess
-
-
-class FeatureVisualization(feature_vis.FeatureVisualization):
-    """Images optimized to excite each channel of a layer (see `deconv.feature_vis`).
-
-        fv = vizdeconv.FeatureVisualization(model, method="fourier", transforms=True, preprocess="auto")
-        result = fv.optimize(layer="conv2", channels=None, unit=None, steps=None, seed=0)
-        result.images       # [C, H, W, 3] float32 in [0, 1]
-        result.activations  # [C] the strongest unit of each channel in its image
-
-    Args:
-      model: anything `Deconvnet` takes.
-      method: "fourier" (Olah et al. 2017) or "pixel" (Yosinski et al. 2015).
-      transforms: random jitter, zoom and rotation at every step.
-      preprocess: how [0, 1] pixels become model inputs: the explorer's choices ("auto": `raw` where the
-        model rescales its pixels itself, else per-image standardization, as for the reference run),
-        "none" (the model takes [0, 1] pixels), a `Preprocess`, or a differentiable function.
-      regularizers: `feature_vis.Regularizers`.
-    """
-
-    def __init__(self, model, method: str = "fourier", transforms: bool = True, preprocess="auto", regularizers=None):
-        graph = as_graph(model)
-        super().__init__(graph, method, transforms, pixels_to_inputs(graph, preprocess), regularizers)
+from vizdeconv.methods import feature_vis
+from vizdeconv.viz.pictures import grid, upscale, write_png
 
 
 def parse_channels(spec: str | None):
@@ -73,7 +36,7 @@ def run_optimize(subject, layer, channels=None, method="fourier", steps=None, un
     from vizdeconv.analyze.analyses import _out, _summary
 
     layer = layer or subject.graph.feature_layers[-1]
-    visualization = FeatureVisualization(subject.model, method, True, subject.pixels)
+    visualization = feature_vis.FeatureVisualization(subject.model, method, True, subject.pixels)
     steps_note = steps or feature_vis.DEFAULT_STEPS
     count = len(channels) if channels is not None else subject.graph.shapes[subject.graph.resolve(layer)][-1]
     log(f"optimize {layer}: {count} channel(s), {method}, {steps_note} steps, one batch")

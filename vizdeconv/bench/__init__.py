@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from vizdeconv.io import cpu
+from vizdeconv.hardware import cpu
 
 PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion")
 NETWORKS = ("cifar", "deep", "alexnet_fcn")  # cifar: the reference net; deep: configs/deep.py's
@@ -25,7 +25,7 @@ BURN_IN = 10
 def layer_flops(model) -> list[int]:
     """FLOPs (2 x multiply-adds) of each counted op of a network (convolutions, transposed and depthwise
     convolutions, Dense) for one image, as its registry entries count them."""
-    from vizdeconv.deconv.deconvnet import as_graph
+    from vizdeconv.methods.deconvnet import as_graph
     from vizdeconv.nn import registry
 
     return registry.flops(as_graph(model))
@@ -126,7 +126,7 @@ def benchmark(
     """Runs the requested phases and returns {"network", "batch_size", "precision", "machine", "results"}."""
     import tensorflow as tf
 
-    from vizdeconv.io import precision
+    from vizdeconv.hardware import precision
 
     if batch_size < 1 or num_batches < 1:
         raise ValueError("--batch_size and --num_batches must be positive")
@@ -205,7 +205,7 @@ def benchmark(
 def network_config(network: str):
     """The config whose network `--network cifar` (the reference) or `deep` (configs/deep.py's layers)
     times; both keep the reference recipe's optimizer, so only the network differs."""
-    from vizdeconv.io.config import deep_layers, default_config
+    from vizdeconv.config import deep_layers, default_config
 
     config = default_config()
     if network == "deep":
@@ -223,8 +223,8 @@ def add_share_of_peak(record: dict, peak: float | None, log=print) -> None:
 
 def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dict]:
     """Projects every conv layer of the batch in one stacked pass of the projection engine."""
-    from vizdeconv.deconv.deconvnet import Deconvnet
-    from vizdeconv.io.summaries import default_layers
+    from vizdeconv.methods.deconvnet import Deconvnet
+    from vizdeconv.viz.summaries import default_layers
 
     deconvnet = Deconvnet(model, compute_dtype=dtype)
     layers, flops = tuple(default_layers(deconvnet.graph)), reconstruct_flops(model)
@@ -245,9 +245,9 @@ def _occlusion(model, num_batches, log) -> dict:
     """Occlusion maps of one 24x24 image with a 4x4 patch at stride 1 (441 positions), per image."""
     import numpy as np
 
-    from vizdeconv.deconv.deconvnet import Deconvnet
-    from vizdeconv.deconv.occlusion import occlusion
-    from vizdeconv.io.preprocess import Preprocess
+    from vizdeconv.methods.deconvnet import Deconvnet
+    from vizdeconv.methods.occlusion import occlusion
+    from vizdeconv.nn.preprocess import Preprocess
 
     deconvnet = Deconvnet(model)
     picture = np.random.default_rng(0).integers(0, 256, (24, 24, 3)).astype(np.float32)
@@ -262,17 +262,17 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.io import data
+    from vizdeconv.data import cifar10, pipeline
 
     if with_data:
         if data_dir:
             config.data.data_dir = data_dir
-            train_images, train_labels = data.load_split(config.data, "train")
+            train_images, train_labels = cifar10.load_split(config.data, "train")
         else:  # the pipeline's cost does not depend on the pixels
             rng = np.random.default_rng(0)
             train_images = rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8)
             train_labels = rng.integers(0, 10, 10000).astype(np.int32)
-        dataset = data.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9)
+        dataset = pipeline.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9)
     else:
         batch = (
             tf.random.normal([batch_size, 24, 24, 3], seed=2),
@@ -413,7 +413,7 @@ def add_baseline(
     """Times a yardstick beside a train_step report and appends it to report["results"]: 'keras' trains
     the same network and recipe with model.fit in this process; a path runs that TF1-graph script."""
     if baseline == "keras":
-        from vizdeconv.io import precision
+        from vizdeconv.hardware import precision
         from vizdeconv.nn.convnet import build_model
 
         if report["network"] not in ("cifar", "deep"):

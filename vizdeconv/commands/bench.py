@@ -8,7 +8,7 @@ from vizdeconv.commands import flags
 
 def main(argv=None, program: str = "vizdeconv bench") -> int:
     from vizdeconv.bench import NETWORKS, PHASES, add_baseline, benchmark
-    from vizdeconv.io.config import PRECISIONS
+    from vizdeconv.config import PRECISIONS
 
     parser = flags.parser(program, "Timings: forward, backward, projections, training steps.")
     parser.add_argument("--network", choices=NETWORKS, default="cifar", help="what to time")

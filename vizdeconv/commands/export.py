@@ -20,7 +20,7 @@ def main(argv=None, program: str = "vizdeconv export") -> int:
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"folder {folder} does not exist; create it or pick another --out")
-    from vizdeconv.io.subject import load_model
+    from vizdeconv.runs.subject import load_model
 
     model = load_model(args.run)
     temporary = args.out + ".tmp.keras"

@@ -10,7 +10,7 @@ def parser(program: str, description: str) -> argparse.ArgumentParser:
 
 def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None:
     """--run (a run folder) or --model (a Keras model file), and the data and pixel flags of a model."""
-    from vizdeconv.io import preprocess
+    from vizdeconv.nn import preprocess
 
     if run_only:
         parser.add_argument("--run", required=True, help="a run folder written by vizdeconv train")
@@ -41,7 +41,7 @@ def add_subject(parser: argparse.ArgumentParser, run_only: bool = False) -> None
 
 def add_onednn(parser: argparse.ArgumentParser) -> None:
     """--onednn: TensorFlow's oneDNN CPU kernels (chosen by `cli.run_command` before TensorFlow starts)."""
-    from vizdeconv.io.cpu import ONEDNN_CHOICES
+    from vizdeconv.hardware.cpu import ONEDNN_CHOICES
 
     parser.add_argument(
         "--onednn",
@@ -58,7 +58,7 @@ def add_layer(parser: argparse.ArgumentParser, help: str) -> None:
 
 def add_mode(parser: argparse.ArgumentParser, help: str) -> None:
     """--mode (the projection rule) and --rectify (where it replaces the gradient)."""
-    from vizdeconv.deconv.reconstruct import MODES, RECTIFY
+    from vizdeconv.methods.reconstruct import MODES, RECTIFY
 
     parser.add_argument("--mode", choices=MODES, default=None, help=help)
     parser.add_argument(
@@ -71,7 +71,7 @@ def add_mode(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_split(parser: argparse.ArgumentParser) -> None:
-    from vizdeconv.io.config import SPLITS
+    from vizdeconv.config import SPLITS
 
     parser.add_argument("--split", choices=SPLITS, default="test")
 
@@ -79,7 +79,7 @@ def add_split(parser: argparse.ArgumentParser) -> None:
 def add_optimization(parser: argparse.ArgumentParser, what: str, method: bool = True) -> None:
     """--method, --steps and --seed of feature visualization (`what` names the command's part that uses them;
     `method` False: the command declares its own --method)."""
-    from vizdeconv.deconv.feature_vis import DEFAULT_STEPS, METHODS
+    from vizdeconv.methods.feature_vis import DEFAULT_STEPS, METHODS
 
     if method:
         parser.add_argument(

@@ -8,8 +8,8 @@ Flags pick a config file (`--config configs/x.py`, default: the reference setup)
 import os
 import sys
 
-from vizdeconv.io import config as config_schema
-from vizdeconv.io.cpu import ONEDNN_CHOICES
+from vizdeconv import config as config_schema
+from vizdeconv.hardware.cpu import ONEDNN_CHOICES
 
 
 def _flags():

@@ -43,9 +43,10 @@ def scan(
     """
     import numpy as np
 
-    from vizdeconv.deconv.deconvnet import as_graph
+    from vizdeconv.data import sources
     from vizdeconv.explore.scanning import scan_source
-    from vizdeconv.io import data, sources
+    from vizdeconv.methods.deconvnet import as_graph
+    from vizdeconv.nn.preprocess import preprocess_eval
 
     source = sources.ArraySource(images, np.zeros(len(images), np.int32), "images")
     state = scan_source(
@@ -54,7 +55,7 @@ def scan(
         layers,
         k,
         batch_size,
-        preprocess or (lambda x: data.preprocess_eval(x, image_size)),
+        preprocess or (lambda x: preprocess_eval(x, image_size)),
         strategy=strategy,
         progress=progress,
     )
@@ -114,8 +115,8 @@ class ExploreOptions:
 
     def check(self) -> None:
         """ValueError / FileNotFoundError for settings a user got wrong, before anything loads."""
-        from vizdeconv.deconv import feature_vis
         from vizdeconv.explore.scanning import parse_shard
+        from vizdeconv.methods import feature_vis
 
         if self.top_k < 1 or self.limit < 0 or self.batch_size < 1 or self.save_every < 1:
             raise ValueError("--top_k, --batch_size and --save_every must be positive and --limit not negative")
@@ -140,7 +141,7 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
     import tensorflow as tf
 
     from vizdeconv.errors import WriteError, is_write_failure, reason
-    from vizdeconv.io.lock import RunLock
+    from vizdeconv.runs.lock import RunLock
 
     options.check()
     if options.strategy == "multi_worker":
@@ -162,7 +163,7 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
 
 def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
     """{layer: feature_vis.Optimized} for every channel of each explored layer."""
-    from vizdeconv.deconv.feature_vis import FeatureVisualization
+    from vizdeconv.methods.feature_vis import FeatureVisualization
 
     visualization = FeatureVisualization(subject.model, options.optimize, True, subject.pixels.from_unit)
     height, width = visualization.height, visualization.width
@@ -182,7 +183,7 @@ def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
 def _layers(graph, wanted) -> list[str]:
     """The layers to scan: `wanted` (["all"]: every block's output maps, `Graph.block_outputs`; ["every"]:
     every feature layer, also the steps inside blocks; None: the rectified feature maps)."""
-    from vizdeconv.io import summaries
+    from vizdeconv.viz import summaries
 
     if wanted and "every" in wanted:
         return list(graph.feature_layers)
@@ -222,13 +223,13 @@ OPTIONS_FILE = "explore_options.json"
 
 
 def _explore(options: ExploreOptions, log, after_scan) -> dict:
-    from vizdeconv.io.lock import RunLock
-    from vizdeconv.io.subject import open_subject
+    from vizdeconv.runs.lock import RunLock
+    from vizdeconv.runs.subject import open_subject
 
     subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
                            weights=options.weights, tfds_data_dir=options.tfds_data_dir)  # fmt: skip
     if options.labels is not None:  # checked against the outputs here, before the scan
-        from vizdeconv.io.subject import read_labels
+        from vizdeconv.runs.subject import read_labels
 
         subject.labels = read_labels(options.labels)
         subject.class_names(subject.graph.shapes[subject.graph.output][-1])
@@ -250,10 +251,12 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     import tensorflow as tf
     from tqdm import tqdm
 
-    from vizdeconv.deconv.deconvnet import Deconvnet
     from vizdeconv.explore import render as explore_render
     from vizdeconv.explore import scanning
-    from vizdeconv.io import cpu, distribute, pictures, precision
+    from vizdeconv.hardware import cpu, distribute, precision
+    from vizdeconv.methods.deconvnet import Deconvnet
+    from vizdeconv.viz import pictures
+    from vizdeconv.viz.plugin import probes as probes_lib
 
     mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
     deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
@@ -310,8 +313,8 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     for image, image_id in source.elements(0, min(count, PROBES * 4)).take(PROBES):
         probes.append(image.numpy())
         probe_ids.append(int(image_id))
-    subject.write_probes(events, np.stack(probes), source.labels(probe_ids), count=PROBES, ids=probe_ids,
-                         explorations={split: out})  # fmt: skip
+    probes_lib.write_subject_probes(subject, events, np.stack(probes), source.labels(probe_ids), count=PROBES,
+                                    ids=probe_ids, explorations={split: out})  # fmt: skip
     if optimized:
         report["optimize"] = {
             "method": options.optimize,
@@ -343,7 +346,7 @@ def _multi_worker(options: ExploreOptions, log, after_scan) -> dict:
     own devices into `<out>/workers/<r>` (`--out` on a file system they share); the chief (rank 0) waits for
     every part, merges them and renders, as `merge` does. The others return their part's report."""
     from vizdeconv.explore import scanning
-    from vizdeconv.io import distribute
+    from vizdeconv.hardware import distribute
 
     if options.shard is not None:
         raise ValueError("--strategy multi_worker shards the data itself; leave out --shard")

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import receptive_field, reconstruct
-from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit, unit_signal
-from vizdeconv.io import pictures
-from vizdeconv.io.pictures import write_png
+from vizdeconv.methods import receptive_field, reconstruct
+from vizdeconv.methods.deconvnet import Deconvnet, strongest_unit, unit_signal
+from vizdeconv.viz import pictures
+from vizdeconv.viz.pictures import write_png
 
 TILE_PIXELS = 72  # receptive-field crops are enlarged to about this size
 RENDER_BATCH = 256  # units projected at once when rendering a layer, at most

@@ -167,9 +167,9 @@ def scan_source(
     import tensorflow as tf
     from tqdm import tqdm
 
+    from vizdeconv.data.pipeline import split_batches
     from vizdeconv.explore import topk
     from vizdeconv.explore.topk import RunningTopK
-    from vizdeconv.io import data
 
     strategy = strategy or tf.distribute.get_strategy()
     if getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():  # no public test for it
@@ -215,7 +215,7 @@ def scan_source(
 
     def pipeline(context):
         batches = source.elements(position, stop).batch(batch_size)
-        return data.split_batches(batches, context, preprocess or (lambda x: tf.cast(x, tf.float32)))
+        return split_batches(batches, context, preprocess or (lambda x: tf.cast(x, tf.float32)))
 
     def fold(batch, batch_ids, states):
         def replica_fn(x, ids, held):

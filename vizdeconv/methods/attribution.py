@@ -41,7 +41,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import Deconvnet, as_graph
+from vizdeconv.methods.deconvnet import Deconvnet, as_graph
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "guided_gradcam", "saliency", "integrated_gradients")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")  # raw maps at a layer's resolution

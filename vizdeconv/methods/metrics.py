@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.methods.deconvnet import as_graph
 
 SUBSTRATES = ("zero", "blur")
 

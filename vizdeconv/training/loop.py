@@ -10,14 +10,18 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from vizdeconv.deconv.deconvnet import Deconvnet
+from vizdeconv import config as config_lib
+from vizdeconv.data import cifar10, pipeline
 from vizdeconv.errors import WriteError, is_write_failure, reason
-from vizdeconv.io import checkpoints, cpu, data, distribute, precision, probes, rundir
-from vizdeconv.io import config as config_lib
-from vizdeconv.io.lock import RunLock
-from vizdeconv.io.summaries import ReconstructionSummary
+from vizdeconv.hardware import cpu, distribute, precision
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.nn import preprocess
 from vizdeconv.nn.convnet import build_model
+from vizdeconv.runs import checkpoints, rundir
+from vizdeconv.runs.lock import RunLock
 from vizdeconv.training import optim, steps
+from vizdeconv.viz.plugin import probes
+from vizdeconv.viz.summaries import ReconstructionSummary
 
 
 class _StopRequest:
@@ -147,8 +151,8 @@ class Trainer:
         return self.finish(train_seconds)
 
     def load_data(self) -> None:
-        self.train_images, self.train_labels = data.load_split(self.config.data, "train")
-        self.test_images, self.test_labels = data.load_split(self.config.data, "test")
+        self.train_images, self.train_labels = cifar10.load_split(self.config.data, "train")
+        self.test_images, self.test_labels = cifar10.load_split(self.config.data, "test")
 
     def build(self) -> None:
         """The network, optimizer, checkpoint manager, compiled steps and the probe summaries."""
@@ -167,7 +171,7 @@ class Trainer:
         )
         self.eval_step = steps.make_eval_step(self.model, self.strategy, self.compute_dtype)
         self.eval_data = self.strategy.distribute_datasets_from_function(
-            lambda context: data.eval_dataset(
+            lambda context: pipeline.eval_dataset(
                 self.test_images, self.test_labels, config.eval_batch_size, config.data.image_size, context
             )
         )
@@ -181,8 +185,10 @@ class Trainer:
         )
         probes_uint8 = self.test_images[probe_index]
         self.probe_index = probe_index
-        self.summary_inputs = data.preprocess_eval(probes_uint8, config.data.image_size)
-        self.summary_originals = data.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
+        self.summary_inputs = preprocess.preprocess_eval(probes_uint8, config.data.image_size)
+        self.summary_originals = (
+            preprocess.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
+        )
         self.summary = ReconstructionSummary(
             Deconvnet(self.model, config.reconstruction.mode, compute_dtype=self.compute_dtype),
             self.summary_inputs,
@@ -235,7 +241,7 @@ class Trainer:
         first_step, end_step = int(self.step), max(config.steps, int(self.step) + 1)
         iterator = iter(
             self.strategy.distribute_datasets_from_function(
-                lambda context: data.train_dataset(
+                lambda context: pipeline.train_dataset(
                     self.train_images,
                     self.train_labels,
                     config.batch_size,

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from vizdeconv.io.config import REDUCTIONS
+from vizdeconv.config import REDUCTIONS
 
 
 def weight_penalty(kernels) -> tf.Tensor:

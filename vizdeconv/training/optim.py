@@ -2,7 +2,7 @@
 
 import keras
 
-from vizdeconv.io.config import OPTIMIZERS, SCHEDULES
+from vizdeconv.config import OPTIMIZERS, SCHEDULES
 
 
 def learning_rate(config, total_steps: int):

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.io import probes
-from vizdeconv.io.summaries import ReconstructionSummary
+from vizdeconv.viz.plugin import probes
+from vizdeconv.viz.summaries import ReconstructionSummary
 
 
 class DeconvnetCallback(keras.callbacks.Callback):
@@ -62,7 +62,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
 
     def _write(self, epoch: int) -> None:
         if self.summary is None:
-            from vizdeconv.deconv.deconvnet import Deconvnet
+            from vizdeconv.methods.deconvnet import Deconvnet
 
             self.summary = ReconstructionSummary(
                 Deconvnet(self.model, self.mode),
@@ -95,8 +95,8 @@ class DeconvnetCallback(keras.callbacks.Callback):
     def attribution_strip(self, method: str) -> np.ndarray:
         """[2 * H * scale + gap, P * (W * scale + gap) - gap, 3] in [0, 1]: the probes in a row, and below
         each its top class's map of `method` with the model's current weights."""
-        from vizdeconv.io.pictures import grid, overlay, upscale
         from vizdeconv.methods.attribution import Attribution
+        from vizdeconv.viz.pictures import grid, overlay, upscale
 
         if method not in self._attributions:  # the Graph reads the variables at every call: it follows training
             self._attributions[method] = Attribution(self.model, method)

@@ -7,12 +7,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import reconstruct
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.io import data, pictures, rundir
-from vizdeconv.io.preprocess import Preprocess, for_model
-from vizdeconv.io.subject import open_subject
-from vizdeconv.io.summaries import default_layers
+from vizdeconv.data import cifar10, sources
+from vizdeconv.methods import reconstruct
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.nn.preprocess import Preprocess, for_model
+from vizdeconv.runs import rundir
+from vizdeconv.runs.subject import open_subject
+from vizdeconv.viz import pictures
+from vizdeconv.viz.summaries import default_layers
 
 
 class Inspector:
@@ -39,7 +41,7 @@ class Inspector:
         """The test split: [N, H, W, C] uint8, [N] int32."""
         if not self.data_dir:
             raise ValueError("no data source: pass data_dir (CIFAR-10 binary data or an image folder)")
-        images, labels = data.load_images(self.data_dir, "test", self.graph.input_shape)
+        images, labels = sources.load_images(self.data_dir, "test", self.graph.input_shape)
         return (images[:count], labels[:count]) if count else (images, labels)
 
     def inputs(self, images: np.ndarray) -> tf.Tensor:
@@ -97,7 +99,7 @@ class Run(Inspector):
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The run's test split (its recorded data source): [N, 32, 32, 3] uint8, [N] int32."""
-        images, labels = data.load_split(self.config.data, "test")
+        images, labels = cifar10.load_split(self.config.data, "test")
         return (images[:count], labels[:count]) if count else (images, labels)
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -19,7 +19,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from vizdeconv.io import probes
+from vizdeconv.viz.plugin import probes
 from vizdeconv.viz.plugin import uploads as uploads_lib
 from vizdeconv.viz.plugin.projector import Projector
 from vizdeconv.viz.plugin.store import Refused, Store
@@ -37,7 +37,7 @@ def png(image: np.ndarray) -> bytes:
     """[H, W, 3] uint8 or float in [0, 1] -> PNG bytes."""
     from PIL import Image
 
-    from vizdeconv.io.pictures import to_bytes
+    from vizdeconv.viz.pictures import to_bytes
 
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -199,8 +199,8 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
 
     def _class_names(self, run) -> list[str]:
         """The explorer's --labels names, else a labels.txt in the run folder (one a line), else CIFAR-10's."""
-        from vizdeconv.io.data import CLASS_NAMES
-        from vizdeconv.io.subject import read_labels
+        from vizdeconv.data.cifar10 import CLASS_NAMES
+        from vizdeconv.runs.subject import read_labels
 
         labels = os.path.join(run.root, "labels.txt")
         if not run.content.get("class_names") and os.path.isfile(labels):
@@ -217,8 +217,8 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
     def _image(self, request, run) -> tuple[str, np.ndarray, np.ndarray]:
         """(key, inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of `image=`: a probe's index, the
         token of an uploaded image, or SPLIT:ID, an image of a reference run's split (e.g. test:12)."""
-        from vizdeconv.io.config import SPLITS
-        from vizdeconv.io.pictures import to_bytes
+        from vizdeconv.config import SPLITS
+        from vizdeconv.viz.pictures import to_bytes
 
         value = request.args.get("image", "")
         split, _, ident = value.partition(":")
@@ -384,7 +384,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
 
     @route("json")
     def _project_route(self, request):
-        from vizdeconv.io.pictures import to_display
+        from vizdeconv.viz.pictures import to_display
 
         run = self._run(request)
         _, inputs, _ = self._image(request, run)
@@ -421,7 +421,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         optimize`'s where one was made with the method, else computed now (and kept) with the run's
         current weights. Parameters: run, layer, channel, method (fourier), split (whose top-1 it is
         compared with), steps (on demand only; default 256, at most 2048)."""
-        from vizdeconv.deconv import feature_vis
+        from vizdeconv.methods import feature_vis
 
         run = self._run(request)
         layer, channel = _text(request, "layer"), _integer(request, "channel")
@@ -470,8 +470,8 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         """Why the model gave a probe image its classes: the maps of `method` (default gradcam) for the image's
         `top` (default 3, at most 10) most probable classes, and `target` if given, over the image. Computed
         on demand with the run's current weights and kept. Parameters: run, image, method, top, target."""
-        from vizdeconv.io.pictures import overlay
         from vizdeconv.methods.attribution import METHODS
+        from vizdeconv.viz.pictures import overlay
 
         run = self._run(request)
         key, inputs, picture = self._image(request, run)
@@ -515,7 +515,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
         other routes), the picture the model sees and the top-5 predictions."""
         import time
 
-        from vizdeconv.io.pictures import to_bytes
+        from vizdeconv.viz.pictures import to_bytes
 
         started = time.perf_counter()
         if request.method == "GET" and request.args.get("image"):  # an image the tab has: probe, split, upload
@@ -577,7 +577,7 @@ class DeconvnetPlugin(base_plugin.TBPlugin):
     def _split_route(self, request):
         """Image ids of a reference run's split, of one class if `class` is given: {"ids", "labels", "count"}
         (the first `limit`, default 24, at most 200)."""
-        from vizdeconv.io.config import SPLITS
+        from vizdeconv.config import SPLITS
 
         run = self._run(request)
         split = _text(request, "split")

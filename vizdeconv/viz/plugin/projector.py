@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from vizdeconv.io.probes import APPLICATIONS
+from vizdeconv.runs.subject import APPLICATIONS
 from vizdeconv.viz.plugin.store import Refused, Run
 
 ATTRIBUTION_CACHE = 256  # attribution results kept per network (one image, method and set of classes each)
@@ -17,7 +17,7 @@ def newest_weights(run: Run) -> tuple[str, object]:
     """(path, stamp that changes with it) of what a run's network loads: the checkpoint folder of a reference
     run (its newest intact checkpoint is restored), the `.keras` file, or the newest snapshot in a
     folder of them."""
-    from vizdeconv.io import checkpoints
+    from vizdeconv.runs import checkpoints
 
     if run.kind == "run":
         folder = os.path.join(run.root, "checkpoints")
@@ -59,14 +59,14 @@ class _Loaded:
         return self.attributions[method]
 
     def visualization(self, method: str):
-        from vizdeconv.deconv.feature_vis import FeatureVisualization
+        from vizdeconv.methods.feature_vis import FeatureVisualization
 
         if method not in self.visualizations:  # the explorer's preprocessing, so activations compare
             self.visualizations[method] = FeatureVisualization(self.model, method, True, self.pixels.from_unit)
         return self.visualizations[method]
 
     def deconvnet(self, mode: str):
-        from vizdeconv.deconv.deconvnet import Deconvnet
+        from vizdeconv.methods.deconvnet import Deconvnet
 
         if mode not in self.deconvnets:
             self.deconvnets[mode] = Deconvnet(self.model, mode)
@@ -94,7 +94,7 @@ class Projector:
             return self._load(run, path, stamp)
 
     def _load(self, run: Run, path: str, stamp) -> _Loaded:
-        from vizdeconv.io import checkpoints, subject
+        from vizdeconv.runs import checkpoints, subject
 
         try:  # the same opening as the explorer's and the analyses': the newest *intact* checkpoint
             opened = subject.open_subject(
@@ -116,7 +116,7 @@ class Projector:
 
     def layers(self, run: Run) -> dict:
         """{layers: [{name, channels, height, width}] of the feature layers, step} of a run's network."""
-        from vizdeconv.deconv.deconvnet import as_graph
+        from vizdeconv.methods.deconvnet import as_graph
 
         loaded = self._get(run)
         graph = as_graph(loaded.model)
@@ -141,7 +141,7 @@ class Projector:
           dict: image [H, W, 3] float32 in [0, 1], activation (its strongest unit of the channel), step of
           the weights, seconds (0 when it came from the cache), cached.
         """
-        from vizdeconv.deconv import feature_vis
+        from vizdeconv.methods import feature_vis
 
         method = feature_vis.check_method(method)
         loaded = self._get(run)
@@ -263,7 +263,7 @@ class Projector:
           dict: projection [H, W, C] float32, feature_map [h, w] float32 (the channel's activations),
           unit (row, col) that was projected or None, step of the weights, milliseconds.
         """
-        from vizdeconv.deconv import reconstruct
+        from vizdeconv.methods import reconstruct
 
         started = time.perf_counter()
         mode = reconstruct.check_mode(mode)

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from vizdeconv.io.probes import APPLICATIONS
+from vizdeconv.runs.subject import APPLICATIONS
 
 
 class Refused(ValueError):

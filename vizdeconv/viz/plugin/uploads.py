@@ -27,7 +27,7 @@ def declared_pixels(contents: bytes) -> int:
     """
     import tensorflow as tf
 
-    from vizdeconv.io.sources import header_pixels
+    from vizdeconv.data.sources import header_pixels
 
     tensor = tf.constant(contents)
     if tf.io.is_jpeg(tensor):
@@ -45,7 +45,7 @@ def decode_upload(contents: bytes, size, channels: int) -> np.ndarray:
     """
     import tensorflow as tf
 
-    from vizdeconv.io.sources import decode, first_error_line
+    from vizdeconv.data.sources import decode, first_error_line
 
     if not contents:
         raise BadUpload("the request has no image (empty body)")

@@ -188,7 +188,7 @@ ADDED_FIELDS = ("keep_steps",)  # fields newer than run format 1; older folders 
 def _check_fields(path: str, saved: dict) -> None:
     """ValueError naming the first field a saved config lacks or has beyond the default config's.
     Fields added since the first run format are filled in with their defaults."""
-    from vizdeconv.io.config import default_config
+    from vizdeconv.config import default_config
 
     expected = config_to_dict(default_config())
     for name in ADDED_FIELDS:

@@ -4,8 +4,8 @@ weights layer by layer from the top down and see how much the projections of the
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import similarity
-from vizdeconv.deconv.deconvnet import Deconvnet, as_graph
+from vizdeconv.methods import similarity
+from vizdeconv.methods.deconvnet import Deconvnet, as_graph
 from vizdeconv.nn.graph import Graph, Op
 
 

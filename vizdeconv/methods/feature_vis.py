@@ -20,8 +20,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.methods.deconvnet import as_graph
 from vizdeconv.nn import ops, registry
+from vizdeconv.nn import preprocess as preprocess_lib
 
 METHODS = ("fourier", "pixel")
 DEFAULT_STEPS = 256
@@ -146,6 +147,19 @@ def _below_percentile(values, percentile: float):
     return values < threshold[:, None, None]
 
 
+def pixels_to_inputs(graph, preprocess):
+    """The function [N, H, W, 3] pixels in [0, 1] -> model inputs that `preprocess` names: "none" (the
+    identity), one of the explorer's choices (`nn.preprocess.CHOICES`), a `Preprocess`, or a function
+    (returned as is)."""
+    if isinstance(preprocess, str):
+        if preprocess == "none":
+            return _identity
+        return preprocess_lib.for_model(graph, preprocess).from_unit
+    if isinstance(preprocess, preprocess_lib.Preprocess):
+        return preprocess.from_unit
+    return preprocess
+
+
 class FeatureVisualization:
     """Images optimized to excite the channels of one layer of any network `Deconvnet` takes.
 
@@ -153,20 +167,20 @@ class FeatureVisualization:
       model: a keras.Model, the reference convnet (vizdeconv.load_model), or a Graph.
       method: "fourier" (Olah et al. 2017) or "pixel" (Yosinski et al. 2015).
       transforms: random jitter, zoom and rotation of the image at every step.
-      preprocess: "none" (the model takes [0, 1] pixels) or a function [N, H, W, 3] pixels in [0, 1] ->
-        model inputs [N, *input_shape], differentiable (`vizdeconv.FeatureVisualization` also takes the
-        explorer's names: auto, raw, unit, symmetric, standardize, family).
+      preprocess: how [0, 1] pixels become model inputs: one of the explorer's names (`nn.preprocess.CHOICES`;
+        "auto": `raw` where the model rescales its pixels itself, else per-image standardization, as for the
+        reference run), "none" (the model takes [0, 1] pixels), a `Preprocess`, or a differentiable function
+        [N, H, W, 3] pixels in [0, 1] -> model inputs [N, *input_shape].
       regularizers: `Regularizers`, the methods' knobs.
     """
 
-    def __init__(self, model, method: str = "fourier", transforms: bool = True, preprocess="none", regularizers=None):
+    def __init__(self, model, method: str = "fourier", transforms: bool = True, preprocess="auto", regularizers=None):
         self.graph = as_graph(model)
         self.method = check_method(method)
         self.transforms = bool(transforms)
-        if preprocess == "none":
-            preprocess = _identity
+        preprocess = pixels_to_inputs(self.graph, preprocess)
         if not callable(preprocess):
-            raise ValueError(f"preprocess must be 'none' or a function of [0, 1] pixels, got {preprocess!r}")
+            raise ValueError(f"preprocess must be a name, a Preprocess or a function of [0, 1] pixels, got {preprocess!r}")
         self.preprocess = preprocess
         self.regularizers = regularizers or Regularizers()
         self.height, self.width, self.depth = self.graph.input_shape

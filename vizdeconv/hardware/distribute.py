@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-from vizdeconv.io.config import STRATEGIES
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Strategy:

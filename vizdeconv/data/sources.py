@@ -16,6 +16,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from vizdeconv.data import cifar10
+
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # A decoded image above this many pixels would take hundreds of MB per parallel decode: JPEGs are
 # scaled down while decoding (1/2, 1/4, 1/8) to stay under it, other formats are skipped.
@@ -405,19 +407,17 @@ def open_source(spec: str, split: str, input_shape, tfds_data_dir: str | None = 
     Raises:
       FileNotFoundError / ValueError: nothing readable there.
     """
-    from vizdeconv.io import data
-
     size, channels = tuple(input_shape[:2]), int(input_shape[-1])
     if spec.startswith(TFDS_PREFIX):
         return TFDSSource(spec[len(TFDS_PREFIX) :], split, size, channels, tfds_data_dir)
     path = os.path.expanduser(spec)
     if is_tfrecord(path):
         return TFRecordSource(path, size, channels)
-    if data.is_cifar_binary(path):
-        images, labels = data.load_binary(path, split)
+    if cifar10.is_cifar_binary(path):
+        images, labels = cifar10.load_binary(path, split)
         if channels == 1:
-            images = data.to_gray(images)
-        return ArraySource(images, labels, f"{path} ({split})", list(data.CLASS_NAMES))
+            images = cifar10.to_gray(images)
+        return ArraySource(images, labels, f"{path} ({split})", list(cifar10.CLASS_NAMES))
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f"data path {path} does not exist; pass CIFAR-10 binary data, a folder of images, TFRecord files "
@@ -425,3 +425,18 @@ def open_source(spec: str, split: str, input_shape, tfds_data_dir: str | None = 
         )
     folder = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
     return FolderSource(folder, size, channels)
+
+
+def load_images(path: str, split: str, input_shape, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images for a Keras model, in memory: CIFAR-10 binary data, a folder of images (class subfolders
+    optional), TFRecord files or `tfds:NAME` (see `open_source`); files that cannot be decoded
+    are left out. The explorer streams instead; this is for the analyses' few images.
+
+    Args:
+      input_shape: [H, W, C] of the model; other images are cropped to its aspect ratio and resized,
+        CIFAR images are kept at 32x32.
+      limit: only the first `limit` images (0: all).
+    Returns:
+      images [N, H, W, C] uint8, labels [N] int32.
+    """
+    return open_source(path, split, input_shape).read_all(limit)

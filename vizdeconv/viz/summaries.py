@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import Deconvnet
-from vizdeconv.io.pictures import grid, stitch, to_display, upscale
+from vizdeconv.methods.deconvnet import Deconvnet
+from vizdeconv.viz.pictures import grid, stitch, to_display, upscale
 
 
 def default_layers(graph) -> list[str]:

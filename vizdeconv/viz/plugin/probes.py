@@ -11,11 +11,12 @@ import os
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
+from vizdeconv.runs.subject import APPLICATIONS
+
 PLUGIN_NAME = "vizdeconv"
 INPUTS_TAG = "vizdeconv/probe_inputs"  # [P, H, W, C] float32, as the model takes them
 PICTURES_TAG = "vizdeconv/probe_pictures"  # [P, H, W, 3] uint8, as a person sees them
 FORMAT = 1
-APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
 
 
 def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
@@ -61,7 +62,7 @@ def write_probes(
     """
     import tensorflow as tf
 
-    from vizdeconv.io.pictures import to_bytes
+    from vizdeconv.viz.pictures import to_bytes
 
     if kind not in ("run", "keras"):
         raise ValueError(f"kind must be 'run' or 'keras', got {kind!r}")
@@ -102,3 +103,38 @@ def parse(content: bytes) -> dict:
     if value.get("format", FORMAT) > FORMAT:
         raise ValueError("written by a newer vizdeconv")
     return value
+
+
+def write_subject_probes(
+    subject,
+    events_dir: str,
+    images=None,
+    labels=None,
+    split: str = "test",
+    count: int = 16,
+    ids=None,
+    explorations: dict | None = None,
+) -> None:
+    """Marks `events_dir` for TensorBoard's Deconvnet tab with a `runs.subject.Subject`'s first `count` images of the
+    split (or of `images` [N, H, W, C] uint8 / `labels` [N], whose ids in their source are `ids`),
+    which the tab projects on demand; `explorations` {split: folder} names explorer output written
+    elsewhere than the run's own folder (`--out`)."""
+    if images is None:
+        images, labels = subject.load(split)
+    images, labels = images[:count], labels[:count]
+    positions = np.arange(len(images))
+    ids = positions if ids is None else np.asarray(ids)[:count]
+    write_probes(
+        events_dir,
+        np.asarray(subject.pixels.inputs(images)),
+        subject.pixels.pictures(images),
+        root=subject.root,
+        kind="run" if subject.run else "keras",
+        model=subject.model_path,
+        weights=subject.weights,
+        preprocess=None if subject.run else subject.pixels.scaling,
+        explorations=explorations,
+        image_ids=ids,
+        labels=labels,
+        class_names=subject.class_names(subject.graph.shapes[subject.graph.output][-1]),
+    )

@@ -4,7 +4,7 @@ feature map and the classifier respond. Every position of an image is evaluated 
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import Deconvnet, strongest_unit
+from vizdeconv.methods.deconvnet import Deconvnet, strongest_unit
 
 
 def positions(size: int, patch: int, stride: int) -> list[int]:

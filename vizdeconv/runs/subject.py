@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from vizdeconv.io.probes import APPLICATIONS
+APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
 
 
 def load_run(run: str, log=print):
@@ -19,8 +19,8 @@ def load_run(run: str, log=print):
     """
     import tensorflow as tf
 
-    from vizdeconv.io import checkpoints, rundir
     from vizdeconv.nn.convnet import build_model
+    from vizdeconv.runs import checkpoints, rundir
 
     if not os.path.isdir(run):
         raise FileNotFoundError(f"run folder {run} does not exist")
@@ -142,68 +142,32 @@ class Subject:
     weights: str | None = None
     labels: list[str] | None = None
 
-    def write_probes(
-        self,
-        events_dir: str,
-        images=None,
-        labels=None,
-        split: str = "test",
-        count: int = 16,
-        ids=None,
-        explorations: dict | None = None,
-    ) -> None:
-        """Marks `events_dir` for TensorBoard's Deconvnet tab with the first `count` images of the
-        split (or of `images` [N, H, W, C] uint8 / `labels` [N], whose ids in their source are `ids`),
-        which the tab projects on demand; `explorations` {split: folder} names explorer output written
-        elsewhere than the run's own folder (`--out`)."""
-        from vizdeconv.io import probes
-
-        if images is None:
-            images, labels = self.load(split)
-        images, labels = images[:count], labels[:count]
-        positions = np.arange(len(images))
-        ids = positions if ids is None else np.asarray(ids)[:count]
-        probes.write_probes(
-            events_dir,
-            np.asarray(self.pixels.inputs(images)),
-            self.pixels.pictures(images),
-            root=self.root,
-            kind="run" if self.run else "keras",
-            model=self.model_path,
-            weights=self.weights,
-            preprocess=None if self.run else self.pixels.scaling,
-            explorations=explorations,
-            image_ids=ids,
-            labels=labels,
-            class_names=self.class_names(self.graph.shapes[self.graph.output][-1]),
-        )
-
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out)."""
-        from vizdeconv.io import data
+        from vizdeconv.data import cifar10
 
         if self.config is not None:
-            return data.load_split(self.config.data, split)
+            return cifar10.load_split(self.config.data, split)
         return self.source(split).read_all()
 
     def source(self, split: str = "test"):
         """The split as a `sources.Source` (streamed; a run's CIFAR-10 is in memory as the trainer has it)."""
-        from vizdeconv.io import data, sources
+        from vizdeconv.data import cifar10, sources
 
         if self.config is not None:
-            images, labels = data.load_split(self.config.data, split)
-            return sources.ArraySource(images, labels, f"cifar10 {split}", list(data.CLASS_NAMES))
+            images, labels = cifar10.load_split(self.config.data, split)
+            return sources.ArraySource(images, labels, f"cifar10 {split}", list(cifar10.CLASS_NAMES))
         return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir)
 
     def class_names(self, count: int) -> list[str]:
         """One name per output: the labels file's, CIFAR-10's for ten outputs, else indices."""
-        from vizdeconv.io import data
+        from vizdeconv.data import cifar10
 
         if self.labels is not None:
             if len(self.labels) != count:
                 raise ValueError(f"the labels file has {len(self.labels)} class names; the model has {count} outputs")
             return list(self.labels)
-        return list(data.CLASS_NAMES) if count == len(data.CLASS_NAMES) else [str(i) for i in range(count)]
+        return list(cifar10.CLASS_NAMES) if count == len(cifar10.CLASS_NAMES) else [str(i) for i in range(count)]
 
 
 def open_subject(
@@ -226,8 +190,8 @@ def open_subject(
     Raises:
       ValueError / FileNotFoundError: a missing or damaged source, or a `.keras` file without data.
     """
-    from vizdeconv.deconv.deconvnet import as_graph
-    from vizdeconv.io import preprocess as preprocess_lib
+    from vizdeconv.methods.deconvnet import as_graph
+    from vizdeconv.nn import preprocess as preprocess_lib
 
     if (run is None) == (model_path is None):
         raise ValueError("pass either a run folder (--run) or a Keras model file (--model)")

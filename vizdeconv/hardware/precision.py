@@ -4,9 +4,9 @@ import os
 
 import tensorflow as tf
 
-from vizdeconv.io.config import PRECISIONS
-from vizdeconv.io.cpu import cpu_flags, cpu_kind, cpu_model
+from vizdeconv.hardware.cpu import cpu_flags, cpu_kind, cpu_model
 
+PRECISIONS = ("auto", "float32", "bfloat16")  # a config's `precision`; auto asks the hardware
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

@@ -11,11 +11,12 @@ import os
 
 import ml_collections
 
-from vizdeconv.deconv.reconstruct import MODES
+from vizdeconv.hardware import precision
+from vizdeconv.hardware.distribute import STRATEGIES
+from vizdeconv.hardware.precision import PRECISIONS
+from vizdeconv.methods.reconstruct import MODES
 from vizdeconv.nn.convnet import layer_specs
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 REDUCTIONS = ("sum", "mean")
 OPTIMIZERS = ("adam", "sgd", "momentum")
 SCHEDULES = ("constant", "cosine", "step")
@@ -151,8 +152,6 @@ def validate(config) -> None:
 
 def resolve(config):
     """A validated copy with the precision chosen for this machine and an absolute data path."""
-    from vizdeconv.io import precision
-
     validate(config)
     config = config.copy_and_resolve_references()
     config.precision = precision.resolve(config.precision)

@@ -38,7 +38,7 @@ class ReceptiveFields:
     """
 
     def __init__(self, model):
-        from vizdeconv.deconv.deconvnet import as_graph
+        from vizdeconv.methods.deconvnet import as_graph
 
         self.graph = as_graph(model)
         self._reached = functools.lru_cache(maxsize=None)(self._reach)

@@ -9,6 +9,58 @@ rescale them itself (a `Rescaling` or `Normalization` layer): `auto` picks `raw`
 import numpy as np
 import tensorflow as tf
 
+
+def standardize(images):
+    """Per-image standardization of [N, H, W, 3] (any dtype) to zero mean and unit variance, float32."""
+    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+def central_crop(images, size: int = 24):
+    """[N, 32, 32, 3] -> [N, size, size, 3], the central window."""
+    offset = (int(images.shape[1]) - size) // 2
+    return images[:, offset : offset + size, offset : offset + size, :]
+
+
+def preprocess_eval(images, size: int = 24):
+    """Evaluation preprocessing: central crop and per-image standardization -> [N, size, size, 3] f32."""
+    return standardize(central_crop(images, size))
+
+
+def augmentation_draws(seed, batch_size, full: int = 32, size: int = 24):
+    """The random choices of one training batch, drawn for the whole (global) batch.
+
+    Args:
+      seed: [2] int.
+    Returns:
+      offsets [B, 2] int32 (crop row and column), flips [B, 1] bool.
+    """
+    offsets = tf.random.stateless_uniform([batch_size, 2], seed, 0, full - size + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform([batch_size, 1], seed + 1) < 0.5
+    return offsets, flips
+
+
+def crop_flip_standardize(images, offsets, flips, size: int = 24):
+    """[B, 32, 32, 3] uint8 -> [B, size, size, 3] float32: crop at offsets, mirror where flips."""
+    steps = tf.range(size)
+    rows = offsets[:, :1] + steps
+    cols = offsets[:, 1:] + tf.where(flips, size - 1 - steps, steps)
+    crops = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    return standardize(crops)
+
+
+def augment(images, seed, size: int = 24):
+    """Training preprocessing of a batch: random crop, random left-right flip, standardization.
+
+    Args:
+      images: [B, 32, 32, 3] uint8.
+      seed: [2] int, makes the crop offsets and flips reproducible.
+    Returns:
+      [B, size, size, 3] float32.
+    """
+    offsets, flips = augmentation_draws(seed, tf.shape(images)[0], int(images.shape[1]), size)
+    return crop_flip_standardize(images, offsets, flips, size)
+
+
 CHOICES = ("auto", "raw", "unit", "symmetric", "standardize", "family")
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv import reconstruct
+from vizdeconv.methods import reconstruct
 from vizdeconv.nn.graph import Graph
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.deconv.deconvnet import as_graph
+from vizdeconv.methods.deconvnet import as_graph
 from vizdeconv.nn import ops
 
 DEFAULTS = {  # ranges that make sense for 32x32 images

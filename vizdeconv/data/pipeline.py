@@ -1,0 +1,117 @@
+"""The trainer's tf.data pipelines: training batches that are a pure function of (seed, step), so resuming
+at step k gives exactly the batches an uninterrupted run would have seen without saving any iterator state,
+and the evaluation pass, each split across tf.distribute replicas when asked.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from vizdeconv.nn.preprocess import augmentation_draws, crop_flip_standardize, preprocess_eval
+
+
+def batch_indices(step, batch_size: int, num_examples: int, seed: int):
+    """Example indices of training batch `step`: epoch-wise permutations seeded by (seed, epoch).
+
+    Returns [batch_size] int64; every example appears once per epoch.
+    """
+    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
+    epochs, within = positions // num_examples, positions % num_examples
+    max_index = tf.constant(num_examples - 1, tf.int64)
+
+    def permuted(epoch):
+        key = tf.stack([tf.cast(seed, tf.int64), epoch])
+        return tf.random.experimental.index_shuffle(within, key, max_index)
+
+    # A batch no larger than the split spans at most two epochs.
+    return tf.where(epochs == epochs[0], permuted(epochs[0]), permuted(epochs[0] + 1))
+
+
+def _parts(input_context) -> tuple[int, int, int]:
+    """(parts of each batch, parts this input pipeline makes, index of its first part)."""
+    if input_context is None:
+        return 1, 1, 0
+    local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    return input_context.num_replicas_in_sync, local, input_context.input_pipeline_id * local
+
+
+def train_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    end_step: int,
+    size: int = 24,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
+
+    With an `input_context` (tf.distribute) the pipeline yields, for each step, its replicas' slices
+    of the same global batch, in replica order, so any number of replicas trains on exactly the
+    examples and augmentations one device would.
+    """
+    if len(images) < batch_size:
+        raise ValueError(f"the training split has {len(images)} images, fewer than one batch of {batch_size}")
+    parts, local, first = _parts(input_context)
+    if batch_size % parts:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the {parts} replicas")
+    per_part = batch_size // parts
+    images_t, labels_t = tf.constant(images), tf.constant(labels)
+
+    def make_part(element):
+        step = start_step + element // local
+        begin = (first + element % local) * per_part
+        index = batch_indices(step, batch_size, len(images), seed)[begin : begin + per_part]
+        offsets, flips = augmentation_draws(
+            tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images.shape[1]), size
+        )
+        batch = crop_flip_standardize(
+            tf.gather(images_t, index), offsets[begin : begin + per_part], flips[begin : begin + per_part], size
+        )
+        return batch, tf.gather(labels_t, index)
+
+    return (
+        tf.data.Dataset.range((end_step - start_step) * local)
+        .map(make_part, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def eval_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    size: int = 24,
+    input_context: tf.distribute.InputContext | None = None,
+    preprocess=None,
+) -> tf.data.Dataset:
+    """The whole split once, in order: (images [b, size, size, 3] f32, labels [b]).
+
+    `labels` may be any per-image values (the explorer passes image ids). `preprocess` replaces the
+    central crop and standardization (uint8 batch -> model inputs), e.g. for a Keras model.
+
+    With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
+    for a short last batch), and this pipeline yields its replicas' slices.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+    return split_batches(dataset, input_context, preprocess or (lambda x: preprocess_eval(x, size)))
+
+
+def split_batches(dataset: tf.data.Dataset, input_context, transform) -> tf.data.Dataset:
+    """Batches (x [b, ...], y [b]) -> (transform(x), y), or with an `input_context` (tf.distribute) each
+    batch cut into one near-equal slice per replica (possibly empty for a short last batch), of which
+    this pipeline yields its replicas' slices, in replica order."""
+    parts, local, first = _parts(input_context)
+
+    def slices(x, y):
+        count = tf.shape(y)[0]
+        bounds = [(first + i) * count // parts for i in range(local + 1)]
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.stack([bounds[i] for i in range(local)]), tf.stack(bounds[1:]))
+        ).map(lambda a, b: (transform(x[a:b]), y[a:b]))
+
+    if input_context is None:
+        dataset = dataset.map(lambda x, y: (transform(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.flat_map(slices)
+    return dataset.prefetch(tf.data.AUTOTUNE)

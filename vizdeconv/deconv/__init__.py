@@ -1,1 +1,0 @@
-"""The methods: the projection engine, receptive fields."""
