@@ -37,7 +37,7 @@ from tests.support.localization import hit_rate, squares  # noqa: E402  (the poi
 from vizdeconv.hardware.cpu import cpu_model
 from vizdeconv.methods import metrics
 from vizdeconv.methods.attribution import METHODS, Attribution
-from vizdeconv.runs.subject import load_application, open_subject
+from vizdeconv.runs.subject import open_subject
 
 CAMS = ("gradcam", "gradcam++", "scorecam")
 
@@ -71,7 +71,7 @@ def _models(args):
         images, _ = subject.load("test")
         found.append((args.model, subject.model, np.asarray(subject.pixels.inputs(images[: args.images]))))
     for name in args.applications or []:
-        model, _ = load_application(f"applications:{name}")
+        model = open_subject(model_path=f"applications:{name}", need_data=False).model
         rng = np.random.default_rng(0)
         found.append((f"{name} (weights=None)", model, rng.normal(size=(args.images, *model.input_shape[1:]))))
     return found

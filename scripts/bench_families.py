@@ -5,7 +5,7 @@
 
 For each family (weights=None), side by side in one run: the milliseconds of `Deconvnet.project` of the
 last feature block (whole layer, deconvnet mode) and of a `tf.function` GradientTape gradient of the same
-signal through the Keras model itself with its ReLU backward rule replaced (tests/relu_rules.py), each
+signal through the Keras model itself with its ReLU backward rule replaced (tests/support/relu_rules.py), each
 one in a child process of its own so its peak memory (max RSS) can be read; then the explorer's scan of
 every rectified layer (images/s over the second half of `--scan_images` in-memory uint8 images, batches
 of 32) against the model's own forward pass. Prints a Markdown table and the CPU. Not a test: figures
@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def child(family: str, method: str, size: int, batch: int, repeats: int, scan_images: int = 512) -> dict:
     """One measurement in this process: 'project', 'gradient' or 'scan'."""
-    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "support")]
     import keras
     import numpy as np
     import tensorflow as tf

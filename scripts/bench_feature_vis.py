@@ -41,9 +41,9 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from vizdeconv.methods.feature_vis import FeatureVisualization
     from vizdeconv.hardware.precision import hardware
     from vizdeconv.methods.deconvnet import as_graph
+    from vizdeconv.methods.feature_vis import FeatureVisualization
     from vizdeconv.nn import convnet
     from vizdeconv.runs.subject import open_subject
 

@@ -82,7 +82,7 @@ def main() -> None:
         _get(client, "project", run=args.run, image=reply["image"], layer=layer, channel=channel)
         clicks.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        deconvnet.channels(inputs, layer, [channel]).numpy()
+        deconvnet.project(inputs, layer, [channel]).numpy()
         engine.append((time.perf_counter() - started) * 1000)
     results = {
         "cpu": cpu_model(),

@@ -1,4 +1,4 @@
-"""Projection time of the reference net: the first engine (tests/old_engine.py) against the Graph
+"""Projection time of the reference net: the first engine (tests/support/old_engine.py) against the Graph
 engine, side by side in one process, alternating, on the same weights and images.
 
     python scripts/compare_engines.py [--run logs/default] [--batch_size 128] [--repeats 30]
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 import old_engine  # noqa: E402
 
 from configs import default  # noqa: E402
@@ -32,9 +32,9 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
     if args.run:
-        from vizdeconv.runs.subject import load_run
+        from vizdeconv.runs.subject import open_subject
 
-        _, model, _ = load_run(args.run)
+        model = open_subject(run=args.run, log=lambda *_: None, need_data=False).model
     else:
         model = build_model(default.get_config())
     dtype = precision.compute_dtype(precision.resolve(args.precision))
@@ -47,7 +47,7 @@ def main() -> None:
         return old_engine.project_many(model, tensors, {n: tensors[n] for n in layers}, compute_dtype=dtype)
 
     deconvnet = Deconvnet(model, compute_dtype=dtype)
-    engines = {"old": old, "graph": lambda x: deconvnet.layers(x, layers)}
+    engines = {"old": old, "graph": lambda x: deconvnet.project(x, list(layers))}
     outputs = {name: fn(images) for name, fn in engines.items()}
     difference = max(float(tf.reduce_max(tf.abs(outputs["old"][n] - outputs["graph"][n]))) for n in layers)
     scale = max(float(tf.reduce_max(tf.abs(outputs["old"][n]))) for n in layers)

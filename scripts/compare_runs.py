@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("logs", "compare"))
     args = parser.parse_args()
 
-    from vizdeconv.runs.subject import load_run
+    from vizdeconv.runs.subject import open_subject
     from vizdeconv.viz import pictures
     from vizdeconv.viz.inspection import Inspector
 
@@ -46,7 +46,7 @@ def main() -> None:
     print("| run | steps | test accuracy | explored layer | top-9 class purity |\n|---|---|---|---|---|")
     grids = []
     for run in args.runs:
-        _, model, _ = load_run(run, log=lambda *_: None)
+        model = open_subject(run=run, log=lambda *_: None, need_data=False).model
         name = os.path.basename(os.path.normpath(run))
         grid = Inspector(model).first_layer_filters()
         pictures.write_png(os.path.join(args.out, f"conv1_{name}.png"), grid)

@@ -9,8 +9,9 @@
 
 `outputs` runs the explorer (with --compare, --sanity, --optimize) and every analysis on the reference run,
 the explorer and two analyses on the VGG example, and the explorer and attribution on an
-`applications:MobileNetV2` model (random weights, a folder of PNG files), with the code of `--tree`, and
-writes a sha256 manifest of every .png and index.json it produced. `compare` lists any file that differs or
+`applications:MobileNetV2` model (a weights file of a seeded random initialization, a folder of PNG files),
+with the code of `--tree`, and writes a sha256 manifest of every .png and index.json it produced (index.json
+less its output folder and timings). `compare` lists any file that differs or
 is missing on either side.
 """
 
@@ -49,6 +50,11 @@ def make_inputs(data_dir: str, work: str) -> None:
     images, labels = sources.load_images(data_dir, "test", (32, 32, 3), limit=24)
     import keras
 
+    # weights=None initializes at random in each process: a fixed weights file makes the model the same
+    keras.utils.set_random_seed(0)
+    keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3)).save_weights(
+        os.path.join(inputs, "mobilenetv2_64.weights.h5")
+    )
     folder = os.path.join(inputs, "folder")
     for index, (image, label) in enumerate(zip(images, labels)):
         os.makedirs(os.path.join(folder, str(int(label))), exist_ok=True)
@@ -57,6 +63,7 @@ def make_inputs(data_dir: str, work: str) -> None:
 
 def commands(work: str, out: str) -> list[list[str]]:
     inputs = os.path.join(work, "inputs")
+    app = ["--model", "applications:MobileNetV2:64", "--weights", os.path.join(inputs, "mobilenetv2_64.weights.h5")]
     ref, vgg, folder = (
         os.path.join(out, "ref"),
         os.path.join(inputs, "vgg", "model.keras"),
@@ -79,10 +86,10 @@ def commands(work: str, out: str) -> list[list[str]]:
          "--stride", "4", "--out", os.path.join(out, "vgg_occlusion")],
         [*vd, "analyze", "attribute", "--model", vgg, "--data_dir", cifar, "--images", "0,5",
          "--method", "gradcam", "--method", "scorecam", "--out", os.path.join(out, "vgg_attribute")],
-        [*vd, "explore", "--model", "applications:MobileNetV2:64", "--data_dir", folder, "--layer",
-         "block_2_add", "--out", os.path.join(out, "app_explore")],
-        [*vd, "analyze", "attribute", "--model", "applications:MobileNetV2:64", "--data_dir", folder,
-         "--images", "first:2", "--method", "gradcam", "--out", os.path.join(out, "app_attribute")],
+        [*vd, "explore", *app, "--data_dir", folder, "--layer", "block_2_add",
+         "--out", os.path.join(out, "app_explore")],
+        [*vd, "analyze", "attribute", *app, "--data_dir", folder, "--images", "first:2", "--method", "gradcam",
+         "--out", os.path.join(out, "app_attribute")],
     ]  # fmt: skip
 
 
@@ -101,10 +108,22 @@ def make_outputs(tree: str, work: str, name: str, data_dir: str) -> None:
         for file in files:
             if file.endswith(".png") or file == "index.json":
                 path = os.path.join(folder, file)
-                manifest[os.path.relpath(path, out)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+                content = open(path, "rb").read()
+                if file == "index.json":  # the output folder and the timings differ from run to run
+                    content = json.dumps(without_timings(json.loads(content)), sort_keys=True).encode()
+                manifest[os.path.relpath(path, out)] = hashlib.sha256(content).hexdigest()
     with open(os.path.join(work, f"{name}.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     print(f"{len(manifest)} files hashed into {os.path.join(work, name + '.json')}")
+
+
+def without_timings(value):
+    """index.json less what differs between two runs of the same code: `out` and every `*seconds` field."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k != "out" and not k.endswith("seconds")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
 
 
 def compare(work: str, first: str, second: str) -> int:
@@ -127,7 +146,7 @@ def main() -> None:
     parser.add_argument("--data_dir", default="../shared/cifar10")
     parser.add_argument("--tree", default=".")
     parser.add_argument("--name", default="after")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.what == "inputs":
         make_inputs(args.data_dir, args.work)
     elif args.what == "outputs":

@@ -67,7 +67,7 @@ def real_cifar_or_skip() -> str:
 def trained_smoke_run(cifar_session, tmp_path_factory):
     """One short run of the smoke config on the synthetic data, shared by the tests that only read it
     (or write beside it, as the explorer does); a test that damages a run copies it first."""
-    from tests.test_train import small_config
+    from tests.support.builders import small_config
     from vizdeconv.training.loop import train_and_evaluate
 
     run = str(tmp_path_factory.mktemp("shared") / "run")

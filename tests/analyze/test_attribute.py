@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv.methods import metrics
 from vizdeconv.methods.attribution import Attribution
 from vizdeconv.runs.subject import open_subject

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_applications import FAMILIES
+from tests.support.builders import FAMILIES
 from vizdeconv.methods.attribution import Attribution
 
 # One family runs in the default suite (ReLUs, hard_silu, squeeze-and-excitation); `python -m pytest -m

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from werkzeug.test import Client
 
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv.viz.plugin.plugin import standalone_app
 
 

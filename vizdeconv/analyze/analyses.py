@@ -232,7 +232,9 @@ def run_evolution(
             preprocess=subject.pixels.inputs,
         )[layer]
         ids, positions = top["image_ids"][:, 0], top["positions"][:, 0]
-        projections = deconvnet.units(subject.pixels.inputs(images[ids]), layer, np.arange(len(ids)), positions).numpy()
+        projections = deconvnet.project(
+            subject.pixels.inputs(images[ids]), layer, np.arange(len(ids)), positions
+        ).numpy()
         steps.append(step)
         renderer = Renderer(deconvnet, ArraySource(images, np.zeros(len(images), np.int32), split), subject.pixels)
         # Each tile is the unit's receptive field, as the paper shows them.
@@ -250,31 +252,20 @@ def run_evolution(
 
 
 def _checkpoints(subject, snapshots: str | None) -> list:
-    """(step, loader) of each checkpoint to show, in training order."""
+    """(step, loader) of each checkpoint to show, in training order; each loader opens its network through
+    `open_subject` (a kept checkpoint of the run, verified first, or a `.keras` snapshot)."""
     from vizdeconv.runs import checkpoints
+    from vizdeconv.runs.subject import open_subject
+
+    def loader(**where):
+        return lambda: open_subject(**where, log=lambda *_: None, need_data=False).model
 
     if snapshots:
-        from vizdeconv.runs.subject import load_keras
-
-        return [
-            (step, lambda path=path: load_keras(path))
-            for step, path in checkpoints.snapshots(snapshots)
-            if step is not None
-        ]
+        return [(step, loader(model_path=path)) for step, path in checkpoints.snapshots(snapshots) if step is not None]
     if subject.run is None:
         raise ValueError(
             "evolution of a .keras model needs --snapshots: the folder where "
             "DeconvnetCallback(snapshot_dir=...) saved it during training"
         )
-    from vizdeconv.nn.convnet import build_model
-
-    def loader(path):
-        model = build_model(subject.config)
-        checkpoints.verify(path)
-        tf.train.Checkpoint(model=model).restore(path).expect_partial()
-        return model
-
-    return [
-        (step, lambda path=path: loader(path))
-        for step, path in checkpoints.kept(os.path.join(subject.run, "checkpoints"))
-    ]
+    kept = checkpoints.kept(os.path.join(subject.run, "checkpoints"))
+    return [(step, loader(run=subject.run, checkpoint=path)) for step, path in kept]

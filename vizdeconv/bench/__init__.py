@@ -231,7 +231,7 @@ def _reconstruct(model, images, num_batches, batch_size, log, dtype) -> list[dic
     return [
         time_phase(
             "reconstruct",
-            _synchronized(lambda: deconvnet.layers(images, layers)),
+            _synchronized(lambda: deconvnet.project(images, list(layers))),
             num_batches,
             batch_size,
             flops,

@@ -73,7 +73,7 @@ class ExploreOptions:
       top_k: activations kept per feature map.
       mode: projection rule (None: the run's reconstruction.mode, or deconvnet); rectify: where it applies
         ("relu" or "all", see `Deconvnet`).
-      data_dir: the data (None for a run: the source it was trained on); preprocess: see io.preprocess;
+      data_dir: the data (None for a run: the source it was trained on); preprocess: see nn.preprocess;
       weights: a weights file for `model="applications:NAME"`.
       out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
       optimize: also optimize an image per feature map with this method ("fourier" or "pixel"; None: no),

@@ -150,7 +150,7 @@ class Renderer:
             images, distinct_labels, which = self._distinct(ids[part])
             labels.append(distinct_labels[which])
             inputs = self.preprocess.inputs(images)
-            projections = self.projector.units_of(inputs, which, layer, units[part], positions[part]).numpy()
+            projections = self.projector.project(inputs, layer, units[part], positions[part], image_ids=which).numpy()
             # Kept as bytes (a quarter of floats), shrunk where the layer is wide and its fields large.
             shown.append(pictures.to_bytes(self.crop(pictures.to_display(projections), layer, rows[part], cols[part],
                                                      0.5, enlarge=False, shrink=shrink)))  # fmt: skip
@@ -223,7 +223,7 @@ class Renderer:
         panels = [self.preprocess.pictures(self._read(image_ids)[0])]
         for mode in self.modes(layer):
             projector = Deconvnet(self.graph, mode)
-            panels.append(pictures.to_display(projector.units(inputs, layer, channels, positions).numpy()))
+            panels.append(pictures.to_display(projector.project(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             tensors = self.graph.forward(inputs)

@@ -327,7 +327,7 @@ class Attribution:
         if self.method != "guided_gradcam":
             return cam
         zeros = np.zeros(len(images), np.int32)
-        guided = self._guided.units(images, self.logits[0], targets, zeros, impulse=True).numpy()
+        guided = self._guided.project(images, self.logits[0], targets, zeros, impulse=True).numpy()
         return guided * upsample(cam, self.graph.input_shape[:2])[..., None]
 
     def _integrated(self, image, target, target_fn) -> np.ndarray:

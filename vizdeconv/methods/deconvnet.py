@@ -131,58 +131,64 @@ class Deconvnet:
                 )
         return images, name
 
-    def project(self, images, layer: str, channel=None, unit=None) -> tf.Tensor:
-        """Projects a layer, one feature map of it, or one unit of that map, down to the pixels.
+    def project(self, images, layer, channel=None, unit=None, *, impulse: bool = False, image_ids=None):
+        """Projects layers, feature maps or units down to the pixels: the one projection call.
 
         Args:
-          images: [N, H, W, C] float, preprocessed as the model expects.
-          layer: a layer name (e.g. "conv2", "logits").
+          images: [N, H, W, C] float, preprocessed as the model expects ([M, H, W, C] with `image_ids`).
+          layer: a layer name (e.g. "conv2", "logits"), or a list of names: each whole layer, stacked in
+            one pass (then `channel` and `unit` stay None).
           channel: None (the whole layer), an int, or [N] ints (one feature map per image).
-          unit: None (the whole feature map), "max" (only its strongest unit), or [N] flat positions
-            row * w + col of the unit to keep.
+          unit: None (the whole feature map), "max" (only its strongest unit), or an int / [N] flat
+            positions row * w + col of the unit to keep.
+          impulse: with flat positions: a unit signal of 1 instead of the unit's activation.
+          image_ids: [N] ints into `images`: projection i is of images[image_ids[i]]; each distinct image
+            runs forward once however many units come from it (needs channel and flat positions).
         Returns:
-          [N, H, W, C] float32.
+          [N, H, W, C] float32; for a list of layers, {layer: [N, H, W, C] float32}.
         """
+        if not isinstance(layer, str):
+            if channel is not None or unit is not None or image_ids is not None:
+                raise ValueError("several layers are projected whole: leave channel, unit and image_ids out")
+            images, _ = self._check(images, layer[0])
+            names = {name: self.graph.resolve(name) for name in layer}
+            result = self._compiled("_layers", tuple(names.values()))(images)
+            return {name: result[resolved] for name, resolved in names.items()}
         if unit is not None and channel is None:
             raise ValueError("a unit needs a channel: pass channel= as well")
+        if isinstance(unit, str) and unit != "max":
+            raise ValueError(f"unit must be 'max' or flat positions, got {unit!r}")
+        if image_ids is not None and (unit is None or isinstance(unit, str)):
+            raise ValueError("image_ids needs a channel and flat unit positions")
         images, name = self._check(images, layer, channel)
-        count = images.shape[0]
         if channel is None:
             return self._compiled("_layers", (name,))(images)[name]
-        channels = tf.broadcast_to(tf.constant(channel, tf.int32), [count])
-        if unit is None or (isinstance(unit, str) and unit == "max"):
+        count = images.shape[0] if image_ids is None else len(np.asarray(image_ids).reshape(-1))
+        channels = tf.broadcast_to(tf.cast(channel, tf.int32), [count])
+        if unit is None or isinstance(unit, str):
             return self._compiled("_channels", name, unit is not None)(images, channels)
-        if isinstance(unit, str):
-            raise ValueError(f"unit must be 'max' or flat positions, got {unit!r}")
-        positions = tf.broadcast_to(tf.constant(unit, tf.int32), [count])
-        return self._compiled("_units", name, False)(images, channels, positions)
+        positions = tf.broadcast_to(tf.cast(unit, tf.int32), [count])
+        if image_ids is not None:
+            which = tf.cast(image_ids, tf.int32)
+            return self._compiled("_units_of", name, bool(impulse))(images, which, channels, positions)
+        return self._compiled("_units", name, bool(impulse))(images, channels, positions)
 
+    # Thin aliases of `project`, kept for one release (0.2 -> 0.3) for code written against them.
     def layers(self, images, layers) -> dict:
-        """Projects each whole layer, stacked in one pass: name -> [N, H, W, C] float32."""
-        images, _ = self._check(images, layers[0])
-        names = {layer: self.graph.resolve(layer) for layer in layers}
-        result = self._compiled("_layers", tuple(names.values()))(images)
-        return {layer: result[name] for layer, name in names.items()}
+        """Deprecated: `project(images, [layer, ...])`."""
+        return self.project(images, list(layers))
 
     def channels(self, images, layer: str, channels, strongest_unit: bool = False):
-        """One feature map per image: channels [N] int -> [N, H, W, C] float32."""
-        images, name = self._check(images, layer, channels)
-        return self._compiled("_channels", name, strongest_unit)(images, tf.cast(channels, tf.int32))
+        """Deprecated: `project(images, layer, channels, unit="max" if strongest_unit else None)`."""
+        return self.project(images, layer, channels, "max" if strongest_unit else None)
 
     def units(self, images, layer: str, channels, positions, impulse: bool = False):
-        """One unit per image (see `unit_signal`): [N] channels and positions -> [N, H, W, C]."""
-        images, name = self._check(images, layer, channels)
-        return self._compiled("_units", name, impulse)(
-            images, tf.cast(channels, tf.int32), tf.cast(positions, tf.int32)
-        )
+        """Deprecated: `project(images, layer, channels, positions, impulse=impulse)`."""
+        return self.project(images, layer, channels, positions, impulse=impulse)
 
     def units_of(self, images, which, layer: str, channels, positions, impulse: bool = False):
-        """`units` of images[which]: each distinct image of [M, H, W, C] runs forward once, however many
-        of the [N] units (`which`, `channels`, `positions`) come from it. Returns [N, H, W, C]."""
-        images, name = self._check(images, layer, channels)
-        return self._compiled("_units_of", name, impulse)(
-            images, tf.cast(which, tf.int32), tf.cast(channels, tf.int32), tf.cast(positions, tf.int32)
-        )
+        """Deprecated: `project(images, layer, channels, positions, impulse=impulse, image_ids=which)`."""
+        return self.project(images, layer, channels, positions, impulse=impulse, image_ids=which)
 
     def top_channels(self, image, layer: str, k: int):
         """The k strongest feature maps of one image [1, H, W, C], each projected alone.

@@ -180,7 +180,9 @@ class FeatureVisualization:
         self.transforms = bool(transforms)
         preprocess = pixels_to_inputs(self.graph, preprocess)
         if not callable(preprocess):
-            raise ValueError(f"preprocess must be a name, a Preprocess or a function of [0, 1] pixels, got {preprocess!r}")
+            raise ValueError(
+                f"preprocess must be a name, a Preprocess or a function of [0, 1] pixels, got {preprocess!r}"
+            )
         self.preprocess = preprocess
         self.regularizers = regularizers or Regularizers()
         self.height, self.width, self.depth = self.graph.input_shape

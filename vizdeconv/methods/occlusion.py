@@ -45,7 +45,7 @@ def occlusion(
       model: a Keras model, the reference convnet or a Graph (or a Deconvnet of one).
       picture: [h, w, C] pixels (0..255) as the model sees them (already cropped to its input size).
       label: the true class.
-      preprocess: pixels -> model inputs (`explore.preprocess.Preprocess.inputs`).
+      preprocess: pixels -> model inputs (`nn.preprocess.Preprocess.inputs`).
       grey: [C] the occluder's pixel value (the training split's mean pixel).
       patch, stride: the square's side and step in pixels.
       layer: the feature layer (default: the top one that has feature maps).

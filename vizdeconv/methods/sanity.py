@@ -63,7 +63,7 @@ def cascading(
     for count in range(len(order) + 1):
         staged = graph if count == 0 else randomize(graph, set(order[:count]), seed)
         projections.append(
-            Deconvnet(staged, mode, rectify=rectify).units(inputs, layer, channels, positions, impulse=True).numpy()
+            Deconvnet(staged, mode, rectify=rectify).project(inputs, layer, channels, positions, impulse=True).numpy()
         )
         if count:
             stages.append(order[count - 1].removesuffix("/linear"))

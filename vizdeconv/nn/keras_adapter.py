@@ -10,38 +10,21 @@ gradient.
 
 import keras
 
+from vizdeconv.nn import keras_layers, registry
 from vizdeconv.nn.graph import Graph, Op
 
 
-def _activation_ops(function, name: str, inputs: tuple[str, ...], source: str) -> list[Op]:
-    """The op of an activation function applied to `inputs` (none for a linear one)."""
-    label = getattr(function, "__name__", str(function))
-    if label == "linear":
-        return [Op(name, "identity", inputs, {}, source)]
-    if label in ("relu", "relu6"):
-        return [Op(name, "relu", inputs, {"max_value": 6.0} if label == "relu6" else {}, source)]
-    if label == "softmax":
-        return [Op(name, "softmax", inputs, {}, source)]
-    return [Op(name, "activation", inputs, {"fn": function, "label": label}, source)]
-
-
 def _with_activation(layer, kind: str, name: str, inputs, params: dict, source: str) -> list[Op]:
-    """A layer's linear op, then its activation (named after the layer, the linear part `<name>/linear`)."""
-    label = getattr(layer.activation, "__name__", "")
-    if label == "linear":
+    """A layer's linear op, then its fused activation if it has one (named after the layer, the linear
+    part `<name>/linear`)."""
+    activation = getattr(layer, "activation", None)
+    if activation is None or isinstance(layer, keras.layers.Activation):
+        return [Op(name, kind, inputs, params, source)]
+    activation_kind, activation_params = keras_layers.activation_kind(activation)
+    if activation_kind == "identity":
         return [Op(name, kind, inputs, params, source)]
     linear = f"{name}/linear"
-    return [Op(linear, kind, inputs, params, source), *_activation_ops(layer.activation, name, (linear,), source)]
-
-
-def _padding(layer) -> str:
-    padding = getattr(layer, "padding", "valid")
-    if padding not in ("same", "valid"):
-        raise ValueError(
-            f"layer {layer.name!r} ({type(layer).__name__}) has padding {padding!r}; "
-            "only 'same' and 'valid' are supported"
-        )
-    return padding.upper()
+    return [Op(linear, kind, inputs, params, source), Op(name, activation_kind, (linear,), activation_params, source)]
 
 
 def _check_channels_last(layer) -> None:
@@ -49,23 +32,6 @@ def _check_channels_last(layer) -> None:
         raise ValueError(
             f"layer {layer.name!r} ({type(layer).__name__}) uses channels_first; vizdeconv reads NHWC models only"
         )
-
-
-def _own_call(layer, base) -> bool:
-    """Whether a subclass keeps the base class's computation (a Conv2D subclass that overrides `call`, say
-    to standardize its kernel, is run as it is instead)."""
-    return type(layer).call is base.call
-
-
-def _conv_params(layer, kernel) -> dict:
-    """The params of a convolution op from a Keras convolution layer (its geometry and bias)."""
-    return {
-        "kernel": kernel,
-        "bias": layer.bias if layer.use_bias else None,
-        "stride": tuple(layer.strides),
-        "padding": _padding(layer),
-        "dilation": tuple(layer.dilation_rate),
-    }
 
 
 def _generic(layer, name: str, inputs: tuple[str, ...], source: str, node=None) -> list[Op]:
@@ -85,118 +51,24 @@ def _generic(layer, name: str, inputs: tuple[str, ...], source: str, node=None) 
 
 
 def layer_ops(layer, name: str, inputs: tuple[str, ...], node=None) -> list[Op]:
-    """The ops of one (non-model) Keras layer whose output tensor is `name` (see `nn.registry` for what
-    each kind means; a layer no kind claims is a `layer` op)."""
+    """The ops of one (non-model) Keras layer whose output tensor is `name`: the op of the kind of
+    `nn.registry.KINDS` whose `match` claims the layer (then the layer's fused activation), or a `layer` op
+    where no kind does."""
     source = f"{type(layer).__name__} {layer.name!r}"
-    L = keras.layers
     _check_channels_last(layer)
-    if not isinstance(layer, L.Layer):  # a Keras operation in a functional model (x + y, ops.mean(...))
+    if not isinstance(layer, keras.layers.Layer):  # a Keras operation in a functional model (x + y, ops.mean(...))
         return _generic(layer, name, inputs, source, node)
-    if isinstance(layer, L.InputLayer):
-        return [Op(name, "input", (), {}, source)]
-    if isinstance(layer, (L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout)):
-        return [Op(name, "identity", inputs, {}, source)]
-    if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.groups == 1:
-        return _with_activation(layer, "conv", name, inputs, _conv_params(layer, layer.kernel), source)
-    if isinstance(layer, L.Conv2D) and _own_call(layer, L.Conv2D) and layer.kernel.shape[2] == 1:
-        # Grouped with one input channel per group (ConvNeXt): a depthwise convolution (Keras runs grouped
-        # convolutions on CPU through XLA, several times slower than the native depthwise kernels).
-        return _with_activation(layer, "depthwise_conv", name, inputs, _conv_params(layer, layer.kernel), source)
-    if isinstance(layer, L.DepthwiseConv2D) and _own_call(layer, L.DepthwiseConv2D):
-        return _with_activation(layer, "depthwise_conv", name, inputs, _conv_params(layer, layer.kernel), source)
-    if isinstance(layer, L.SeparableConv2D) and _own_call(layer, L.SeparableConv2D):
-        depthwise = f"{name}/depthwise"  # a depthwise convolution, then a 1x1 one with the bias
-        pointwise = dict(_conv_params(layer, layer.pointwise_kernel), stride=1, padding="VALID", dilation=1)
-        depthwise_op = Op(depthwise, "depthwise_conv", inputs, dict(_conv_params(layer, layer.depthwise_kernel),
-                                                                     bias=None), source)  # fmt: skip
-        return [depthwise_op, *_with_activation(layer, "conv", name, (depthwise,), pointwise, source)]
-    transpose = isinstance(layer, L.Conv2DTranspose) and _own_call(layer, L.Conv2DTranspose)
-    if transpose and layer.output_padding is None and tuple(layer.dilation_rate) == (1, 1):
-        return _with_activation(layer, "conv_transpose", name, inputs, _conv_params(layer, layer.kernel), source)
-    if isinstance(layer, L.Dense) and _own_call(layer, L.Dense) and len(layer.input.shape) == 2:
-        params = {"kernel": layer.kernel, "bias": layer.bias if layer.use_bias else None}
-        return _with_activation(layer, "dense", name, inputs, params, source)
-    if isinstance(layer, L.ReLU) and float(layer.negative_slope) == 0:
-        params = {"threshold": float(layer.threshold)} if float(layer.threshold) else {}
-        if layer.max_value is not None:
-            params["max_value"] = float(layer.max_value)
-        return [Op(name, "relu", inputs, params, source)]
-    if isinstance(layer, (L.ReLU, L.LeakyReLU, L.PReLU, L.ELU)):
-        return [Op(name, "activation", inputs, {"fn": layer.__call__, "label": type(layer).__name__}, source)]
-    if isinstance(layer, L.Activation):
-        return _activation_ops(layer.activation, name, inputs, source)
-    if isinstance(layer, (L.MaxPooling2D, L.AveragePooling2D)):
-        kind = "max_pool" if isinstance(layer, L.MaxPooling2D) else "avg_pool"
-        params = {"pool": tuple(layer.pool_size), "stride": tuple(layer.strides), "padding": _padding(layer)}
-        return [Op(name, kind, inputs, params, source)]
-    if isinstance(layer, (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D)):
-        kind = "global_avg_pool" if isinstance(layer, L.GlobalAveragePooling2D) else "global_max_pool"
-        return [Op(name, kind, inputs, {"keepdims": bool(layer.keepdims)}, source)]
-    if isinstance(layer, L.BatchNormalization) and layer.axis in (-1, 3, [-1], [3]):
-        return [Op(name, "affine", inputs, _batch_norm(layer), source)]
-    if isinstance(layer, L.Rescaling):
-        return [Op(name, "affine", inputs, _rescaling(layer), source)]
-    if isinstance(layer, L.Normalization) and not layer.invert:
-        return [Op(name, "affine", inputs, _normalization(layer), source)]
-    if isinstance(layer, L.Flatten):
-        return [Op(name, "flatten", inputs, {}, source)]
-    if isinstance(layer, L.ZeroPadding2D):
-        (top, bottom), (left, right) = layer.padding
-        return [Op(name, "zero_pad", inputs, {"padding": (top, bottom, left, right)}, source)]
-    if isinstance(layer, L.Cropping2D):
-        (top, bottom), (left, right) = layer.cropping
-        return [Op(name, "crop", inputs, {"cropping": (top, bottom, left, right)}, source)]
-    if isinstance(layer, L.UpSampling2D) and layer.interpolation == "nearest":
-        return [Op(name, "upsample", inputs, {"size": tuple(int(s) for s in layer.size)}, source)]
-    if isinstance(layer, L.Add):
-        return [Op(name, "add", inputs, {}, source)]
-    if isinstance(layer, L.Multiply):
-        return [Op(name, "multiply", inputs, {}, source)]
-    if isinstance(layer, L.Concatenate):
-        return [Op(name, "concat", inputs, {"axis": int(layer.axis)}, source)]
-    if isinstance(layer, L.Softmax):
-        return [Op(name, "softmax", inputs, {}, source)]
+    for kind in registry.KINDS.values():
+        params = kind.match(layer) if kind.match is not None else None
+        if params is None:
+            continue
+        if "pointwise" in params:  # SeparableConv2D: a depthwise convolution, then a 1x1 one with the bias
+            params = dict(params)
+            pointwise, depthwise = params.pop("pointwise"), f"{name}/depthwise"
+            depthwise_op = Op(depthwise, kind.name, inputs, params, source)
+            return [depthwise_op, *_with_activation(layer, "conv", name, (depthwise,), pointwise, source)]
+        return _with_activation(layer, kind.name, name, inputs, params, source)
     return _generic(layer, name, inputs, source, node)
-
-
-def _batch_norm(layer) -> dict:
-    """Inference-mode BatchNormalization as x * scale + offset."""
-    import tensorflow as tf
-
-    def scale():
-        inverse = tf.math.rsqrt(tf.convert_to_tensor(layer.moving_variance) + layer.epsilon)
-        return inverse * layer.gamma if layer.scale else inverse
-
-    def offset():
-        shift = -tf.convert_to_tensor(layer.moving_mean) * scale()
-        return shift + layer.beta if layer.center else shift
-
-    return {"scale": scale, "offset": offset}
-
-
-def _rescaling(layer) -> dict:
-    def scale():
-        return layer.scale
-
-    def offset():
-        return layer.offset
-
-    return {"scale": scale, "offset": offset}
-
-
-def _normalization(layer) -> dict:
-    import tensorflow as tf
-
-    def scale():
-        return 1.0 / tf.maximum(tf.sqrt(tf.convert_to_tensor(layer.variance)), keras.backend.epsilon())
-
-    def flat_scale():
-        return tf.reshape(scale(), [-1])
-
-    def offset():
-        return tf.reshape(-tf.convert_to_tensor(layer.mean) * scale(), [-1])
-
-    return {"scale": flat_scale, "offset": offset}
 
 
 def describe(model) -> Graph:

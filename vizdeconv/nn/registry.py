@@ -3,7 +3,7 @@ op's own vector-Jacobian product), which input positions an output position read
 its FLOPs, whether `bias_subtract` may pass it, and which Keras layers map onto it.
 
 Everything that walks a `Graph` asks this table: the forward pass (`graph`), the projection engine
-(`deconv.reconstruct`), receptive fields, FLOP counts and the Keras adapter, whose error messages list
+(`methods.reconstruct`), receptive fields, FLOP counts and the Keras adapter, whose error messages list
 the kinds from here. Adding a kind is one entry. A Keras layer no entry claims becomes a `layer` op: it
 runs the layer itself and passes signals back through its own gradient, so the engine never needs to
 know every layer.
@@ -19,6 +19,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from vizdeconv.nn import keras_layers as kl
 from vizdeconv.nn import ops, shapes
 
 ALL = None  # receptive fields: every position of the input is reached (no spatial correspondence)
@@ -69,6 +70,8 @@ class Kind:
       chain: `bias_subtract` may project through it (plain conv / ReLU / max-pool chains).
       rectifier: the mode's ReLU rule replaces its gradient.
       keras: the Keras layer classes that map onto this kind (for messages and the README table).
+      match: (keras layer) -> the op's params where this kind claims the layer, else None (`nn.keras_layers`;
+        the Keras adapter asks every kind; no kind claims a layer twice). None: no Keras layer maps here.
       maximum: (op, maxima, inputs) -> an upper bound [N, 1, 1, C] of each output map's maximum over H, W,
         from `maxima` (each input's, None where not known) and `inputs` (the forward tensors), equal to
         that maximum where the op keeps the order of values within the map: a scan then reads a map only
@@ -85,6 +88,7 @@ class Kind:
     rectifier: bool = False
     keras: tuple[str, ...] = ()
     maximum: Callable | None = None
+    match: Callable | None = None
 
 
 def _window_reach(op, here, axis: int, length: int):
@@ -354,86 +358,86 @@ def _layer_forward(op, inputs, dtype):
     return tf.cast(outputs, dtype)
 
 
-KINDS: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        Kind("input", "the image batch", lambda op, inputs, dtype: inputs[0], chain=True, keras=("InputLayer",)),
-        Kind("conv", "convolution + bias (kernel [h, w, in, out], bias, stride, padding, dilation)", _conv_forward,
-             _conv_backward, _window_reach, _conv_flops, chain=True, keras=("Conv2D",)),
-        Kind("depthwise_conv", "depthwise convolution + bias (kernel [h, w, in, multiplier], bias, stride, padding, "
-             "dilation)", _depthwise_forward, _depthwise_backward, _window_reach, _depthwise_flops,
-             keras=("DepthwiseConv2D", "SeparableConv2D (with a 1x1 conv)", "Conv2D(groups=input channels)")),
-        Kind("conv_transpose",
-             "transposed convolution + bias (kernel [h, w, out, in], bias, stride, padding, optional output size)",
-             _transpose_forward, _transpose_backward, _transpose_reach, _transpose_flops, keras=("Conv2DTranspose",)),
-        Kind("relu", "rectifier: max(x, 0), or with threshold t: x where x >= t else 0; clipped at max_value",
-             _relu_forward, reach="pointwise", chain=True, rectifier=True,
-             keras=("ReLU", "Activation('relu'/'relu6')", "activation='relu'"), maximum=_relu_maximum),
-        Kind("activation", "any other elementwise activation fn(x) (silu, gelu, hard_silu, leaky ReLU, elu, ...)",
-             lambda op, inputs, dtype: tf.cast(op.params["fn"](inputs[0]), dtype),
-             keras=("Activation", "LeakyReLU", "PReLU", "ELU", "ReLU(negative_slope)", "activation=..."),
-             maximum=_activation_maximum),
-        Kind("max_pool", "max pooling with switches (pool, stride, padding)",
-             lambda op, inputs, dtype: tf.nn.max_pool2d(inputs[0], op.params["pool"], op.params["stride"],
-                                                        op.params["padding"].upper()),
-             _max_pool_backward, _window_reach, chain=True, keras=("MaxPooling2D",)),
-        Kind("avg_pool", "average pooling (pool, stride, padding)",
-             lambda op, inputs, dtype: tf.nn.avg_pool2d(inputs[0], op.params["pool"], op.params["stride"],
-                                                        op.params["padding"].upper()),
-             _avg_pool_backward, _window_reach, keras=("AveragePooling2D",)),
-        Kind("global_avg_pool", "mean over H, W (keepdims)",
-             lambda op, inputs, dtype: tf.reduce_mean(inputs[0], [1, 2], keepdims=op.params.get("keepdims", False)),
-             _global_avg_backward, "all", keras=("GlobalAveragePooling2D",)),
-        Kind("global_max_pool", "max over H, W (keepdims)",
-             lambda op, inputs, dtype: tf.reduce_max(inputs[0], [1, 2], keepdims=op.params.get("keepdims", False)),
-             _global_max_backward, "all", keras=("GlobalMaxPooling2D",)),
-        Kind("affine", "per-channel x * scale + offset: inference BatchNormalization, Rescaling, Normalization",
-             lambda op, inputs, dtype: inputs[0] * op.value("scale", dtype) + op.value("offset", dtype),
-             lambda op, g, ctx: [g * op.value("scale", ctx.dtype)],
-             keras=("BatchNormalization", "Rescaling", "Normalization"), maximum=_affine_maximum),
-        Kind("identity", "x (Dropout, linear activations, input layers)", lambda op, inputs, dtype: inputs[0],
-             lambda op, g, ctx: [g], chain=True, keras=("Dropout", "SpatialDropout2D", "GaussianNoise",
-                                                         "GaussianDropout", "Activation('linear')"),
-             maximum=lambda op, maxima, inputs: maxima[0]),
-        Kind("flatten", "reshape to [N, -1]",
-             lambda op, inputs, dtype: tf.reshape(inputs[0], [tf.shape(inputs[0])[0], -1]),
-             lambda op, g, ctx: [tf.reshape(g, ctx.input_shape(op))], "all", keras=("Flatten",)),
-        Kind("dense", "x @ kernel + bias", _dense_forward,
-             lambda op, g, ctx: [tf.matmul(g, op.value("kernel", ctx.dtype), transpose_b=True)], "all", _dense_flops,
-             keras=("Dense",)),
-        Kind("zero_pad", "zero padding (top, bottom, left, right)", _zero_pad_forward, _zero_pad_backward,
-             _shift_reach(-1), keras=("ZeroPadding2D",)),
-        Kind("crop", "cropping (top, bottom, left, right)", _crop_forward, _crop_backward, _shift_reach(+1),
-             keras=("Cropping2D",)),
-        Kind("upsample", "nearest-neighbour upsampling (size rows, cols)", _upsample_forward, _upsample_backward,
-             _upsample_reach, keras=("UpSampling2D(interpolation='nearest')",)),
-        Kind("add", "sum of the inputs", lambda op, inputs, dtype: tf.add_n(inputs),
-             lambda op, g, ctx: [g] * len(op.inputs), keras=("Add",)),
-        Kind("multiply", "product of the inputs, broadcast (squeeze-and-excitation gates)",
-             lambda op, inputs, dtype: _product(inputs), keras=("Multiply",), maximum=_multiply_maximum),
-        Kind("concat", "concatenation (axis)", lambda op, inputs, dtype: tf.concat(inputs, axis=op.params["axis"]),
-             _concat_backward, _concat_reach, keras=("Concatenate",)),
-        Kind("softmax", "softmax over the last axis (projections start below it)",
-             lambda op, inputs, dtype: tf.nn.softmax(tf.cast(inputs[0], tf.float32)), keras=("Softmax",)),
-        Kind("layer", "any other Keras layer, run as it is (call); signals pass back through its own gradient",
-             _layer_forward, reach="measured",
-             keras=("any other layer: LayerNormalization, GroupNormalization, Reshape, Permute, Lambda, custom "
-                    "layers, ...",)),
-    )
-}  # fmt: skip
+_ENTRIES = (
+    Kind("input", "the image batch", lambda op, inputs, dtype: inputs[0], chain=True, keras=("InputLayer",),
+         match=kl.match_input),
+    Kind("conv", "convolution + bias (kernel [h, w, in, out], bias, stride, padding, dilation)", _conv_forward,
+         _conv_backward, _window_reach, _conv_flops, chain=True, keras=("Conv2D",), match=kl.match_conv),
+    Kind("depthwise_conv", "depthwise convolution + bias (kernel [h, w, in, multiplier], bias, stride, padding, "
+         "dilation)", _depthwise_forward, _depthwise_backward, _window_reach, _depthwise_flops,
+         keras=("DepthwiseConv2D", "SeparableConv2D (with a 1x1 conv)", "Conv2D(groups=input channels)"),
+         match=kl.match_depthwise_conv),
+    Kind("conv_transpose",
+         "transposed convolution + bias (kernel [h, w, out, in], bias, stride, padding, optional output size)",
+         _transpose_forward, _transpose_backward, _transpose_reach, _transpose_flops,
+         keras=("Conv2DTranspose",), match=kl.match_conv_transpose),
+    Kind("relu", "rectifier: max(x, 0), or with threshold t: x where x >= t else 0; clipped at max_value",
+         _relu_forward, reach="pointwise", chain=True, rectifier=True,
+         keras=("ReLU", "Activation('relu'/'relu6')", "activation='relu'"), maximum=_relu_maximum, match=kl.match_relu),
+    Kind("activation", "any other elementwise activation fn(x) (silu, gelu, hard_silu, leaky ReLU, elu, ...)",
+         lambda op, inputs, dtype: tf.cast(op.params["fn"](inputs[0]), dtype),
+         keras=("Activation", "LeakyReLU", "PReLU", "ELU", "ReLU(negative_slope)", "activation=..."),
+         maximum=_activation_maximum, match=kl.match_activation),
+    Kind("max_pool", "max pooling with switches (pool, stride, padding)",
+         lambda op, inputs, dtype: tf.nn.max_pool2d(inputs[0], op.params["pool"], op.params["stride"],
+                                                    op.params["padding"].upper()),
+         _max_pool_backward, _window_reach, chain=True, keras=("MaxPooling2D",), match=kl.match_max_pool),
+    Kind("avg_pool", "average pooling (pool, stride, padding)",
+         lambda op, inputs, dtype: tf.nn.avg_pool2d(inputs[0], op.params["pool"], op.params["stride"],
+                                                    op.params["padding"].upper()),
+         _avg_pool_backward, _window_reach, keras=("AveragePooling2D",), match=kl.match_avg_pool),
+    Kind("global_avg_pool", "mean over H, W (keepdims)",
+         lambda op, inputs, dtype: tf.reduce_mean(inputs[0], [1, 2], keepdims=op.params.get("keepdims", False)),
+         _global_avg_backward, "all", keras=("GlobalAveragePooling2D",), match=kl.match_global_avg_pool),
+    Kind("global_max_pool", "max over H, W (keepdims)",
+         lambda op, inputs, dtype: tf.reduce_max(inputs[0], [1, 2], keepdims=op.params.get("keepdims", False)),
+         _global_max_backward, "all", keras=("GlobalMaxPooling2D",), match=kl.match_global_max_pool),
+    Kind("affine", "per-channel x * scale + offset: inference BatchNormalization, Rescaling, Normalization",
+         lambda op, inputs, dtype: inputs[0] * op.value("scale", dtype) + op.value("offset", dtype),
+         lambda op, g, ctx: [g * op.value("scale", ctx.dtype)],
+         keras=("BatchNormalization", "Rescaling", "Normalization"), maximum=_affine_maximum, match=kl.match_affine),
+    Kind("identity", "x (Dropout, linear activations, input layers)", lambda op, inputs, dtype: inputs[0],
+         lambda op, g, ctx: [g], chain=True, keras=("Dropout", "SpatialDropout2D", "GaussianNoise",
+                                                     "GaussianDropout", "Activation('linear')"),
+         maximum=lambda op, maxima, inputs: maxima[0], match=kl.match_identity),
+    Kind("flatten", "reshape to [N, -1]",
+         lambda op, inputs, dtype: tf.reshape(inputs[0], [tf.shape(inputs[0])[0], -1]),
+         lambda op, g, ctx: [tf.reshape(g, ctx.input_shape(op))], "all", keras=("Flatten",), match=kl.match_flatten),
+    Kind("dense", "x @ kernel + bias", _dense_forward,
+         lambda op, g, ctx: [tf.matmul(g, op.value("kernel", ctx.dtype), transpose_b=True)], "all", _dense_flops,
+         keras=("Dense",), match=kl.match_dense),
+    Kind("zero_pad", "zero padding (top, bottom, left, right)", _zero_pad_forward, _zero_pad_backward,
+         _shift_reach(-1), keras=("ZeroPadding2D",), match=kl.match_zero_pad),
+    Kind("crop", "cropping (top, bottom, left, right)", _crop_forward, _crop_backward, _shift_reach(+1),
+         keras=("Cropping2D",), match=kl.match_crop),
+    Kind("upsample", "nearest-neighbour upsampling (size rows, cols)", _upsample_forward, _upsample_backward,
+         _upsample_reach, keras=("UpSampling2D(interpolation='nearest')",), match=kl.match_upsample),
+    Kind("add", "sum of the inputs", lambda op, inputs, dtype: tf.add_n(inputs),
+         lambda op, g, ctx: [g] * len(op.inputs), keras=("Add",), match=kl.match_add),
+    Kind("multiply", "product of the inputs, broadcast (squeeze-and-excitation gates)",
+         lambda op, inputs, dtype: _product(inputs), keras=("Multiply",), maximum=_multiply_maximum,
+         match=kl.match_multiply),
+    Kind("concat", "concatenation (axis)", lambda op, inputs, dtype: tf.concat(inputs, axis=op.params["axis"]),
+         _concat_backward, _concat_reach, keras=("Concatenate",), match=kl.match_concat),
+    Kind("softmax", "softmax over the last axis (projections start below it)",
+         lambda op, inputs, dtype: tf.nn.softmax(tf.cast(inputs[0], tf.float32)), keras=("Softmax",),
+         match=kl.match_softmax),
+    Kind("layer", "any other Keras layer, run as it is (call); signals pass back through its own gradient",
+         _layer_forward, reach="measured",
+         keras=("any other layer: LayerNormalization, GroupNormalization, Reshape, Permute, Lambda, custom "
+                "layers, ...",)),
+)  # fmt: skip
 
 
-# Autograph would try to convert every rule at every trace (parsing lambdas' source, slowly and noisily):
-# they are plain TensorFlow code and need no conversion.
-KINDS = {
-    name: dataclasses.replace(
-        entry,
-        forward=tf.autograph.experimental.do_not_convert(entry.forward),
-        backward=entry.backward and tf.autograph.experimental.do_not_convert(entry.backward),
-        maximum=entry.maximum and tf.autograph.experimental.do_not_convert(entry.maximum),
-    )
-    for name, entry in KINDS.items()
-}
+def _plain(entry: Kind) -> Kind:
+    """The entry with its rules marked plain TensorFlow: autograph would otherwise try to convert every rule
+    at every trace (parsing lambdas' source, slowly and noisily)."""
+    plain = tf.autograph.experimental.do_not_convert
+    return dataclasses.replace(entry, forward=plain(entry.forward), backward=entry.backward and plain(entry.backward),
+                               maximum=entry.maximum and plain(entry.maximum))  # fmt: skip
+
+
+KINDS: dict[str, Kind] = {entry.name: _plain(entry) for entry in _ENTRIES}
 
 
 def _product(inputs):

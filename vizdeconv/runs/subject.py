@@ -1,6 +1,7 @@
 """What is being looked at: a run folder's reference net or a Keras model, with its data and the way its
-pixels become inputs. The explorer, every analysis, export, the notebook helpers and the TensorBoard plugin
-open their network through here, so each restores the newest *intact* checkpoint the same way."""
+pixels become inputs. `open_subject` is the one way to open a network: the trainer's run folders (their newest
+*intact* checkpoint, or a kept one), `.keras` files, folders of `.keras` snapshots and `applications:`
+models. The explorer, every analysis, export, the notebook helpers and the TensorBoard plugin go through it."""
 
 import dataclasses
 import os
@@ -10,9 +11,9 @@ import numpy as np
 APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
 
 
-def load_run(run: str, log=print):
+def _restore_run(run: str, log=print, checkpoint: str | None = None):
     """(config, ConvNet, step) of a run folder, with the weights of its newest intact checkpoint (damaged
-    ones are skipped with a warning through `log`).
+    ones are skipped with a warning through `log`), or of `checkpoint` (a path of one, verified first).
 
     Raises:
       FileNotFoundError / ValueError: not a run folder, written by a newer vizdeconv, or no checkpoint.
@@ -29,6 +30,10 @@ def load_run(run: str, log=print):
         model = build_model(config)
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{run}/config.json does not describe a vizdeconv model ({error})") from None
+    if checkpoint is not None:
+        checkpoints.verify(checkpoint)
+        tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+        return config, model, checkpoints.step_of(checkpoint)
     restored = checkpoints.restore_newest(
         tf.train.Checkpoint(model=model), os.path.join(run, "checkpoints"), log, partial=True
     )
@@ -42,10 +47,10 @@ def load_model(run: str):
     [N, 24, 24, 3] that are centrally cropped and standardized per image, as the trainer evaluates)."""
     from vizdeconv.nn.convnet import to_keras
 
-    return to_keras(load_run(run)[1])
+    return to_keras(open_subject(run=run, need_data=False).model)
 
 
-def load_application(spec: str, weights: str | None = None):
+def _build_application(spec: str, weights: str | None = None):
     """A keras.applications model by name, `applications:NAME` or `applications:NAME:SIZE` (a square input
     of SIZE pixels; default: the family's own, or 224 for the families built for any size, such as
     MobileNetV3, since the deconvnet needs a fixed one), built offline with `weights=None`, then the user's weights
@@ -85,10 +90,18 @@ def load_application(spec: str, weights: str | None = None):
     return model, getattr(module, "preprocess_input", None)
 
 
-def load_keras(path: str):
-    """A Keras model file, with a one-line error for a missing or unreadable file."""
+def _load_keras(path: str):
+    """A Keras model file (or the newest `.keras` snapshot in a folder of them, as `DeconvnetCallback`
+    writes), with a one-line error for a missing or unreadable file."""
     import keras
 
+    from vizdeconv.runs import checkpoints
+
+    if os.path.isdir(path):
+        found = checkpoints.snapshots(path)
+        if not found:
+            raise FileNotFoundError(f"no .keras snapshot in {path}")
+        path = found[-1][1]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
@@ -179,11 +192,15 @@ def open_subject(
     need_data: bool = True,
     weights: str | None = None,
     tfds_data_dir: str | None = None,
+    checkpoint: str | None = None,
 ) -> Subject:
-    """Opens a run folder (its newest intact checkpoint) or a `.keras` file.
+    """Opens a run folder (its newest intact checkpoint), a `.keras` file, a folder of `.keras` snapshots
+    (the newest) or an `applications:` model: the one way to open a network.
 
     Args:
-      model_path: a `.keras` file, or `applications:NAME[:SIZE]` (see `load_application`).
+      model_path: a `.keras` file, a folder of snapshots, or `applications:NAME[:SIZE]` (a square input of
+        SIZE pixels; built offline with `weights=None`, then `weights`).
+      checkpoint: with `run`, this checkpoint (a path of a kept one) instead of the newest.
       need_data: a `.keras` file must come with `data_dir` (False: the caller brings its own images).
       weights: a weights file for an `applications:` model.
       tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared.
@@ -196,7 +213,7 @@ def open_subject(
     if (run is None) == (model_path is None):
         raise ValueError("pass either a run folder (--run) or a Keras model file (--model)")
     if run is not None:
-        config, model, step = load_run(run, log)
+        config, model, step = _restore_run(run, log, checkpoint)
         if data_dir is not None:
             config.data.data_dir = data_dir
         pixels = preprocess_lib.Preprocess((config.data.image_size,) * 2, "standardize")
@@ -216,12 +233,12 @@ def open_subject(
         raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")
     family = None
     if model_path.startswith(APPLICATIONS):
-        model, family = load_application(model_path, weights)
+        model, family = _build_application(model_path, weights)
         root = os.path.join("logs", model_path[len(APPLICATIONS) :].replace(":", "_") + "_explore")
     else:
         if weights is not None:
             raise ValueError("--weights goes with --model applications:NAME; a .keras file holds its own weights")
-        model, root = load_keras(model_path), os.path.splitext(model_path)[0] + "_explore"
+        model, root = _load_keras(model_path), os.path.splitext(model_path)[0] + "_explore"
     graph = as_graph(model)
     return Subject(
         model,

@@ -22,7 +22,7 @@ class Inspector:
 
     Args:
       model: a keras.Model, the reference convnet or a Graph.
-      preprocess: pixels -> model inputs (`explore.preprocess.Preprocess`); default: as `for_model`.
+      preprocess: pixels -> model inputs (`nn.preprocess.Preprocess`); default: as `for_model`.
       data_dir: where `test_images` reads (CIFAR-10 binary data or an image folder).
     """
 
@@ -71,7 +71,7 @@ class Inspector:
         result = {}
         for mode in modes:
             try:
-                projections = Deconvnet(self.model, mode).layers(self.inputs(images), tuple(self.layers))
+                projections = Deconvnet(self.model, mode).project(self.inputs(images), list(self.layers))
             except ValueError:
                 continue
             result[mode] = {name: pictures.to_display(value.numpy()) for name, value in projections.items()}
@@ -123,7 +123,7 @@ class KerasFile(Inspector):
     Args:
       path: the model file.
       data_dir: CIFAR-10 binary data or a folder of images in class subfolders.
-      preprocess: one of `explore.preprocess.CHOICES` (auto: raw pixels where the model rescales).
+      preprocess: one of `nn.preprocess.CHOICES` (auto: raw pixels where the model rescales).
     """
 
     def __init__(self, path: str, data_dir: str | None = None, preprocess: str = "auto"):

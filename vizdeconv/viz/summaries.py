@@ -48,7 +48,7 @@ class ReconstructionSummary:
 
     def strips(self) -> np.ndarray:
         """[P, H*scale, (1 + layers) panels wide, 3] float32 in [0, 1]."""
-        projections = self.projector.layers(self.inputs, self.layers)
+        projections = self.projector.project(self.inputs, list(self.layers))
         panels = [self.originals] + [to_display(projections[n].numpy(), self.clip) for n in self.layers]
         return stitch([upscale(panel, self.scale) for panel in panels])
 

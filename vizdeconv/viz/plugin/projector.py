@@ -275,12 +275,12 @@ class Projector:
                 raise Refused(f"layer {layer!r} is not in the network; it has {', '.join(graph.feature_layers)}")
             height, width, _ = graph.shapes[graph.resolve(layer)]
             if unit is None:  # the projection checks the channel's range
-                projection = deconvnet.channels(inputs, layer, [channel])
+                projection = deconvnet.project(inputs, layer, [channel])
             else:
                 row, col = unit
                 if not (0 <= row < height and 0 <= col < width):
                     raise Refused(f"unit ({row}, {col}) is outside {layer}'s {height}x{width} map")
-                projection = deconvnet.units(inputs, layer, [channel], [row * width + col])
+                projection = deconvnet.project(inputs, layer, [channel], [row * width + col])
             projection = projection.numpy()[0]
             feature_map = deconvnet.feature_maps(inputs, layer).numpy()[0, ..., channel]
         return {

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv import explore
 from vizdeconv.analyze import explorer_sanity
 from vizdeconv.data import cifar10
 from vizdeconv.nn import preprocess
-from vizdeconv.runs.subject import load_run
+from vizdeconv.runs.subject import open_subject
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_explorer_writes_grids_index_and_summaries(smoke_run, cifar_session):
     entry = index["layers"]["conv3"]["7"]
     assert len(entry["image_ids"]) == 4 and entry["values"] == sorted(entry["values"], reverse=True)
     # The recorded value is what the trained network gives at that image, channel and location.
-    _, model, _ = load_run(smoke_run)
+    model = open_subject(run=smoke_run, log=lambda *_: None, need_data=False).model
     images, labels = cifar10.load_binary(cifar_session, "test")
     activations = model.graph().forward(preprocess.preprocess_eval(images[entry["image_ids"]]))["conv3"].numpy()
     for i, (row, col) in enumerate(entry["locations"]):
@@ -96,7 +96,7 @@ def test_explorer_shows_an_optimized_image_beside_each_top_k(smoke_run, tmp_path
     assert images.shape == (10, 24, 24, 3) and images.dtype == np.uint8 and str(stored["method"]) == "pixel"
     assert images.std() > 5  # not a flat grey
     # Each recorded activation is what the network gives on the image (read back as 8-bit pixels).
-    _, model, _ = load_run(smoke_run)
+    model = open_subject(run=smoke_run, log=lambda *_: None, need_data=False).model
     maps = model.graph().forward(preprocess.preprocess_eval(images))["conv3"].numpy()
     np.testing.assert_allclose(maps.max(axis=(1, 2))[np.arange(10), np.arange(10)], activations, rtol=0.05, atol=1e-3)
     index = json.load(open(os.path.join(out, "index.json")))

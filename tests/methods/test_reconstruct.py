@@ -1,13 +1,13 @@
 """The projection engine on the reference convnet: against gradients of networks whose ReLU backward
-rule is replaced, the TF1 tutorial's formula, and the first engine (tests/old_engine.py)."""
+rule is replaced, the TF1 tutorial's formula, and the first engine (tests/support/old_engine.py)."""
 
 import numpy as np
-import old_engine
 import pytest
 import tensorflow as tf
-from relu_rules import deconvnet_relu, guided_relu
 
 from configs import default
+from tests.support import old_engine
+from tests.support.relu_rules import deconvnet_relu, guided_relu
 from vizdeconv.methods import deconvnet, reconstruct
 from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model

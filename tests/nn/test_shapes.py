@@ -110,7 +110,7 @@ def test_the_vizdeconv_console_command_lists_and_dispatches_its_subcommands():
 
 
 def test_every_subcommand_has_help():
-    from tests.commands import in_process
+    from tests.support.commands import in_process
     from vizdeconv import cli
 
     for name in cli.COMMANDS:

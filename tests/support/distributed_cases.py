@@ -1,14 +1,14 @@
 """Runs in its own process (the CPU must be split before TensorFlow starts): training, resuming and
 the explorer's scan on one device and on two mirrored logical CPUs. Prints one JSON line of results.
 
-usage: python tests/distributed_cases.py DATA_DIR WORKDIR
+usage: python tests/support/distributed_cases.py DATA_DIR WORKDIR
 """
 
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from vizdeconv.hardware import distribute  # noqa: E402
 
@@ -16,10 +16,10 @@ distribute.split_cpu(2)
 
 import numpy as np  # noqa: E402
 
-from tests.test_train import final_weights, small_config  # noqa: E402
+from tests.support.builders import final_weights, small_config  # noqa: E402
 from vizdeconv import explore  # noqa: E402
 from vizdeconv.data import cifar10  # noqa: E402
-from vizdeconv.runs.subject import load_run  # noqa: E402
+from vizdeconv.runs.subject import open_subject  # noqa: E402
 from vizdeconv.training.loop import train_and_evaluate  # noqa: E402
 
 MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
@@ -50,7 +50,7 @@ train("one_then_two", steps=6, **MIRRORED)
 results["two_then_one"] = max_difference(os.path.join(root, "single"), os.path.join(root, "two_then_one"))
 results["one_then_two"] = max_difference(os.path.join(root, "single"), os.path.join(root, "one_then_two"))
 # The explorer's scan: per-replica running top-k merged exactly.
-_, model, _ = load_run(os.path.join(root, "single"))
+model = open_subject(run=os.path.join(root, "single"), log=lambda *_: None, need_data=False).model
 images, _ = cifar10.load_binary(data_dir, "test")
 alone = explore.scan(model, images, ["conv2", "conv3"], 5, 16, progress=False)
 split = explore.scan(

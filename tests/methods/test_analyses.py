@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.commands import in_process
-from tests.test_keras_engine import randomize
-from tests.test_train import ROOT, small_config
+from tests.support.builders import ROOT, randomize, small_config
+from tests.support.commands import in_process
 from vizdeconv.analyze import analyses
 from vizdeconv.methods import invariance as invariance_lib
 from vizdeconv.methods import occlusion as occlusion_lib

@@ -9,29 +9,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from relu_rules import RULES, guided_relu
 
+from tests.support.builders import randomize
+from tests.support.relu_rules import RULES, guided_relu
 from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn import keras_adapter
 
 L = keras.layers
-
-
-def randomize(model, seed=0):
-    """Random weights everywhere, incl. BatchNormalization statistics, so every op matters."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers if hasattr(model, "layers") else []:
-        if isinstance(layer, keras.Model):
-            randomize(layer, seed + 1)
-        elif isinstance(layer, L.Normalization):
-            continue
-        else:
-            weights = [
-                rng.normal(0.5 if "variance" in w.path else 0.0, 0.3, w.shape).astype(np.float32) for w in layer.weights
-            ]
-            weights = [np.abs(w) + 0.1 if "variance" in v.path else w for w, v in zip(weights, layer.weights)]
-            layer.set_weights(weights) if weights else None
-    return model
 
 
 def sequential_model():

@@ -10,27 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import smoke
+from tests.support.builders import ROOT, final_weights, small_config
 from vizdeconv.runs import rundir
 from vizdeconv.training.loop import train_and_evaluate
 
 pytestmark = pytest.mark.slow  # they train and run train.py
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def small_config(data_dir, **overrides):
-    config = smoke.get_config()
-    config.data.data_dir = data_dir
-    config.precision = "float32"  # deterministic across runs
-    config.eval_batch_size = 32
-    for key, value in overrides.items():
-        target = config
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    return config
 
 
 def run_train(*args, timeout=240):
@@ -43,15 +27,6 @@ def run_train(*args, timeout=240):
         timeout=timeout,
         env=env,
     )
-
-
-def final_weights(workdir):
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {
-        name: reader.get_tensor(name)
-        for name in reader.get_variable_to_shape_map()
-        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
-    }
 
 
 def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, tmp_path):

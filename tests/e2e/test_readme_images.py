@@ -9,7 +9,7 @@ import tensorflow as tf
 
 pytestmark = pytest.mark.slow  # trains and renders the README pictures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_readme_images_from_a_run(trained_smoke_run, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from keras import layers as L
 
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv.data import cifar10, sources
 from vizdeconv.errors import RunInUse
 from vizdeconv.explore import ExploreOptions, explore, scanning

@@ -18,19 +18,18 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from werkzeug.test import Client
 
 import vizdeconv
-from tests.test_keras_workflow import small_cnn
-from tests.test_train import small_config
+from tests.support.builders import small_cnn, small_config
 from vizdeconv import cli
 from vizdeconv.data import cifar10
 from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn import preprocess
-from vizdeconv.runs import subject as runs
+from vizdeconv.runs.subject import open_subject
 from vizdeconv.training.loop import train_and_evaluate
 from vizdeconv.viz.pictures import to_display
 from vizdeconv.viz.plugin import probes
 from vizdeconv.viz.plugin.plugin import DeconvnetPlugin, heat, standalone_app
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 import tab_walkthrough  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a trained, explored logdir, a TensorBoard server and a browser
@@ -209,7 +208,7 @@ def test_evolution_payload_and_tiles(logdir, client):
 
 def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
     """The same projection straight from the library, on the run's newest checkpoint."""
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
@@ -249,7 +248,7 @@ def test_attribution_on_demand_equals_the_library_and_is_kept(logdir, client):
     from vizdeconv.methods.attribution import Attribution
     from vizdeconv.viz.pictures import overlay
 
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
@@ -290,7 +289,7 @@ def files_under(folder) -> dict:
 
 
 def test_an_uploaded_image_is_predicted_and_lights_up_its_layer_as_the_model_says(logdir, client):
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
@@ -360,7 +359,7 @@ def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, clien
 
 
 def test_images_of_a_runs_split_by_id_and_by_class(logdir, client):
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     data_dir = json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
     images, labels = cifar10.load_binary(data_dir, "test")
     status, body = get(client, "image", run="ref", image="test:9")
@@ -406,7 +405,7 @@ def test_the_upload_cache_keeps_the_newest_used():
 
 def test_twenty_concurrent_uploads_and_layers_are_each_answered_right(logdir):
     client, plugin = make_client(logdir)
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     images, _ = cifar10.load_binary(
         json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
     )
@@ -476,7 +475,7 @@ def test_optimized_image_is_the_explorers_or_computed_on_demand_and_kept(logdir,
     status, computed = get(client, "optimized", run="ref", split="test", layer="conv3", channel=4, method="pixel",
                            steps=8)  # fmt: skip
     assert status == 200 and computed["source"] == "computed on demand" and not computed["cached"]
-    _, model, _ = runs.load_run(os.path.join(logdir, "ref"), log=lambda *_: None)
+    model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
     expected = vizdeconv.FeatureVisualization(model, "pixel").optimize("conv3", [4], steps=8)
     assert np.abs(decode_uri(computed["image"]).astype(int) - uint8(expected.images[0])).max() <= 1
     assert computed["activation"] == pytest.approx(float(expected.activations[0]), rel=1e-4)
@@ -723,7 +722,7 @@ def test_applications_runs_project_on_demand_with_their_weights_file_and_preproc
 ):
     monkeypatch.chdir(tmp_path)  # an applications model's outputs go to ./logs/<NAME>_explore
     spec, layer = "applications:MobileNetV2:32", "block_1_expand_relu"
-    model, _ = runs.load_application(spec)
+    model = open_subject(model_path=spec, need_data=False).model
     os.makedirs("logs")
     model.save_weights(os.path.join("logs", "mnv2.weights.h5"))
     command = ["--model", spec, "--data_dir", cifar_session, "--layer", layer, "--limit", "32", "--batch_size", "32"]

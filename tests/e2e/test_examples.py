@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from vizdeconv.methods.deconvnet import Deconvnet
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "keras_cifar10.py")
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "keras_cifar10.py")
 
 
 @pytest.fixture(scope="module")

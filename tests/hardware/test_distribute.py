@@ -11,12 +11,12 @@ from vizdeconv.hardware import distribute
 
 pytestmark = pytest.mark.slow  # several devices and worker processes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_two_replicas_match_one_device_in_training_resuming_and_top_k(cifar_session, tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "distributed_cases.py"), cifar_session, str(tmp_path)],
+        [sys.executable, os.path.join(ROOT, "tests", "support", "distributed_cases.py"), cifar_session, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -51,7 +51,7 @@ def _free_ports(count):
 def test_multi_worker_smoke_two_local_workers_train_like_one_device(cifar_session, tmp_path, trained_smoke_run):
     import numpy as np
 
-    from tests.test_train import final_weights
+    from tests.support.builders import final_weights
 
     single = trained_smoke_run  # the same small config on one device
 

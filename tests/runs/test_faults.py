@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train import ROOT, final_weights, small_config
+from tests.support.builders import ROOT, final_weights, small_config
 from vizdeconv import cli
 from vizdeconv.errors import WriteError
 from vizdeconv.runs import checkpoints, rundir

@@ -12,13 +12,14 @@ import pytest
 import tensorflow as tf
 
 import vizdeconv
-from tests.commands import in_process
+from tests.support.builders import small_cnn
+from tests.support.commands import in_process
 from vizdeconv.analyze import explorer_sanity
 from vizdeconv.data import cifar10
 from vizdeconv.explore import ExploreOptions, explore
 from vizdeconv.nn import preprocess
 from vizdeconv.runs import rundir
-from vizdeconv.runs.subject import load_run
+from vizdeconv.runs.subject import open_subject
 
 L = keras.layers
 
@@ -26,18 +27,6 @@ L = keras.layers
 @pytest.fixture
 def smoke_run(trained_smoke_run):
     return trained_smoke_run
-
-
-def small_cnn() -> keras.Model:
-    inputs = keras.Input((32, 32, 3))
-    x = L.Rescaling(1 / 255.0, name="rescale")(inputs)
-    x = L.Conv2D(6, 3, padding="same", use_bias=False, name="conv1")(x)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU(name="relu1")(x)
-    x = L.MaxPooling2D(2, name="pool1")(x)
-    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, L.Dense(10, name="logits")(x))
 
 
 def command(module, *args):
@@ -52,7 +41,7 @@ def command(module, *args):
 
 @pytest.mark.slow
 def test_load_model_and_export_reload_without_vizdeconv(smoke_run, cifar_session, tmp_path):
-    _, reference, _ = load_run(smoke_run)
+    reference = open_subject(run=smoke_run, log=lambda *_: None, need_data=False).model
     images = tf.random.normal([5, 24, 24, 3], seed=0)
     np.testing.assert_allclose(vizdeconv.load_model(smoke_run)(images), reference(images), rtol=1e-5, atol=1e-6)
     path = str(tmp_path / "model.keras")
@@ -249,7 +238,7 @@ def test_notebook_helpers_open_a_keras_file(cifar_session, tmp_path):
 def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_path):
     """The trainer's compiled, distributed step moves the moving statistics; the run, its export and the
     explorer all see the same inference network (the moving statistics' affine map)."""
-    from tests.test_train import small_config
+    from tests.support.builders import small_config
     from vizdeconv.training.loop import train_and_evaluate
 
     config = small_config(cifar_session)
@@ -258,7 +247,8 @@ def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_p
     ]
     run = str(tmp_path / "run")
     train_and_evaluate(config, run, log=lambda *_: None)
-    _, model, step = load_run(run)
+    opened = open_subject(run=run, log=lambda *_: None, need_data=False)
+    model, step = opened.model, opened.step
     assert step == config.steps and sorted(model.norms) == ["conv1", "conv2"]
     moved = model.norms["conv1"].moving_mean.numpy()
     assert np.abs(moved).max() > 1e-3  # from 0: six training steps updated it, and the checkpoint kept it

@@ -1,40 +1,22 @@
 """Every Keras CNN: each keras.applications family, every layer kind, both modes and both rectify
-settings, against the Keras model itself with its rectifiers' backward rule replaced (tests/relu_rules.py,
+settings, against the Keras model itself with its rectifiers' backward rule replaced (tests/support/relu_rules.py,
 written without vizdeconv); receptive fields of new op kinds against their Jacobians."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from relu_rules import modified_keras_model
 
-from tests.test_keras_engine import randomize
+from tests.support.builders import FAMILIES, NOT_RELU_ONLY, randomize
+from tests.support.relu_rules import modified_keras_model
 from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.methods.receptive_field import ReceptiveFields
 
 L = keras.layers
 A = keras.applications
 
+
 # family -> (builder, smallest input side); weights=None builds offline.
-FAMILIES = {
-    "VGG16": (A.VGG16, 32),
-    "ResNet50": (A.ResNet50, 32),
-    "ResNet50V2": (A.ResNet50V2, 32),
-    "InceptionV3": (A.InceptionV3, 75),
-    "InceptionResNetV2": (A.InceptionResNetV2, 75),
-    "Xception": (A.Xception, 71),
-    "MobileNet": (A.MobileNet, 32),
-    "MobileNetV2": (A.MobileNetV2, 32),
-    "MobileNetV3Small": (A.MobileNetV3Small, 32),
-    "DenseNet121": (A.DenseNet121, 32),
-    "NASNetMobile": (A.NASNetMobile, 32),
-    "EfficientNetB0": (A.EfficientNetB0, 32),
-    "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
-    "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
-}
-NOT_RELU_ONLY = ("MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny")
-
-
 def expected_projection(twin, layer: str, images):
     """The gradient of sum(T * stop_gradient(T)) for the layer's output T in the modified Keras model:
     what projecting the whole layer means."""
@@ -265,7 +247,7 @@ def test_models_by_name_build_offline_take_a_weights_file_and_their_family_prepr
 
 @pytest.mark.slow
 def test_the_explorer_takes_a_family_by_name(cifar_session, tmp_path):
-    from tests.commands import in_process
+    from tests.support.commands import in_process
 
     layers = ["--layer", "block_6_expand_relu", "--layer", "out_relu"]
     code, _, err = in_process(

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from configs import default
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv import bench
 from vizdeconv.nn.alexnet import AlexNetFCN
 from vizdeconv.nn.convnet import build_model

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vizdeconv
-from tests.commands import in_process
+from tests.support.commands import in_process
 from vizdeconv.methods import feature_vis
 from vizdeconv.nn.preprocess import Preprocess
 

@@ -1,0 +1,3 @@
+"""Run folders and models: the folder layout and its config (`rundir`), checkpoints that survive damage
+(`checkpoints`), one writer at a time (`lock`), and `subject.open_subject`, the one way to open a run, a `.keras`
+file, a folder of snapshots or an `applications:` model."""
