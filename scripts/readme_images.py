@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         os.path.join(args.out, "reconstructions.png"), pictures.grid(np.stack(strips[:4]).astype(np.float32) / 255.0, 1)
     )
     options = explore.ExploreOptions(
-        run=args.run, layers=["conv1", "conv2", "conv3"], top_k=9, optimize="fourier", optimize_steps=args.steps
+        run=args.run, layers=["conv1", "conv2", "conv3"], top_k=9, optimize=True, method="fourier", steps=args.steps
     )
     report = explore.explore(options)
     with open(os.path.join(report["out"], "index.json")) as handle:

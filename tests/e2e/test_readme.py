@@ -50,7 +50,7 @@ COMMAND_OF = {
 
 def program_of(words: list[str]) -> tuple[str, ...]:
     if words[0] == "vizdeconv":
-        return ("vizdeconv", words[1])
+        return ("vizdeconv", *words[1 : 3 if words[1] == "analyze" else 2])  # each analysis has its own flags
     if words[1].endswith(".py") and len(words) > 2 and not words[2].startswith("-"):
         return tuple(words[1:3])  # a script's subcommand has flags of its own (bench_scan.py speed)
     return tuple(words[1:3]) if words[1] == "-m" else tuple(words[1:2])
@@ -72,7 +72,7 @@ def help_text(program: tuple[str, ...], capsys) -> str:
     if name is not None:
         capsys.readouterr()
         try:
-            cli.command(name)(["--help"], "readme")
+            cli.command(name)([*program[2:], "--help"], "readme")
         except SystemExit:
             pass
         return capsys.readouterr().out
@@ -96,7 +96,10 @@ def test_every_flag_in_readme_commands_exists(capsys):
     assert {
         ("train.py",),
         ("vizdeconv", "explore"),
-        ("vizdeconv", "analyze"),
+        *(
+            ("vizdeconv", "analyze", name)
+            for name in ("occlusion", "evolution", "invariance", "sanity", "optimize", "attribute")
+        ),
         ("vizdeconv", "bench"),
         ("vizdeconv", "shapes"),
         ("vizdeconv", "export"),

@@ -6,55 +6,27 @@ deletion and insertion AUC (`methods.metrics`) beside a random and a centre-Gaus
 images under `analyze/attribute`.
 """
 
-import dataclasses
 import json
 import os
 
 import numpy as np
 
 from vizdeconv.analyze import figures
+from vizdeconv.analyze.options import AttributeOptions
 from vizdeconv.methods import attribution, metrics
 from vizdeconv.viz.pictures import write_png
 
 DEFAULT_METHODS = attribution.METHODS
 
 
-@dataclasses.dataclass
-class AttributeOptions:
-    """The settings of one attribution analysis.
-
-    Attributes:
-      methods: attribution methods (None: all of `attribution.METHODS`).
-      files: image files to explain (broken ones are skipped and listed); else `images` ids of `split`
-        ("0,5,17" or "first:N"), or its first `limit` (default 4).
-      target: None or "top" (each image's top class), a class index, or a class name.
-      layer: the CAM layer (None: the last spatial one); smooth: SmoothGrad samples (gradient methods);
-      steps: integrated gradients' steps; max_maps: Score-CAM's strongest maps (None: all).
-      labels: a file with one class name a line; out: the output folder.
-    """
-
-    methods: list[str] | None = None
-    files: list[str] | None = None
-    images: str | None = None
-    limit: int = 0
-    split: str = "test"
-    target: str | None = None
-    layer: str | None = None
-    smooth: int = 0
-    steps: int = 64
-    max_maps: int | None = None
-    labels: str | None = None
-    out: str | None = None
-
-
-def check(options: AttributeOptions) -> list[str]:
-    """The methods, checked before a model is loaded (one-line errors)."""
+def check(options: AttributeOptions, files: list[str] | None = None) -> list[str]:
+    """The methods, the image `files` and the labels file, checked before a model is loaded (one-line errors)."""
     methods = list(options.methods or DEFAULT_METHODS)
     for method in methods:
         attribution.check_method(method)
     if options.smooth < 0 or options.steps < 1 or options.limit < 0:
         raise ValueError("--smooth, --limit must be >= 0 and --steps >= 1")
-    for path in options.files or []:
+    for path in files or []:
         if not os.path.exists(path):
             raise FileNotFoundError(f"image file {path} does not exist")
     if options.labels is not None and not os.path.isfile(options.labels):
@@ -113,31 +85,33 @@ def read_files(paths: list[str], size, log=print):
     return np.stack(images), names, skipped
 
 
-def _load(subject, options: AttributeOptions, log):
-    """(uint8 images, their names, their labels or None, skipped files)."""
-    if options.files:
-        images, names, skipped = read_files(options.files, subject.graph.input_shape, log)
+def _load(subject, options: AttributeOptions, ids: str | None, files: list[str] | None, log):
+    """(uint8 images, their names, their labels or None, skipped files) of image `files`, else of the split's
+    `ids` ("0,5,17" or "first:N"), else of its first `options.limit` (default 4)."""
+    if files:
+        images, names, skipped = read_files(files, subject.graph.input_shape, log)
         return images, names, None, skipped
     from vizdeconv.analyze.analyses import pick_images
 
     images, labels = subject.load(options.split)
-    spec = options.images or f"first:{min(options.limit or 4, len(images))}"
+    spec = ids or f"first:{min(options.limit or 4, len(images))}"
     ids = pick_images(spec, len(images))
     return images[ids], [f"{options.split} {i}" for i in ids], labels[ids], []
 
 
-def run_attribute(subject, options: AttributeOptions, log=print) -> dict:
-    """Explains the chosen images with every method; writes figures, `.npz`, `attribute.json` and summaries.
+def run_attribute(subject, options: AttributeOptions, ids=None, files=None, log=print) -> dict:
+    """Explains the chosen images (`_load`) with every method; writes figures, `.npz`, `attribute.json` and
+    summaries.
 
     Returns:
       {"out": folder, "images": [...], "methods": {method: {"deletion": mean AUC, "insertion": mean AUC}}}
     """
     from vizdeconv.analyze.analyses import _out, _summary
 
-    methods = check(options)
+    methods = check(options, files)
     names = class_names(subject, options.labels)
     target = parse_target(options.target, names)
-    raw_images, image_names, labels, skipped = _load(subject, options, log)
+    raw_images, image_names, labels, skipped = _load(subject, options, ids, files, log)
     inputs = np.asarray(subject.pixels.inputs(raw_images))
     pictures = subject.pixels.pictures(raw_images)
     folder = _out(subject, "attribute", options.out)
@@ -177,7 +151,7 @@ def run_attribute(subject, options: AttributeOptions, log=print) -> dict:
                "images": entries, "skipped": skipped}  # fmt: skip
     with open(os.path.join(folder, "attribute.json"), "w") as handle:
         json.dump(summary, handle, indent=1)
-    _summary(subject, "analyze/attribute", figures_drawn, probes=not options.files)
+    _summary(subject, "analyze/attribute", figures_drawn, probes=not files)
     log(f"attribution of {len(entries)} image(s) by {', '.join(methods)} written to {folder}")
     return {"out": folder, "images": entries, "methods": means, "skipped": skipped}
 

@@ -15,6 +15,11 @@ import dataclasses
 import os
 import time
 
+from vizdeconv.config import RECTIFY_HELP, SPLITS, option
+from vizdeconv.methods import feature_vis
+from vizdeconv.methods.reconstruct import MODES, RECTIFY
+from vizdeconv.runs.subject import SubjectOptions
+
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
 
 
@@ -62,69 +67,56 @@ def scan(
     return state.tops
 
 
-@dataclasses.dataclass
-class ExploreOptions:
-    """What the explorer looks at and how (the flags of `vizdeconv explore`).
+@dataclasses.dataclass(kw_only=True)
+class ExploreOptions(SubjectOptions):
+    """What the explorer looks at and how: the flags of `vizdeconv explore`, derived from these fields (their
+    defaults are the only ones; `run`, `model`, `weights`, `data_dir`, `tfds_data_dir` and `preprocess` come
+    from `SubjectOptions`)."""
 
-    Attributes:
-      run: a run folder, or model: a `.keras` file (exactly one of them).
-      layers: the layers to explore (None: the rectified feature maps).
-      split, limit: the split scanned and how many of its first images (0: all).
-      top_k: activations kept per feature map.
-      mode: projection rule (None: the run's reconstruction.mode, or deconvnet); rectify: where it applies
-        ("relu" or "all", see `Deconvnet`).
-      data_dir: the data (None for a run: the source it was trained on); preprocess: see nn.preprocess;
-      weights: a weights file for `model="applications:NAME"`.
-      out: output folder (None: `<run>/explore/<split>` or `<model>_explore/<split>`).
-      optimize: also optimize an image per feature map with this method ("fourier" or "pixel"; None: no),
-        optimize_steps steps (None: the default), from `seed`, for the centre unit of each feature map;
-        shown beside the top-k.
-      batch_size: images per scan batch; compare: also render the modes side by side.
-      strategy, devices: tf.distribute strategy of the scan.
-      shard: "i/N" scan only part i of N and write a partial result (combined by `merge`).
-      save_every: images between saves of the scan state (a killed scan resumes from the last one).
-      strict: an image that cannot be decoded is an error instead of skipped.
-      tfds_data_dir: where `data_dir="tfds:NAME"` is prepared.
-      labels: a file of class names, one a line (the tab names the model's classes with them).
-    """
-
-    run: str | None = None
-    model: str | None = None
-    layers: list[str] | None = None
-    split: str = "test"
-    limit: int = 0
-    top_k: int = 9
-    mode: str | None = None
-    rectify: str = "relu"
-    data_dir: str | None = None
-    weights: str | None = None
-    preprocess: str = "auto"
-    out: str | None = None
-    batch_size: int = 500
-    compare: bool = False
-    strategy: str = "default"
-    devices: str = ""
-    optimize: str | None = None
-    labels: str | None = None
-    optimize_steps: int | None = None
-    seed: int = 0
-    shard: str | None = None
-    save_every: int = 10000
-    strict: bool = False
-    tfds_data_dir: str | None = None
+    layers: list[str] | None = option(
+        help="layer to explore (default: every rectified feature map; all: every block's output maps; every: "
+        "also the steps inside blocks, such as a convolution before its normalization); repeat for several",
+        flag="--layer",
+        repeat=True,
+    )
+    split: str = option("test", "the split scanned", choices=SPLITS)
+    limit: int = option(0, "scan only the first N images")
+    top_k: int = option(9, "activations kept per feature map")
+    mode: str | None = option(None, "projection rule (default: the run's reconstruction.mode, or deconvnet)",
+                              choices=MODES)  # fmt: skip
+    rectify: str = option("relu", RECTIFY_HELP, choices=RECTIFY)
+    out: str | None = option(None, "output folder (default: <run>/explore/<split>, or <model>_explore/<split>)")
+    batch_size: int = option(500, "images per scan batch")
+    compare: bool = option(False, "also render the projection modes side by side")
+    sanity: bool = option(False, "also run the cascading randomization sanity check (as vizdeconv analyze "
+                                 "sanity) on each layer")  # fmt: skip
+    optimize: bool = option(False, "also optimize an image for each feature map (as vizdeconv analyze optimize) "
+                                   "and show it beside its top-k")  # fmt: skip
+    method: str = option("fourier", "--optimize: fourier (Olah et al. 2017) or pixel (Yosinski et al. 2015) "
+                                    "parametrization", choices=feature_vis.METHODS)  # fmt: skip
+    steps: int | None = option(None, f"--optimize: optimization steps (default: {feature_vis.DEFAULT_STEPS})")
+    seed: int = option(0, "--optimize: the images' randomness")
+    strategy: str = option("default", "tf.distribute strategy of the scan: default, mirrored (--devices), "
+                           "multi_worker (TF_CONFIG: each process scans its share into --out/workers/RANK, the "
+                           "chief merges them and renders)")  # fmt: skip
+    devices: str = option("", "device list for --strategy mirrored")
+    shard: str | None = option(None, "i/N: scan only part i of N of the data into --out (one part per worker; "
+                                     "combine them with merge)")  # fmt: skip
+    save_every: int = option(10000, "save the scan state every N images (a killed scan resumes)")
+    strict: bool = option(False, "stop at the first image that cannot be decoded (default: skip it)")
+    labels: str | None = option(None, "a file of the model's class names, one a line (shown by the TensorBoard tab)")
 
     def check(self) -> None:
         """ValueError / FileNotFoundError for settings a user got wrong, before anything loads."""
         from vizdeconv.explore.scanning import parse_shard
-        from vizdeconv.methods import feature_vis
 
         if self.top_k < 1 or self.limit < 0 or self.batch_size < 1 or self.save_every < 1:
             raise ValueError("--top_k, --batch_size and --save_every must be positive and --limit not negative")
         parse_shard(self.shard)
-        if self.optimize is not None:
-            feature_vis.check_method(self.optimize)
-            if self.optimize_steps is not None and self.optimize_steps < 1:
-                raise ValueError(f"--steps must be positive, got {self.optimize_steps}")
+        if self.optimize:
+            feature_vis.check_method(self.method)
+            if self.steps is not None and self.steps < 1:
+                raise ValueError(f"--steps must be positive, got {self.steps}")
         if self.run is not None and not os.path.isdir(self.run):
             raise FileNotFoundError(f"run folder {self.run} does not exist")
 
@@ -165,17 +157,17 @@ def _optimize(subject, layers, tops, options: ExploreOptions, log) -> dict:
     """{layer: feature_vis.Optimized} for every channel of each explored layer."""
     from vizdeconv.methods.feature_vis import FeatureVisualization
 
-    visualization = FeatureVisualization(subject.model, options.optimize, True, subject.pixels.from_unit)
+    visualization = FeatureVisualization(subject.model, options.method, True, subject.pixels.from_unit)
     height, width = visualization.height, visualization.width
     # Batches of images small enough to backpropagate through a large network at its input size.
     batch = max(4, min(64, 2**19 // (height * width)))
     results = {}
     for layer in layers:
         count = tops[layer]["values"].shape[0]
-        log(f"optimizing an image for each of {layer}'s {count} feature maps ({options.optimize}, {batch} at once)")
+        log(f"optimizing an image for each of {layer}'s {count} feature maps ({options.method}, {batch} at once)")
         # The centre unit, as the Deep Visualization Toolbox does: the top-k beside it are single units too.
         results[layer] = visualization.optimize(
-            layer, unit="center", steps=options.optimize_steps, seed=options.seed, batch_size=batch
+            layer, unit="center", steps=options.steps, seed=options.seed, batch_size=batch
         )
     return results
 
@@ -317,7 +309,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
                                     ids=probe_ids, explorations={split: out})  # fmt: skip
     if optimized:
         report["optimize"] = {
-            "method": options.optimize,
+            "method": options.method,
             "steps": next(iter(optimized.values())).steps,
             "layers": {layer: explore_render.beats_top1(result, tops[layer]) for layer, result in optimized.items()},
         }

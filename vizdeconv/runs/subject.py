@@ -8,7 +8,40 @@ import os
 
 import numpy as np
 
+from vizdeconv.config import option
+from vizdeconv.nn.preprocess import CHOICES as PREPROCESS_CHOICES
+
 APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
+
+
+@dataclasses.dataclass(kw_only=True)
+class SubjectOptions:
+    """What a command looks at: a run folder or a model, and the data and pixels of a model (the flags every
+    command that opens a network shares; `run` and `model` are exclusive).
+
+    Attributes:
+      run: a run folder; model: a `.keras` file, a folder of snapshots or `applications:NAME[:SIZE]`.
+      weights: an `applications:` model's weights file; data_dir: the data (None for a run: the source it
+        was trained on); tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared; preprocess: how
+        pixels become a model's inputs (`nn.preprocess.CHOICES`).
+    """
+
+    run: str | None = option(help="a run folder written by vizdeconv train")
+    model: str | None = option(
+        help="a Keras model file (.keras), or applications:NAME[:SIZE] (a keras.applications family)"
+    )
+    weights: str | None = option(help="--model applications:NAME only: your weights file")
+    data_dir: str | None = option(
+        help="CIFAR-10 binary data, a folder of images (class subfolders optional), TFRecord files, or "
+        "tfds:NAME (default for --run: the data source the run used)"
+    )
+    tfds_data_dir: str | None = option(help="--data_dir tfds:NAME: the folder where the data set is prepared")
+    preprocess: str = option(
+        "auto",
+        "--model only: how pixels 0..255 become inputs (auto: raw where the model has Rescaling/Normalization, "
+        "else per-image standardization)",
+        choices=PREPROCESS_CHOICES,
+    )
 
 
 def _restore_run(run: str, log=print, checkpoint: str | None = None):
