@@ -45,7 +45,9 @@ def test_occluding_the_region_and_only_it_lowers_the_true_class():
     model = region_model()
     picture = np.full((8, 8, 1), 255, np.float32)
     pixels = Preprocess((8, 8), "unit")
-    result = occlusion_lib.occlusion(model, picture, 0, pixels.inputs, grey=[0.0], patch=2, stride=1, layer="feat")
+    result = occlusion_lib.Occlusion(model, pixels.inputs, grey=[0.0], patch=2, stride=1, layer="feat").explain(
+        picture, 0
+    )
     assert result["activation"].shape == (7, 7) and result["channel"] == 0
     clean = result["unoccluded"]["probability"]
     for r, top in enumerate(result["rows"]):
@@ -77,8 +79,8 @@ def test_batched_occlusion_equals_one_position_at_a_time():
     picture = np.random.default_rng(0).integers(0, 256, (10, 10, 3)).astype(np.float32)
     pixels = Preprocess((10, 10), "standardize")
     kwargs = dict(grey=[120.0, 110.0, 100.0], patch=3, stride=2, layer="c2")
-    batched = occlusion_lib.occlusion(model, picture, 1, pixels.inputs, batch_size=512, **kwargs)
-    single = occlusion_lib.occlusion(model, picture, 1, pixels.inputs, batch_size=1, **kwargs)
+    batched = occlusion_lib.Occlusion(model, pixels.inputs, batch_size=512, **kwargs).explain(picture, 1)
+    single = occlusion_lib.occlusion(model, picture, 1, pixels.inputs, batch_size=1, **kwargs)  # the 0.2 alias
     for key in ("activation", "probability", "predicted"):
         np.testing.assert_allclose(batched[key], single[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
@@ -96,14 +98,9 @@ def test_invariance_identity_is_zero_and_a_translation_equivariant_model_gives_t
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 8, 8, 1)).astype(np.float32)
     pixels = Preprocess((8, 8), "unit")
-    result = invariance_lib.invariance(
-        model,
-        images,
-        np.array([0, 1, 0]),
-        pixels.inputs,
-        ["feat"],
-        {"translation": [0.0, 1.0, -2.0], "scale": [1.0], "rotation": [0.0]},
-    )
+    transforms = {"translation": [0.0, 1.0, -2.0], "scale": [1.0], "rotation": [0.0]}
+    result = invariance_lib.Invariance(model, pixels.inputs, ["feat"], transforms).explain(images, np.array([0, 1, 0]))
+    result = result.transforms
     clean = tf.nn.softmax(model(images / 255.0)).numpy()[[0, 1, 2], [0, 1, 0]]
     for kind in ("scale", "rotation"):
         np.testing.assert_allclose(result[kind]["distance"]["feat"][:, 0], 0.0, atol=1e-6)
@@ -132,7 +129,8 @@ def test_cascading_sanity_stages_and_layers_above_the_projection_change_nothing(
     )
     randomize(model, seed=3)  # fixed weights, whatever ran before
     inputs = tf.random.stateless_normal([4, 12, 12, 3], [2, 0])
-    result = sanity_lib.cascading(model, inputs, "c1", [0, 1, 2, 3], [5, 17, 40, 60], display_of=to_display)
+    cascade = sanity_lib.CascadingRandomization(model, display_of=to_display)
+    result = cascade.explain(inputs, "c1", [0, 1, 2, 3], [5, 17, 40, 60])
     assert result["stages"] == ["trained", "head", "c2", "c1"]  # weight layers + 1, top down
     assert result["projections"].shape == (4, 4, 12, 12, 3)
     for stage in range(3):  # head and c2 sit above c1: its projections cannot change

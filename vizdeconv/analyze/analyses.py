@@ -1,6 +1,7 @@
 """The paper's analyses on a run folder or a `.keras` file: each writes PNGs, `.json`/`.npz` data into
 `<root>/analyze/<name>/` (or `out`) and image summaries under `<root>/analyze` for TensorBoard."""
 
+import dataclasses
 import json
 import os
 
@@ -84,16 +85,15 @@ def run_occlusion(
     deconvnet = Deconvnet(subject.model, mode, rectify=rectify)
     names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
     results, pictures = {}, []
+    occluder = occlusion_lib.Occlusion(deconvnet, subject.pixels.inputs, grey, patch, stride, layer)
     for image_id in ids:
         picture = subject.pixels.crop(images[image_id : image_id + 1])[0]
-        result = occlusion_lib.occlusion(
-            deconvnet, picture, int(labels[image_id]), subject.pixels.inputs, grey, patch, stride, layer
-        )
+        result = occluder.explain(picture, int(labels[image_id]))
         figure = figures.occlusion_figure(result, picture, int(labels[image_id]), names)
         write_png(os.path.join(folder, f"image_{image_id:05d}.png"), figure)
         np.savez(
             os.path.join(folder, f"image_{image_id:05d}.npz"),
-            **{k: np.asarray(v) for k, v in result.items() if k != "unoccluded"},
+            **{k: np.asarray(v) for k, v in dataclasses.asdict(result).items() if k != "unoccluded"},
         )
         results[image_id] = {
             "label": int(labels[image_id]),
@@ -119,7 +119,8 @@ def run_invariance(
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     layers = layers or default_layers(subject.graph)
-    result = invariance_lib.invariance(subject.model, images[ids], labels[ids], subject.pixels.inputs, layers)
+    invariance = invariance_lib.Invariance(subject.model, subject.pixels.inputs, layers)
+    result = invariance.explain(images[ids], labels[ids]).transforms
     folder = _out(subject, "invariance", out)
     pictures = []
     for kind, values in result.items():
@@ -152,21 +153,15 @@ def run_sanity(
     inputs = subject.pixels.inputs(images[ids])
     activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
     channels, positions = strongest_unit(activations)
-    result = sanity_lib.cascading(
-        subject.model,
-        inputs,
-        layer,
-        channels,
-        positions,
-        mode or subject.mode,
-        subject.seed,
-        display_of=to_display,
-        rectify=rectify,
-    )
+    cascade = sanity_lib.CascadingRandomization(subject.model, mode or subject.mode, subject.seed,
+                                                display_of=to_display, rectify=rectify)  # fmt: skip
+    result = cascade.explain(inputs, layer, channels, positions)
     folder = _out(subject, "sanity", out)
     picture = figures.sanity_figure(result, layer)
     write_png(os.path.join(folder, f"sanity_{layer}.png"), picture)
-    np.savez(os.path.join(folder, f"sanity_{layer}.npz"), **{k: np.asarray(v) for k, v in result.items()})
+    np.savez(
+        os.path.join(folder, f"sanity_{layer}.npz"), **{k: np.asarray(v) for k, v in dataclasses.asdict(result).items()}
+    )
     summary = {
         "layer": layer,
         "stages": result["stages"],

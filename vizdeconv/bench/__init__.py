@@ -246,13 +246,14 @@ def _occlusion(model, num_batches, log) -> dict:
     import numpy as np
 
     from vizdeconv.methods.deconvnet import Deconvnet
-    from vizdeconv.methods.occlusion import occlusion
+    from vizdeconv.methods.occlusion import Occlusion
     from vizdeconv.nn.preprocess import Preprocess
 
     deconvnet = Deconvnet(model)
     picture = np.random.default_rng(0).integers(0, 256, (24, 24, 3)).astype(np.float32)
     pixels = Preprocess((24, 24), "standardize")
-    run = lambda: occlusion(deconvnet, picture, 0, pixels.inputs, [120.0, 122.0, 113.0], 4, 1)  # noqa: E731
+    occluder = Occlusion(deconvnet, pixels.inputs, [120.0, 122.0, 113.0], 4, 1)
+    run = lambda: occluder.explain(picture, 0)  # noqa: E731
     return time_phase("occlusion", run, num_batches, 1, 0.0, log, "441 positions")
 
 

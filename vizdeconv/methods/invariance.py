@@ -1,6 +1,7 @@
 """Invariance (Zeiler & Fergus 2014, Fig. 5): how far each layer's features move, and how the true
 class's probability changes, as images are translated vertically, scaled and rotated."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -38,46 +39,65 @@ def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
     return ops.warp(images, [matrix] * len(images), "NEAREST").numpy()
 
 
-def invariance(
-    model, images: np.ndarray, labels: np.ndarray, preprocess, layers, transforms: dict | None = None
-) -> dict:
-    """Feature distances and true-class probabilities under each transformation.
+@dataclasses.dataclass
+class InvarianceResult:
+    """Attributes:
+    transforms: kind -> {"values": [V], "distance": {layer: [N, V]} (||f(x') - f(x)|| / ||f(x)||),
+      "probability": [N, V] (of the true class)}."""
+
+    transforms: dict
+
+
+class Invariance:
+    """Invariance (Zeiler & Fergus 2014, Fig. 5): feature distances and true-class probabilities as the images
+    are translated, scaled and rotated.
+
+        result = Invariance(model, preprocess, layers).explain(images, labels)
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
-      images: [N, H, W, C] pixels 0..255 (before cropping: the transformation acts on the whole image).
-      labels: [N] true classes.
       preprocess: pixels -> model inputs.
       layers: layers whose features are compared.
       transforms: kind -> values (default DEFAULTS).
-    Returns:
-      kind -> {"values": [V], "distance": {layer: [N, V]} (||f(x') - f(x)|| / ||f(x)||),
-               "probability": [N, V] (of the true class)}.
     """
-    graph = as_graph(model)
-    names = {layer: graph.resolve(layer) for layer in layers}
 
-    def features(batch):
-        tensors = graph.forward(preprocess(batch), record_switches=False, until=(*names.values(), graph.output))
-        outputs = tensors[graph.output]
-        probabilities = graph.probabilities(outputs).numpy()
+    def __init__(self, model, preprocess, layers, transforms: dict | None = None):
+        self.graph, self.preprocess = as_graph(model), preprocess
+        self.names = {layer: self.graph.resolve(layer) for layer in layers}
+        self.transforms = transforms or DEFAULTS
+
+    def _features(self, batch):
+        graph = self.graph
+        tensors = graph.forward(
+            self.preprocess(batch), record_switches=False, until=(*self.names.values(), graph.output)
+        )
+        probabilities = graph.probabilities(tensors[graph.output]).numpy()
         flat = {
             layer: tf.reshape(tf.cast(tensors[name], tf.float32), [len(batch), -1]).numpy()
-            for layer, name in names.items()
+            for layer, name in self.names.items()
         }
         return flat, probabilities
 
-    reference, _ = features(np.asarray(images, np.float32))
-    result = {}
-    for kind, values in (transforms or DEFAULTS).items():
-        distance = {layer: np.zeros((len(images), len(values))) for layer in layers}
-        probability = np.zeros((len(images), len(values)))
-        for j, value in enumerate(values):
-            flat, probabilities = features(transform(images, kind, value))
-            for layer in layers:
-                norm = np.linalg.norm(reference[layer], axis=1)
-                difference = np.linalg.norm(flat[layer] - reference[layer], axis=1)
-                distance[layer][:, j] = np.where(norm > 0, difference / np.maximum(norm, 1e-12), 0.0)
-            probability[:, j] = probabilities[np.arange(len(images)), labels]
-        result[kind] = {"values": list(values), "distance": distance, "probability": probability}
-    return result
+    def explain(self, images: np.ndarray, labels: np.ndarray) -> InvarianceResult:
+        """images [N, H, W, C] pixels 0..255 (before cropping: the transformation acts on the whole image),
+        labels [N] their true classes."""
+        reference, _ = self._features(np.asarray(images, np.float32))
+        result = {}
+        for kind, values in self.transforms.items():
+            distance = {layer: np.zeros((len(images), len(values))) for layer in self.names}
+            probability = np.zeros((len(images), len(values)))
+            for j, value in enumerate(values):
+                flat, probabilities = self._features(transform(images, kind, value))
+                for layer in self.names:
+                    norm = np.linalg.norm(reference[layer], axis=1)
+                    difference = np.linalg.norm(flat[layer] - reference[layer], axis=1)
+                    distance[layer][:, j] = np.where(norm > 0, difference / np.maximum(norm, 1e-12), 0.0)
+                probability[:, j] = probabilities[np.arange(len(images)), labels]
+            result[kind] = {"values": list(values), "distance": distance, "probability": probability}
+        return InvarianceResult(result)
+
+
+def invariance(model, images, labels, preprocess, layers, transforms=None) -> dict:
+    """Deprecated (0.2, kept for one release): `Invariance(model, preprocess, layers, transforms).explain(images,
+    labels).transforms`."""
+    return Invariance(model, preprocess, layers, transforms).explain(images, labels).transforms

@@ -1,6 +1,8 @@
 """Cascading randomization (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"): re-initialize the
 weights layer by layer from the top down and see how much the projections of the same units change."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -31,47 +33,64 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
     return Graph(operations, graph.output, graph.input_shape, graph.aliases)
 
 
-def cascading(
-    model,
-    inputs,
-    layer: str,
-    channels,
-    positions,
-    mode: str = "deconvnet",
-    seed: int = 1,
-    *,
-    display_of,
-    rectify: str = "relu",
-) -> dict:
-    """Projects the same units (an impulse at channel, position) at every stage of the cascade.
+@dataclasses.dataclass
+class SanityResult:
+    """Attributes:
+    stages: names ("trained", then the weight layers randomized so far, top first); spearman [S, N]: rank
+    correlation of absolute values with the trained projections; ssim [S, N]: of the display pictures;
+    projections [S, N, H, W, C]; S = weight layers + 1. Also readable as `result["stages"]`."""
+
+    stages: list
+    spearman: np.ndarray
+    ssim: np.ndarray
+    projections: np.ndarray
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+
+class CascadingRandomization:
+    """The cascading randomization sanity check (Adebayo et al. 2018): the same units projected as the weight
+    layers are re-initialized at random one after another, from the top.
+
+        result = CascadingRandomization(model, "guided", display_of=to_display).explain(inputs, layer, channels,
+                                                                                          positions)
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
-      inputs: [N, H, W, C] model inputs.
-      layer: where the units are; channels, positions: [N] ints (position = row * w + col).
-      rectify: see `Deconvnet`.
+      mode, rectify: the projection rule (see `Deconvnet`); seed: the random weights'.
       display_of: projections [N, H, W, C] -> the pictures a person sees, [N, H, W, C] in [0, 1]; SSIM
         compares those.
-    Returns:
-      {"stages": names ("trained", then the weight layers randomized so far, top first),
-       "spearman": [S, N] rank correlation of absolute values with the trained projections,
-       "ssim": [S, N] of the display pictures, "projections": [S, N, H, W, C]}; S = weight layers + 1.
     """
-    graph = as_graph(model)
-    order = weight_layers(graph)
-    stages, projections = ["trained"], []
-    for count in range(len(order) + 1):
-        staged = graph if count == 0 else randomize(graph, set(order[:count]), seed)
-        projections.append(
-            Deconvnet(staged, mode, rectify=rectify).project(inputs, layer, channels, positions, impulse=True).numpy()
+
+    def __init__(self, model, mode: str = "deconvnet", seed: int = 1, *, display_of, rectify: str = "relu"):
+        self.graph, self.mode, self.seed, self.rectify = as_graph(model), mode, seed, rectify
+        self.display_of = display_of
+
+    def explain(self, inputs, layer: str, channels, positions) -> SanityResult:
+        """Projects an impulse at each [N] channel and flat position (row * w + col) of `layer` for inputs
+        [N, H, W, C] at every stage of the cascade."""
+        order = weight_layers(self.graph)
+        stages, projections = ["trained"], []
+        for count in range(len(order) + 1):
+            staged = self.graph if count == 0 else randomize(self.graph, set(order[:count]), self.seed)
+            deconvnet = Deconvnet(staged, self.mode, rectify=self.rectify)
+            projections.append(deconvnet.project(inputs, layer, channels, positions, impulse=True).numpy())
+            if count:
+                stages.append(order[count - 1].removesuffix("/linear"))
+        trained = projections[0]
+        shown = self.display_of(trained)
+        return SanityResult(
+            stages,
+            np.stack([similarity.spearman(trained, p) for p in projections]),
+            np.stack([similarity.ssim(shown, self.display_of(p)) for p in projections]),
+            np.stack(projections),
         )
-        if count:
-            stages.append(order[count - 1].removesuffix("/linear"))
-    trained = projections[0]
-    shown = display_of(trained)
-    return {
-        "stages": stages,
-        "spearman": np.stack([similarity.spearman(trained, p) for p in projections]),
-        "ssim": np.stack([similarity.ssim(shown, display_of(p)) for p in projections]),
-        "projections": np.stack(projections),
-    }
+
+
+def cascading(model, inputs, layer, channels, positions, mode="deconvnet", seed=1, *, display_of, rectify="relu"):
+    """Deprecated (0.2, kept for one release): `CascadingRandomization(model, mode, seed, display_of=...,
+    rectify=...).explain(inputs, layer, channels, positions)`."""
+    return CascadingRandomization(model, mode, seed, display_of=display_of, rectify=rectify).explain(
+        inputs, layer, channels, positions
+    )
