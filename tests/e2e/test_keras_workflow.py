@@ -182,6 +182,7 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
     assert "epoch_loss" in scalars  # keras.callbacks.TensorBoard wrote into the same folder
     # The snapshots feed the evolution analysis of a Keras model.
     from vizdeconv.analyze import analyses
+    from vizdeconv.analyze.options import EvolutionOptions
     from vizdeconv.nn.preprocess import Preprocess
     from vizdeconv.runs.subject import Subject
 
@@ -189,7 +190,9 @@ def test_callback_writes_strips_beside_keras_tensorboard_during_fit(tmp_path):
         model, vizdeconv.describe(model), Preprocess((32, 32), "raw"), str(tmp_path), None, "deconvnet", 1, None
     )
     subject.load = lambda split="test": (x.astype(np.uint8), y)
-    report = analyses.run_evolution(subject, "conv2", snapshots=str(tmp_path / "snapshots"), log=lambda *_: None)
+    report = analyses.run_evolution(
+        subject, EvolutionOptions(snapshots=str(tmp_path / "snapshots")), "conv2", log=lambda *_: None
+    )
     assert report["steps"] == [0, 1, 2] and report["tiles"].shape[:2] == (8, 3)
     tiles = report["tiles"]  # [maps, steps, field, field, 3]: each the strongest unit's projection
     live = [m for m in range(8) if tiles[m, -1].std() > 0]

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tests.support.builders import ROOT, randomize, small_config
 from tests.support.commands import in_process
 from vizdeconv.analyze import analyses
+from vizdeconv.analyze.options import EvolutionOptions
 from vizdeconv.methods import invariance as invariance_lib
 from vizdeconv.methods import occlusion as occlusion_lib
 from vizdeconv.methods import sanity as sanity_lib
@@ -153,7 +154,7 @@ def evolving_run(cifar_session, tmp_path_factory):
 @pytest.mark.slow
 def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
     subject = open_subject(evolving_run, log=lambda *_: None)
-    report = analyses.run_evolution(subject, "conv2", limit=20, log=lambda *_: None)
+    report = analyses.run_evolution(subject, EvolutionOptions(limit=20), "conv2", log=lambda *_: None)
     assert report["steps"] == [1, 3, 6] and report["tiles"].shape[:2] == (64, 3)
     # Column 1 is what the step-3 checkpoint itself gives for map 7's strongest unit.
     from vizdeconv.explore.explorer import scan

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.analyze import figures
+from vizdeconv.analyze.options import EvolutionOptions, InvarianceOptions, OcclusionOptions, SanityOptions
 from vizdeconv.methods import invariance as invariance_lib
 from vizdeconv.methods import occlusion as occlusion_lib
 from vizdeconv.methods import sanity as sanity_lib
@@ -64,19 +65,12 @@ def _jsonable(value):
     return value
 
 
-def run_occlusion(
-    subject,
-    image_ids: str = "first:3",
-    patch: int = 4,
-    stride: int = 1,
-    layer: str | None = None,
-    split: str = "test",
-    out: str | None = None,
-    log=print,
-    *,
-    mode: str = "deconvnet",
-    rectify: str = "relu",
-) -> dict:
+def run_occlusion(subject, options: OcclusionOptions | None = None, log=print) -> dict:
+    """Occlusion (Fig. 7) of the chosen images; writes a figure and `.npz` per image, `occlusion.json` and
+    summaries."""
+    o = options or OcclusionOptions()
+    image_ids, patch, stride, layer, split, out, mode, rectify = (
+        o.images, o.patch, o.stride, o.layer, o.split, o.out, o.mode, o.rectify)  # fmt: skip
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     train_images, _ = subject.load("train")
@@ -111,11 +105,12 @@ def run_occlusion(
     return {"out": folder, "images": results}
 
 
-def run_invariance(
-    subject, image_ids: str = "first:5", layers=None, split: str = "test", out: str | None = None, log=print
-) -> dict:
+def run_invariance(subject, options: InvarianceOptions | None = None, log=print) -> dict:
+    """Invariance (Fig. 5) of the chosen images: a figure per transformation and `invariance.json`."""
     from vizdeconv.viz.summaries import default_layers
 
+    o = options or InvarianceOptions()
+    image_ids, layers, split, out = o.images, o.layers, o.split, o.out
     images, labels = subject.load(split)
     ids = pick_images(image_ids, len(images))
     layers = layers or default_layers(subject.graph)
@@ -134,17 +129,10 @@ def run_invariance(
     return {"out": folder, "result": result}
 
 
-def run_sanity(
-    subject,
-    layer: str | None = None,
-    image_ids: str = "first:6",
-    split: str = "test",
-    mode: str | None = None,
-    out: str | None = None,
-    log=print,
-    *,
-    rectify: str = "relu",
-) -> dict:
+def run_sanity(subject, options: SanityOptions | None = None, layer: str | None = None, log=print) -> dict:
+    """The cascading randomization check of `layer` (default: the top feature layer) on the chosen images."""
+    o = options or SanityOptions()
+    image_ids, split, mode, out, rectify = o.images, o.split, o.mode, o.out, o.rectify
     images, _ = subject.load(split)
     ids = pick_images(image_ids, len(images))
     graph = subject.graph
@@ -176,21 +164,12 @@ def run_sanity(
     return {"out": folder, **summary}
 
 
-def run_evolution(
-    subject,
-    layer: str | None = None,
-    split: str = "test",
-    limit: int = 0,
-    snapshots: str | None = None,
-    out: str | None = None,
-    log=print,
-    *,
-    mode: str = "deconvnet",
-    rectify: str = "relu",
-) -> dict:
+def run_evolution(subject, options: EvolutionOptions | None = None, layer: str | None = None, log=print) -> dict:
     """Per feature map of `layer`: its strongest activation over the split at each kept checkpoint of
-    the run (or each `.keras` snapshot of `snapshots`), projected and cut to the unit's receptive field;
-    one grid per layer."""
+    the run (or each `.keras` snapshot of `options.snapshots`), projected and cut to the unit's receptive
+    field; one grid per layer."""
+    o = options or EvolutionOptions()
+    split, limit, snapshots, out, mode, rectify = o.split, o.limit, o.snapshots, o.out, o.mode, o.rectify
     from vizdeconv.explore.explorer import scan
 
     models = _checkpoints(subject, snapshots)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from vizdeconv.analyze.options import OptimizeOptions
 from vizdeconv.methods import feature_vis
 from vizdeconv.viz.pictures import grid, upscale, write_png
 
@@ -26,8 +27,8 @@ def figure(result: feature_vis.Optimized, columns: int = 16) -> np.ndarray:
     return grid(upscale(result.images, factor), min(columns, len(result.images)))
 
 
-def run_optimize(subject, layer, channels=None, method="fourier", steps=None, unit=None, seed=0, out=None, log=print):
-    """Optimizes an image for each channel of `layer` of the subject and writes them.
+def run_optimize(subject, options: OptimizeOptions | None = None, log=print):
+    """Optimizes an image for each chosen channel of the options' layer of the subject and writes them.
 
     Writes `<out>/<layer>_<method>.png` (the grid, channels in order), `.npz` (images [C, H, W, 3],
     activations [C], channels [C]) and `.json`, and the images under `analyze/optimize/<layer>` in
@@ -35,7 +36,9 @@ def run_optimize(subject, layer, channels=None, method="fourier", steps=None, un
     """
     from vizdeconv.analyze.analyses import _out, _summary
 
-    layer = layer or subject.graph.feature_layers[-1]
+    o = options or OptimizeOptions()
+    channels, method, steps, unit, seed, out = parse_channels(o.channels), o.method, o.steps, o.unit, o.seed, o.out
+    layer = o.layer or subject.graph.feature_layers[-1]
     visualization = feature_vis.FeatureVisualization(subject.model, method, True, subject.pixels)
     steps_note = steps or feature_vis.DEFAULT_STEPS
     count = len(channels) if channels is not None else subject.graph.shapes[subject.graph.resolve(layer)][-1]

@@ -1,9 +1,7 @@
 """`analyze(options)`: runs the analysis whose options it is given (one class per analysis, `options.ANALYSES`),
 checked before a model loads, with the run folder held while it writes there; and the explorer's `--sanity`."""
 
-from vizdeconv.analyze.options import (
-    ANALYSES,
-)
+from vizdeconv.analyze.options import ANALYSES, SanityOptions
 
 IMAGE_IDS = r"(first:\d+|[\d,\s]+)"  # --images as ids of a split; anything else is a file (attribute)
 
@@ -33,7 +31,8 @@ def _check(options) -> dict:
         feature_vis.check_method(options.method)
         if options.steps is not None and options.steps <= 0:
             raise ValueError(f"--steps must be positive, got {options.steps}")
-        return {"kind": kind, "channels": optimize.parse_channels(options.channels)}
+        optimize.parse_channels(options.channels)
+        return {"kind": kind}
     if kind == "attribute":
         ids, files = split_images(options.images)
         attribute.check(options, files)
@@ -67,21 +66,18 @@ def analyze(options, log=print) -> dict:
     holding = RunLock(o.run, log, what=f"analyze {kind}") if o.run else contextlib.nullcontext()
     with holding:
         if kind == "optimize":
-            return optimize.run_optimize(subject, o.layer, checked["channels"], o.method, o.steps, o.unit, o.seed,
-                                         o.out, log)  # fmt: skip
+            return optimize.run_optimize(subject, o, log)
         if kind == "attribute":
             return attribute.run_attribute(subject, o, checked["ids"], checked["files"], log)
         if kind == "occlusion":
-            return analyses.run_occlusion(subject, o.images, o.patch, o.stride, o.layer, o.split, o.out, log,
-                                          mode=o.mode, rectify=o.rectify)  # fmt: skip
+            return analyses.run_occlusion(subject, o, log)
         if kind == "invariance":
-            return analyses.run_invariance(subject, o.images, o.layers, o.split, o.out, log)
+            return analyses.run_invariance(subject, o, log)
         for layer in layers:
             if kind == "sanity":
-                report = analyses.run_sanity(subject, layer, o.images, o.split, o.mode, o.out, log, rectify=o.rectify)
+                report = analyses.run_sanity(subject, o, layer, log)
             else:
-                report = analyses.run_evolution(subject, layer, o.split, o.limit, o.snapshots, o.out, log,
-                                                mode=o.mode, rectify=o.rectify)  # fmt: skip
+                report = analyses.run_evolution(subject, o, layer, log)
         return report
 
 
@@ -95,7 +91,8 @@ def explorer_sanity(split: str, log=print):
         report = {}
         folder = f"{out}/sanity"
         for layer in layers:
-            result = analyses.run_sanity(subject, layer, "first:6", split, mode, folder, log=lambda *_: None)
+            options = SanityOptions(split=split, mode=mode, out=folder)
+            result = analyses.run_sanity(subject, options, layer, log=lambda *_: None)
             report[layer] = {key: [float(v) for v in result[key]] if key != "stages" else result[key]
                              for key in ("stages", "spearman", "ssim")}  # fmt: skip
             log(f"sanity {layer}: spearman {result['spearman'][-1]:.3f}, ssim {result['ssim'][-1]:.3f} "
