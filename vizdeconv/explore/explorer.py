@@ -49,21 +49,14 @@ def scan(
     import numpy as np
 
     from vizdeconv.data import sources
-    from vizdeconv.explore.scanning import scan_source
+    from vizdeconv.explore.scanning import Scan, ScanOptions
     from vizdeconv.methods.deconvnet import as_graph
     from vizdeconv.nn.preprocess import preprocess_eval
 
     source = sources.ArraySource(images, np.zeros(len(images), np.int32), "images")
-    state = scan_source(
-        as_graph(model),
-        source,
-        layers,
-        k,
-        batch_size,
-        preprocess or (lambda x: preprocess_eval(x, image_size)),
-        strategy=strategy,
-        progress=progress,
-    )
+    preprocess = preprocess or (lambda x: preprocess_eval(x, image_size))
+    scan_options = ScanOptions(k=k, batch_size=batch_size, preprocess=preprocess, strategy=strategy, progress=progress)
+    state = Scan(as_graph(model), source, layers, scan_options).run()
     return state.tops
 
 
@@ -262,13 +255,10 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
         json.dump(_portable(options), handle, indent=1)
     shard = scanning.parse_shard(options.shard)
     log(f"scanning {source.name} with {cpu.onednn_header(precision.onednn_enabled())}")
-    state = scanning.scan_source(
-        graph,
-        source,
-        layers,
-        options.top_k,
-        options.batch_size,
-        pixels.inputs,
+    scan_options = scanning.ScanOptions(
+        k=options.top_k,
+        batch_size=options.batch_size,
+        preprocess=pixels.inputs,
         strategy=distribute.make_strategy(options.strategy, options.devices),
         shard=shard,
         limit=options.limit,
@@ -276,8 +266,8 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
         settings=_settings(subject, source, options),
         save_every=options.save_every,
         strict=options.strict,
-        log=log,
     )
+    state = scanning.Scan(graph, source, layers, scan_options, log).run()
     tops, scanned, skipped = state.tops, state.scanned, state.skipped
     if len(skipped):
         scanning.write_skipped(os.path.join(out, scanning.SKIPPED_FILE), source, skipped)

@@ -130,139 +130,183 @@ def resume_or_start(path: str | None, settings: dict, start: int, stop: int, log
     )
 
 
-def scan_source(
-    graph,
-    source,
-    layers,
-    k: int = 9,
-    batch_size: int = 500,
-    preprocess=None,
-    *,
-    strategy=None,
-    shard: tuple[int, int] = (0, 1),
-    limit: int = 0,
-    state_path: str | None = None,
-    settings: dict | None = None,
-    save_every: int = 10000,
-    strict: bool = False,
-    progress: bool = True,
-    log=print,
-    on_batch=None,
-) -> ScanState:
-    """Running top-k of every feature map of `layers` over the images of `source`, one pass.
+@dataclasses.dataclass
+class ScanOptions:
+    """How a scan runs.
+
+    Attributes:
+      k: activations kept per feature map; batch_size: images per batch.
+      preprocess: uint8 batch [b, H, W, C] -> model inputs (None: the pixels as float32).
+      strategy: a tf.distribute strategy of this worker's devices (None: the default): each replica keeps its
+        own running top-k over its slice of each batch, merged exactly at the end.
+      shard: (i, N) scan only part i of N; limit: only the first `limit` images of the source (0: all).
+      state_path: where the state is saved every `save_every` images and at the end (None: not saved); an
+        existing state of the same `settings` is resumed, a finished one returned as it is.
+      strict: the first image that cannot be decoded is an error (ValueError) instead of skipped.
+      progress: a progress bar.
+    """
+
+    k: int = 9
+    batch_size: int = 500
+    preprocess: object = None
+    strategy: object = None
+    shard: tuple[int, int] = (0, 1)
+    limit: int = 0
+    state_path: str | None = None
+    settings: dict | None = None
+    save_every: int = 10000
+    strict: bool = False
+    progress: bool = True
+
+
+class Scan:
+    """Running top-k of every feature map of `layers` over the images of `source`, in one pass.
+
+        state = Scan(graph, source, ["conv2", "conv3"], ScanOptions(k=9, state_path="scan.npz")).run()
 
     Args:
       graph: the network's Graph; source: a `sources.Source`; layers: names `graph.resolve` knows.
-      preprocess: uint8 batch [b, H, W, C] -> model inputs (None: the pixels as float32).
-      strategy: a tf.distribute strategy of this worker's devices: each replica keeps its own running
-        top-k over its slice of each batch, merged exactly at the end.
-      shard: (i, N) scan only part i of N; limit: only the first `limit` images of the source (0: all).
-      state_path: where the state is saved every `save_every` images and at the end (None: not saved);
-        an existing state of the same `settings` is resumed, a finished one returned as it is.
-      strict: the first image that cannot be decoded is an error (ValueError) instead of skipped.
-      on_batch: called with the next place to read after each batch is folded in (for benchmarks).
-    Returns:
-      the final ScanState (tops of every layer, skipped ids).
+      log: progress lines; on_batch: called with the next place to read after each batch is folded in (for
+        benchmarks).
     """
-    import tensorflow as tf
-    from tqdm import tqdm
 
-    from vizdeconv.data.pipeline import split_batches
-    from vizdeconv.explore import topk
-    from vizdeconv.explore.topk import RunningTopK
+    def __init__(self, graph, source, layers, options: ScanOptions | None = None, log=print, on_batch=None):
+        import tensorflow as tf
 
-    strategy = strategy or tf.distribute.get_strategy()
-    if getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():  # no public test for it
-        raise ValueError(
-            "the scan runs on one worker's devices; to scan on several machines give each worker "
-            "--shard i/N and combine the parts with `vizdeconv explore merge`"
-        )
-    count = min(source.count, limit) if limit else source.count
-    start, stop = shard_range(count, shard)
-    settings = dict(settings or {}, layers=list(layers), k=k, shard=list(shard), limit=limit)
-    state = resume_or_start(state_path, settings, start, stop, log)
-    if state is not None and state.done:
-        log(f"reusing the finished scan in {state_path}")
-        return state
-    names = {layer: graph.resolve(layer) for layer in layers}
-    channels = {layer: graph.shapes[names[layer]][-1] for layer in layers}
-    local = strategy.num_replicas_in_sync  # all on this worker (multi-worker is refused above)
-    if state is None:
-        state = ScanState(settings, {}, start, stop, start, np.zeros([0], np.int64))
-        first = {layer: RunningTopK(channels[layer], k) for layer in layers}
-    else:
-        log(f"resuming the scan in {state_path} at image {state.position} of {start}..{stop}")
-        first = {layer: RunningTopK.from_result(state.tops[layer]) for layer in layers}
-    # Each replica's running top-k, (values, image ids, positions) [C, k] per layer, lives in the compiled
-    # step's inputs and outputs: the batch is folded in where it is computed, with no trip to the host.
-    held = [first] + [{layer: RunningTopK(channels[layer], k) for layer in layers} for _ in range(local - 1)]
-    held = [{layer: (top.values, top.image_ids, top.positions) for layer, top in replica.items()} for replica in held]
-    states = held[0] if local == 1 else strategy.experimental_distribute_values_from_function(
-        lambda context: held[context.replica_id_in_sync_group])  # fmt: skip
-    skipped = list(state.skipped)
-    position, saved = state.position, state.position
-    began = time.perf_counter() - state.seconds
+        self.graph, self.source, self.layers = graph, source, list(layers)
+        self.options, self.log, self.on_batch = options or ScanOptions(), log, on_batch
+        o = self.options
+        self.strategy = o.strategy or tf.distribute.get_strategy()
+        if getattr(self.strategy.extended, "_in_multi_worker_mode", lambda: False)():  # no public test for it
+            raise ValueError(
+                "the scan runs on one worker's devices; to scan on several machines give each worker "
+                "--shard i/N and combine the parts with `vizdeconv explore merge`"
+            )
+        count = min(source.count, o.limit) if o.limit else source.count
+        self.start, self.stop = shard_range(count, o.shard)
+        self.settings = dict(o.settings or {}, layers=self.layers, k=o.k, shard=list(o.shard), limit=o.limit)
+        self.names = {layer: graph.resolve(layer) for layer in self.layers}
 
-    def snapshot(done: bool) -> ScanState:
+    def run(self) -> ScanState:
+        """The final ScanState (tops of every layer, skipped ids), saved at `state_path` when given."""
+        from tqdm import tqdm
+
+        o = self.options
+        state = resume_or_start(o.state_path, self.settings, self.start, self.stop, self.log)
+        if state is not None and state.done:
+            self.log(f"reusing the finished scan in {o.state_path}")
+            return state
+        self._begin(state)
+        batches = self.strategy.distribute_datasets_from_function(self._pipeline)
+        step = self._compiled(batches)
+        with tqdm(total=self.stop - self.start, initial=self.position - self.start, desc="scan", unit="img",
+                  unit_scale=True, disable=not o.progress, dynamic_ncols=True) as bar:  # fmt: skip
+            for images_batch, batch_ids in batches:
+                self.states = step(images_batch, batch_ids, self.states)
+                got = np.concatenate([ids.numpy() for ids in self.strategy.experimental_local_results(batch_ids)])
+                if got.size:
+                    upto = int(got.max()) + 1
+                    self._gaps(upto, got)
+                    bar.update(upto - self.position)
+                    self.position = upto
+                if self.on_batch is not None:
+                    self.on_batch(self.position)
+                if o.state_path is not None and self.position - self.saved >= o.save_every:
+                    self._snapshot(False).save(o.state_path)
+                    self.saved = self.position
+            self._gaps(self.stop, [])
+            bar.update(self.stop - self.position)
+            self.position = self.stop
+        final = self._snapshot(True)
+        if o.state_path is not None:
+            final.save(o.state_path)
+        return final
+
+    def _begin(self, state: ScanState | None) -> None:
+        """The running top-k of each replica, from `state` when resuming. Each replica's (values, image ids,
+        positions) [C, k] per layer lives in the compiled step's inputs and outputs: a batch is folded in where
+        it is computed, with no trip to the host."""
+        from vizdeconv.explore.topk import RunningTopK
+
+        k, channels = self.options.k, {layer: self.graph.shapes[self.names[layer]][-1] for layer in self.layers}
+        self.replicas = self.strategy.num_replicas_in_sync  # all on this worker (multi-worker is refused)
+        if state is None:
+            state = ScanState(self.settings, {}, self.start, self.stop, self.start, np.zeros([0], np.int64))
+            first = {layer: RunningTopK(channels[layer], k) for layer in self.layers}
+        else:
+            self.log(f"resuming the scan in {self.options.state_path} at image {state.position} of "
+                     f"{self.start}..{self.stop}")  # fmt: skip
+            first = {layer: RunningTopK.from_result(state.tops[layer]) for layer in self.layers}
+        held = [first] + [{layer: RunningTopK(channels[layer], k) for layer in self.layers}
+                          for _ in range(self.replicas - 1)]  # fmt: skip
+        held = [
+            {layer: (top.values, top.image_ids, top.positions) for layer, top in replica.items()} for replica in held
+        ]
+        self.states = held[0] if self.replicas == 1 else self.strategy.experimental_distribute_values_from_function(
+            lambda context: held[context.replica_id_in_sync_group])  # fmt: skip
+        self.skipped = list(state.skipped)
+        self.position = self.saved = state.position
+        self.began = time.perf_counter() - state.seconds
+
+    def _snapshot(self, done: bool) -> ScanState:
+        from vizdeconv.explore import topk
+        from vizdeconv.explore.topk import RunningTopK
+
+        local = self.strategy.experimental_local_results
         replicas = [
-            {layer: RunningTopK.from_state(*(strategy.experimental_local_results(part)[replica] for part in top))
-             for layer, top in states.items()}
-            for replica in range(local)
+            {layer: RunningTopK.from_state(*(local(part)[index] for part in top)) for layer, top in self.states.items()}
+            for index in range(self.replicas)
         ]  # fmt: skip
-        merged = {layer: topk.merged([replica[layer] for replica in replicas]) for layer in layers}
-        return ScanState(settings, merged, start, stop, position, np.array(skipped, np.int64), done,
-                         time.perf_counter() - began)  # fmt: skip
+        merged = {layer: topk.merged([replica[layer] for replica in replicas]) for layer in self.layers}
+        return ScanState(self.settings, merged, self.start, self.stop, self.position, np.array(self.skipped, np.int64),
+                         done, time.perf_counter() - self.began)  # fmt: skip
 
-    def pipeline(context):
-        batches = source.elements(position, stop).batch(batch_size)
-        return split_batches(batches, context, preprocess or (lambda x: tf.cast(x, tf.float32)))
+    def _pipeline(self, context):
+        import tensorflow as tf
 
-    def fold(batch, batch_ids, states):
+        from vizdeconv.data.pipeline import split_batches
+
+        batches = self.source.elements(self.position, self.stop).batch(self.options.batch_size)
+        return split_batches(batches, context, self.options.preprocess or (lambda x: tf.cast(x, tf.float32)))
+
+    def _compiled(self, batches):
+        """The step that folds a batch into every replica's running top-k, traced once for batches of any size
+        (the dataset's own spec, batch dimension unknown): a short last batch would otherwise trace the whole
+        network again (11 s for ResNet50's 172 layers)."""
+        import tensorflow as tf
+
+        from vizdeconv.explore import topk
+
+        graph, names = self.graph, self.names
+
         def replica_fn(x, ids, held):
             tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
             best = topk.maxima(graph, tensors, set(names.values()))
             return topk.fold_layers(held, {layer: tensors[name] for layer, name in names.items()}, ids,
                                     {layer: best[name] for layer, name in names.items()})  # fmt: skip
 
-        return strategy.run(replica_fn, args=(batch, batch_ids, states))
+        def fold(batch, batch_ids, states):
+            return self.strategy.run(replica_fn, args=(batch, batch_ids, states))
 
-    batches = strategy.distribute_datasets_from_function(pipeline)
-    # Traced once for batches of any size (the dataset's own spec, batch dimension unknown): a short last
-    # batch would otherwise trace the whole network again (11 s for ResNet50's 172 layers).
-    step = tf.function(fold, input_signature=[*batches.element_spec, tf.nest.map_structure(tf.type_spec_from_value,
-                                                                                           states)])  # fmt: skip
+        signature = [*batches.element_spec, tf.nest.map_structure(tf.type_spec_from_value, self.states)]
+        return tf.function(fold, input_signature=signature)
 
-    def gaps(upto: int, got) -> None:
+    def _gaps(self, upto: int, got) -> None:
         """Ids in [position, upto) missing from `got`: images that could not be decoded."""
-        present = np.zeros(upto - position, bool)
-        present[np.asarray(got, np.int64) - position] = True
-        missing = position + np.flatnonzero(~present)
-        if missing.size and strict:
-            raise ValueError(f"{source.why(int(missing[0])) or source.describe(int(missing[0]))} (--strict)")
-        skipped.extend(int(i) for i in missing)
+        present = np.zeros(upto - self.position, bool)
+        present[np.asarray(got, np.int64) - self.position] = True
+        missing = self.position + np.flatnonzero(~present)
+        if missing.size and self.options.strict:
+            first = int(missing[0])
+            raise ValueError(f"{self.source.why(first) or self.source.describe(first)} (--strict)")
+        self.skipped.extend(int(i) for i in missing)
 
-    with tqdm(total=stop - start, initial=position - start, desc="scan", unit="img", unit_scale=True,
-              disable=not progress, dynamic_ncols=True) as bar:  # fmt: skip
-        for images_batch, batch_ids in batches:
-            states = step(images_batch, batch_ids, states)
-            got = np.concatenate([ids.numpy() for ids in strategy.experimental_local_results(batch_ids)])
-            if got.size:
-                upto = int(got.max()) + 1
-                gaps(upto, got)
-                bar.update(upto - position)
-                position = upto
-            if on_batch is not None:
-                on_batch(position)
-            if state_path is not None and position - saved >= save_every:
-                snapshot(False).save(state_path)
-                saved = position
-        gaps(stop, [])
-        bar.update(stop - position)
-        position = stop
-    final = snapshot(True)
-    if state_path is not None:
-        final.save(state_path)
-    return final
+
+def scan_source(graph, source, layers, k: int = 9, batch_size: int = 500, preprocess=None, *, log=print,
+                on_batch=None, **options) -> ScanState:  # fmt: skip
+    """`Scan(graph, source, layers, ScanOptions(k, batch_size, preprocess, **options), log, on_batch).run()`:
+    the running top-k of every feature map of `layers` over the images of `source` (see `ScanOptions`)."""
+    return Scan(graph, source, layers, ScanOptions(k, batch_size, preprocess, **options), log, on_batch).run()
 
 
 def merge_states(states: list[ScanState]) -> ScanState:
