@@ -134,6 +134,15 @@ class Graph:
             and self.by_name[self.resolve(name)].kind not in ("input", "identity", "zero_pad", "crop", "softmax")
         ]
 
+    def is_feature_layer(self, layer: str) -> bool:
+        """Whether `layer`, by any name `resolve` takes (a nested layer by its alias or its full
+        `outer/inner` name), is one of `feature_layers`."""
+        try:
+            name = self.resolve(layer)
+        except ValueError:
+            return False
+        return name in {self.resolve(feature) for feature in self.feature_layers}
+
     @property
     def block_outputs(self) -> list[str]:
         """The feature layers a person means by every layer of a network: the maps each block hands on

@@ -199,7 +199,7 @@ class Projector:
         loaded = self._get(run)
         with loaded.lock:
             deconvnet = loaded.deconvnet("deconvnet")
-            if layer not in deconvnet.graph.feature_layers:
+            if not deconvnet.graph.is_feature_layer(layer):
                 raise Refused(f"layer {layer!r} is not a feature layer of the network; it has "
                               f"{', '.join(deconvnet.graph.feature_layers)}")  # fmt: skip
             return deconvnet.feature_maps(inputs, layer).numpy()[0]
@@ -271,7 +271,7 @@ class Projector:
         with loaded.lock:  # one request at a time per network: compiled functions are shared
             deconvnet = loaded.deconvnet(mode)
             graph = deconvnet.graph
-            if layer not in graph.feature_layers:
+            if not graph.is_feature_layer(layer):
                 raise Refused(f"layer {layer!r} is not in the network; it has {', '.join(graph.feature_layers)}")
             height, width, _ = graph.shapes[graph.resolve(layer)]
             if unit is None:  # the projection checks the channel's range
