@@ -214,6 +214,13 @@ class ArraySource(Source):
     def labels(self, ids):
         return self.label_array[np.asarray(ids, np.int64)]
 
+    def read_all(self, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        # Already in memory, and every image decodes: the arrays themselves, not a pass through tf.data.
+        stop = min(self.count, limit) if limit else self.count
+        if not stop:
+            raise ValueError(f"{self.name} holds no readable images")
+        return self.images[:stop], self.label_array[:stop]
+
 
 class FolderSource(Source):
     """Every image file under `root` (any nesting; JPEG, PNG, BMP, GIF, WebP by extension), sorted by path.

@@ -189,11 +189,8 @@ class Subject:
     labels: list[str] | None = None
 
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-        """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out)."""
-        from vizdeconv.data import cifar10
-
-        if self.config is not None:
-            return cifar10.load_split(self.config.data, split)
+        """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out):
+        everything `source` streams."""
         return self.source(split).read_all()
 
     def source(self, split: str = "test"):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from vizdeconv.data import cifar10, sources
+from vizdeconv.data import sources
 from vizdeconv.methods import reconstruct
 from vizdeconv.methods.deconvnet import Deconvnet
 from vizdeconv.nn.preprocess import Preprocess, for_model
@@ -93,14 +93,13 @@ class Run(Inspector):
     def __init__(self, path: str | None = None, logdir: str = "logs"):
         self.path = path or rundir.newest_run(logdir)
         opened = open_subject(run=self.path)
-        self.config, self.step = opened.config, opened.step
+        self.subject, self.config, self.step = opened, opened.config, opened.step
         super().__init__(opened.model, opened.pixels)
         self.metrics = rundir.read_metrics(self.path) or {}
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The run's test split (its recorded data source): [N, 32, 32, 3] uint8, [N] int32."""
-        images, labels = cifar10.load_split(self.config.data, "test")
-        return (images[:count], labels[:count]) if count else (images, labels)
+        return self.subject.source("test").read_all(count or 0)
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every scalar the run logged: '<train|eval>/<tag>' -> (steps, values)."""
