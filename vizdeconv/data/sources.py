@@ -434,6 +434,13 @@ def open_source(spec: str, split: str, input_shape, tfds_data_dir: str | None = 
     return FolderSource(folder, size, channels)
 
 
+def for_config(data_config, split: str) -> Source:
+    """The source of a run's `config.data` (CIFAR-10's binary files, or TensorFlow Datasets' copy), the whole
+    split in memory: what the trainer trains and evaluates on and what a run's analyses read."""
+    images, labels = cifar10.load_split(data_config, split)
+    return ArraySource(images, labels, f"cifar10 {split}", list(cifar10.CLASS_NAMES))
+
+
 def load_images(path: str, split: str, input_shape, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Images for a Keras model, in memory: CIFAR-10 binary data, a folder of images (class subfolders
     optional), TFRecord files or `tfds:NAME` (see `open_source`); files that cannot be decoded

@@ -195,11 +195,10 @@ class Subject:
 
     def source(self, split: str = "test"):
         """The split as a `sources.Source` (streamed; a run's CIFAR-10 is in memory as the trainer has it)."""
-        from vizdeconv.data import cifar10, sources
+        from vizdeconv.data import sources
 
         if self.config is not None:
-            images, labels = cifar10.load_split(self.config.data, split)
-            return sources.ArraySource(images, labels, f"cifar10 {split}", list(cifar10.CLASS_NAMES))
+            return sources.for_config(self.config.data, split)
         return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir)
 
     def class_names(self, count: int) -> list[str]:

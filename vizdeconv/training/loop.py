@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from vizdeconv import config as config_lib
-from vizdeconv.data import cifar10, pipeline
+from vizdeconv.data import pipeline, sources
 from vizdeconv.errors import WriteError, is_write_failure, reason
 from vizdeconv.hardware import cpu, distribute, precision
 from vizdeconv.methods.deconvnet import Deconvnet
@@ -151,8 +151,9 @@ class Trainer:
         return self.finish(train_seconds)
 
     def load_data(self) -> None:
-        self.train_images, self.train_labels = cifar10.load_split(self.config.data, "train")
-        self.test_images, self.test_labels = cifar10.load_split(self.config.data, "test")
+        """Both splits in memory, through the same `Source` a run's analyses read (`sources.for_config`)."""
+        self.train_images, self.train_labels = sources.for_config(self.config.data, "train").read_all()
+        self.test_images, self.test_labels = sources.for_config(self.config.data, "test").read_all()
 
     def build(self) -> None:
         """The network, optimizer, checkpoint manager, compiled steps and the probe summaries."""
