@@ -602,7 +602,7 @@ def test_marking_that_points_outside_the_logdir_is_ignored(tmp_path):
     logdir = tmp_path / "logs"
     outside = tmp_path / "elsewhere"
     probes.write_probes(
-        str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)), root=str(outside), kind="run"
+        str(logdir / "x"), np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)), probes.Marking(str(outside), "run")
     )
     client, _ = make_client(str(logdir))
     assert get(client, "runs")[1]["runs"] == []
@@ -740,8 +740,8 @@ def test_applications_runs_project_on_demand_with_their_weights_file_and_preproc
     assert status == 200 and body["source"] == "computed on demand"
     # Explored with random weights: nothing to rebuild them from, and the tab says so in one line.
     probes.write_probes(
-        str(tmp_path / "logs" / "random_explore"), inputs, inputs, root=str(tmp_path / "logs" / "random_explore"),
-        kind="keras", model=spec, preprocess="unit",
+        str(tmp_path / "logs" / "random_explore"), inputs, inputs,
+        probes.Marking(str(tmp_path / "logs" / "random_explore"), "keras", model=spec, preprocess="unit"),
     )  # fmt: skip
     client = make_client(str(tmp_path / "logs"))[0]
     status, body = get(client, "project", run="random_explore", image=0, layer=layer, channel=0)

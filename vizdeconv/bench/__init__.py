@@ -42,6 +42,7 @@ def reconstruct_flops(model) -> int:
     return sum(sum(per_layer[:depth]) for depth in range(1, len(per_layer) + 1)) + sum(per_layer)
 
 
+# 8 parameters: a benchmark record's fields; the benchmarks' JSON is their schema.
 def time_phase(
     name: str,
     step,
@@ -68,6 +69,7 @@ def time_phase(
     return timing_record(name, durations, batch_size, flops_per_image, log, variant, num_batches * batches_per_call)
 
 
+# 8 parameters: a benchmark record's fields; the benchmarks' JSON is their schema.
 def timing_record(
     name: str,
     durations,
@@ -112,6 +114,7 @@ def _synchronized(function):
     return run
 
 
+# 9 parameters, 88 lines: the bench command's flags and its phases in order.
 def benchmark(
     network: str,
     batch_size: int,
@@ -283,6 +286,7 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
     return dataset
 
 
+# 10 parameters: the trainer's step rebuilt for timing, with the trainer's own settings.
 def _train_step(
     config, model, dtype, batch_size, num_batches, with_data, data_dir, flops, log, steps_per_call: int = 1
 ) -> dict:
@@ -311,6 +315,7 @@ def _train_step(
     )
 
 
+# 9 parameters, 64 lines: the Keras twin's step timed beside the trainer's, same settings.
 def keras_train_step(
     config,
     dtype,
@@ -408,6 +413,7 @@ def run_baseline(script: str, data_dir: str, num_batches: int, log=print) -> dic
     }
 
 
+# 7 parameters: the yardstick's command line and where its figures go.
 def add_baseline(
     report: dict, baseline: str, num_batches: int, with_data: bool, data_dir: str, steps_per_call: int = 1, log=print
 ) -> None:

@@ -23,6 +23,7 @@ from vizdeconv.runs.subject import SubjectOptions
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand
 
 
+# 9 parameters: the explorer's scan of images already in memory (evolution's), over ScanOptions.
 def scan(
     model,
     images,
@@ -229,6 +230,7 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
         return _explore_into(subject, out, options, log, after_scan)
 
 
+# 81 lines: the explorer's steps in order (scan, render, probes, report); each step is a call.
 def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -> dict:
     import json
 

@@ -101,6 +101,7 @@ class Renderer:
         largest = max(SMALLEST_TILE, math.isqrt(LAYER_TILE_BYTES // (2 * 3 * channels * k)))
         return -(-side // largest)
 
+    # 7 parameters: the pictures, the unit's place and how the tile is drawn (fill, enlarge, shrink).
     def crop(self, panels: np.ndarray, layer: str, rows, cols, fill: float, enlarge: bool = True,
              shrink: int = 1) -> np.ndarray:  # fmt: skip
         """Cuts each [N, H, W, 3] picture to its unit's receptive field, on a canvas of the field's size
@@ -124,6 +125,7 @@ class Renderer:
             canvas = canvas.reshape(len(canvas), blocks, shrink, blocks, shrink, 3).mean((2, 4))
         return pictures.upscale(canvas, max(1, TILE_PIXELS // canvas.shape[1])) if enlarge else canvas
 
+    # 88 lines: one layer's files in one pass over its units, in bounded memory (the batching is the point).
     def render_layer(self, layer: str, top: dict, out: str, split: str, optimized=None, on_units=None) -> dict:
         """Writes `<out>/<layer>/channel_NNN.png`, `<out>/<layer>_overview.png` and `<out>/<layer>/top.npz`
         (projections and patches [channels, k, side, side, 3] uint8, for the TensorBoard tab: side is the

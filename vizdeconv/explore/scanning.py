@@ -302,6 +302,7 @@ class Scan:
         self.skipped.extend(int(i) for i in missing)
 
 
+# 9 parameters: the one-line form of Scan(..., ScanOptions(...)).run() for benchmarks and tests.
 def scan_source(graph, source, layers, k: int = 9, batch_size: int = 500, preprocess=None, *, log=print,
                 on_batch=None, **options) -> ScanState:  # fmt: skip
     """`Scan(graph, source, layers, ScanOptions(k, batch_size, preprocess, **options), log, on_batch).run()`:

@@ -198,6 +198,7 @@ def fold_layers(held: dict, activations: dict, image_ids, best: dict | None = No
     return dict(zip(names, zip(*(tf.split(part, sizes, 0) for part in merged))))
 
 
+# 8 parameters: the tensors of one compiled fold, passed explicitly so the trace sees them.
 def _fold(values, image_ids, positions, best_value, best_position, batch_ids, k, in_order=False):
     """Running entries [C, k] and a batch's strongest units [C, B] -> the new entries [C, k].
 

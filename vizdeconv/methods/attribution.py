@@ -147,6 +147,7 @@ class Attribution:
       seed: SmoothGrad's noise.
     """
 
+    # 10 parameters: the settings, keyword-only after the method and layer, as Captum and Xplique take them.
     def __init__(
         self,
         model,

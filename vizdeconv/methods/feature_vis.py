@@ -321,6 +321,7 @@ class FeatureVisualization:
             total = tf.reduce_sum(objective)
         return tape.gradient(total, x)
 
+    # 7 parameters: the tensors of one compiled step, passed explicitly so the trace sees them.
     def _fourier_update(self, name, unit, x, state, channels, seeds, step):
         """Adam (as keras.optimizers.Adam computes it) ascending the objective; state = (m, v)."""
         gradient = -self._gradient(name, unit, x, channels, seeds)
@@ -331,6 +332,7 @@ class FeatureVisualization:
         rate = (self.regularizers.learning_rate or 0.05) * tf.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
         return x - rate * m / (tf.sqrt(v) + 1e-7), (m, v)
 
+    # 7 parameters: the tensors of one compiled step, passed explicitly so the trace sees them.
     def _pixel_update(self, name, unit, x, state, channels, seeds, step):
         r = self.regularizers
         gradient = self._gradient(name, unit, x, channels, seeds)

@@ -66,6 +66,7 @@ def _substrate(images: np.ndarray, substrate: str, blur_sigma: float | None) -> 
     return gaussian_blur(images, sigma)
 
 
+# 9 parameters: the model, its inputs, maps and targets, and the curve's settings shared by deletion and insertion.
 def _curve(kind, model, images, maps, target, steps, substrate, blur_sigma, batch_size) -> Curve:
     graph = as_graph(model)
     images = np.asarray(images, np.float32)
@@ -115,6 +116,7 @@ def _targets(target, probabilities: np.ndarray) -> np.ndarray:
     return values
 
 
+# 8 parameters: model, images, maps, targets, then keyword settings of the curve.
 def deletion(
     model,
     images,
@@ -140,6 +142,7 @@ def deletion(
     return _curve("deletion", model, images, maps, target, steps, substrate, blur_sigma, batch_size)
 
 
+# 8 parameters: model, images, maps, targets, then keyword settings of the curve.
 def insertion(
     model,
     images,

@@ -69,6 +69,7 @@ class Occlusion:
       batch_size: occluded copies run at once.
     """
 
+    # 7 parameters: the method's settings (the occluder and its geometry).
     def __init__(self, model, preprocess, grey, patch: int = 4, stride: int = 1, layer: str | None = None,
                  batch_size: int = 1024):  # fmt: skip
         self.deconvnet = model if isinstance(model, Deconvnet) else Deconvnet(model)
@@ -110,6 +111,7 @@ class Occlusion:
                                projection, unoccluded)  # fmt: skip
 
 
+# 9 parameters: the 0.2 function kept one release as an alias of Occlusion.
 def occlusion(model, picture, label, preprocess, grey, patch=4, stride=1, layer=None, batch_size=1024):
     """Deprecated (0.2, kept for one release): `Occlusion(model, preprocess, grey, patch, stride, layer,
     batch_size).explain(picture, label)`."""

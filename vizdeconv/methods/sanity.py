@@ -88,6 +88,7 @@ class CascadingRandomization:
         )
 
 
+# 9 parameters: the 0.2 function kept one release as an alias of CascadingRandomization.
 def cascading(model, inputs, layer, channels, positions, mode="deconvnet", seed=1, *, display_of, rectify="relu"):
     """Deprecated (0.2, kept for one release): `CascadingRandomization(model, mode, seed, display_of=...,
     rectify=...).explain(inputs, layer, channels, positions)`."""

@@ -181,6 +181,7 @@ class Graph:
 
     # Plain TensorFlow code with Python control flow only: autograph, which would convert it (and every
     # rule it calls) at every trace, has nothing to do in it.
+    # 7 parameters: every knob of one forward pass, passed straight into a trace (no object to rebuild per call).
     @tf.autograph.experimental.do_not_convert
     def forward(
         self,

@@ -212,6 +212,7 @@ class Subject:
         return list(cifar10.CLASS_NAMES) if count == len(cifar10.CLASS_NAMES) else [str(i) for i in range(count)]
 
 
+# 9 parameters, 70 lines: the one opener, whose parameters are SubjectOptions' fields and the caller's needs.
 def open_subject(
     run: str | None = None,
     model_path: str | None = None,

@@ -229,10 +229,7 @@ class Trainer:
             os.path.join(self.workdir, "train"),
             self.summary_inputs,
             self.summary_originals,
-            root=self.workdir,
-            kind="run",
-            image_ids=self.probe_index,
-            labels=self.test_labels[self.probe_index],
+            probes.Marking(self.workdir, "run", image_ids=self.probe_index, labels=self.test_labels[self.probe_index]),
             writer=self.writers["train"],
         )
 

@@ -10,6 +10,7 @@ def weight_penalty(kernels) -> tf.Tensor:
     return tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
 
 
+# 7 parameters: the reference objective's terms as one replica computes them (its config is split into tensors here).
 def objective(
     logits,
     labels,

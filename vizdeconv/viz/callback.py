@@ -32,6 +32,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
         its probe (`pictures.overlay`), enlarged by `display_scale`.
     """
 
+    # 10 parameters: a Keras callback's public keyword settings (as keras.callbacks.TensorBoard takes them).
     def __init__(
         self,
         log_dir: str,
@@ -78,9 +79,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
                 os.path.join(self.log_dir, "train"),
                 self.probes,
                 self.summary.originals,
-                root=self.log_dir,
-                kind="keras",
-                model=self.snapshot_dir,
+                probes.Marking(self.log_dir, "keras", model=self.snapshot_dir),
                 writer=self.writer,
             )
         with self.writer.as_default():

@@ -29,6 +29,7 @@ class ReconstructionSummary:
       clip_percentile: see `to_display`.
     """
 
+    # 7 parameters: the strips' settings, as the trainer's config and the callback's keywords give them.
     def __init__(
         self,
         projector: Deconvnet,

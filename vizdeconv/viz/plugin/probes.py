@@ -5,6 +5,7 @@ Deconvnet tab for that logdir. The summary's JSON content says where the run's f
 folder of the event file, so the plugin never takes a path from a request.
 """
 
+import dataclasses
 import json
 import os
 
@@ -29,43 +30,48 @@ def _metadata(content: dict) -> summary_pb2.SummaryMetadata:
     )
 
 
-def write_probes(
-    events_dir: str,
-    inputs,
-    pictures,
-    *,
-    root: str,
-    kind: str,
-    model: str | None = None,
-    weights: str | None = None,
-    preprocess: str | None = None,
-    explorations: dict | None = None,
-    image_ids=None,
-    labels=None,
-    class_names=None,
-    step: int = 0,
-    writer=None,
-) -> None:
+@dataclasses.dataclass
+class Marking:
+    """What a probe summary tells the tab about its run (the JSON content of the protocol).
+
+    Attributes:
+      root: the run's folder (reference run folder, or where a Keras model's outputs go).
+      kind: "run" (reference checkpoints in `<root>/checkpoints`) or "keras" (`model` is a `.keras` file, a
+        folder of `.keras` snapshots, the newest being the model, or `applications:NAME[:SIZE]` with its
+        `weights` file: without one its weights were random and cannot be rebuilt).
+      preprocess: how pixels became the model's inputs (`preprocess.CHOICES`), for a "keras" model.
+      explorations: {split: folder} of explorer output (an `--out` anywhere; the tab also looks in `root`).
+      image_ids, labels: [P] int, the probes' places in their split and their classes; class_names: one per
+        output.
+    """
+
+    root: str
+    kind: str
+    model: str | None = None
+    weights: str | None = None
+    preprocess: str | None = None
+    explorations: dict | None = None
+    image_ids: object = None
+    labels: object = None
+    class_names: list | None = None
+
+
+def write_probes(events_dir: str, inputs, pictures, marking: Marking, step: int = 0, writer=None) -> None:
     """Writes the probe summaries to `writer` (a summary writer of `events_dir`), or else to a new
     event file in `events_dir`.
 
     Args:
       events_dir: the folder TensorBoard sees as the run.
       inputs: [P, H, W, C] float32 model inputs; pictures: [P, H, W, 3] in [0, 1] or uint8.
-      root: the run's folder (reference run folder, or where a Keras model's outputs go).
-      kind: "run" (reference checkpoints in `<root>/checkpoints`) or "keras" (`model` is a `.keras`
-        file, a folder of `.keras` snapshots, the newest being the model, or `applications:NAME[:SIZE]`
-        with its `weights` file: without one its weights were random and cannot be rebuilt).
-      preprocess: how pixels became the model's inputs (`preprocess.CHOICES`), for a "keras" model.
-      explorations: {split: folder} of explorer output (an `--out` anywhere; the tab also looks in `root`).
-      image_ids, labels: [P] int, the probes' places in their split and their classes.
+      marking: what the summary says of the run; its paths are stored relative to `events_dir`.
     """
     import tensorflow as tf
 
     from vizdeconv.viz.pictures import to_bytes
 
-    if kind not in ("run", "keras"):
-        raise ValueError(f"kind must be 'run' or 'keras', got {kind!r}")
+    m = marking
+    if m.kind not in ("run", "keras"):
+        raise ValueError(f"kind must be 'run' or 'keras', got {m.kind!r}")
     inputs = np.asarray(inputs, np.float32)
     pictures = np.asarray(pictures)
     if pictures.dtype != np.uint8:
@@ -73,15 +79,19 @@ def write_probes(
     count = len(inputs)
     content = {
         "format": FORMAT,
-        "kind": kind,
-        "root": os.path.relpath(root, events_dir),
-        "model": (model if model.startswith(APPLICATIONS) else os.path.relpath(model, events_dir)) if model else None,
-        "weights": os.path.relpath(weights, events_dir) if weights else None,
-        "preprocess": preprocess,
-        "explorations": {split: os.path.relpath(folder, events_dir) for split, folder in (explorations or {}).items()},
-        "image_ids": [int(i) for i in (range(count) if image_ids is None else image_ids)],
-        "labels": [int(i) for i in ([-1] * count if labels is None else labels)],
-        "class_names": list(class_names) if class_names else None,
+        "kind": m.kind,
+        "root": os.path.relpath(m.root, events_dir),
+        "model": (m.model if m.model.startswith(APPLICATIONS) else os.path.relpath(m.model, events_dir))
+        if m.model
+        else None,
+        "weights": os.path.relpath(m.weights, events_dir) if m.weights else None,
+        "preprocess": m.preprocess,
+        "explorations": {
+            split: os.path.relpath(folder, events_dir) for split, folder in (m.explorations or {}).items()
+        },
+        "image_ids": [int(i) for i in (range(count) if m.image_ids is None else m.image_ids)],
+        "labels": [int(i) for i in ([-1] * count if m.labels is None else m.labels)],
+        "class_names": list(m.class_names) if m.class_names else None,
     }
     own = writer is None
     writer = tf.summary.create_file_writer(events_dir) if own else writer
@@ -105,6 +115,7 @@ def parse(content: bytes) -> dict:
     return value
 
 
+# 8 parameters: a subject and what of its images to mark (the rest comes from the subject).
 def write_subject_probes(
     subject,
     events_dir: str,
@@ -124,10 +135,7 @@ def write_subject_probes(
     images, labels = images[:count], labels[:count]
     positions = np.arange(len(images))
     ids = positions if ids is None else np.asarray(ids)[:count]
-    write_probes(
-        events_dir,
-        np.asarray(subject.pixels.inputs(images)),
-        subject.pixels.pictures(images),
+    marking = Marking(
         root=subject.root,
         kind="run" if subject.run else "keras",
         model=subject.model_path,
@@ -138,3 +146,4 @@ def write_subject_probes(
         labels=labels,
         class_names=subject.class_names(subject.graph.shapes[subject.graph.output][-1]),
     )
+    write_probes(events_dir, np.asarray(subject.pixels.inputs(images)), subject.pixels.pictures(images), marking)
