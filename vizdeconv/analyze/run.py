@@ -63,22 +63,17 @@ def analyze(options, log=print) -> dict:
     for layer in layers:
         if layer is not None:
             subject.graph.resolve(layer)
-    holding = RunLock(o.run, log, what=f"analyze {kind}") if o.run else contextlib.nullcontext()
-    with holding:
-        if kind == "optimize":
-            return optimize.run_optimize(subject, o, log)
-        if kind == "attribute":
-            return attribute.run_attribute(subject, o, checked["ids"], checked["files"], log)
-        if kind == "occlusion":
-            return analyses.run_occlusion(subject, o, log)
-        if kind == "invariance":
-            return analyses.run_invariance(subject, o, log)
-        for layer in layers:
-            if kind == "sanity":
-                report = analyses.run_sanity(subject, o, layer, log)
-            else:
-                report = analyses.run_evolution(subject, o, layer, log)
-        return report
+    # One runner per analysis: (subject, options, what _check found, log) -> the last report.
+    runners = {
+        "occlusion": lambda: analyses.run_occlusion(subject, o, log),
+        "evolution": lambda: [analyses.run_evolution(subject, o, layer, log) for layer in layers][-1],
+        "invariance": lambda: analyses.run_invariance(subject, o, log),
+        "sanity": lambda: [analyses.run_sanity(subject, o, layer, log) for layer in layers][-1],
+        "optimize": lambda: optimize.run_optimize(subject, o, log),
+        "attribute": lambda: attribute.run_attribute(subject, o, checked["ids"], checked["files"], log),
+    }
+    with RunLock(o.run, log, what=f"analyze {kind}") if o.run else contextlib.nullcontext():
+        return runners[kind]()
 
 
 def explorer_sanity(split: str, log=print):
