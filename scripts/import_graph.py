@@ -16,7 +16,7 @@ import sys
 # Floor of each room, bottom first. A room may import rooms on lower floors only; rooms on one floor do
 # not import each other. `configs` holds recipes and is never imported by the library.
 FLOORS = {
-    "errors": 0, "nn": 0,  # the network description and its op registry
+    "errors": 0, "options": 0, "nn": 0,  # errors; the options-dataclass field helper; the network and its registry
     "methods": 1,  # one class per method, on a Graph
     "hardware": 2, "data": 2,  # the CPU, precision and devices; file formats, sources, the one preprocessing
     "config": 3,  # the config schema (reads the vocabularies of hardware and methods)

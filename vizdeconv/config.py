@@ -6,7 +6,6 @@ The option lists here are the one home of each vocabulary: the trainer, the comm
 messages read their choices from them.
 """
 
-import dataclasses
 import math
 import os
 
@@ -161,13 +160,3 @@ def resolve(config):
     if config.data.data_dir:
         config.data.data_dir = os.path.abspath(os.path.expanduser(config.data.data_dir))
     return config
-
-
-def option(default=None, help: str = "", *, flag: str | None = None, choices=None, repeat: bool = False,
-           many: bool = False):  # fmt: skip
-    """A field of a command's options dataclass, which is the only home of its default: the command line's
-    flag is derived from it (`commands.flags.add_options`) as `--<field>` (or `flag`), a switch for a False
-    bool, repeatable where `repeat` (a list, None when not given), taking several values where `many`, with
-    `choices` and `help`."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "repeat": repeat, "many": many}
-    return dataclasses.field(default=default, metadata=metadata)

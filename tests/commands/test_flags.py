@@ -50,3 +50,25 @@ def test_repeats_switches_choices_and_a_flag_given_twice():
         ANALYSES["attribute"],
     )
     assert attribute.images == ["a.png", "b.png"] and attribute.methods == ["saliency"]
+
+
+@pytest.mark.parametrize(
+    "options_class, line",
+    [
+        ("vizdeconv.bench.options:BenchOptions", []),
+        ("vizdeconv.commands.export:ExportOptions", ["--run", "r", "--out", "m.keras"]),
+        ("vizdeconv.commands.shapes:ShapesOptions", ["--input", "126", "--kernel", "4"]),
+    ],
+)
+def test_the_other_commands_defaults_also_come_from_their_dataclasses(options_class, line):
+    import importlib
+
+    module, name = options_class.split(":")
+    options_class = getattr(importlib.import_module(module), name)
+    parsed = flags.options_from(parser_of(options_class).parse_args(line), options_class)
+    given = {field.name: getattr(parsed, field.name) for field in dataclasses.fields(options_class)
+             if field.metadata.get("required")}  # fmt: skip
+    assert parsed == options_class(**given)
+    if name == "ShapesOptions":
+        assert flags.options_from(parser_of(options_class).parse_args([*line, "--padding", "valid"]),
+                                  options_class).padding == "VALID"  # fmt: skip

@@ -4,9 +4,10 @@ are the only ones; `run`, `model`, `weights`, `data_dir`, `tfds_data_dir` and `p
 
 import dataclasses
 
-from vizdeconv.config import RECTIFY_HELP, SPLITS, option
+from vizdeconv.config import RECTIFY_HELP, SPLITS
 from vizdeconv.methods import attribution, feature_vis
 from vizdeconv.methods.reconstruct import MODES, RECTIFY
+from vizdeconv.options import option
 from vizdeconv.runs.subject import SubjectOptions
 
 IDS_HELP = "image ids of the split, e.g. 0,5,17, or first:N"

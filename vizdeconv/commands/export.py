@@ -5,16 +5,24 @@ The file holds plain Keras layers (Conv2D with ReLU, MaxPooling2D, GlobalAverage
 standardized per image, its outputs the run's logits.
 """
 
+import dataclasses
 import os
 
 from vizdeconv.commands import flags
 
 
+@dataclasses.dataclass(kw_only=True)
+class ExportOptions:
+    """The run to export and the file to write (the flags of `vizdeconv export`)."""
+
+    run: str | None = flags.option(None, "a run folder written by vizdeconv train", required=True)
+    out: str | None = flags.option(None, "the .keras file to write", required=True)
+
+
 def main(argv=None, program: str = "vizdeconv export") -> int:
     parser = flags.parser(program, __doc__.split("\n")[0])
-    flags.add_subject(parser, run_only=True)
-    parser.add_argument("--out", required=True, help="the .keras file to write")
-    args = parser.parse_args(argv)
+    flags.add_options(parser, ExportOptions)
+    args = flags.options_from(parser.parse_args(argv), ExportOptions)
     if not args.out.endswith(".keras"):
         raise ValueError(f"--out must end in .keras, got {args.out}")
     folder = os.path.dirname(os.path.abspath(args.out))

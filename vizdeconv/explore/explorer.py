@@ -15,9 +15,10 @@ import dataclasses
 import os
 import time
 
-from vizdeconv.config import RECTIFY_HELP, SPLITS, option
+from vizdeconv.config import RECTIFY_HELP, SPLITS
 from vizdeconv.methods import feature_vis
 from vizdeconv.methods.reconstruct import MODES, RECTIFY
+from vizdeconv.options import option
 from vizdeconv.runs.subject import SubjectOptions
 
 PROBES = 16  # first images of the split that the TensorBoard tab can project on demand

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from vizdeconv.config import option
 from vizdeconv.nn.preprocess import CHOICES as PREPROCESS_CHOICES
+from vizdeconv.options import option
 
 APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
 
