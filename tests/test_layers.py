@@ -49,3 +49,16 @@ def test_the_reconstruct_module_keeps_its_name():
     import vizdeconv.methods.reconstruct as reconstruct
 
     assert callable(reconstruct.project_signals) and reconstruct.MODES == ("deconvnet", "bias_subtract", "guided")
+
+
+def test_what_loads_before_tensorflow_chooses_its_kernels_does_not_import_it():
+    """`python -m vizdeconv.<command>` imports its package before choosing oneDNN, and TensorBoard imports the
+    plugin when it starts: none of these may import TensorFlow (it would fix the kernels, and cost seconds)."""
+    import subprocess
+
+    modules = ["vizdeconv", "vizdeconv.explore", "vizdeconv.analyze", "vizdeconv.bench", "vizdeconv.cli",
+               "vizdeconv.commands.flags", "vizdeconv.options", "vizdeconv.runs",
+               "vizdeconv.viz.plugin.plugin"]  # fmt: skip
+    code = f"import sys\nfor m in {modules!r}:\n    __import__(m)\nprint('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr[-2000:]

@@ -10,8 +10,7 @@ import numpy as np
 
 from vizdeconv.nn.preprocess import CHOICES as PREPROCESS_CHOICES
 from vizdeconv.options import option
-
-APPLICATIONS = "applications:"  # a model named by its keras.applications family, not a file
+from vizdeconv.runs import APPLICATIONS
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -12,7 +12,7 @@ import os
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
-from vizdeconv.runs.subject import APPLICATIONS
+from vizdeconv.runs import APPLICATIONS
 
 PLUGIN_NAME = "vizdeconv"
 INPUTS_TAG = "vizdeconv/probe_inputs"  # [P, H, W, C] float32, as the model takes them

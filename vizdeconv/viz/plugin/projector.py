@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from vizdeconv.runs.subject import APPLICATIONS
+from vizdeconv.runs import APPLICATIONS
 from vizdeconv.viz.plugin.store import Refused, Run
 
 ATTRIBUTION_CACHE = 256  # attribution results kept per network (one image, method and set of classes each)

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from vizdeconv.runs.subject import APPLICATIONS
+from vizdeconv.runs import APPLICATIONS
 
 
 class Refused(ValueError):
