@@ -77,7 +77,7 @@ def run_occlusion(subject, options: OcclusionOptions | None = None, log=print) -
     grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
     folder = _out(subject, "occlusion", out)
     deconvnet = Deconvnet(subject.model, mode, rectify=rectify)
-    names = subject.class_names(deconvnet.graph.shapes[deconvnet.graph.output][-1])
+    names = subject.class_names()
     results, pictures = {}, []
     occluder = occlusion_lib.Occlusion(deconvnet, subject.pixels.inputs, grey, patch, stride, layer)
     for image_id in ids:

@@ -34,16 +34,6 @@ def check(options: AttributeOptions, files: list[str] | None = None) -> list[str
     return methods
 
 
-def class_names(subject, labels: str | None) -> list[str]:
-    """One name per output: the `labels` file's lines, CIFAR-10's for ten outputs, else indices."""
-    from vizdeconv.runs.subject import read_labels
-
-    count = subject.graph.shapes[attribution.logit_names(subject.graph)[0]][-1]
-    if labels is not None:
-        subject.labels = read_labels(labels)
-    return subject.class_names(count)
-
-
 def parse_target(target: str | None, names: list[str]):
     """None for the top class, else the class index (a number or one of `names`)."""
     if target is None or target == "top":
@@ -109,7 +99,7 @@ def run_attribute(subject, options: AttributeOptions, ids=None, files=None, log=
     from vizdeconv.analyze.analyses import _out, _summary
 
     methods = check(options, files)
-    names = class_names(subject, options.labels)
+    names = subject.class_names(options.labels)
     target = parse_target(options.target, names)
     raw_images, image_names, labels, skipped = _load(subject, options, ids, files, log)
     inputs = np.asarray(subject.pixels.inputs(raw_images))

@@ -1,6 +1,7 @@
 """The one vocabulary of flags: a command's flags are derived from the fields of its options dataclass
-(`add_options`: the field's default, type, choices and help, see `config.option`), so the dataclass is the only
-home of a default; the flags every command shares come from the shared fields (`runs.subject.SubjectOptions`).
+(`add_options`: the field's default, type, choices and help, see `vizdeconv.options.option`), so the dataclass
+is the only home of a default; the flags every command shares come from the shared fields
+(`runs.subject.SubjectOptions`).
 `--onednn` is the one flag outside them: the command line reads it before TensorFlow starts."""
 
 import argparse
@@ -47,20 +48,18 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_options(parser: argparse.ArgumentParser, options_class, skip: tuple[str, ...] = ()) -> None:
-    """One flag per field of `options_class` that has help in its metadata (`config.option`), `--<field>` or
-    the field's own `flag`, its dest the field's name; `run` and `model` form a required exclusive pair
-    where the class has both (a class without `model` requires `run`)."""
+def add_options(parser: argparse.ArgumentParser, options_class) -> None:
+    """One flag per field of `options_class` that has help in its metadata (`vizdeconv.options.option`),
+    `--<field>` or the field's own `flag`, its dest the field's name; `run` and `model` form a required
+    exclusive pair where the class has both."""
     fields = {field.name: field for field in dataclasses.fields(options_class) if field.metadata.get("help")}
     pair = parser.add_mutually_exclusive_group(required=True) if {"run", "model"} <= fields.keys() else None
     for name, field in fields.items():
-        if name in skip:
-            continue
         meta = field.metadata
         flag = meta.get("flag") or f"--{name}"
         target = pair if pair is not None and name in ("run", "model") else parser
         settings = {"dest": name, "help": meta["help"]}
-        if (name == "run" and pair is None) or meta.get("required"):
+        if meta.get("required"):
             settings["required"] = True
         if field.default is False:
             settings["action"] = "store_true"

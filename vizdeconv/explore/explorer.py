@@ -215,11 +215,7 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
 
     subject = open_subject(options.run, options.model, options.data_dir, options.preprocess, log,
                            weights=options.weights, tfds_data_dir=options.tfds_data_dir)  # fmt: skip
-    if options.labels is not None:  # checked against the outputs here, before the scan
-        from vizdeconv.runs.subject import read_labels
-
-        subject.labels = read_labels(options.labels)
-        subject.class_names(subject.graph.shapes[subject.graph.output][-1])
+    subject.class_names(options.labels)  # a labels file is read and checked against the outputs before the scan
     split = options.split
     out = options.out or (
         os.path.join(subject.root, "explore", split) if options.run else os.path.join(subject.root, split)

@@ -84,6 +84,12 @@ def snapshots(folder: str) -> list[tuple[int | None, str]]:
     return sorted(found, key=lambda item: (item[0] is not None, item[0] or 0, item[1]))
 
 
+def newest_snapshot(folder: str) -> str | None:
+    """The path of the newest `.keras` snapshot in a folder (`snapshots` order), None when there is none."""
+    found = snapshots(folder)
+    return found[-1][1] if found else None
+
+
 def snapshot_step(path: str) -> int | None:
     """The step in a snapshot's file name (`epoch_0003.keras`: 3), None without a number."""
     match = re.search(r"(\d+)\.keras$", path)

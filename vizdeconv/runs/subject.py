@@ -130,10 +130,9 @@ def _load_keras(path: str):
     from vizdeconv.runs import checkpoints
 
     if os.path.isdir(path):
-        found = checkpoints.snapshots(path)
-        if not found:
-            raise FileNotFoundError(f"no .keras snapshot in {path}")
-        path = found[-1][1]
+        folder, path = path, checkpoints.newest_snapshot(path)
+        if path is None:
+            raise FileNotFoundError(f"no .keras snapshot in {folder}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
@@ -200,10 +199,14 @@ class Subject:
             return sources.for_config(self.config.data, split)
         return sources.open_source(self.data_dir, split, self.graph.input_shape, self.tfds_data_dir)
 
-    def class_names(self, count: int) -> list[str]:
-        """One name per output: the labels file's, CIFAR-10's for ten outputs, else indices."""
+    def class_names(self, labels_file: str | None = None) -> list[str]:
+        """One name per output of the network: a labels file's (`labels_file`, read and kept, or `labels`),
+        CIFAR-10's for ten outputs, else indices; ValueError when the labels file names another count."""
         from vizdeconv.data import cifar10
 
+        if labels_file is not None:
+            self.labels = read_labels(labels_file)
+        count = self.graph.shapes[self.graph.output][-1]
         if self.labels is not None:
             if len(self.labels) != count:
                 raise ValueError(f"the labels file has {len(self.labels)} class names; the model has {count} outputs")

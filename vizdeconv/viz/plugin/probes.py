@@ -144,6 +144,6 @@ def write_subject_probes(
         explorations=explorations,
         image_ids=ids,
         labels=labels,
-        class_names=subject.class_names(subject.graph.shapes[subject.graph.output][-1]),
+        class_names=subject.class_names(),
     )
     write_probes(events_dir, np.asarray(subject.pixels.inputs(images)), subject.pixels.pictures(images), marking)

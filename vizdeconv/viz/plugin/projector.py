@@ -32,12 +32,9 @@ def newest_weights(run: Run) -> tuple[str, object]:
         if not os.path.isfile(run.weights):
             raise Refused(f"{run.name}'s weights file is missing")
         return run.model, os.stat(run.weights).st_mtime_ns
-    path = run.model
-    if os.path.isdir(path):
-        found = checkpoints.snapshots(path)
-        if not found:
-            raise Refused(f"no .keras snapshot in {run.name}'s snapshot folder yet")
-        path = found[-1][1]
+    path = checkpoints.newest_snapshot(run.model) if os.path.isdir(run.model) else run.model
+    if path is None:
+        raise Refused(f"no .keras snapshot in {run.name}'s snapshot folder yet")
     if not os.path.isfile(path):
         raise Refused(f"{run.name}'s model file is missing")
     return path, os.stat(path).st_mtime_ns
