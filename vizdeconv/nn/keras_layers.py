@@ -26,16 +26,12 @@ def activation_kind(function) -> tuple[str, dict]:
     return "activation", {"fn": function, "label": label}
 
 
-def _activation_layer(kind: str):
-    """The match of an `Activation` layer whose function is of `kind`."""
-
-    def match(layer):
-        if isinstance(layer, L.Activation):
-            found, params = activation_kind(layer.activation)
-            return params if found == kind else None
-        return None
-
-    return match
+def _activation_layer(kind: str, layer):
+    """The params of an `Activation` layer whose function is of `kind`, else None."""
+    if isinstance(layer, L.Activation):
+        found, params = activation_kind(layer.activation)
+        return params if found == kind else None
+    return None
 
 
 def _own_call(layer, base) -> bool:
@@ -110,21 +106,21 @@ def match_relu(layer):
         if layer.max_value is not None:
             params["max_value"] = float(layer.max_value)
         return params
-    return _activation_layer("relu")(layer)
+    return _activation_layer("relu", layer)
 
 
 def match_activation(layer):
     if isinstance(layer, (L.ReLU, L.LeakyReLU, L.PReLU, L.ELU)) and match_relu(layer) is None:
         return {"fn": layer.__call__, "label": type(layer).__name__}
-    return _activation_layer("activation")(layer)
+    return _activation_layer("activation", layer)
 
 
 def match_identity(layer):
-    return {} if isinstance(layer, _DROPOUTS) else _activation_layer("identity")(layer)
+    return {} if isinstance(layer, _DROPOUTS) else _activation_layer("identity", layer)
 
 
 def match_softmax(layer):
-    return {} if isinstance(layer, L.Softmax) else _activation_layer("softmax")(layer)
+    return {} if isinstance(layer, L.Softmax) else _activation_layer("softmax", layer)
 
 
 def _pool(layer_class):
