@@ -211,7 +211,8 @@ class Scan:
                     self.position = upto
                 if self.on_batch is not None:
                     self.on_batch(self.position)
-                if o.state_path is not None and self.position - self.saved >= o.save_every:
+                due = o.state_path is not None and self.position - self.saved >= o.save_every
+                if due and self.position < self.stop:  # the last batch is saved once, as the finished state below
                     self._snapshot(False).save(o.state_path)
                     self.saved = self.position
             self._gaps(self.stop, [])
