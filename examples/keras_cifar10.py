@@ -102,7 +102,10 @@ def main() -> None:
     probes = test_x[:8].astype(np.float32)
     callbacks = [
         keras.callbacks.TensorBoard(args.out),
-        vizdeconv.keras.DeconvnetCallback(args.out, probes, originals=probes / 255.0),
+        # The snapshots (one per epoch) are what `vizdeconv analyze evolution --snapshots` reads.
+        vizdeconv.keras.DeconvnetCallback(
+            args.out, probes, originals=probes / 255.0, snapshot_dir=os.path.join(args.out, "snapshots")
+        ),
     ]
     start = time.perf_counter()
     model.fit(

@@ -9,6 +9,7 @@ deletion/insertion faithfulness.
     python scripts/bench_attribution.py pointing [--images 256]
     python scripts/bench_attribution.py faithfulness --run logs/tuned [--model M --data_dir D] [--images 500]
     python scripts/bench_attribution.py figure --run logs/tuned --ids 0,1,2,3 --out docs/images/attribution_tuned.png
+    python scripts/bench_attribution.py sanity --run logs/tuned [--model M --data_dir D] [--images 64]
 
 `compare`: on each model (its logits: a final softmax is taken off a copy, as tf-keras-vis's ReplaceToLinear
 would, which fails on Keras 3 models),
@@ -18,8 +19,12 @@ seconds per image of each, batched, beside one forward + backward pass of the Ke
 Grad-CAM). `pointing`: the pointing game on red and blue squares pasted at random places (a small CNN trained
 here, as tests/methods/test_localization.py). `faithfulness`: each method's mean deletion and insertion AUC
 over the test images beside a random and a centre-Gaussian map. `figure`: `vizdeconv analyze attribute`'s
-figures of the chosen test images (every method), one row each, stacked into one picture. Prints the CPU and a
-JSON summary.
+figures of the chosen test images (every method), one row each, stacked into one picture. `sanity`: the model
+parameter randomization test (Adebayo et al. 2018) of every method and of the deconvnet's class projections
+(deconvnet and guided): the weight layers are redrawn from the top one by one (`methods.sanity.randomize`), the
+same images and classes are explained at each stage, and the mean Spearman rank correlation of absolute values
+with the trained network's maps is printed per stage (a method whose maps stay alike when the weights are random
+does not show what the network learned). Prints the CPU and a JSON summary.
 """
 
 import argparse
@@ -182,14 +187,19 @@ def pointing(args) -> dict:
     return {"pointing_game": rates}
 
 
-def faithfulness(args) -> dict:
+def _subjects(args) -> list:
+    """(name, opened subject) of `--run` and of `--model` with `--data_dir`, those given."""
     subjects = []
     if args.run:
         subjects.append((args.run, open_subject(args.run, log=lambda *_: None)))
     if args.model:
         subjects.append((args.model, open_subject(model_path=args.model, data_dir=args.data_dir, log=lambda *_: None)))
+    return subjects
+
+
+def faithfulness(args) -> dict:
     tables = {}
-    for name, subject in subjects:
+    for name, subject in _subjects(args):
         images, labels = subject.load("test")
         inputs = np.asarray(subject.pixels.inputs(images[: args.images]))
         size = inputs.shape[1:3]
@@ -237,9 +247,41 @@ def figure(args) -> dict:
     return {"figure": args.out, "images": [(e["name"], e["class"], round(e["score"], 2)) for e in report["images"]]}
 
 
+def sanity(args) -> dict:
+    from vizdeconv.methods import similarity
+    from vizdeconv.methods.deconvnet import Deconvnet, as_graph
+    from vizdeconv.methods.sanity import randomize, weight_layers
+
+    tables = {}
+    for name, subject in _subjects(args):
+        images, _ = subject.load("test")
+        inputs = np.asarray(subject.pixels.inputs(images[: args.images]))
+        graph = as_graph(subject.model)
+        order = weight_layers(graph)
+        targets = Attribution(graph, "gradcam").explain(inputs).targets
+        explainers = {method: (lambda g, m=method: Attribution(g, m, batch_size=128).explain(inputs, targets).maps)
+                      for method in METHODS}  # fmt: skip
+        explainers["smoothgrad (saliency, 16)"] = lambda g: Attribution(g, "saliency", smooth=16).explain(
+            inputs, targets).maps  # fmt: skip
+        for mode in ("deconvnet", "guided"):  # the class logit projected to the pixels
+            explainers[f"{mode} projection of the class"] = lambda g, m=mode: np.abs(Deconvnet(g, m).project(
+                inputs, g.output, channel=targets).numpy()).sum(-1)  # fmt: skip
+        table = {}
+        for method, explain in explainers.items():
+            trained = explain(graph)
+            curve = []
+            for count in range(1, len(order) + 1):
+                maps = explain(randomize(graph, set(order[:count]), seed=1))
+                curve.append(float(np.nanmean(similarity.spearman(trained, maps))))
+            table[method] = dict(zip([layer.removesuffix("/linear") for layer in order], curve))
+            print(name, method, json.dumps(table[method]), flush=True)
+        tables[name] = {"images": int(len(inputs)), "stages (cumulative, top first)": order, "spearman": table}
+    return {"sanity": tables}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("compare", "pointing", "faithfulness", "figure"))
+    parser.add_argument("what", choices=("compare", "pointing", "faithfulness", "figure", "sanity"))
     parser.add_argument("--run", default=None, help="a reference run folder")
     parser.add_argument("--model", default=None, help="a .keras model (with --data_dir)")
     parser.add_argument("--data_dir", default=None)
@@ -250,7 +292,8 @@ def main() -> None:
     parser.add_argument("--ids", default="0,1,2,3", help="figure: test image ids")
     parser.add_argument("--out", default="docs/images/attribution_tuned.png", help="figure: the picture")
     args = parser.parse_args()
-    result = {"pointing": pointing, "compare": compare, "faithfulness": faithfulness, "figure": figure}[args.what](args)
+    result = {"pointing": pointing, "compare": compare, "faithfulness": faithfulness, "figure": figure,
+              "sanity": sanity}[args.what](args)  # fmt: skip
     print(json.dumps({"cpu": cpu_model(), **result}, indent=1))
 
 

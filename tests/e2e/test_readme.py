@@ -1,4 +1,5 @@
-"""README's install and test commands are exactly what CI runs."""
+"""README's install and test commands are exactly what CI runs; every command in the README and the documentation
+site names only flags that command has."""
 
 import os
 import re
@@ -23,12 +24,23 @@ def test_ci_runs_the_readme_install_and_test_commands():
     assert ci.index(install[0]) < ci.index(test[0])
 
 
-def readme_commands() -> list[list[str]]:
-    """Every `python ...` and `vizdeconv ...` command in README's bash blocks, as argument lists."""
+def documents() -> list[str]:
+    """README.md and every page of the documentation site."""
+    docs = os.path.join(ROOT, "docs")
+    return [os.path.join(ROOT, "README.md")] + [
+        os.path.join(docs, n) for n in sorted(os.listdir(docs)) if n.endswith(".md")
+    ]
+
+
+def readme_commands(paths: list[str] | None = None) -> list[list[str]]:
+    """Every `python ...` and `vizdeconv ...` command in the bash blocks of README.md and the docs, as argument
+    lists."""
     import shlex
 
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    text = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
+    texts = [open(path).read() for path in paths or documents()]
+    text = "\n".join(re.findall(r"```bash\n(.*?)```", "\n".join(texts), re.S)).replace("\\\n", " ")
+    # The benchmarks page's "Run:" line above each table names the command that made it.
+    text += "\n" + "\n".join(re.findall(r"^\*Run: `([^`]+)`", "\n".join(texts), re.M))
     commands = []
     for line in text.splitlines():
         words = shlex.split(line.split(" #")[0])
@@ -121,10 +133,10 @@ def test_every_flag_in_readme_commands_exists(capsys):
                 assert flag in known, f"{' '.join(program)} has no {flag}"
 
 
-def test_readme_kinds_table_is_the_registry():
+def test_the_docs_kinds_table_is_the_registry():
     from vizdeconv.nn.registry import keras_table
 
-    readme = open(os.path.join(ROOT, "README.md")).read()
+    readme = open(os.path.join(ROOT, "docs", "keras.md")).read()
     section = readme.split("| kind | Keras layers |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
     rows = [tuple(cell.strip().strip("`") for cell in line.strip("|").split("|", 1)) for line in section.splitlines()]
     assert rows == keras_table()

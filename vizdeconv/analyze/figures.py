@@ -52,11 +52,12 @@ def occlusion_figure(result: dict, picture: np.ndarray, label: int, class_names)
     return _render(figure)
 
 
-def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64) -> np.ndarray:
+def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64, channels=None) -> np.ndarray:
     """Rows = feature maps, columns = checkpoints in training order, each column headed by its step.
 
     Args:
       tiles: [maps, checkpoints, h, w, 3] in [0, 1].
+      channels: each row's feature map number (default: 0, 1, ...), written beside the row.
     """
     rows = min(len(tiles), max_rows)
     figure, axes = plt.subplots(rows, len(steps), figsize=(1.1 * len(steps) + 0.8, 1.1 * rows + 0.6), squeeze=False)
@@ -68,7 +69,7 @@ def evolution_figure(steps, tiles: np.ndarray, layer: str, max_rows: int = 64) -
             if r == 0:
                 axes[r, c].set_title(f"step {step}", fontsize=8)
             if c == 0:
-                axes[r, c].set_ylabel(str(r), fontsize=7, rotation=0, labelpad=10)
+                axes[r, c].set_ylabel(str(r if channels is None else channels[r]), fontsize=7, rotation=0, labelpad=10)
     height = 1.1 * rows + 0.6
     figure.suptitle(
         f"{layer}: strongest activation of each map, projected, over training", fontsize=10, y=1 - 0.1 / height

@@ -112,3 +112,4 @@ ANALYSES = {
     "optimize": OptimizeOptions,
     "attribute": AttributeOptions,
 }
+"""Each analysis's name (`vizdeconv analyze NAME`) and its options class."""

@@ -44,8 +44,9 @@ def _check(options) -> dict:
 
 
 def analyze(options, log=print) -> dict:
-    """Runs one analysis, given its options (`OcclusionOptions`, ..., `AttributeOptions`); the run folder is held
-    while it writes there. Returns the last report (one per layer for evolution and sanity), each with `out`."""
+    """Runs one analysis, given its `options` (`OcclusionOptions`, ..., `AttributeOptions`); the run folder is
+    held while it writes there; `log` takes the progress lines. Returns the last report (one per layer for
+    evolution and sanity), each with `out`."""
     import contextlib
 
     from vizdeconv.analyze import analyses, attribute, optimize
@@ -78,7 +79,8 @@ def analyze(options, log=print) -> dict:
 
 def explorer_sanity(split: str, log=print):
     """The explorer's `--sanity`: an `after_scan` for `explore` that runs the cascading randomization
-    analysis on each explored layer, its pictures in `<out>/sanity/`, its curves in the report."""
+    analysis on each explored layer of the `split`, its pictures in `<out>/sanity/`, its curves in the report;
+    `log` takes one line per layer."""
 
     def run(subject, layers, out, mode) -> dict:
         from vizdeconv.analyze import analyses

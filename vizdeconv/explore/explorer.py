@@ -41,9 +41,15 @@ def scan(
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
+      images: [N, H, W, C] uint8 pixels.
+      layers: the layers whose maps are scanned.
+      k: how many strongest activations (one per image) each map keeps.
+      batch_size: images per step.
+      image_size: the side of the reference trainer's central crop (used by the default `preprocess`).
+      strategy: a tf.distribute strategy; each replica keeps its own running top-k, merged exactly.
+      progress: show a progress bar.
       preprocess: uint8 batch -> model inputs (default: the reference trainer's central crop of
         `image_size` and standardization).
-      strategy: a tf.distribute strategy; each replica keeps its own running top-k, merged exactly.
 
     Returns:
       {layer: {"values", "image_ids", "positions"}}, NumPy arrays [channels, k], strongest first.
@@ -122,6 +128,8 @@ def explore(options: ExploreOptions, log=print, after_scan=None) -> dict:
     time) while the explorer writes into it; a refused write (full disk) is a one-line WriteError.
 
     Args:
+      options: the command's flags as an `ExploreOptions`.
+      log: where the progress lines go (one string each).
       after_scan: called as `after_scan(subject, layers, out, mode)` before index.json is written; what it
         returns joins the report (the command's `--sanity` runs the analysis there).
     """
@@ -359,6 +367,13 @@ def merge(parts: list[str], out: str, log=print, after_scan=None, **overrides) -
     """Combines the folders of a sharded scan (`--shard i/N` with the same settings, i = 0..N-1) into the
     result of one scan in `out`, then renders it as `explore` does (with the parts' options, updated by
     `overrides`, e.g. mode or optimize). Returns the report.
+
+    Args:
+      parts: the parts' `--out` folders, one per shard.
+      out: the merged result's folder.
+      log: where the progress lines go (one string each).
+      after_scan: as for `explore`.
+      **overrides: options that replace the parts' own for rendering.
 
     Raises:
       ValueError / FileNotFoundError: a part is missing, unfinished, or of another scan.

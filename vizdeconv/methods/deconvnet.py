@@ -108,10 +108,12 @@ class Deconvnet:
 
     @property
     def layer_names(self) -> list[str]:
+        """Every layer's name, input first, as `project` takes them."""
         return self.graph.layer_names
 
     def forward(self, images, record_switches: bool = True, until=None) -> dict:
-        """Every tensor of the network for images [N, H, W, C] (see Graph.forward)."""
+        """Every tensor of the network for images [N, H, W, C] (see Graph.forward), with the max pools' switches
+        where `record_switches`, computed only as far as the layers named in `until` when given."""
         return self.graph.forward(images, self.dtype, record_switches, until)
 
     def _check(self, images, layer: str, channels=None):
@@ -175,7 +177,7 @@ class Deconvnet:
 
     # Thin aliases of `project`, kept for one release (0.2 -> 0.3) for code written against them.
     def layers(self, images, layers) -> dict:
-        """Deprecated: `project(images, [layer, ...])`."""
+        """Deprecated: `project(images, list(layers))`."""
         return self.project(images, list(layers))
 
     def channels(self, images, layer: str, channels, strongest_unit: bool = False):
@@ -191,7 +193,7 @@ class Deconvnet:
         return self.project(images, layer, channels, positions, impulse=impulse, image_ids=which)
 
     def top_channels(self, image, layer: str, k: int):
-        """The k strongest feature maps of one image [1, H, W, C], each projected alone.
+        """The k strongest feature maps of `layer` for one image [1, H, W, C], each projected alone.
 
         Returns:
           projections [k, H, W, C] float32 and channels [k] int32, strongest first.
@@ -200,7 +202,7 @@ class Deconvnet:
         return self._compiled("_top_channels", name, int(k))(image)
 
     def activations(self, images, layer: str):
-        """A layer's activations and the network's output, compiled once per layer.
+        """A layer's activations for `images` [N, H, W, C] and the network's output, compiled once per layer.
 
         Returns:
           [N, *shape of layer] float32 and [N, outputs] float32.
@@ -209,7 +211,8 @@ class Deconvnet:
         return self._compiled("_activations", name)(images)
 
     def feature_maps(self, images, layer: str):
-        """A layer's activations alone, the network run only as far as it: [N, *shape of layer] float32."""
+        """A layer's activations alone for `images` [N, H, W, C], the network run only as far as it:
+        [N, *shape of layer] float32."""
         images, name = self._check(images, layer)
         return self._compiled("_feature_maps", name)(images)
 

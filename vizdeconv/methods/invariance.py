@@ -20,6 +20,7 @@ DEFAULTS = {  # ranges that make sense for 32x32 images
 def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
     """Transformed copies [N, H, W, C] float32 of images [N, H, W, C]; borders repeat the edge pixels.
 
+    `kind` is "translation" (`value` pixels down), "scale" (`value` times) or "rotation" (`value` degrees).
     The identity (translation 0, scale 1, rotation 0) returns the pixels unchanged.
     """
     images = np.asarray(images, np.float32)
@@ -41,9 +42,12 @@ def transform(images: np.ndarray, kind: str, value: float) -> np.ndarray:
 
 @dataclasses.dataclass
 class InvarianceResult:
-    """Attributes:
-    transforms: kind -> {"values": [V], "distance": {layer: [N, V]} (||f(x') - f(x)|| / ||f(x)||),
-      "probability": [N, V] (of the true class)}."""
+    """The curves of Fig. 5.
+
+    Attributes:
+      transforms: kind -> {"values": [V], "distance": {layer: [N, V]} (||f(x') - f(x)|| / ||f(x)||),
+        "probability": [N, V] (of the true class)}.
+    """
 
     transforms: dict
 

@@ -132,10 +132,14 @@ def deletion(
 
     Args:
       model: a keras.Model, the reference convnet or a Graph.
-      images: [N, H, W, C] float, what the model takes; maps: [N, H, W] float (e.g. `AttributionResult.maps`).
+      images: [N, H, W, C] float, what the model takes.
+      maps: [N, H, W] float (e.g. `AttributionResult.maps`).
       target: None (each image's top class), an int or [N] ints (e.g. `AttributionResult.targets`).
-      steps: fractions 0, 1/steps, ..., 1; substrate: "zero" or "blur" (`blur_sigma` pixels, default
-        max(H, W) / 16); batch_size: images run at once.
+      steps: fractions 0, 1/steps, ..., 1.
+      substrate: what removed pixels become: "zero" or "blur".
+      blur_sigma: the blur's sigma in pixels (default max(H, W) / 16).
+      batch_size: images run at once.
+
     Returns:
       a Curve; lower AUC is more faithful.
     """
@@ -154,18 +158,29 @@ def insertion(
     blur_sigma: float | None = None,
     batch_size: int = 64,
 ) -> Curve:
-    """The target's probability as the most-attributed pixels are put back into the substrate (see
-    `deletion` for the arguments). Returns a Curve; higher AUC is more faithful."""
+    """The target's probability as the most-attributed pixels are put back into the substrate (by default the
+    image blurred). Returns a Curve; higher AUC is more faithful.
+
+    Args:
+      model: a keras.Model, the reference convnet or a Graph.
+      images: [N, H, W, C] float, what the model takes.
+      maps: [N, H, W] float (e.g. `AttributionResult.maps`).
+      target: None (each image's top class), an int or [N] ints.
+      steps: fractions 0, 1/steps, ..., 1.
+      substrate: what the image starts as: "blur" or "zero".
+      blur_sigma: the blur's sigma in pixels (default max(H, W) / 16).
+      batch_size: images run at once.
+    """
     return _curve("insertion", model, images, maps, target, steps, substrate, blur_sigma, batch_size)
 
 
 def random_maps(count: int, size, seed: int = 0) -> np.ndarray:
-    """Baseline maps [N, H, W]: uniform noise (no information about the image)."""
+    """Baseline maps [count, *size]: uniform noise from `seed` (no information about the image)."""
     return np.random.default_rng(seed).random((count, *size)).astype(np.float32)
 
 
 def center_maps(count: int, size) -> np.ndarray:
-    """Baseline maps [N, H, W]: a Gaussian centred on the image (sigma a quarter of its side)."""
+    """Baseline maps [count, *size] (size = (H, W)): a Gaussian centred on the image (sigma a quarter of its side)."""
     height, width = size
     rows = (np.arange(height) - (height - 1) / 2) / (height / 4)
     columns = (np.arange(width) - (width - 1) / 2) / (width / 4)

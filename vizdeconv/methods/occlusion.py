@@ -10,7 +10,7 @@ from vizdeconv.methods.deconvnet import Deconvnet, strongest_unit
 
 
 def positions(size: int, patch: int, stride: int) -> list[int]:
-    """Top (or left) offsets of the square along one axis."""
+    """Top (or left) offsets of a `patch`-pixel square moved by `stride` along one axis of `size` pixels."""
     if patch < 1 or stride < 1:
         raise ValueError(f"--patch and --stride must be positive, got {patch} and {stride}")
     if patch > size:
@@ -19,7 +19,8 @@ def positions(size: int, patch: int, stride: int) -> list[int]:
 
 
 def occluded(picture: np.ndarray, grey, patch: int, stride: int) -> np.ndarray:
-    """Every occluded copy of one picture [h, w, C]: [rows * cols, h, w, C] float32, row-major."""
+    """Every occluded copy of one picture [h, w, C] (a `patch`-pixel square of the `grey` pixel [C], moved by
+    `stride`): [rows * cols, h, w, C] float32, row-major."""
     height, width = picture.shape[:2]
     copies = []
     for top in positions(height, patch, stride):
@@ -35,10 +36,15 @@ class OcclusionResult:
     """The four maps of Fig. 7 for one picture (also readable as `result["rows"]`, as the dict of 0.2 was).
 
     Attributes:
-      rows, cols: the square's offsets; channel: the feature map strongest on the unoccluded picture, of
-      `layer`; activation [R, C'] that map's total activation per position; probability [R, C'] of the true
-      class; predicted [R, C'] the most probable class; projection [h, w, C] the map's deconvnet projection on
-      the unoccluded picture; unoccluded: its total and the probability and prediction without occlusion.
+      rows: the square's top offsets [R].
+      cols: the square's left offsets [C'].
+      channel: the feature map of `layer` strongest on the unoccluded picture.
+      layer: the feature layer.
+      activation: [R, C'] that map's total activation per position of the square.
+      probability: [R, C'] the true class's probability.
+      predicted: [R, C'] the most probable class.
+      projection: [h, w, C] the map's deconvnet projection on the unoccluded picture.
+      unoccluded: the map's total, and the probability and prediction, without occlusion.
     """
 
     rows: list
@@ -64,7 +70,8 @@ class Occlusion:
       model: a Keras model, the reference convnet or a Graph (or a Deconvnet of one).
       preprocess: pixels -> model inputs (`nn.preprocess.Preprocess.inputs`).
       grey: [C] the occluder's pixel value (the training split's mean pixel).
-      patch, stride: the square's side and step in pixels.
+      patch: the square's side in pixels.
+      stride: the square's step in pixels.
       layer: the feature layer (default: the top one that has feature maps).
       batch_size: occluded copies run at once.
     """

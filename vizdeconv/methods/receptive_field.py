@@ -45,7 +45,8 @@ class ReceptiveFields:
         self._measured = {}  # (op name, axis) -> {output position: input positions}
 
     def reached(self, layer: str, axis: int, unit: int, clip: bool = True) -> list[int]:
-        """Input positions along `axis` (0 rows, 1 cols) that position `unit` of `layer` reads."""
+        """Input positions along `axis` (0 rows, 1 cols) that position `unit` of `layer` reads; with `clip`, only
+        those inside the image (padding reads none)."""
         return sorted(self._reached(self.graph.resolve(layer), axis, unit, clip))
 
     def _reach(self, name: str, axis: int, unit: int, clip: bool) -> frozenset:
@@ -92,7 +93,8 @@ class ReceptiveFields:
         return rows[0], cols[0], rows[-1], cols[-1]
 
     def nominal_box(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
-        """Like `box`, before clipping to the image: may start above or left of it."""
+        """Like `box` for unit (`row`, `col`) of `layer`, before clipping to the image: may start above or left of
+        it."""
         rows, cols = self.reached(layer, 0, row, False), self.reached(layer, 1, col, False)
         return rows[0], cols[0], rows[-1], cols[-1]
 

@@ -30,6 +30,8 @@ from vizdeconv.nn import registry
 from vizdeconv.nn.graph import Graph
 
 MODES = ("deconvnet", "bias_subtract", "guided")
+"""The projection rules: `deconvnet` (rectify the signal), `bias_subtract` (subtract each convolution's bias, the
+classic TF1 tutorial), `guided` (rectify the signal and keep the forward pass's ReLU masks)."""
 RECTIFY = ("relu", "all")  # where the mode's rule replaces the gradient: ReLUs only, or every activation
 
 

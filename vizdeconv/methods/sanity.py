@@ -12,13 +12,14 @@ from vizdeconv.nn.graph import Graph, Op
 
 
 def weight_layers(graph: Graph) -> list[str]:
-    """Ops with learned kernels (convolutions, Dense), top first."""
+    """The ops of `graph` with learned kernels (convolutions, Dense), top first."""
     return [op.name for op in reversed(graph.ops) if op.kind in ("conv", "dense")]
 
 
 def randomize(graph: Graph, names, seed: int) -> Graph:
     """The graph with the kernels of `names` redrawn from a normal distribution of the trained kernel's
-    standard deviation and their biases zeroed (other ops untouched)."""
+    standard deviation (stateless, from `seed` and the op's place) and their biases zeroed (other ops
+    untouched)."""
     operations = []
     for index, op in enumerate(graph.ops):
         if op.name in names:
@@ -35,10 +36,14 @@ def randomize(graph: Graph, names, seed: int) -> Graph:
 
 @dataclasses.dataclass
 class SanityResult:
-    """Attributes:
-    stages: names ("trained", then the weight layers randomized so far, top first); spearman [S, N]: rank
-    correlation of absolute values with the trained projections; ssim [S, N]: of the display pictures;
-    projections [S, N, H, W, C]; S = weight layers + 1. Also readable as `result["stages"]`."""
+    """The cascade's curves and pictures (also readable as `result["stages"]`); S = weight layers + 1.
+
+    Attributes:
+      stages: names ("trained", then the weight layers randomized so far, top first).
+      spearman: [S, N] rank correlation of absolute values with the trained projections.
+      ssim: [S, N] structural similarity of the display pictures with the trained ones.
+      projections: [S, N, H, W, C] the projections at each stage.
+    """
 
     stages: list
     spearman: np.ndarray
@@ -58,7 +63,9 @@ class CascadingRandomization:
 
     Args:
       model: a Keras model, the reference convnet or a Graph.
-      mode, rectify: the projection rule (see `Deconvnet`); seed: the random weights'.
+      mode: the projection rule (see `Deconvnet`).
+      seed: the random weights' seed.
+      rectify: where the rule replaces the gradient (see `Deconvnet`).
       display_of: projections [N, H, W, C] -> the pictures a person sees, [N, H, W, C] in [0, 1]; SSIM
         compares those.
     """
@@ -68,8 +75,8 @@ class CascadingRandomization:
         self.display_of = display_of
 
     def explain(self, inputs, layer: str, channels, positions) -> SanityResult:
-        """Projects an impulse at each [N] channel and flat position (row * w + col) of `layer` for inputs
-        [N, H, W, C] at every stage of the cascade."""
+        """Projects an impulse at each image's unit of `layer` for `inputs` [N, H, W, C] at every stage of the
+        cascade: `channels` [N] and `positions` [N] flat (row * w + col)."""
         order = weight_layers(self.graph)
         stages, projections = ["trained"], []
         for count in range(len(order) + 1):

@@ -167,7 +167,11 @@ class Subject:
       run: the run folder, or None for a `.keras` file.
       mode: the default projection mode; `seed`: for random re-initializations.
       data_dir: the data source (None: the run's recorded one).
+      config: the run's config (None for a model file).
+      model_path: the `.keras` file, snapshot folder or `applications:` name (None for a run).
       step: the training step of the restored checkpoint (None for a `.keras` file).
+      tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared.
+      weights: the weights file an `applications:` model was given.
       labels: class names of a labels file (`read_labels`), one per output; None: CIFAR-10's or indices.
     """
 
@@ -230,8 +234,13 @@ def open_subject(
     (the newest) or an `applications:` model: the one way to open a network.
 
     Args:
+      run: a run folder (or None with `model_path`).
       model_path: a `.keras` file, a folder of snapshots, or `applications:NAME[:SIZE]` (a square input of
         SIZE pixels; built offline with `weights=None`, then `weights`).
+      data_dir: where the images come from (None: the run's recorded data).
+      preprocess: how pixels 0-255 become the model's inputs ("auto", "raw", "unit", "symmetric",
+        "standardize", "family"; see `nn.preprocess`).
+      log: where notices go (one string each).
       checkpoint: with `run`, this checkpoint (a path of a kept one) instead of the newest.
       need_data: a `.keras` file must come with `data_dir` (False: the caller brings its own images).
       weights: a weights file for an `applications:` model.

@@ -25,7 +25,8 @@ class DeconvnetCallback(keras.callbacks.Callback):
       every_n_epochs: write after every n-th epoch (and before training starts).
       mode: "deconvnet" | "guided" | "bias_subtract".
       originals: [P, H, W, 3] in [0, 1] as a person sees the probes (default: the inputs, rescaled).
-      top_k, display_scale: see `ReconstructionSummary`.
+      top_k: how many of the strongest feature maps of the first probe each `top_features` grid shows.
+      display_scale: the pictures' enlargement.
       snapshot_dir: where to save the model at the same epochs (None: not saved).
       attribution: attribution methods (e.g. ["gradcam"]; see `vizdeconv.Attribution`) whose maps of each
         probe's top class are written as `attribution/<method>`: the probes, and below them each map over
@@ -106,12 +107,15 @@ class DeconvnetCallback(keras.callbacks.Callback):
         return grid(upscale(rows, self.display_scale), columns=len(self.probes))
 
     def on_train_begin(self, logs=None):
+        """Writes the pictures of step 0 (`logs` is Keras's, unused)."""
         self._write(0)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Writes the pictures (and the snapshot) after every n-th `epoch` (`logs` is Keras's, unused)."""
         if (epoch + 1) % self.every == 0:
             self._write(epoch + 1)
 
     def on_train_end(self, logs=None):
+        """Closes the summary writer (`logs` is Keras's, unused)."""
         if self.writer is not None:
             self.writer.close()

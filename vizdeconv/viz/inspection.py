@@ -38,36 +38,39 @@ class Inspector:
         return default_layers(self.graph)
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The test split: [N, H, W, C] uint8, [N] int32."""
+        """The test split's first `count` images (None: all): [N, H, W, C] uint8, [N] int32."""
         if not self.data_dir:
             raise ValueError("no data source: pass data_dir (CIFAR-10 binary data or an image folder)")
         images, labels = sources.load_images(self.data_dir, "test", self.graph.input_shape)
         return (images[:count], labels[:count]) if count else (images, labels)
 
     def inputs(self, images: np.ndarray) -> tf.Tensor:
-        """What the network sees, [N, h, w, C] float32."""
+        """What the network sees of `images` [N, H, W, C] uint8: [N, h, w, C] float32."""
         return self.pixels.inputs(images)
 
     def first_layer_filters(self, columns: int = 8) -> np.ndarray:
-        """The first convolution's kernels as one grid [h, w, 3] in [0, 1], each filter scaled alone."""
+        """The first convolution's kernels as one grid [h, w, 3] in [0, 1] of `columns` columns, each filter scaled
+        alone."""
         first = next(op for op in self.graph.ops if op.kind == "conv")
         kernels = np.transpose(np.asarray(first.value("kernel")), (3, 0, 1, 2))  # [out, kh, kw, in]
         return pictures.grid(pictures.upscale(pictures.to_display(kernels), 4), columns)
 
     def feature_maps(self, image: np.ndarray, layer: str, columns: int = 8) -> np.ndarray:
-        """One image's feature maps of `layer` as a grid [h, w] (each map min-max scaled)."""
+        """One `image` [H, W, C] uint8's feature maps of `layer` as a grid [h, w] of `columns` columns (each map
+        min-max scaled)."""
         name = self.graph.resolve(layer)
         activations = self.graph.forward(self.inputs(image[None]), until=(name,))[name][0].numpy()
         maps = np.transpose(activations, (2, 0, 1))[..., None]
         return pictures.grid(pictures.upscale(pictures.to_display(maps), 4), columns)[..., 0]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities [N, classes] (a softmax of the output unless the model ends in one)."""
+        """Class probabilities [N, classes] of `images` [N, H, W, C] uint8 (a softmax of the output unless the model
+        ends in one)."""
         return self.graph.probabilities(self.graph(self.inputs(images))).numpy()
 
     def reconstructions(self, images: np.ndarray, modes=reconstruct.MODES) -> dict:
-        """mode -> layer -> [N, h, w, 3] projections of each whole layer, ready to show (modes the
-        network does not allow are left out)."""
+        """mode -> layer -> [N, h, w, 3] projections of each whole layer for `images` [N, H, W, C] uint8, ready to
+        show, for each of `modes` the network allows."""
         result = {}
         for mode in modes:
             try:
@@ -78,7 +81,8 @@ class Inspector:
         return result
 
     def project_channel(self, images: np.ndarray, layer: str, channel: int, mode: str = "deconvnet") -> np.ndarray:
-        """Each image's projection of one feature map of `layer`, [N, h, w, 3] ready to show."""
+        """Each image's projection of feature map `channel` of `layer` by the rule `mode`, for `images`
+        [N, H, W, C] uint8: [N, h, w, 3] ready to show."""
         projection = Deconvnet(self.model, mode).project(self.inputs(images), layer, channel=channel)
         return pictures.to_display(projection.numpy())
 
@@ -98,7 +102,8 @@ class Run(Inspector):
         self.metrics = rundir.read_metrics(self.path) or {}
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The run's test split (its recorded data source): [N, 32, 32, 3] uint8, [N] int32."""
+        """The run's test split (its recorded data source), the first `count` images (None: all):
+        [N, 32, 32, 3] uint8, [N] int32."""
         return self.subject.source("test").read_all(count or 0)
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
