@@ -294,10 +294,11 @@ def switch_runs_with_a_slow_reply(
     return seen
 
 
-def walk_upload(driver, base: str, image: str, screenshot: str, run: str | None = None, layer: str | None = None,
-                timeout: float = 60) -> dict:  # fmt: skip
-    """Uploads `image` through the tab's file input, picks `layer`, clicks its strongest channel, moves on with
-    the right arrow key, and reads what the "Your image" panel shows.
+def walk_upload(driver, base: str, image: str | None, screenshot: str, run: str | None = None, layer: str | None = None,
+                timeout: float = 60, split_image: str | None = None) -> dict:  # fmt: skip
+    """Uploads `image` through the tab's file input (or picks `split_image`, e.g. "test:9", with the split's
+    picker: its class's list first, then the id), picks `layer`, clicks its strongest channel, moves on with the
+    right arrow key, and reads what the "Your image" panel shows.
 
     Returns:
       dict: seconds (upload to the layer's tiles), predictions, preprocess, tiles, channels (the layer's,
@@ -318,9 +319,23 @@ def walk_upload(driver, base: str, image: str, screenshot: str, run: str | None 
     if run is not None and Select(picker).first_selected_option.text != run:
         Select(picker).select_by_visible_text(run)
     started = time.perf_counter()
-    wait.until(ec.presence_of_element_located((By.ID, "upload-input"))).send_keys(os.path.abspath(image))
+    seen = {}
+    if split_image is None:
+        wait.until(ec.presence_of_element_located((By.ID, "upload-input"))).send_keys(os.path.abspath(image))
+    else:
+        split, image_id = split_image.split(":")
+        Select(wait.until(ec.presence_of_element_located((By.ID, "split-class")))).select_by_value("3")
+        wait.until(lambda d: script("return document.querySelectorAll('#split-ids .split-id').length") > 0)
+        seen["class_ids"] = script(
+            "return [...document.querySelectorAll('#split-ids .split-id')].map(b => b.innerText)"
+        )
+        Select(driver.find_element(By.ID, "split-pick")).select_by_value(split)
+        field = driver.find_element(By.ID, "split-id")
+        field.clear()
+        field.send_keys(image_id)
+        driver.find_element(By.ID, "split-show").click()
     wait.until(lambda d: script("return document.querySelectorAll('.live-tile').length") > 0)
-    seen = {"seconds": round(time.perf_counter() - started, 2)}
+    seen["seconds"] = round(time.perf_counter() - started, 2)
     if layer is not None:
         Select(driver.find_element(By.ID, "live-layer")).select_by_value(layer)
         wait.until(lambda d: (script("return document.getElementById('live-layer-info').innerText") or "")

@@ -380,11 +380,51 @@ def test_images_of_a_runs_split_by_id_and_by_class(logdir, client):
         ("image", dict(run="ref", image="test:x"), "SPLIT:ID"),
         ("image", dict(run="ref", image=f"test:{len(images)}"), "outside the test split"),
         ("split", dict(run="ref", split="valid"), "split must be one of"),
-        ("split", dict(run="kmodel_explore", split="test"), "Keras model"),
-        ("activations", dict(run="kmodel_explore", image="test:0", layer="conv2"), "Keras model"),
+        ("image", dict(run="kmodel_explore", image=f"test:{len(images)}"), "outside the test split"),
     ]:
         status, reply = get(client, route, **parameters)
         assert status == 400 and message in reply["error"], (route, parameters, reply)
+
+
+def test_images_of_the_split_a_keras_model_was_explored_on(logdir, client, tmp_path):
+    """The explorer records its data source in the marking: the tab reads that split's images by id, taken as
+    the explorer takes them; a marking without one (an older exploration) is refused in one line."""
+    subject = open_subject(model_path=os.path.join(logdir, "kmodel.keras"), data_dir=cifar_dir(logdir), **QUIET)
+    images, labels = cifar10.load_binary(cifar_dir(logdir), "test")
+    status, body = get(client, "image", run="kmodel_explore", image="test:9")
+    assert status == 200, body
+    inputs = subject.pixels.inputs(images[9:10])
+    graph = Deconvnet(subject.model).graph
+    probabilities = graph.probabilities(graph(inputs)).numpy()[0]
+    assert body["predictions"][0]["index"] == int(np.argmax(probabilities))
+    assert body["predictions"][0]["probability"] == pytest.approx(float(probabilities.max()), abs=1e-5)
+    status, layer = get(client, "activations", run="kmodel_explore", image="test:9", layer="conv2")
+    np.testing.assert_allclose(layer["maxima"], graph.forward(inputs)["conv2"].numpy()[0].max((0, 1)), rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
+    # A click reuses the layer's activations kept from its tiles, and only for the image they belong to.
+    for image_id in (9, 10):
+        status, click = get(client, "project", run="kmodel_explore", image=f"test:{image_id}", layer="conv2", channel=2)
+        expected = graph.forward(subject.pixels.inputs(images[image_id : image_id + 1]))["conv2"].numpy()[0, ..., 2]
+        assert click["max_activation"] == pytest.approx(float(expected.max()), rel=1e-5)
+    status, found = get(client, "split", run="kmodel_explore", split="test", **{"class": 4}, limit=3)
+    assert status == 200 and found["ids"] == np.flatnonzero(labels == 4)[:3].tolist()
+    assert found["count"] == int((labels == 4).sum())
+    status, first = get(client, "split", run="kmodel_explore", split="test", limit=4)
+    assert first["ids"] == [0, 1, 2, 3] and first["labels"] == labels[:4].tolist() and first["count"] == len(labels)
+    runs = {run["name"]: run for run in get(client, "runs")[1]["runs"]}
+    assert runs["kmodel_explore"]["data"] and runs["ref"]["data"] and not runs["kfit"]["data"]
+    # A marking of a Keras model without its data source: the tab says what to do.
+    old = tmp_path / "logs" / "old_explore"
+    os.makedirs(tmp_path / "logs")
+    shutil.copy(os.path.join(logdir, "kmodel.keras"), tmp_path / "logs" / "kmodel.keras")
+    probes.write_probes(str(old), np.asarray(inputs), images[9:10],
+                        probes.Marking(str(old), "keras", model=str(tmp_path / "logs" / "kmodel.keras")))  # fmt: skip
+    status, body = get(make_client(str(tmp_path / "logs"))[0], "split", run="old_explore", split="test")
+    assert status == 400 and "explore it again" in body["error"]
+
+
+def cifar_dir(logdir: str) -> str:
+    return json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
 
 
 def test_an_unknown_or_dropped_upload_is_refused(client):
@@ -714,6 +754,25 @@ def test_browser_uploads_an_image_and_clicks_through_its_channels(logdir, tmp_pa
     assert seen["selected"][1] == seen["order"][1]  # ArrowRight: the next tile in strength order
     screenshot = np.asarray(Image.open(seen["screenshot"]).convert("RGB"))
     assert len(np.unique(screenshot.reshape(-1, 3), axis=0)) > 500
+
+
+def test_browser_picks_an_image_of_the_split_a_keras_model_was_explored_on(logdir, tmp_path):
+    if tab_walkthrough.find_browser() is None:
+        pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    labels = cifar10.load_binary(cifar_dir(logdir), "test")[1]
+    process, base = tab_walkthrough.start_tensorboard(logdir)
+    driver = tab_walkthrough.open_browser()
+    try:
+        seen = tab_walkthrough.walk_upload(driver, base, None, str(tmp_path / "keras.png"), run="kmodel_explore",
+                                           layer="conv2", split_image="test:9")  # fmt: skip
+    finally:
+        driver.quit()
+        process.kill()
+        process.wait()
+    assert seen["class_ids"] == [f"#{i}" for i in np.flatnonzero(labels == 3)[:12]]  # the class's first ids
+    channels = open_subject(model_path=os.path.join(logdir, "kmodel.keras"), need_data=False, **QUIET).graph.shapes
+    assert seen["tiles"] == channels["conv2"][-1] and seen["heading"].startswith("conv2: ")
+    assert seen["projections"][1].startswith("deconvnet, whole map") and seen["top9"] == 9
 
 
 @pytest.mark.slow

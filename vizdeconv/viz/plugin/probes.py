@@ -43,6 +43,8 @@ class Marking:
       explorations: {split: folder} of explorer output (an `--out` anywhere; the tab also looks in `root`).
       image_ids, labels: [P] int, the probes' places in their split and their classes; class_names: one per
         output.
+      data, tfds_data_dir: a "keras" model's data source as the explorer read it (`--data_dir`, `--tfds_data_dir`),
+        from which the tab reads images of the explored split by id.
     """
 
     root: str
@@ -54,6 +56,15 @@ class Marking:
     image_ids: object = None
     labels: object = None
     class_names: list | None = None
+    data: str | None = None
+    tfds_data_dir: str | None = None
+
+
+def _absolute(spec: str | None) -> str | None:
+    """A data source as any process finds it: paths made absolute (the tab's server runs elsewhere)."""
+    if not spec or spec.startswith("tfds:"):
+        return spec
+    return os.path.abspath(spec)
 
 
 def write_probes(events_dir: str, inputs, pictures, marking: Marking, step: int = 0, writer=None) -> None:
@@ -92,6 +103,8 @@ def write_probes(events_dir: str, inputs, pictures, marking: Marking, step: int 
         "image_ids": [int(i) for i in (range(count) if m.image_ids is None else m.image_ids)],
         "labels": [int(i) for i in ([-1] * count if m.labels is None else m.labels)],
         "class_names": list(m.class_names) if m.class_names else None,
+        "data": _absolute(m.data),
+        "tfds_data_dir": _absolute(m.tfds_data_dir),
     }
     own = writer is None
     writer = tf.summary.create_file_writer(events_dir) if own else writer
@@ -145,5 +158,7 @@ def write_subject_probes(
         image_ids=ids,
         labels=labels,
         class_names=subject.class_names(),
+        data=None if subject.run else subject.data_dir,
+        tfds_data_dir=None if subject.run else subject.tfds_data_dir,
     )
     write_probes(events_dir, np.asarray(subject.pixels.inputs(images)), subject.pixels.pictures(images), marking)

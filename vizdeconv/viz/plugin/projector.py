@@ -1,6 +1,8 @@
 """On-demand projections for the Deconvnet tab: each run's network is loaded on first use, kept, and
 loaded again when its newest checkpoint (or `.keras` file) changes, as it does while training runs."""
 
+import collections
+import hashlib
 import os
 import threading
 import time
@@ -11,6 +13,13 @@ from vizdeconv.runs import APPLICATIONS
 from vizdeconv.viz.plugin.store import Refused, Run
 
 ATTRIBUTION_CACHE = 256  # attribution results kept per network (one image, method and set of classes each)
+MAPS_CACHE = 32  # a layer's activations for one image, kept per network: a channel click needs no second forward
+
+
+def _digest(inputs: np.ndarray) -> bytes:
+    """What identifies an image's inputs in the caches, whatever route or token brought them."""
+    inputs = np.ascontiguousarray(inputs, np.float32)
+    return hashlib.blake2b(inputs.tobytes(), digest_size=16).digest() + str(inputs.shape).encode()
 
 
 def newest_weights(run: Run) -> tuple[str, object]:
@@ -46,7 +55,20 @@ class _Loaded:
         self.deconvnets, self.lock = {}, threading.Lock()
         self.visualizations, self.optimized = {}, {}
         self.attributions, self.attributed = {}, {}  # method -> Attribution; (probe, method, classes) -> maps
-        self.subject, self.splits = None, {}  # the opened subject; split -> (images uint8, labels)
+        self.subject, self.splits, self.split_labels = None, {}, {}  # the opened subject; split -> Source, labels
+        self.maps = collections.OrderedDict()  # (inputs' digest, layer) -> [h, w, C] activations, newest last
+
+    def feature_maps(self, inputs: np.ndarray, layer: str) -> np.ndarray:
+        """Every channel of `layer` for one image [1, H, W, C]: [h, w, C] float32, computed once per image and
+        layer and kept (the `MAPS_CACHE` most recently used). Call with `lock` held."""
+        key = (_digest(inputs), layer)
+        if key in self.maps:
+            self.maps.move_to_end(key)
+        else:
+            self.maps[key] = self.deconvnet("deconvnet").feature_maps(inputs, layer).numpy()[0]
+            while len(self.maps) > MAPS_CACHE:
+                self.maps.popitem(last=False)
+        return self.maps[key]
 
     def attribution(self, method: str):
         from vizdeconv.methods.attribution import Attribution
@@ -160,27 +182,64 @@ class Projector:
         shape = loaded.deconvnet("deconvnet").graph.input_shape
         return loaded.pixels, ((32, 32, shape[2]) if run.kind == "run" else shape)
 
-    def split_images(self, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """A reference run's split as its trainer reads it: images [N, 32, 32, 3] uint8 and labels [N],
-        read once and kept. Refused for a Keras model, whose data the tab does not know."""
+    def _split(self, run: Run, split: str):
+        """The run's split as a `data.sources.Source`, opened once and kept: a reference run's as its trainer
+        reads it (in memory), a Keras model's from the data source the explorer recorded (read by id)."""
+        from vizdeconv.data import sources
+
         loaded = self._get(run)
         with loaded.lock:
             if split not in loaded.splits:
-                if run.kind != "run":
-                    raise Refused(f"{run.name} is a Keras model: the tab knows no data of it; upload an image")
                 try:
-                    loaded.splits[split] = loaded.subject.load(split)
+                    if run.kind == "run":
+                        images, labels = loaded.subject.load(split)
+                        source = sources.ArraySource(images, labels, f"{run.name} ({split})")
+                    elif not run.content.get("data"):
+                        raise Refused(f"{run.name}: the tab knows no data of this model (its explorer output predates "
+                                      "the data source's record): explore it again, or upload an image")  # fmt: skip
+                    else:
+                        shape = loaded.deconvnet("deconvnet").graph.input_shape
+                        source = sources.open_source(
+                            run.content["data"], split, shape, run.content.get("tfds_data_dir")
+                        )
                 except (OSError, ValueError) as error:
                     raise Refused(" ".join(str(error).split())) from None
+                loaded.splits[split] = source
             return loaded.splits[split]
 
-    def split_image(self, run: Run, split: str, image_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of one image of a reference run's split."""
-        images, _ = self.split_images(run, split)
-        if not 0 <= image_id < len(images):
-            raise Refused(f"image {image_id} is outside the {split} split's 0..{len(images) - 1}")
+    def split_ids(self, run: Run, split: str, label: int | None, limit: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The first `limit` image ids of the run's split (of class `label` if given), their labels, and how many
+        there are in all. A class's ids need every label of the split: read once and kept."""
+        source = self._split(run, split)
+        if label is None:
+            ids = np.arange(min(limit, source.count))
+            return ids, self._labels(source, ids), source.count
         loaded = self._get(run)
-        window = images[image_id : image_id + 1]
+        with loaded.lock:
+            if split not in loaded.split_labels:
+                loaded.split_labels[split] = self._labels(source, np.arange(source.count))
+            labels = loaded.split_labels[split]
+        ids = np.flatnonzero(labels == label)
+        return ids[:limit], labels[ids[:limit]], len(ids)
+
+    @staticmethod
+    def _labels(source, ids) -> np.ndarray:
+        try:
+            return np.asarray(source.labels(ids))
+        except (OSError, ValueError) as error:
+            raise Refused(" ".join(str(error).split())) from None
+
+    def split_image(self, run: Run, split: str, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs [1, H, W, C] float32, picture [H, W, 3] uint8) of one image of the run's split, taken as the
+        explorer takes it."""
+        source = self._split(run, split)
+        if not 0 <= image_id < source.count:
+            raise Refused(f"image {image_id} is outside the {split} split's 0..{source.count - 1}")
+        try:
+            window, _ = source.read([image_id])
+        except (OSError, ValueError) as error:
+            raise Refused(f"image {image_id} of the {split} split: {' '.join(str(error).split())}") from None
+        loaded = self._get(run)
         return np.asarray(loaded.pixels.inputs(window), np.float32), loaded.pixels.pictures(window)[0]
 
     def predict(self, run: Run, inputs: np.ndarray) -> np.ndarray:
@@ -199,7 +258,7 @@ class Projector:
             if not deconvnet.graph.is_feature_layer(layer):
                 raise Refused(f"layer {layer!r} is not a feature layer of the network; it has "
                               f"{', '.join(deconvnet.graph.feature_layers)}")  # fmt: skip
-            return deconvnet.feature_maps(inputs, layer).numpy()[0]
+            return loaded.feature_maps(inputs, layer)
 
     def attribute(self, run: Run, key, inputs: np.ndarray, method: str, top: int, target: int | None) -> dict:
         """One image's attribution maps of `method` for its `top` most probable classes (and `target`), with the
@@ -279,7 +338,7 @@ class Projector:
                     raise Refused(f"unit ({row}, {col}) is outside {layer}'s {height}x{width} map")
                 projection = deconvnet.project(inputs, layer, [channel], [row * width + col])
             projection = projection.numpy()[0]
-            feature_map = deconvnet.feature_maps(inputs, layer).numpy()[0, ..., channel]
+            feature_map = loaded.feature_maps(inputs, layer)[..., channel]  # kept from the layer's tiles
         return {
             "projection": projection,
             "feature_map": feature_map,

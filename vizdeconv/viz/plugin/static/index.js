@@ -87,7 +87,8 @@ async function uploadFile(file) {
   await showImage(body, file.name);
 }
 
-// An image of the run's split (a reference run's data), by id or among the first of a class.
+// An image of the run's split (a reference run's data, or the data a Keras model was explored on), by id or
+// among the first of a class.
 async function pickSplitImage(image) {
   const container = document.getElementById('live-result');
   message(container, `Loading ${image}...`);
@@ -298,7 +299,7 @@ function renderUpload() {
   live.image = null;
   const run = currentRun();
   const parts = [zone];
-  if (run.kind === 'run') {  // a reference run's data is known to the tab: pick one of its images
+  if (run.data) {  // the tab knows the run's data (its trainer's, or the explorer's source): pick one of its images
     const idInput = element('input', {id: 'split-id', type: 'number', min: 0, value: 0, style: 'width: 6em'});
     const splitSelect = select('split-pick', [['test', 'test'], ['train', 'train']], 'test', () => {});
     parts.push(element('div', {class: 'controls'},
@@ -306,7 +307,7 @@ function renderUpload() {
         element('button', {id: 'split-show', onclick: () => pickSplitImage(`${splitSelect.value}:${idInput.value}`)},
                 'Show'),
         element('label', {}, 'or of a class '),
-        select('split-class', [['', '(pick)'], ...run.class_names.map((n, i) => [i, n])], '',
+        select('split-class', [['', '(pick)'], ...(run.class_names || []).map((n, i) => [i, n])], '',
                (value) => value !== '' && listClass(splitSelect.value, value)),
         element('span', {id: 'split-ids'})));
   }
