@@ -328,6 +328,45 @@ def test_an_uploaded_image_is_predicted_and_lights_up_its_layer_as_the_model_say
     assert files_under(logdir) == before  # uploads are held in memory only
 
 
+def test_a_nested_transfer_model_lights_up_its_backbones_layers_by_their_own_names(cifar_session, tmp_path):
+    """A classifier around a nested backbone, saved and explored as a user does: an uploaded image's tiles of a
+    backbone layer, its projection and the split's images are the Keras model's own."""
+    layers = keras.layers
+    backbone = keras.Sequential([keras.Input((32, 32, 3)), layers.Rescaling(1 / 255, name="scale"),
+                                 layers.Conv2D(6, 3, activation="relu", name="b_conv1"), layers.MaxPooling2D(2),
+                                 layers.Conv2D(8, 3, padding="same", name="b_conv2"), layers.ReLU(name="b_relu2")],
+                                name="backbone")  # fmt: skip
+    inputs = keras.Input((32, 32, 3))
+    head = layers.Dense(10, name="head")(layers.GlobalAveragePooling2D()(backbone(inputs)))
+    keras.utils.set_random_seed(3)
+    model = keras.Model(inputs, head, name="transfer")
+    logdir = tmp_path / "logs"
+    os.makedirs(logdir)
+    model.save(logdir / "transfer.keras")
+    command = ["--model", str(logdir / "transfer.keras"), "--data_dir", cifar_session, "--layer", "b_relu2",
+               "--limit", "32", "--batch_size", "32"]  # fmt: skip
+    assert cli.command("explore")(command) == 0
+    client = make_client(str(logdir))[0]
+    images, _ = cifar10.load_binary(cifar_session, "test")
+    status, body = upload(client, png_bytes(images[2]), run="transfer_explore")
+    assert status == 200 and "raw" in body["preprocess"], body  # the model rescales: raw pixels in
+    reloaded = keras.models.load_model(logdir / "transfer.keras")
+    inner = reloaded.get_layer("backbone")
+    expected = keras.Model(inner.inputs, inner.get_layer("b_relu2").output)(images[2:3].astype(np.float32)).numpy()[0]
+    for image in (body["image"], "test:2"):
+        status, layer = get(client, "activations", run="transfer_explore", image=image, layer="b_relu2")
+        assert status == 200 and layer["shape"] == [15, 15, 8], layer
+        np.testing.assert_allclose(layer["maxima"], expected.reshape(-1, 8).max(0), rtol=1e-4, atol=1e-5)
+    channel = int(np.argmax(expected.reshape(-1, 8).max(0)))
+    status, projected = get(client, "project", run="transfer_explore", image=body["image"], layer="b_relu2",
+                            channel=channel)  # fmt: skip
+    library = Deconvnet(reloaded).project(images[2:3].astype(np.float32), "b_relu2", channel=[channel]).numpy()
+    assert (
+        status == 200
+        and np.abs(decode_uri(projected["projection"]).astype(int) - uint8(to_display(library)[0])).max() <= 1
+    )
+
+
 BOMB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (20000).to_bytes(4, "big") + (10000).to_bytes(4, "big") + b"\x08\x02"
 
 
@@ -797,6 +836,12 @@ def test_applications_runs_project_on_demand_with_their_weights_file_and_preproc
     assert np.abs(decode_uri(body["projection"]).astype(int) - uint8(to_display(expected)[0])).max() <= 1
     status, body = get(client, "optimized", run="MobileNetV2_32_explore", layer=layer, channel=5, steps=4)
     assert status == 200 and body["source"] == "computed on demand"
+    # An uploaded image lights up the family's layer as the model with the user's weights sees it.
+    status, body = upload(client, png_bytes(images[0]), run="MobileNetV2_32_explore")
+    assert status == 200, body
+    status, tiles = get(client, "activations", run="MobileNetV2_32_explore", image=body["image"], layer=layer)
+    expected = keras.Model(model.inputs, model.get_layer(layer).output)(inputs).numpy()[0]
+    np.testing.assert_allclose(tiles["maxima"], expected.reshape(-1, expected.shape[-1]).max(0), rtol=1e-4, atol=1e-4)
     # Explored with random weights: nothing to rebuild them from, and the tab says so in one line.
     probes.write_probes(
         str(tmp_path / "logs" / "random_explore"), inputs, inputs,
