@@ -8,6 +8,7 @@ a Keras model, `--layer` repeatable, `--mode` a projection rule). `python train.
 
 import importlib
 import os
+import re
 import sys
 
 COMMANDS = {
@@ -37,9 +38,18 @@ def run(main, argv=None, program: str | None = None) -> int:
     try:
         return main(argv) or 0
     except USER_ERRORS as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{program}: error: {message}", file=sys.stderr)
+        print(f"{program}: error: {reason(error)}", file=sys.stderr)
         return 2
+
+
+def reason(error: BaseException) -> str:
+    """An error's message on one line. An error raised inside a traced function or a tf.data map arrives
+    wrapped in TensorFlow's "in user code:" trace: its own last line is the reason."""
+    text = str(error)
+    if "in user code:" in text:
+        last = [line.strip() for line in text.splitlines() if line.strip()][-1]
+        text = re.sub(r"^[\w.]+(Error|Exception): ", "", last)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def command(name: str):

@@ -88,7 +88,8 @@ class Preprocess:
         height, width = images.shape[1:3]
         if height < self.size[0] or width < self.size[1]:
             raise ValueError(
-                f"images are {height}x{width}, smaller than the model's input {self.size[0]}x{self.size[1]}"
+                f"images are {height}x{width}, smaller than the model's input {self.size[0]}x{self.size[1]}: give "
+                "larger images (a folder's are resized to the input), or a model for this size (applications:NAME:SIZE)"
             )
         top, left = (height - self.size[0]) // 2, (width - self.size[1]) // 2
         return images[:, top : top + self.size[0], left : left + self.size[1]]
