@@ -18,7 +18,7 @@ from vizdeconv.methods.reconstruct import MODES
 from vizdeconv.nn.convnet import layer_specs
 
 REDUCTIONS = ("sum", "mean")
-OPTIMIZERS = ("adam", "sgd", "momentum")
+OPTIMIZERS = ("adam", "sgd", "momentum", "muon")
 SCHEDULES = ("constant", "cosine", "step")
 SPLITS = ("test", "train")
 RECTIFY_HELP = ("relu: the rule at ReLUs, other activations (silu, gelu, ...) pass their own gradient; all: the "
@@ -78,14 +78,17 @@ def default_config() -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     config.loss.reduction = "sum"  # sum | mean cross-entropy over the batch
     config.loss.weight_decay = 1.0  # coefficient of sum(l2_loss(kernel)) over conv kernels
+    config.loss.label_smoothing = 0.0  # the target puts this mass uniformly over the classes
 
     config.optimizer = ml_collections.ConfigDict()
-    config.optimizer.name = "adam"  # adam | sgd | momentum
+    config.optimizer.name = "adam"  # adam | sgd | momentum | muon (training/optimizers.py)
     config.optimizer.learning_rate = 1e-4
     config.optimizer.schedule = "constant"  # constant | cosine | step
     config.optimizer.warmup_steps = 0
     config.optimizer.decay_factor = 0.1  # step schedule: multiply the rate at each boundary
     config.optimizer.decay_every = 5000  # step schedule: boundary spacing in steps
+    config.optimizer.lookahead_every = 0  # Lookahead around the optimizer: sync every k steps (0: off)
+    config.optimizer.lookahead_alpha = 0.5  # Lookahead: how far the slow weights move at a sync
 
     config.log_every = 200  # progress line and scalar summaries
     config.eval_every = 1000  # eval accuracy on the whole test split
@@ -142,6 +145,14 @@ def validate(config) -> None:
     check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
     if not config.optimizer.learning_rate > 0:
         raise ValueError("optimizer.learning_rate must be positive")
+    if not 0 <= config.loss.label_smoothing < 1:
+        raise ValueError(f"loss.label_smoothing must be in [0, 1), got {config.loss.label_smoothing}")
+    if not (isinstance(config.optimizer.lookahead_every, int) and config.optimizer.lookahead_every >= 0):
+        raise ValueError(
+            f"optimizer.lookahead_every must be 0 (off) or a step count, got {config.optimizer.lookahead_every}"
+        )
+    if not 0 < config.optimizer.lookahead_alpha <= 1:
+        raise ValueError(f"optimizer.lookahead_alpha must be in (0, 1], got {config.optimizer.lookahead_alpha}")
     check_choice("reconstruction.mode", config.reconstruction.mode, MODES)
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")

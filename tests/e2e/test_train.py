@@ -57,20 +57,25 @@ def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, t
     assert "_hparams_/session_start_info" in tags
 
 
-def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path):
+SPEEDRUN_PARTS = {"optimizer.name": "muon", "optimizer.learning_rate": 0.05, "optimizer.lookahead_every": 2,
+                  "loss.label_smoothing": 0.2}  # fmt: skip
+
+
+@pytest.mark.parametrize("recipe", [{}, SPEEDRUN_PARTS], ids=["reference", "muon_lookahead_smoothing"])
+def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path, recipe):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    train_and_evaluate(small_config(cifar_session), straight, log=lambda *_: None)
-    first = train_and_evaluate(small_config(cifar_session, steps=3), resumed, log=lambda *_: None)
+    train_and_evaluate(small_config(cifar_session, **recipe), straight, log=lambda *_: None)
+    first = train_and_evaluate(small_config(cifar_session, steps=3, **recipe), resumed, log=lambda *_: None)
     assert first["step"] == 3
     lines = []
-    train_and_evaluate(small_config(cifar_session), resumed, log=lines.append)
+    train_and_evaluate(small_config(cifar_session, **recipe), resumed, log=lines.append)
     assert any("at step 3" in line for line in lines)
     a, b = final_weights(straight), final_weights(resumed)
     assert a.keys() == b.keys() and len(a) == 6
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
     again = []
-    train_and_evaluate(small_config(cifar_session), resumed, log=again.append)
+    train_and_evaluate(small_config(cifar_session, **recipe), resumed, log=again.append)
     assert "already reached step 6" in again[-1]
 
 

@@ -43,6 +43,18 @@ def test_constant_cosine_warmup_and_step_schedules_follow_their_formulas():
     assert momentum.momentum == pytest.approx(0.9)
 
 
+def test_muon_and_lookahead_come_from_the_config_with_its_schedule():
+    from vizdeconv.training.optimizers import Lookahead, Muon
+
+    config = optimizer_config(name="muon", learning_rate=0.2, schedule="cosine", lookahead_every=5,
+                              lookahead_alpha=0.8)  # fmt: skip
+    optimizer = optim.make_optimizer(config, 100)
+    assert isinstance(optimizer, Lookahead) and isinstance(optimizer.inner, Muon)
+    assert (optimizer.sync_every, optimizer.alpha) == (5, 0.8)
+    assert optim.current_learning_rate(optimizer) == pytest.approx(0.2)  # the inner optimizer's, at step 0
+    assert not isinstance(optim.make_optimizer(optimizer_config(name="muon"), 10), Lookahead)
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -55,6 +67,9 @@ def test_constant_cosine_warmup_and_step_schedules_follow_their_formulas():
         ("optimizer.name", "lion", "optimizer.name must be one of"),
         ("optimizer.schedule", "linear", "optimizer.schedule must be one of"),
         ("optimizer.learning_rate", 0.0, "learning_rate must be positive"),
+        ("loss.label_smoothing", 1.0, "loss.label_smoothing must be in"),
+        ("optimizer.lookahead_every", -1, "optimizer.lookahead_every must be 0"),
+        ("optimizer.lookahead_alpha", 0.0, "optimizer.lookahead_alpha must be in"),
         ("reconstruction.mode", "zeiler", "mode must be one of"),
         ("reconstruction.clip_percentile", 50.0, "clip_percentile must be in"),
         ("data.image_size", 40, "image_size must be between 8 and 32"),

@@ -2,6 +2,7 @@
 GradientTape of the reference loss, and accuracy counted in NumPy."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from configs import smoke
@@ -57,3 +58,17 @@ def test_evaluate_counts_the_argmax_matches_over_a_dataset_of_uneven_batches():
     accuracy, examples = steps.evaluate(step, tf.data.Dataset.from_tensor_slices((images, labels)).batch(4))
     assert examples == 11
     assert accuracy == np.mean(np.argmax(model(images).numpy(), 1) == labels) >= 5 / 11
+
+
+def test_label_smoothing_is_the_cross_entropy_against_the_smoothed_target():
+    from vizdeconv.training import losses
+
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(5, 10)).astype(np.float32), np.array([0, 3, 9, 3, 1])
+    terms = losses.objective(logits, labels, [tf.zeros([1])], "mean", 0.0, label_smoothing=0.1)
+    target = np.full((5, 10), 0.1 / 10) + 0.9 * np.eye(10)[labels]
+    shifted = logits - logits.max(1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    assert float(terms["cross_entropy"]) == pytest.approx(-(target * log_softmax).sum(1).mean(), rel=1e-5)
+    plain = losses.objective(logits, labels, [tf.zeros([1])], "mean", 0.0)["cross_entropy"]
+    assert float(plain) == pytest.approx(-log_softmax[np.arange(5), labels].mean(), rel=1e-5)

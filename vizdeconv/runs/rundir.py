@@ -182,7 +182,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(saved)
 
 
-ADDED_FIELDS = ("keep_steps",)  # fields newer than run format 1; older folders get the default
+# Fields newer than run format 1 (dotted: inside a section); older folders get the default.
+ADDED_FIELDS = ("keep_steps", "loss.label_smoothing", "optimizer.lookahead_every", "optimizer.lookahead_alpha")
 
 
 def _check_fields(path: str, saved: dict) -> None:
@@ -192,7 +193,12 @@ def _check_fields(path: str, saved: dict) -> None:
 
     expected = config_to_dict(default_config())
     for name in ADDED_FIELDS:
-        saved.setdefault(name, expected[name])
+        *sections, leaf = name.split(".")
+        have, want = saved, expected
+        for section in sections:
+            have, want = have.get(section), want[section]
+        if isinstance(have, dict):
+            have.setdefault(leaf, want[leaf])
 
     def walk(have, want, prefix=""):
         for key in sorted(set(have) | set(want)):

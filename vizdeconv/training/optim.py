@@ -27,14 +27,23 @@ def learning_rate(config, total_steps: int):
 
 
 def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
+    """The optimizer `config.name` at the scheduled rate, inside Lookahead where `config.lookahead_every`."""
+    from vizdeconv.training.optimizers import Lookahead, Muon
+
     rate = learning_rate(config, total_steps)
     if config.name == "adam":
-        return keras.optimizers.Adam(rate)
-    if config.name == "sgd":
-        return keras.optimizers.SGD(rate)
-    if config.name == "momentum":
-        return keras.optimizers.SGD(rate, momentum=0.9)
-    raise ValueError(f"optimizer.name must be one of {OPTIMIZERS}, got {config.name!r}")
+        optimizer = keras.optimizers.Adam(rate)
+    elif config.name == "sgd":
+        optimizer = keras.optimizers.SGD(rate)
+    elif config.name == "momentum":
+        optimizer = keras.optimizers.SGD(rate, momentum=0.9)
+    elif config.name == "muon":
+        optimizer = Muon(rate, momentum=0.9)
+    else:
+        raise ValueError(f"optimizer.name must be one of {OPTIMIZERS}, got {config.name!r}")
+    if config.get("lookahead_every", 0):
+        optimizer = Lookahead(optimizer, config.lookahead_every, config.get("lookahead_alpha", 0.5))
+    return optimizer
 
 
 def current_learning_rate(optimizer) -> float:

@@ -39,6 +39,7 @@ def make_train_steps(
                 loss_config.weight_decay,
                 global_batch_size,
                 replicas,
+                loss_config.get("label_smoothing", 0.0),
             )
         gradients = tape.gradient(terms["loss"], model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
