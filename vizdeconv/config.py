@@ -11,6 +11,7 @@ import os
 
 import ml_collections
 
+from vizdeconv.data.pipeline import FLIPS
 from vizdeconv.hardware import precision
 from vizdeconv.hardware.distribute import STRATEGIES
 from vizdeconv.hardware.precision import PRECISIONS
@@ -71,6 +72,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.tfds_data_dir = ""  # where tfds keeps its copy (empty: the tfds default)
     config.data.image_size = 24  # random crop (train) / central crop (eval) of the 32x32 images
     config.data.limit = 0  # use only the first N training images (0: all); for tests
+    config.data.flip = "random"  # random | alternating (each image mirrored every other epoch)
 
     config.model = ml_collections.ConfigDict()
     config.model.layers = reference_layers()
@@ -156,6 +158,7 @@ def validate(config) -> None:
     check_choice("reconstruction.mode", config.reconstruction.mode, MODES)
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
+    check_choice("data.flip", config.data.flip, FLIPS)
     if not 8 <= config.data.image_size <= 32:
         raise ValueError(f"data.image_size must be between 8 and 32, got {config.data.image_size}")
     specs = layer_specs(config.model.layers)

@@ -58,10 +58,10 @@ def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, t
 
 
 SPEEDRUN_PARTS = {"optimizer.name": "muon", "optimizer.learning_rate": 0.05, "optimizer.lookahead_every": 2,
-                  "loss.label_smoothing": 0.2}  # fmt: skip
+                  "loss.label_smoothing": 0.2, "data.flip": "alternating"}  # fmt: skip
 
 
-@pytest.mark.parametrize("recipe", [{}, SPEEDRUN_PARTS], ids=["reference", "muon_lookahead_smoothing"])
+@pytest.mark.parametrize("recipe", [{}, SPEEDRUN_PARTS], ids=["reference", "muon_lookahead_smoothing_alternating_flip"])
 def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path, recipe):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     train_and_evaluate(small_config(cifar_session, **recipe), straight, log=lambda *_: None)

@@ -68,6 +68,7 @@ def test_muon_and_lookahead_come_from_the_config_with_its_schedule():
         ("optimizer.schedule", "linear", "optimizer.schedule must be one of"),
         ("optimizer.learning_rate", 0.0, "learning_rate must be positive"),
         ("loss.label_smoothing", 1.0, "loss.label_smoothing must be in"),
+        ("data.flip", "sometimes", "data.flip must be one of"),
         ("optimizer.lookahead_every", -1, "optimizer.lookahead_every must be 0"),
         ("optimizer.lookahead_alpha", 0.0, "optimizer.lookahead_alpha must be in"),
         ("reconstruction.mode", "zeiler", "mode must be one of"),

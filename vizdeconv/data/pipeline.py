@@ -34,7 +34,20 @@ def _parts(input_context) -> tuple[int, int, int]:
     return input_context.num_replicas_in_sync, local, input_context.input_pipeline_id * local
 
 
-# 8 parameters: each is part of the identity (seed, step) -> batch that resuming relies on.
+FLIPS = ("random", "alternating")
+
+
+def alternating_flips(index, step, batch_size: int, num_examples: int, seed: int):
+    """[B] bool: whether each example of batch `step` (its indices `index` [B]) is mirrored under the
+    derandomized flip (Jordan 2024, airbench): a random choice per example in its first epoch, the other side
+    in the next, and so on, so that every two epochs show each image once each way."""
+    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
+    odd = tf.equal((positions // num_examples) % 2, 1)
+    first = tf.random.stateless_uniform([num_examples], tf.stack([tf.cast(seed, tf.int64), -1])) < 0.5
+    return tf.math.logical_xor(tf.gather(first, index), odd)
+
+
+# 9 parameters: each is part of the identity (seed, step) -> batch that resuming relies on.
 def train_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -44,13 +57,17 @@ def train_dataset(
     end_step: int,
     size: int = 24,
     input_context: tf.distribute.InputContext | None = None,
+    flip: str = "random",
 ) -> tf.data.Dataset:
     """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
 
     With an `input_context` (tf.distribute) the pipeline yields, for each step, its replicas' slices
     of the same global batch, in replica order, so any number of replicas trains on exactly the
-    examples and augmentations one device would.
+    examples and augmentations one device would. `flip` is "random" (each batch draws each image's side)
+    or "alternating" (`alternating_flips`).
     """
+    if flip not in FLIPS:
+        raise ValueError(f"data.flip must be one of {', '.join(FLIPS)}, got {flip!r}")
     if len(images) < batch_size:
         raise ValueError(f"the training split has {len(images)} images, fewer than one batch of {batch_size}")
     parts, local, first = _parts(input_context)
@@ -62,10 +79,13 @@ def train_dataset(
     def make_part(element):
         step = start_step + element // local
         begin = (first + element % local) * per_part
-        index = batch_indices(step, batch_size, len(images), seed)[begin : begin + per_part]
+        indices = batch_indices(step, batch_size, len(images), seed)
+        index = indices[begin : begin + per_part]
         offsets, flips = augmentation_draws(
             tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images.shape[1]), size
         )
+        if flip == "alternating":
+            flips = alternating_flips(indices, step, batch_size, len(images), seed)[:, None]
         batch = crop_flip_standardize(
             tf.gather(images_t, index), offsets[begin : begin + per_part], flips[begin : begin + per_part], size
         )

@@ -105,7 +105,10 @@ def check(config, workdir: str) -> bool:
             )
         _check_writable(workdir)
         return True
-    if os.path.isdir(workdir) and set(os.listdir(workdir)) - {".lock"}:
+    # What a trainer creating the folder writes before its config (another trainer may be there right now: then
+    # its lock, taken next, is what refuses this one, naming it).
+    creating = {".lock", VERSION_FILE, f"{VERSION_FILE}.tmp", f"{CONFIG_FILE}.tmp"}
+    if os.path.isdir(workdir) and set(os.listdir(workdir)) - creating:
         raise ValueError(
             f"{workdir} exists and is not a vizdeconv run folder (no {CONFIG_FILE}); pass another --workdir"
         )
@@ -183,7 +186,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 # Fields newer than run format 1 (dotted: inside a section); older folders get the default.
-ADDED_FIELDS = ("keep_steps", "loss.label_smoothing", "optimizer.lookahead_every", "optimizer.lookahead_alpha")
+ADDED_FIELDS = ("keep_steps", "loss.label_smoothing", "optimizer.lookahead_every", "optimizer.lookahead_alpha",
+                "data.flip")  # fmt: skip
 
 
 def _check_fields(path: str, saved: dict) -> None:

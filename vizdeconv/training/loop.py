@@ -248,6 +248,7 @@ class Trainer:
                     end_step,
                     config.data.image_size,
                     context,
+                    config.data.flip,
                 )
             )
         )
