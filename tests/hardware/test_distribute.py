@@ -27,6 +27,7 @@ def test_two_replicas_match_one_device_in_training_resuming_and_top_k(cifar_sess
     assert figures["replicas"] == 2
     assert figures["replicas_vs_single"] < 1e-5, figures
     assert figures["two_then_one"] < 1e-5 and figures["one_then_two"] < 1e-5, figures
+    assert figures["muon_lookahead"] < 1e-5, figures
     assert figures["accuracy"][0] == pytest.approx(figures["accuracy"][1])
     assert figures["topk_equal"]
 

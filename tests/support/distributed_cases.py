@@ -49,6 +49,11 @@ train("one_then_two", steps=3)
 train("one_then_two", steps=6, **MIRRORED)
 results["two_then_one"] = max_difference(os.path.join(root, "single"), os.path.join(root, "two_then_one"))
 results["one_then_two"] = max_difference(os.path.join(root, "single"), os.path.join(root, "one_then_two"))
+# Muon inside Lookahead (their own apply and slow weights) under two replicas as on one device.
+SPEEDRUN = {"optimizer.name": "muon", "optimizer.learning_rate": 0.05, "optimizer.lookahead_every": 2}
+train("muon_single", **SPEEDRUN)
+train("muon_mirrored", **SPEEDRUN, **MIRRORED)
+results["muon_lookahead"] = max_difference(os.path.join(root, "muon_single"), os.path.join(root, "muon_mirrored"))
 # The explorer's scan: per-replica running top-k merged exactly.
 model = open_subject(run=os.path.join(root, "single"), log=lambda *_: None, need_data=False).model
 images, _ = cifar10.load_binary(data_dir, "test")
