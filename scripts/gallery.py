@@ -31,27 +31,19 @@ def read_png(path: str) -> np.ndarray:
     return tf.io.decode_png(tf.io.read_file(path), channels=3).numpy()
 
 
-def strongest(deconvnet, inputs, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's strongest unit of `layer`: channels [N] and flat positions [N]."""
-    maps = deconvnet.feature_maps(inputs, layer).numpy()  # [N, h, w, C]
-    flat = maps.reshape(len(maps), -1)
-    best = flat.argmax(1)
-    return best % maps.shape[-1], best // maps.shape[-1]
-
-
 def pictures_of(subject, layer: str, ids: list[int], out: str, name: str, work: str, log) -> dict:
     """Writes one network's views; returns the numbers the captions quote."""
     import vizdeconv
     from vizdeconv.analyze import AttributeOptions, EvolutionOptions, OcclusionOptions, SanityOptions, analyze
     from vizdeconv.analyze.figures import evolution_figure
     from vizdeconv.explore import ExploreOptions, explore
-    from vizdeconv.runs.subject import SubjectOptions
+    from vizdeconv.methods.deconvnet import strongest_unit
     from vizdeconv.viz import pictures
 
     images, labels = subject.load("test")
     inputs = subject.pixels.inputs(images[ids])
     deconvnet = vizdeconv.Deconvnet(subject.model)
-    channels, positions = strongest(deconvnet, inputs, layer)
+    channels, positions = (t.numpy() for t in strongest_unit(deconvnet.feature_maps(inputs, layer)))
     channel = int(channels[0])
     facts = {"layer": layer, "images": ids, "labels": [int(labels[i]) for i in ids], "channels": channels.tolist(),
              "channel": channel}  # fmt: skip
@@ -64,9 +56,7 @@ def pictures_of(subject, layer: str, ids: list[int], out: str, name: str, work: 
     strips = pictures.upscale(pictures.stitch(shown), 4)  # [N, h, 3 w, 3]: image | deconvnet | guided
     pictures.write_png(os.path.join(out, f"{name}_projections.png"), pictures.grid(strips, 1))
 
-    source = SubjectOptions(run=subject.run, model=None if subject.run else subject.model_path,
-                            data_dir=subject.data_dir)  # fmt: skip
-    common = {"run": source.run, "model": source.model, "data_dir": source.data_dir}
+    common = {"run": subject.run, "model": None if subject.run else subject.model_path, "data_dir": subject.data_dir}
     report = explore(ExploreOptions(**common, layers=[layer], optimize=True, out=os.path.join(work, name, "explore")),
                      log=log)  # fmt: skip
     shutil.copy(os.path.join(report["out"], layer, f"channel_{channel:03d}.png"), os.path.join(out, f"{name}_top9.png"))

@@ -77,3 +77,5 @@ def test_lookahead_steps_equal_the_numpy_reference_and_resume_from_a_checkpoint(
         again.apply_gradients([(tf.constant(again_weights.numpy() - target, tf.float32), again_weights)])
     np.testing.assert_allclose(again_weights.numpy(), weights.numpy(), rtol=1e-6)
     assert float(again.learning_rate) == pytest.approx(0.3)
+    again.learning_rate = 0.05  # what a LearningRateScheduler callback does: the inner optimizer takes it
+    assert float(again.inner.learning_rate) == pytest.approx(0.05)

@@ -108,6 +108,11 @@ def png(body: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)))
 
 
+def cifar_dir(logdir: str) -> str:
+    """The CIFAR-10 folder the logdir's reference run was trained on."""
+    return json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
+
+
 def uint8(pictures) -> np.ndarray:
     return np.round(np.clip(pictures, 0, 1) * 255).astype(np.uint8)
 
@@ -209,9 +214,7 @@ def test_evolution_payload_and_tiles(logdir, client):
 def library_projection(logdir, image_index, layer, channel, mode="deconvnet", unit=None):
     """The same projection straight from the library, on the run's newest checkpoint."""
     model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     inputs = preprocess.preprocess_eval(images[image_index : image_index + 1], 24)
     deconvnet = Deconvnet(model, mode)
     activations = deconvnet.graph.forward(inputs)[layer].numpy()[0, ..., channel]
@@ -249,9 +252,7 @@ def test_attribution_on_demand_equals_the_library_and_is_kept(logdir, client):
     from vizdeconv.viz.pictures import overlay
 
     model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     inputs = preprocess.preprocess_eval(images[2:3], 24)
     probabilities = tf.nn.softmax(model(inputs)).numpy()[0]
     top = list(np.argsort(-probabilities, kind="stable")[:2])
@@ -290,9 +291,7 @@ def files_under(folder) -> dict:
 
 def test_an_uploaded_image_is_predicted_and_lights_up_its_layer_as_the_model_says(logdir, client):
     model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     before = files_under(logdir)
     status, body = upload(client, png_bytes(images[5]))
     assert status == 200, body
@@ -383,9 +382,7 @@ BOMB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (20000).to_bytes(4, "big") + (10
     ],
 )
 def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, client, body, content_type, xsrf, message):
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     if body == "truncated":
         body = png_bytes(np.kron(images[0], np.ones((8, 8, 1), np.uint8)))[:400]
     elif body == "png":
@@ -399,8 +396,7 @@ def test_bad_uploads_answer_400_in_one_line_and_the_server_goes_on(logdir, clien
 
 def test_images_of_a_runs_split_by_id_and_by_class(logdir, client):
     model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
-    data_dir = json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
-    images, labels = cifar10.load_binary(data_dir, "test")
+    images, labels = cifar10.load_binary(cifar_dir(logdir), "test")
     status, body = get(client, "image", run="ref", image="test:9")
     assert status == 200 and body["image"] == "test:9", body
     graph = Deconvnet(model).graph
@@ -462,10 +458,6 @@ def test_images_of_the_split_a_keras_model_was_explored_on(logdir, client, tmp_p
     assert status == 400 and "explore it again" in body["error"]
 
 
-def cifar_dir(logdir: str) -> str:
-    return json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"]
-
-
 def test_an_unknown_or_dropped_upload_is_refused(client):
     status, body = get(client, "activations", run="ref", image="u:0123456789abcdef0123", layer="conv2")
     assert status == 400 and "upload it again" in body["error"]
@@ -485,9 +477,7 @@ def test_the_upload_cache_keeps_the_newest_used():
 def test_twenty_concurrent_uploads_and_layers_are_each_answered_right(logdir):
     client, plugin = make_client(logdir)
     model = open_subject(run=os.path.join(logdir, "ref"), log=lambda *_: None, need_data=False).model
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     graph = Deconvnet(model).graph
     loads = []
     original = plugin.projector._get.__func__
@@ -531,9 +521,7 @@ def test_projection_of_keras_runs_uses_the_model_file_and_newest_snapshot(logdir
     status, body = get(client, "project", run="kfit", image=2, layer="relu1", channel=0, mode="guided")
     assert status == 200 and body["step"] == 1  # epoch_0001.keras, the newest snapshot
     model = keras.models.load_model(os.path.join(logdir, "kfit", "snapshots", "epoch_0001.keras"))
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "train"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "train")
     expected = Deconvnet(model, "guided").channels(images[2:3].astype(np.float32), "relu1", [0])
     assert np.abs(decode_uri(body["projection"]).astype(int) - uint8(to_display(expected.numpy())[0])).max() <= 1
     status, body = get(client, "project", run="kmodel_explore", image=0, layer="conv2", channel=1, mode="bias_subtract")
@@ -771,9 +759,7 @@ def test_browser_clicks_through_the_tab_in_light_and_dark_themes(logdir, tmp_pat
 def test_browser_uploads_an_image_and_clicks_through_its_channels(logdir, tmp_path):
     if tab_walkthrough.find_browser() is None:
         pytest.skip("no chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    images, _ = cifar10.load_binary(
-        json.load(open(os.path.join(logdir, "ref", "config.json")))["data"]["data_dir"], "test"
-    )
+    images, _ = cifar10.load_binary(cifar_dir(logdir), "test")
     Image.fromarray(images[7]).save(tmp_path / "photo.png")
     process, base = tab_walkthrough.start_tensorboard(logdir)
     driver = tab_walkthrough.open_browser()

@@ -9,13 +9,18 @@ import tensorflow as tf
 from vizdeconv.nn.preprocess import augmentation_draws, crop_flip_standardize, preprocess_eval
 
 
+def _places(step, batch_size: int, num_examples: int):
+    """(epoch [B], place within it [B]) int64 of each example of batch `step`."""
+    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
+    return positions // num_examples, positions % num_examples
+
+
 def batch_indices(step, batch_size: int, num_examples: int, seed: int):
     """Example indices of training batch `step`: epoch-wise permutations seeded by (seed, epoch).
 
     Returns [batch_size] int64; every example appears once per epoch.
     """
-    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
-    epochs, within = positions // num_examples, positions % num_examples
+    epochs, within = _places(step, batch_size, num_examples)
     max_index = tf.constant(num_examples - 1, tf.int64)
 
     def permuted(epoch):
@@ -37,14 +42,17 @@ def _parts(input_context) -> tuple[int, int, int]:
 FLIPS = ("random", "alternating")
 
 
-def alternating_flips(index, step, batch_size: int, num_examples: int, seed: int):
+def first_sides(num_examples: int, seed: int):
+    """[num_examples] bool: each example's side in its first epoch under the alternating flip (random)."""
+    return tf.random.stateless_uniform([num_examples], tf.stack([tf.cast(seed, tf.int64), -1])) < 0.5
+
+
+def alternating_flips(index, step, batch_size: int, first):
     """[B] bool: whether each example of batch `step` (its indices `index` [B]) is mirrored under the
-    derandomized flip (Jordan 2024, airbench): a random choice per example in its first epoch, the other side
-    in the next, and so on, so that every two epochs show each image once each way."""
-    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
-    odd = tf.equal((positions // num_examples) % 2, 1)
-    first = tf.random.stateless_uniform([num_examples], tf.stack([tf.cast(seed, tf.int64), -1])) < 0.5
-    return tf.math.logical_xor(tf.gather(first, index), odd)
+    derandomized flip (Jordan 2024, airbench): its side `first` [num_examples] (`first_sides`) in its first
+    epoch, the other side in the next, and so on, so that every two epochs show each image once each way."""
+    epochs, _ = _places(step, batch_size, int(first.shape[0]))
+    return tf.math.logical_xor(tf.gather(first, index), tf.equal(epochs % 2, 1))
 
 
 # 9 parameters: each is part of the identity (seed, step) -> batch that resuming relies on.
@@ -75,6 +83,7 @@ def train_dataset(
         raise ValueError(f"batch_size {batch_size} must be divisible by the {parts} replicas")
     per_part = batch_size // parts
     images_t, labels_t = tf.constant(images), tf.constant(labels)
+    sides = first_sides(len(images), seed) if flip == "alternating" else None  # drawn once, not per batch
 
     def make_part(element):
         step = start_step + element // local
@@ -85,7 +94,7 @@ def train_dataset(
             tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images.shape[1]), size
         )
         if flip == "alternating":
-            flips = alternating_flips(indices, step, batch_size, len(images), seed)[:, None]
+            flips = alternating_flips(indices, step, batch_size, sides)[:, None]
         batch = crop_flip_standardize(
             tf.gather(images_t, index), offsets[begin : begin + per_part], flips[begin : begin + per_part], size
         )

@@ -97,8 +97,8 @@ class Lookahead(keras.optimizers.Optimizer):
         return self.inner.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):  # the base class sets one at construction; the inner optimizer's is used
-        self._ignored_rate = value
+    def learning_rate(self, value):  # e.g. a LearningRateScheduler callback: the rate is the inner optimizer's
+        self.inner.learning_rate = value
 
     def build(self, variables):
         """Builds the inner optimizer and one slow copy per variable, starting at the variable's value."""
