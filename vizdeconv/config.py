@@ -20,7 +20,7 @@ from vizdeconv.nn.convnet import layer_specs
 
 REDUCTIONS = ("sum", "mean")
 OPTIMIZERS = ("adam", "sgd", "momentum", "muon")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "triangle")
 SPLITS = ("test", "train")
 RECTIFY_HELP = ("relu: the rule at ReLUs, other activations (silu, gelu, ...) pass their own gradient; all: the "
                 "ReLU rule at every activation")  # fmt: skip
@@ -55,6 +55,35 @@ def deep_layers(batch_norm: bool = True) -> list[dict]:
     ]
 
 
+def speedrun_layers(widths=(64, 256, 256), whiten: bool = True, identity: bool = True) -> list[dict]:
+    """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
+    VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
+    convs of `widths`, each batch-normalized with a fixed scale and, with `identity`, its first filters the
+    identity; a 2x2 VALID argmax pool after each stage's first conv and a 3x3 one after the last conv
+    (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a unit-variance start and 1/81
+    of the rate (airbench's linear head times 1/9)."""
+
+    def conv(name: str, filters: int, fan_in: int, pool: int = 0) -> dict:
+        return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
+                    init_stddev=math.sqrt(2.0 / (9 * fan_in)), batch_norm=True, norm_scale=False,
+                    init="identity" if identity else "normal")  # fmt: skip
+
+    first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12))
+    if whiten:
+        first.update(init="whiten", trainable=False)
+    one, two, three = widths
+    return [
+        first,
+        conv("conv1_1", one, 24, pool=2),
+        conv("conv1_2", one, one),
+        conv("conv2_1", two, one, pool=2),
+        conv("conv2_2", two, two),
+        conv("conv3_1", three, two, pool=2),
+        conv("conv3_2", three, three, pool=3),
+        dict(name="head", kernel=1, filters=10, rectify=False, init_stddev=1 / 9, rate_scale=1 / 81),
+    ]
+
+
 def default_config() -> ml_collections.ConfigDict:
     """The reference setup: the 3-layer argmax-pooling net on CIFAR-10 at 24x24 (configs/default.py)."""
     config = ml_collections.ConfigDict()
@@ -73,6 +102,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.image_size = 24  # random crop (train) / central crop (eval) of the 32x32 images
     config.data.limit = 0  # use only the first N training images (0: all); for tests
     config.data.flip = "random"  # random | alternating (each image mirrored every other epoch)
+    config.data.translate = 0  # pad by this many mirrored pixels before the random crop (0: crop only)
 
     config.model = ml_collections.ConfigDict()
     config.model.layers = reference_layers()
@@ -87,13 +117,18 @@ def default_config() -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-4
     config.optimizer.schedule = "constant"  # constant | cosine | step
     config.optimizer.warmup_steps = 0
-    config.optimizer.decay_factor = 0.1  # step schedule: multiply the rate at each boundary
+    config.optimizer.decay_factor = 0.1  # step: multiply the rate at each boundary; triangle: the last rate's share
     config.optimizer.decay_every = 5000  # step schedule: boundary spacing in steps
+    config.optimizer.momentum = 0.9  # momentum and muon: the momentum coefficient
+    config.optimizer.nesterov = False  # momentum: Nesterov's look-ahead gradient (muon always takes it)
+    config.optimizer.norm_bias_scale = 1.0  # multiplies batch normalization offsets' gradients (airbench: 64)
     config.optimizer.lookahead_every = 0  # Lookahead around the optimizer: sync every k steps (0: off)
-    config.optimizer.lookahead_alpha = 0.5  # Lookahead: how far the slow weights move at a sync
+    config.optimizer.lookahead_alpha = 0.5  # Lookahead: how far the slow weights move at a sync (at the end)
+    config.optimizer.lookahead_power = 0.0  # Lookahead: > 0 pulls 1 - (1 - alpha) (step / steps)^power (airbench: 3)
 
     config.log_every = 200  # progress line and scalar summaries
     config.eval_every = 1000  # eval accuracy on the whole test split
+    config.eval_tta = 0  # final evaluation also with test-time augmentation: 1 mirror, 2 mirror + 1-pixel moves
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3  # rolling: the newest N checkpoints
     config.keep_steps = (250, 500, 1000, 2000, 5000, 10000)  # kept forever (and the last), for evolution
@@ -155,10 +190,20 @@ def validate(config) -> None:
         )
     if not 0 < config.optimizer.lookahead_alpha <= 1:
         raise ValueError(f"optimizer.lookahead_alpha must be in (0, 1], got {config.optimizer.lookahead_alpha}")
+    if not config.optimizer.lookahead_power >= 0:
+        raise ValueError(f"optimizer.lookahead_power must be 0 or more, got {config.optimizer.lookahead_power}")
     check_choice("reconstruction.mode", config.reconstruction.mode, MODES)
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
     check_choice("data.flip", config.data.flip, FLIPS)
+    if not (isinstance(config.data.translate, int) and 0 <= config.data.translate <= 8):
+        raise ValueError(f"data.translate must be a pixel count from 0 to 8, got {config.data.translate!r}")
+    if config.eval_tta not in (0, 1, 2):
+        raise ValueError(f"eval_tta must be 0 (none), 1 (mirror) or 2 (mirror and moves), got {config.eval_tta!r}")
+    if not 0 <= config.optimizer.momentum < 1:
+        raise ValueError(f"optimizer.momentum must be in [0, 1), got {config.optimizer.momentum}")
+    if not config.optimizer.norm_bias_scale > 0:
+        raise ValueError(f"optimizer.norm_bias_scale must be positive, got {config.optimizer.norm_bias_scale}")
     if not 8 <= config.data.image_size <= 32:
         raise ValueError(f"data.image_size must be between 8 and 32, got {config.data.image_size}")
     specs = layer_specs(config.model.layers)

@@ -11,6 +11,11 @@ import pytest
 import tensorflow as tf
 
 from tests.support.builders import ROOT, final_weights, small_config
+from vizdeconv.config import speedrun_layers
+from vizdeconv.data import sources
+from vizdeconv.nn import preprocess
+from vizdeconv.nn.convnet import build_model
+from vizdeconv.nn.initializers import whitening_kernel
 from vizdeconv.runs import rundir
 from vizdeconv.training.loop import train_and_evaluate
 
@@ -57,26 +62,69 @@ def test_short_run_writes_a_complete_self_describing_run_folder(cifar_session, t
     assert "_hparams_/session_start_info" in tags
 
 
+def restored_variables(config, workdir) -> dict:
+    """{variable name: value} of the network `config` describes, restored from the run's newest checkpoint."""
+    model = build_model(config)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    tf.train.Checkpoint(model=model).read(latest).expect_partial().assert_existing_objects_matched()
+    return {f"{index} {variable.name}": variable.numpy() for index, variable in enumerate(model.variables)}
+
+
 SPEEDRUN_PARTS = {"optimizer.name": "muon", "optimizer.learning_rate": 0.05, "optimizer.lookahead_every": 2,
                   "loss.label_smoothing": 0.2, "data.flip": "alternating"}  # fmt: skip
 
 
-@pytest.mark.parametrize("recipe", [{}, SPEEDRUN_PARTS], ids=["reference", "muon_lookahead_smoothing_alternating_flip"])
+# configs/speedrun.py on a narrower network and a small batch: every part the recipe adds
+SPEEDRUN = {"model.layers": speedrun_layers(widths=(8, 16, 16)), "data.image_size": 32, "data.translate": 2,
+            "data.flip": "alternating", "loss.label_smoothing": 0.2, "optimizer.name": "momentum",
+            "optimizer.momentum": 0.85, "optimizer.nesterov": True, "optimizer.learning_rate": 1e-3,
+            "optimizer.schedule": "triangle", "optimizer.warmup_steps": 2, "optimizer.decay_factor": 0.07,
+            "optimizer.norm_bias_scale": 64.0, "optimizer.lookahead_every": 2, "optimizer.lookahead_alpha": 0.23,
+            "optimizer.lookahead_power": 3.0, "eval_tta": 2}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "recipe", [{}, SPEEDRUN_PARTS, SPEEDRUN], ids=["reference", "muon_lookahead_smoothing_alternating_flip", "speedrun"]
+)
 def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path, recipe):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     train_and_evaluate(small_config(cifar_session, **recipe), straight, log=lambda *_: None)
-    first = train_and_evaluate(small_config(cifar_session, steps=3, **recipe), resumed, log=lambda *_: None)
-    assert first["step"] == 3
+
+    def crash_after_step_4(line):  # the process dies there, after its step-4 checkpoint (the schedules and
+        if line.startswith("step 4/"):  # the weight averaging depend on the whole run's length: kept)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(small_config(cifar_session, **recipe), resumed, log=crash_after_step_4)
     lines = []
     train_and_evaluate(small_config(cifar_session, **recipe), resumed, log=lines.append)
-    assert any("at step 3" in line for line in lines)
-    a, b = final_weights(straight), final_weights(resumed)
-    assert a.keys() == b.keys() and len(a) == 6
+    assert any("at step 4" in line for line in lines)
+    # every variable of the network (kernels, biases, normalizations), restored into it from each run
+    a, b = (restored_variables(small_config(cifar_session, **recipe), workdir) for workdir in (straight, resumed))
+    assert a.keys() == b.keys() and len(a) == len(build_model(small_config(cifar_session, **recipe)).variables)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
     again = []
     train_and_evaluate(small_config(cifar_session, **recipe), resumed, log=again.append)
     assert "already reached step 6" in again[-1]
+
+
+def test_the_speedrun_recipe_whitens_from_the_training_images_and_reports_both_accuracies(cifar_session, tmp_path):
+    workdir = str(tmp_path / "speedrun")
+    lines = []
+    config = small_config(cifar_session, **SPEEDRUN)
+    metrics = train_and_evaluate(config, workdir, log=lines.append)
+    assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["test_accuracy_tta"] <= 1
+    assert metrics["eval_tta"] == 2 and "with test-time augmentation 2" in lines[-1]
+    train_images, _ = sources.for_config(config.data, "train").read_all()
+    expected = whitening_kernel(preprocess.preprocess_eval(train_images[:5000], 32), 2)
+    model = build_model(config)
+    tf.train.Checkpoint(model=model).read(
+        tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    ).expect_partial()
+    np.testing.assert_allclose(model.kernels[0].numpy(), expected, rtol=1e-6)
+    saved = rundir.load_config(workdir)
+    assert saved.data.translate == 2 and saved.optimizer.norm_bias_scale == 64.0
 
 
 def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(cifar_session, tmp_path):

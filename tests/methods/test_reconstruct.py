@@ -8,9 +8,10 @@ import tensorflow as tf
 from configs import default
 from tests.support import old_engine
 from tests.support.relu_rules import deconvnet_relu, guided_relu
+from vizdeconv.config import speedrun_layers
 from vizdeconv.methods import deconvnet, reconstruct
 from vizdeconv.methods.deconvnet import Deconvnet
-from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model
+from vizdeconv.nn.convnet import ConvNet, LayerSpec, build_model, layer_specs
 
 
 def project(model, tensors, layer, signal, mode="deconvnet"):
@@ -44,14 +45,23 @@ NORMALIZED_NETS = {
         LayerSpec("conv2", 3, 4, batch_norm=True),
         LayerSpec("conv3", 3, 3),
     ],
+    # configs/speedrun.py's network, narrower: whitening conv, fixed-scale BN, identity starts, VALID pools
+    "speedrun": list(layer_specs(speedrun_layers(widths=(5, 6, 4)))),
 }
+SIZES = {"speedrun": 32}  # its pools take 32 -> 31 -> 15 -> 7 -> 3 -> 1
 
 
 @pytest.mark.parametrize("mode, relu", [("deconvnet", deconvnet_relu), ("guided", guided_relu)])
 @pytest.mark.parametrize("net", sorted(RANDOM_NETS) + sorted(NORMALIZED_NETS))
 def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu):
     # Stateless draws: the same numbers whatever ran before (op-seeded draws depend on test order).
-    model = ConvNet({**RANDOM_NETS, **NORMALIZED_NETS}[net], image_size=13, seed=7)
+    size = SIZES.get(net, 13)
+    model = ConvNet({**RANDOM_NETS, **NORMALIZED_NETS}[net], image_size=size, seed=7)
+    model.whiten(tf.random.stateless_normal([4, size, size, 3], [9, 0]))  # the speedrun net's first layer
+    for index, kernel in enumerate(model.kernels[1:]):  # identity starts would pass each channel alone, and
+        # a negative BN scale then leaves nothing for the next rule to pass: disturb them like training does
+        if model.specs[index + 1].init == "identity":
+            kernel.assign_add(tf.random.stateless_normal(kernel.shape, [12, index], stddev=0.3))
     for index, bias in enumerate(model.biases):  # random biases so some units are off: masks matter
         bias.assign(tf.random.stateless_normal(bias.shape, [2, index], stddev=0.3))
     for index, norm in enumerate(model.norms.values()):  # inference BN: a per-channel scale and shift
@@ -59,7 +69,7 @@ def test_projection_equals_gradient_with_replaced_relu_backward(net, mode, relu)
         norm.beta.assign(tf.random.stateless_normal(norm.beta.shape, [4, index], stddev=0.3))
         norm.moving_mean.assign(tf.random.stateless_normal(norm.gamma.shape, [6, index], stddev=0.3))
         norm.moving_variance.assign(tf.random.stateless_uniform(norm.gamma.shape, [8, index], 0.2, 3.0))
-    images = tf.random.stateless_normal([3, 13, 13, 3], [5, 0])
+    images = tf.random.stateless_normal([3, size, size, 3], [5, 0])
     tensors = model.graph().forward(images)
     for index, layer in enumerate(model.layer_names + [s.pool_name for s in model.specs if s.pool]):
         signal = tf.random.stateless_normal(tensors[layer].shape, [11, index])  # signed: the rule matters

@@ -55,7 +55,17 @@ def alternating_flips(index, step, batch_size: int, first):
     return tf.math.logical_xor(tf.gather(first, index), tf.equal(epochs % 2, 1))
 
 
-# 9 parameters: each is part of the identity (seed, step) -> batch that resuming relies on.
+def reflect_pad(images: np.ndarray, pad: int) -> np.ndarray:
+    """[N, H, W, C] -> [N, H + 2 pad, W + 2 pad, C], mirrored at the borders (the edge pixel not repeated),
+    so that a random crop of H x W translates each image by up to `pad` pixels either way."""
+    if not pad:
+        return images
+    if pad >= min(images.shape[1], images.shape[2]):
+        raise ValueError(f"data.translate must be smaller than the images' side, got {pad}")
+    return np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode="reflect")
+
+
+# 10 parameters: each is part of the identity (seed, step) -> batch that resuming relies on.
 def train_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -66,13 +76,16 @@ def train_dataset(
     size: int = 24,
     input_context: tf.distribute.InputContext | None = None,
     flip: str = "random",
+    translate: int = 0,
 ) -> tf.data.Dataset:
     """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
 
     With an `input_context` (tf.distribute) the pipeline yields, for each step, its replicas' slices
     of the same global batch, in replica order, so any number of replicas trains on exactly the
     examples and augmentations one device would. `flip` is "random" (each batch draws each image's side)
-    or "alternating" (`alternating_flips`).
+    or "alternating" (`alternating_flips`). `translate` pads the images by that many mirrored pixels
+    (`reflect_pad`) before the random crop of `size`, e.g. 2 with size 32: airbench's translation by up to
+    2 pixels.
     """
     if flip not in FLIPS:
         raise ValueError(f"data.flip must be one of {', '.join(FLIPS)}, got {flip!r}")
@@ -82,7 +95,7 @@ def train_dataset(
     if batch_size % parts:
         raise ValueError(f"batch_size {batch_size} must be divisible by the {parts} replicas")
     per_part = batch_size // parts
-    images_t, labels_t = tf.constant(images), tf.constant(labels)
+    images_t, labels_t = tf.constant(reflect_pad(images, translate)), tf.constant(labels)
     sides = first_sides(len(images), seed) if flip == "alternating" else None  # drawn once, not per batch
 
     def make_part(element):
@@ -91,7 +104,7 @@ def train_dataset(
         indices = batch_indices(step, batch_size, len(images), seed)
         index = indices[begin : begin + per_part]
         offsets, flips = augmentation_draws(
-            tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images.shape[1]), size
+            tf.stack([tf.cast(seed, tf.int64), step]), batch_size, int(images_t.shape[1]), size
         )
         if flip == "alternating":
             flips = alternating_flips(indices, step, batch_size, sides)[:, None]

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from vizdeconv.nn.graph import Graph, Op
+from vizdeconv.nn.initializers import INITS, identity_partial, whitening_kernel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,10 @@ class LayerSpec:
     init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
     rectify: bool = True  # ReLU after the bias; a deep net's last (class) layer trains better without
     batch_norm: bool = False  # normalize the conv's output (batch statistics in training, moving ones after)
+    norm_scale: bool = True  # train batch normalization's scale (False: fixed at 1, as airbench)
+    init: str = "normal"  # normal | identity (first filters the identity) | whiten (set from the data's patches)
+    trainable: bool = True  # train the kernel (a whitening layer's stays as the data set it)
+    rate_scale: float = 1.0  # multiplies the gradients of this layer's kernel and bias (its rate, under SGD)
 
     @property
     def pool_name(self) -> str:
@@ -62,6 +67,11 @@ def layer_specs(layers: Iterable[Mapping]) -> tuple[LayerSpec, ...]:
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"layer names must be unique, got {names}")
+    for index, spec in enumerate(specs):
+        if spec.init not in INITS:
+            raise ValueError(f"layer {spec.name!r}: init must be one of {', '.join(INITS)}, got {spec.init!r}")
+        if spec.init == "whiten" and index:
+            raise ValueError(f"layer {spec.name!r}: only the first layer can whiten (it sees the images' patches)")
     return tuple(specs)
 
 
@@ -76,7 +86,8 @@ class ConvNet(tf.Module):
       image_size: side of the square input images.
       channels: input channels.
       seed: seeds the truncated-normal kernels (stddev `init_stddev` of each spec, 0.1 by default);
-        biases start at 0.1.
+        biases start at 0.1. A spec's `init` "identity" then makes its first
+        filters the identity; "whiten" waits for `whiten(images)`.
     """
 
     def __init__(
@@ -92,10 +103,17 @@ class ConvNet(tf.Module):
         for index, spec in enumerate(self.specs):
             shape = [spec.kernel, spec.kernel, in_channels, spec.filters]
             initial = tf.random.stateless_truncated_normal(shape, seed=[seed, index], stddev=spec.init_stddev)
-            self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel"))
+            if spec.init == "identity":
+                initial = identity_partial(initial)
+            elif spec.init == "whiten" and spec.filters != 2 * spec.kernel * spec.kernel * in_channels:
+                raise ValueError(
+                    f"layer {spec.name!r} whitens {spec.kernel}x{spec.kernel}x{in_channels} patches: it needs "
+                    f"{2 * spec.kernel * spec.kernel * in_channels} filters (each direction and its negative)"
+                )
+            self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel", trainable=spec.trainable))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             if spec.batch_norm:
-                self.norms[spec.name] = BatchNorm(spec.filters, name=f"{spec.name}_bn")
+                self.norms[spec.name] = BatchNorm(spec.filters, name=f"{spec.name}_bn", train_scale=spec.norm_scale)
             in_channels = spec.filters
         self._description = _describe(
             self.specs, self.kernels, self.biases, self.norms, (image_size, image_size, channels)
@@ -105,6 +123,24 @@ class ConvNet(tf.Module):
     def shapes(self) -> dict[str, tuple]:
         """[H, W, C] (or [classes]) of every tensor of the graph, by name."""
         return self._description.shapes
+
+    def whiten(self, images, epsilon: float = 5e-4) -> None:
+        """Sets the kernel of a first layer whose `init` is "whiten" from images [N, H, W, C] as the network
+        takes them (`initializers.whitening_kernel`); does nothing for other networks."""
+        if self.specs[0].init == "whiten":
+            self.kernels[0].assign(whitening_kernel(images, self.specs[0].kernel, epsilon))
+
+    def gradient_scales(self, norm_bias_scale: float = 1.0) -> list[float]:
+        """One factor per trainable variable, in `trainable_variables` order: each layer's `rate_scale` for
+        its kernel and bias, `norm_bias_scale` for batch normalization's offsets (airbench's scaled biases,
+        64 there), 1 elsewhere. Multiplying the gradients by them multiplies those rates under (Nesterov)
+        momentum SGD, whose step is linear in the gradient."""
+        scales = {}
+        for spec, kernel, bias in zip(self.specs, self.kernels, self.biases):
+            scales[kernel.ref()] = scales[bias.ref()] = float(spec.rate_scale)
+        for norm in self.norms.values():
+            scales[norm.beta.ref()] = float(norm_bias_scale)
+        return [scales.get(variable.ref(), 1.0) for variable in self.trainable_variables]
 
     @property
     def num_classes(self) -> int:
@@ -138,9 +174,9 @@ class BatchNorm(tf.Module):
 
     MOMENTUM, EPSILON = 0.9, 1e-3
 
-    def __init__(self, channels: int, name: str = "batch_norm"):
+    def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True):
         super().__init__(name=name)
-        self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
+        self.gamma = tf.Variable(tf.ones([channels]), name="gamma", trainable=train_scale)
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
         # On read, replicas' statistics are averaged; each replica updates its own in training.
         stat = dict(
@@ -248,7 +284,8 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
                 dilation_rate=spec.dilation,
                 activation=None if spec.batch_norm else activation,
                 name=f"{spec.name}_conv" if spec.batch_norm else spec.name,
-                kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
+                kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay and spec.trainable else None,
+                trainable=spec.trainable,
             )
         )
         if spec.batch_norm:

@@ -161,6 +161,9 @@ class Trainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
         with self.strategy.scope():
             self.model = build_model(config)
+            # a whitening first layer is set from the first 5,000 training images, as the network sees them
+            # (a checkpoint, if any, then replaces it with the same values)
+            self.model.whiten(preprocess.preprocess_eval(self.train_images[:5000], config.data.image_size))
             self.optimizer = optim.make_optimizer(config.optimizer, config.steps)
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
@@ -177,7 +180,13 @@ class Trainer:
             )
         )
         self.train_steps = steps.make_train_steps(
-            self.model, self.optimizer, self.strategy, config.loss, config.batch_size, self.compute_dtype
+            self.model,
+            self.optimizer,
+            self.strategy,
+            config.loss,
+            config.batch_size,
+            self.compute_dtype,
+            config.optimizer.norm_bias_scale,
         )
         probe_index = np.sort(
             np.random.default_rng(config.seed).choice(
@@ -249,6 +258,7 @@ class Trainer:
                     config.data.image_size,
                     context,
                     config.data.flip,
+                    config.data.translate,
                 )
             )
         )
@@ -318,18 +328,32 @@ class Trainer:
             "step": step,
             "test_accuracy": accuracy,
             "test_examples": examples,
-            "precision": self.config.precision,
-            "train_seconds_this_session": round(train_seconds, 2),
-            "mean_summary_seconds": round(float(np.mean(self.summary_seconds)), 4) if self.summary_seconds else None,
         }
+        tta_text = ""
+        if self.config.eval_tta:
+            tta_step = steps.make_eval_step(self.model, self.strategy, self.compute_dtype, self.config.eval_tta)
+            metrics["test_accuracy_tta"], _ = steps.evaluate(tta_step, self.eval_data)
+            metrics["eval_tta"] = self.config.eval_tta
+            tta_text = f", {metrics['test_accuracy_tta']:.4f} with test-time augmentation {self.config.eval_tta}"
+        metrics.update(
+            {
+                "precision": self.config.precision,
+                "train_seconds_this_session": round(train_seconds, 2),
+                "mean_summary_seconds": round(float(np.mean(self.summary_seconds)), 4)
+                if self.summary_seconds
+                else None,
+            }
+        )
         if self.chief:
             with self.writers["eval"].as_default(step=step):
                 tf.summary.scalar("test_accuracy_final", accuracy)
+                if "test_accuracy_tta" in metrics:
+                    tf.summary.scalar("test_accuracy_final_tta", metrics["test_accuracy_tta"])
             for writer in self.writers.values():
                 writer.flush()
             rundir.write_metrics(self.workdir, metrics)
         self.log(
-            f"test accuracy {accuracy:.4f} on {examples} test images (step {step}, "
+            f"test accuracy {accuracy:.4f}{tta_text} on {examples} test images (step {step}, "
             f"{self.config.precision}); metrics in {os.path.join(self.workdir, rundir.METRICS_FILE)}"
         )
         return metrics

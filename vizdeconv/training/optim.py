@@ -1,8 +1,34 @@
 """Optimizer and learning-rate schedule from `config.optimizer` (reference: Adam, constant 1e-4)."""
 
 import keras
+from keras import ops
 
 from vizdeconv.config import OPTIMIZERS, SCHEDULES
+
+
+class Triangle(keras.optimizers.schedules.LearningRateSchedule):
+    """airbench's schedule: the rate rises linearly from `start` x rate at step 0 to the rate at step `peak`,
+    then falls linearly to `end` x rate at step `total` (and stays there).
+
+    Args:
+      rate: the peak rate; peak: its step; total: the last step; start, end: fractions of the rate.
+    """
+
+    def __init__(self, rate: float, peak: int, total: int, start: float = 0.2, end: float = 0.07):
+        self.rate, self.peak, self.total, self.start, self.end = float(rate), int(peak), int(total), start, end
+
+    def __call__(self, step):
+        """The rate at `step` (a scalar tensor)."""
+        step = ops.cast(step, "float32")
+        rising = self.start + (1.0 - self.start) * step / max(self.peak, 1)
+        falling = 1.0 + (self.end - 1.0) * ops.minimum(step - self.peak, self.total - self.peak) / max(
+            self.total - self.peak, 1
+        )
+        return self.rate * ops.where(step < self.peak, rising, falling)
+
+    def get_config(self):
+        """The schedule's settings, as Keras saves them."""
+        return dict(rate=self.rate, peak=self.peak, total=self.total, start=self.start, end=self.end)
 
 
 def learning_rate(config, total_steps: int):
@@ -21,6 +47,8 @@ def learning_rate(config, total_steps: int):
         boundaries = list(range(config.decay_every, max(total_steps, config.decay_every + 1), config.decay_every))
         values = [rate * config.decay_factor**i for i in range(len(boundaries) + 1)]
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    elif config.schedule == "triangle":
+        schedule = Triangle(rate, config.warmup_steps, total_steps, end=config.decay_factor)
     else:
         raise ValueError(f"optimizer.schedule must be one of {SCHEDULES}, got {config.schedule!r}")
     return schedule
@@ -36,13 +64,19 @@ def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
     elif config.name == "sgd":
         optimizer = keras.optimizers.SGD(rate)
     elif config.name == "momentum":
-        optimizer = keras.optimizers.SGD(rate, momentum=0.9)
+        optimizer = keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov)
     elif config.name == "muon":
-        optimizer = Muon(rate, momentum=0.9)
+        optimizer = Muon(rate, momentum=config.momentum)  # Nesterov, as Muon always is
     else:
         raise ValueError(f"optimizer.name must be one of {OPTIMIZERS}, got {config.name!r}")
     if config.get("lookahead_every", 0):
-        optimizer = Lookahead(optimizer, config.lookahead_every, config.get("lookahead_alpha", 0.5))
+        optimizer = Lookahead(
+            optimizer,
+            config.lookahead_every,
+            config.get("lookahead_alpha", 0.5),
+            config.get("lookahead_power", 0.0),
+            total_steps,
+        )
     return optimizer
 
 

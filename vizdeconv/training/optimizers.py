@@ -79,17 +79,31 @@ class Lookahead(keras.optimizers.Optimizer):
     """Lookahead (Zhang et al. 2019) around any Keras optimizer: every `sync_every` steps the slow weights move
     `alpha` of the way to the fast ones, and the fast ones restart from there.
 
+    With `power` p > 0 the pull grows over training as airbench's weight averaging does: at step t of
+    `total_steps` T the slow weights move 1 - (1 - alpha) (t / T)^p of the way, nearly all of it early
+    (little averaging while the rate is high) and `alpha` at the end.
+
     Args:
       inner: the optimizer of the fast weights (its learning rate is this one's).
       sync_every: k, the steps between synchronizations.
-      alpha: how far the slow weights move towards the fast ones at a synchronization.
+      alpha: how far the slow weights move towards the fast ones at a synchronization (at the end, with power).
+      power: p, 0 for a constant alpha.
+      total_steps: T, the training's length (with power).
       **kwargs: what `keras.optimizers.Optimizer` takes.
     """
 
     def __init__(self, inner: keras.optimizers.Optimizer, sync_every: int = 5, alpha: float = 0.5,
-                 name: str = "lookahead", **kwargs):  # fmt: skip
+                 power: float = 0.0, total_steps: int = 1, name: str = "lookahead", **kwargs):  # fmt: skip
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         self.inner, self.sync_every, self.alpha = inner, int(sync_every), float(alpha)
+        self.power, self.total_steps = float(power), max(int(total_steps), 1)
+
+    def pull(self, step):
+        """How far the slow weights move at a synchronization after `step` steps (a float32 scalar)."""
+        if not self.power:
+            return ops.convert_to_tensor(self.alpha, "float32")
+        progress = ops.minimum(ops.cast(step, "float32") / self.total_steps, 1.0)
+        return 1.0 - (1.0 - self.alpha) * ops.power(progress, self.power)
 
     @property
     def learning_rate(self):
@@ -118,12 +132,16 @@ class Lookahead(keras.optimizers.Optimizer):
         variables = trainable_variables if trainable_variables is not None else self._trainable_variables
         self.iterations.assign_add(1)
         due = ops.equal(ops.mod(self.iterations, self.sync_every), 0)
+        alpha = self.pull(self.iterations)
         for slow, fast in zip(self.slow, variables):
-            moved = ops.add(slow, ops.multiply(ops.subtract(ops.cast(fast, slow.dtype), slow), self.alpha))
+            moved = ops.add(
+                slow, ops.multiply(ops.subtract(ops.cast(fast, slow.dtype), slow), ops.cast(alpha, slow.dtype))
+            )
             slow.assign(ops.where(due, moved, slow))
             fast.assign(ops.where(due, ops.cast(slow, fast.dtype), fast))
 
     def get_config(self):
         """The settings, the inner optimizer's included."""
         return {**super().get_config(), "inner": keras.optimizers.serialize(self.inner),
-                "sync_every": self.sync_every, "alpha": self.alpha}  # fmt: skip
+                "sync_every": self.sync_every, "alpha": self.alpha, "power": self.power,
+                "total_steps": self.total_steps}  # fmt: skip

@@ -19,14 +19,19 @@ def make_train_steps(
     loss_config,
     global_batch_size: int,
     compute_dtype=tf.float32,
+    norm_bias_scale: float = 1.0,
 ):
     """Returns `train_steps(iterator, num_steps) -> dict of float32 scalars` over those steps.
+
+    Each variable's gradient is multiplied by its factor in `model.gradient_scales(norm_bias_scale)`.
 
     The sums (loss, cross_entropy, weight_penalty, correct, examples) are reduced over replicas;
     divide loss terms by num_steps for per-step means and correct by examples for accuracy.
     `weights_finite` is 1.0 when every weight is finite after the last step.
     """
     replicas = strategy.num_replicas_in_sync
+    penalized = [kernel for kernel in model.kernels if kernel.trainable]  # a frozen whitening kernel is data
+    scales = model.gradient_scales(norm_bias_scale)
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -34,7 +39,7 @@ def make_train_steps(
             terms = losses.objective(
                 logits,
                 labels,
-                model.kernels,
+                penalized,
                 loss_config.reduction,
                 loss_config.weight_decay,
                 global_batch_size,
@@ -42,6 +47,7 @@ def make_train_steps(
                 loss_config.get("label_smoothing", 0.0),
             )
         gradients = tape.gradient(terms["loss"], model.trainable_variables)
+        gradients = [g if scale == 1.0 else g * scale for g, scale in zip(gradients, scales)]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         correct = tf.reduce_sum(
             tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32)
@@ -65,11 +71,36 @@ def make_train_steps(
     return train_steps
 
 
-def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dtype=tf.float32):
-    """Returns `eval_step(images, labels) -> (correct, examples)` float32, reduced over replicas."""
+TTA_LEVELS = (0, 1, 2)
+
+
+def mirror(logits_of, images) -> tf.Tensor:
+    """The mean of the logits of images [N, H, W, C] and of their mirror images (left-right)."""
+    return 0.5 * (logits_of(images) + logits_of(tf.reverse(images, axis=[2])))
+
+
+def tta_logits(logits_of, images, level: int = 0) -> tf.Tensor:
+    """Logits [N, classes] of images [N, H, W, C] under test-time augmentation (airbench's levels):
+    0 the images alone; 1 the mean with their mirror images; 2 half that, plus a quarter each of the same
+    for the images moved by one pixel up-left and down-right (reflect-padded): six views in all."""
+    if level == 0:
+        return logits_of(images)
+    logits = mirror(logits_of, images)
+    if level == 1:
+        return logits
+    height, width = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    shifted = [padded[:, :height, :width], padded[:, 2 : height + 2, 2 : width + 2]]
+    return 0.5 * logits + 0.25 * (mirror(logits_of, shifted[0]) + mirror(logits_of, shifted[1]))
+
+
+def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dtype=tf.float32, tta: int = 0):
+    """Returns `eval_step(images, labels) -> (correct, examples)` float32, reduced over replicas; `tta` is the
+    test-time augmentation level of `tta_logits`."""
 
     def replica_step(images, labels):
-        predictions = tf.argmax(model(images, compute_dtype), 1, output_type=tf.int32)
+        logits = tta_logits(lambda x: model(x, compute_dtype), images, tta)
+        predictions = tf.argmax(logits, 1, output_type=tf.int32)
         correct = tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
         return correct, tf.cast(tf.shape(labels)[0], tf.float32)
 

@@ -1,0 +1,58 @@
+"""The CIFAR-10 speedrun recipe (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU", airbench94),
+in this trainer and with a network the deconvnet projects: ReLU instead of GELU, the argmax pool after the
+rectifier instead of before the batch normalization (the same forward map at inference), the class layer a
+1x1 conv after a 3x3 max pool instead of a linear layer after it.
+
+  whiten   2x2 VALID conv 3->24, set from the data's patches and frozen, ReLU     32 -> 31
+  conv1_*  3x3 64, 64     (pool 2 after the first)                                31 -> 15
+  conv2_*  3x3 256, 256   (pool 2 after the first)                                15 -> 7
+  conv3_*  3x3 256, 256   (pool 2 after the first, pool 3 after the second)       7 -> 3 -> 1
+  head     1x1 256->10, not rectified; its rate 1/81 and initial scale 1/9 are airbench's x 1/9 output
+
+Every 3x3 conv is batch-normalized with a fixed scale (offset only, its rate x 64) and starts with its
+first filters the identity. Nesterov SGD (momentum 0.85) over summed, label-smoothed (0.2) cross-entropy,
+batch 1024, 484 steps (9.9 epochs) under a triangular rate (0.2 -> 1 at 23% -> 0.07), weight averaging
+every 5 steps (Lookahead, pull 1 - 0.774 (t/T)^3), the alternating flip and translation by up to 2 pixels
+at 32x32, and test-time augmentation (mirror and two 1-pixel moves) at the end.
+
+Command:  python train.py --config configs/speedrun.py --data_dir ../shared/cifar10
+Measured: see docs/benchmarks.md ("The speedrun recipe"): accuracy with and without test-time augmentation,
+          time per CPU kind, and each method's share (scripts/ablate_speedrun.py).
+"""
+
+from vizdeconv.config import default_config, speedrun_layers
+
+
+def get_config():
+    config = default_config()
+    config.name = "speedrun"
+    config.model.layers = speedrun_layers()
+    config.data.image_size = 32
+    config.data.translate = 2
+    config.data.flip = "alternating"
+    config.batch_size = 1024
+    config.steps = 484  # 9.9 epochs of 50,000 images
+    config.loss.reduction = "sum"
+    config.loss.label_smoothing = 0.2
+    # airbench's decoupled rate 11.5 per 1,024 examples at momentum 0.85: 11.5 / (1024 (1 + 1 / 0.15))
+    config.optimizer.name = "momentum"
+    config.optimizer.momentum = 0.85
+    config.optimizer.nesterov = True
+    config.optimizer.learning_rate = 11.5 / (1024 * (1 + 1 / 0.15))
+    config.optimizer.schedule = "triangle"
+    config.optimizer.warmup_steps = 111  # the peak, 23% of the steps
+    config.optimizer.decay_factor = 0.07
+    config.optimizer.norm_bias_scale = 64.0
+    # airbench's decoupled decay 0.0153 per 1,024 examples is rate x coefficient: coefficient = 0.0153 x 1024 / 11.5
+    config.loss.weight_decay = 0.0153 * 1024 / 11.5
+    config.optimizer.lookahead_every = 5
+    config.optimizer.lookahead_alpha = 1 - 0.95**5
+    config.optimizer.lookahead_power = 3.0
+    config.eval_tta = 2
+    config.eval_every = 100
+    config.checkpoint_every = 100
+    config.log_every = 20
+    config.summary_every = 100
+    config.keep_steps = (50, 100, 200, 300)
+    config.reconstruction.display_scale = 3
+    return config
