@@ -6,6 +6,7 @@ build its options."""
 import dataclasses
 
 
+# 8 parameters: one per flag property, all keyword-only but the default and help, as dataclasses.field's are.
 def option(default=None, help: str = "", *, flag: str | None = None, choices=None, repeat: bool = False,
            many: bool = False, required: bool = False, upper: bool = False):  # fmt: skip
     """A field of a command's options dataclass, which is the only home of its default: the command line's

@@ -12,6 +12,7 @@ from vizdeconv.training import losses
 SUMS = ("loss", "cross_entropy", "weight_penalty", "correct", "examples")
 
 
+# 7 parameters: the step needs the model, its optimizer and strategy, and four numbers that shape the update.
 def make_train_steps(
     model: ConvNet,
     optimizer,
