@@ -20,39 +20,8 @@ Measured: see docs/benchmarks.md ("The speedrun recipe"): accuracy with and with
           time per CPU kind, and each method's share (scripts/ablate_speedrun.py).
 """
 
-from vizdeconv.config import default_config, speedrun_layers
+from vizdeconv.config import speedrun_config
 
 
 def get_config():
-    config = default_config()
-    config.name = "speedrun"
-    config.model.layers = speedrun_layers()
-    config.data.image_size = 32
-    config.data.translate = 2
-    config.data.flip = "alternating"
-    config.batch_size = 1024
-    config.steps = 484  # 9.9 epochs of 50,000 images
-    config.loss.reduction = "sum"
-    config.loss.label_smoothing = 0.2
-    # airbench's decoupled rate 11.5 per 1,024 examples at momentum 0.85: 11.5 / (1024 (1 + 1 / 0.15))
-    config.optimizer.name = "momentum"
-    config.optimizer.momentum = 0.85
-    config.optimizer.nesterov = True
-    config.optimizer.learning_rate = 11.5 / (1024 * (1 + 1 / 0.15))
-    config.optimizer.schedule = "triangle"
-    config.optimizer.warmup_steps = 111  # the peak, 23% of the steps
-    config.optimizer.decay_factor = 0.07
-    config.optimizer.norm_bias_scale = 64.0
-    # airbench's decoupled decay 0.0153 per 1,024 examples is rate x coefficient: coefficient = 0.0153 x 1024 / 11.5
-    config.loss.weight_decay = 0.0153 * 1024 / 11.5
-    config.optimizer.lookahead_every = 5
-    config.optimizer.lookahead_alpha = 1 - 0.95**5
-    config.optimizer.lookahead_power = 3.0
-    config.eval_tta = 2
-    config.eval_every = 100
-    config.checkpoint_every = 100
-    config.log_every = 20
-    config.summary_every = 100
-    config.keep_steps = (50, 100, 200, 300)
-    config.reconstruction.display_scale = 3
-    return config
+    return speedrun_config()  # the recipe is the library's, so `vizdeconv bench --network speedrun` times it too

@@ -58,7 +58,8 @@ def deep_layers(batch_norm: bool = True) -> list[dict]:
 def speedrun_layers(widths=(64, 256, 256), whiten: bool = True, identity: bool = True) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
-    convs of `widths`, each batch-normalized with a fixed scale and, with `identity`, its first filters the
+    convs of `widths`, each batch-normalized with a fixed scale (moving statistics at momentum 0.6, which
+    follow its fast steps) and, with `identity`, its first filters the
     identity; a 2x2 VALID argmax pool after each stage's first conv and a 3x3 one after the last conv
     (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a unit-variance start and 1/81
     of the rate (airbench's linear head times 1/9)."""
@@ -66,7 +67,7 @@ def speedrun_layers(widths=(64, 256, 256), whiten: bool = True, identity: bool =
     def conv(name: str, filters: int, fan_in: int, pool: int = 0) -> dict:
         return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
                     init_stddev=math.sqrt(2.0 / (9 * fan_in)), batch_norm=True, norm_scale=False,
-                    init="identity" if identity else "normal")  # fmt: skip
+                    norm_momentum=0.6, init="identity" if identity else "normal")  # fmt: skip
 
     first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12))
     if whiten:
@@ -140,6 +141,47 @@ def default_config() -> ml_collections.ConfigDict:
     config.reconstruction.top_k = 16  # strongest feature maps shown one by one
     config.reconstruction.display_scale = 4  # nearest-neighbour upscaling of the 24x24 panels
     config.reconstruction.clip_percentile = 0.0  # 0: min-max scaling; e.g. 1.0 clips 1% tails
+    return config
+
+
+def speedrun_config() -> ml_collections.ConfigDict:
+    """configs/speedrun.py: airbench94's recipe (Jordan 2024) on `speedrun_layers()` at 32x32. Nesterov SGD
+    (momentum 0.85) over summed, label-smoothed (0.2) cross-entropy, batch 1024, 484 steps (9.9 epochs),
+    the triangular rate (0.2 -> 1 at 23% -> 0.07), batch normalization's offsets at 64x the rate, weight
+    averaging every 5 steps (Lookahead, pull 1 - 0.774 (t/T)^3), the alternating flip, translation by up to
+    2 pixels, and test-time augmentation (mirror and two 1-pixel moves) at the end."""
+    config = default_config()
+    config.name = "speedrun"
+    config.model.layers = speedrun_layers()
+    config.data.image_size = 32
+    config.data.translate = 2
+    config.data.flip = "alternating"
+    config.batch_size = 1024
+    config.steps = 484  # 9.9 epochs of 50,000 images
+    config.loss.reduction = "sum"
+    config.loss.label_smoothing = 0.2
+    # airbench's decoupled rate, 11.5 per 1,024 examples at momentum 0.85: 11.5 / (1024 (1 + 1 / 0.15))
+    rate = 11.5 / (1024 * (1 + 1 / 0.15))
+    config.optimizer.name = "momentum"
+    config.optimizer.momentum = 0.85
+    config.optimizer.nesterov = True
+    config.optimizer.learning_rate = rate
+    config.optimizer.schedule = "triangle"
+    config.optimizer.warmup_steps = 111  # the peak, 23% of the steps
+    config.optimizer.decay_factor = 0.07
+    config.optimizer.norm_bias_scale = 64.0
+    # its decoupled decay, 0.0153 per 1,024 examples, is the rate times the penalty's coefficient
+    config.loss.weight_decay = 0.0153 * 1024 / 11.5
+    config.optimizer.lookahead_every = 5
+    config.optimizer.lookahead_alpha = 1 - 0.95**5
+    config.optimizer.lookahead_power = 3.0
+    config.eval_tta = 2
+    config.eval_every = 100
+    config.checkpoint_every = 100
+    config.log_every = 20
+    config.summary_every = 100
+    config.keep_steps = (50, 100, 200, 300)
+    config.reconstruction.display_scale = 3
     return config
 
 

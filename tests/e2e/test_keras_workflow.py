@@ -269,3 +269,38 @@ def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_p
                               "--out", str(tmp_path / "explored"))  # fmt: skip
     assert code == 0, err
     assert len(json.load(open(tmp_path / "explored" / "index.json"))["layers"]["conv2"]) == 64
+
+
+@pytest.mark.slow
+def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_session, tmp_path):
+    """configs/speedrun.py's network (narrower, a few steps): a frozen whitening layer, fixed-scale batch
+    normalization, 2x2 VALID pools and a 3x3 one. Its export reloads without vizdeconv's layers and projects
+    as the run does; the explorer (with optimized images and the sanity check) and the analyses run on it."""
+    from tests.e2e.test_train import SPEEDRUN
+    from tests.support.builders import small_config
+    from vizdeconv.training.loop import train_and_evaluate
+
+    run = str(tmp_path / "run")
+    train_and_evaluate(small_config(cifar_session, **SPEEDRUN), run, log=lambda *_: None)
+    model = open_subject(run=run, log=lambda *_: None, need_data=False).model
+    path = str(tmp_path / "model.keras")
+    result = command("vizdeconv.export", "--run", run, "--out", path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reloaded = keras.models.load_model(path)
+    assert not reloaded.get_layer("whiten").trainable
+    pictures = preprocess.preprocess_eval(cifar10.load_binary(cifar_session, "test")[0][:3], 32)
+    np.testing.assert_allclose(reloaded(pictures), model(pictures), rtol=1e-4, atol=1e-4)
+    for layer in ("whiten", "conv2_1", "pool3_2"):
+        exported = vizdeconv.Deconvnet(reloaded).project(pictures, layer, channel=1)
+        own = vizdeconv.Deconvnet(model).project(pictures, layer, channel=1)
+        np.testing.assert_allclose(exported, own, rtol=1e-3, atol=1e-4, err_msg=layer)
+    explored = str(tmp_path / "explored")
+    code, _, err = in_process("explore", "--run", run, "--layer", "conv3_2", "--top_k", "2", "--limit", "20",
+                              "--optimize", "--steps", "4", "--sanity", "--out", explored)  # fmt: skip
+    assert code == 0, err
+    assert len(json.load(open(os.path.join(explored, "index.json")))["layers"]["conv3_2"]) == 16
+    for analysis in (["occlusion", "--images", "0", "--patch", "8", "--stride", "8"],
+                     ["invariance", "--images", "first:1"], ["sanity", "--layer", "conv3_2", "--images", "first:1"],
+                     ["attribute", "--limit", "2", "--method", "gradcam", "--method", "guided_gradcam"]):  # fmt: skip
+        code, _, err = in_process("analyze", analysis[0], "--run", run, *analysis[1:])
+        assert code == 0, f"{analysis[0]}: {err}"

@@ -85,12 +85,14 @@ def test_an_unrectified_class_layer_is_linear_in_the_net_its_graph_and_its_keras
     np.testing.assert_allclose(to_keras(model)(images), tensors["logits"], rtol=1e-4, atol=1e-5)
 
 
-def test_batch_norm_trains_and_infers_as_keras_batch_normalization():
+@pytest.mark.parametrize("momentum", [0.9, 0.6])  # the default, and the speedrun's
+def test_batch_norm_trains_and_infers_as_keras_batch_normalization(momentum):
     """Training mode normalizes with the batch's statistics and moves the moving ones as Keras'
     BatchNormalization does; inference (what the projections see) equals the Keras twin."""
     from vizdeconv.nn.convnet import LayerSpec, to_keras
 
-    specs = [LayerSpec("conv1", 3, 6, pool=2, batch_norm=True), LayerSpec("conv2", 3, 10, batch_norm=True)]
+    specs = [LayerSpec("conv1", 3, 6, pool=2, batch_norm=True, norm_momentum=momentum),
+             LayerSpec("conv2", 3, 10, batch_norm=True, norm_momentum=momentum)]  # fmt: skip
     model = ConvNet(specs, image_size=12, seed=2)
     twin = to_keras(model)
     images = tf.random.stateless_normal([4, 12, 12, 3], seed=[1, 2]) * 2 + 0.5
@@ -101,8 +103,8 @@ def test_batch_norm_trains_and_infers_as_keras_batch_normalization():
     raw = tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]
     mean, variance = np.mean(raw, (0, 1, 2)), np.var(raw, (0, 1, 2))
     norm = model.norms["conv1"]
-    np.testing.assert_allclose(norm.moving_mean, mean * (1 - 0.9**2), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(norm.moving_variance, 0.9**2 + variance * (1 - 0.9**2), rtol=1e-4)
+    np.testing.assert_allclose(norm.moving_mean, mean * (1 - momentum**2), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance, momentum**2 + variance * (1 - momentum**2), rtol=1e-4)
     for keras_weight, ours in zip(
         twin.get_layer("conv1_bn").weights, (norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance)
     ):

@@ -17,8 +17,9 @@ import time
 
 from vizdeconv.hardware import cpu
 
-PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion")
-NETWORKS = ("cifar", "deep", "alexnet_fcn")  # cifar: the reference net; deep: configs/deep.py's
+PHASES = ("forward", "forward_backward", "reconstruct", "train_step", "occlusion", "pipeline")
+# cifar: the reference net; deep: configs/deep.py's; speedrun: configs/speedrun.py's, with its recipe
+NETWORKS = ("cifar", "deep", "speedrun", "alexnet_fcn")
 BURN_IN = 10
 
 
@@ -143,12 +144,13 @@ def benchmark(
             raise ValueError("alexnet_fcn supports --what forward or forward_backward")
         model = AlexNetFCN(log=log)
         flops, shape = conv_flops(model), INPUT_SHAPE
-    elif network in ("cifar", "deep"):
+    elif network in ("cifar", "deep", "speedrun"):
         from vizdeconv.nn.convnet import build_model
 
         config = network_config(network)
         model = build_model(config)
-        flops, shape = conv_flops(model), (24, 24, 3)
+        size = config.data.image_size
+        flops, shape = conv_flops(model), (size, size, 3)
     else:
         raise ValueError(f"--network must be one of {', '.join(NETWORKS)}, got {network!r}")
     images = tf.random.normal([batch_size, *shape], seed=1)
@@ -193,6 +195,9 @@ def benchmark(
             results.append(_occlusion(model, num_batches, log))
         elif phase == "reconstruct":
             results += _reconstruct(model, images, num_batches, batch_size, log, dtype)
+        elif phase == "pipeline":
+            iterator = iter(_batches(config, batch_size, True, data_dir))
+            results.append(time_phase(phase, lambda: next(iterator), num_batches, batch_size, 0.0, log, "alone"))
         elif phase == "train_step":
             results.append(
                 _train_step(
@@ -207,9 +212,12 @@ def benchmark(
 
 def network_config(network: str):
     """The config whose network `--network cifar` (the reference) or `deep` (configs/deep.py's layers)
-    times; both keep the reference recipe's optimizer, so only the network differs."""
-    from vizdeconv.config import deep_layers, default_config
+    times, both with the reference recipe's optimizer, so only the network differs; `speedrun` is
+    configs/speedrun.py's whole recipe (network, augmentation, optimizer)."""
+    from vizdeconv.config import deep_layers, default_config, speedrun_config
 
+    if network == "speedrun":
+        return speedrun_config()
     config = default_config()
     if network == "deep":
         config.model.layers = deep_layers()
@@ -261,8 +269,8 @@ def _occlusion(model, num_batches, log) -> dict:
 
 
 def _batches(config, batch_size: int, with_data: bool, data_dir: str):
-    """Training batches (images [B, 24, 24, 3] float32, labels [B] int32): the trainer's pipeline over
-    real or random pixels, or one fixed in-memory batch."""
+    """Training batches (images [B, size, size, 3] float32, labels [B] int32): the trainer's pipeline over
+    real or random pixels, with the config's crop, flip and translation, or one fixed in-memory batch."""
     import numpy as np
     import tensorflow as tf
 
@@ -276,10 +284,12 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
             rng = np.random.default_rng(0)
             train_images = rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8)
             train_labels = rng.integers(0, 10, 10000).astype(np.int32)
-        dataset = pipeline.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9)
+        dataset = pipeline.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9, config.data.image_size,
+                                         flip=config.data.flip, translate=config.data.translate)  # fmt: skip
     else:
+        size = config.data.image_size
         batch = (
-            tf.random.normal([batch_size, 24, 24, 3], seed=2),
+            tf.random.normal([batch_size, size, size, 3], seed=2),
             tf.random.uniform([batch_size], 0, 10, tf.int32, seed=3),
         )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
@@ -296,9 +306,11 @@ def _train_step(
     from vizdeconv.training import optim, steps
 
     strategy = tf.distribute.get_strategy()
-    optimizer = optim.make_optimizer(config.optimizer, 10**6)
+    optimizer = optim.make_optimizer(config.optimizer, config.steps)
     optimizer.build(model.trainable_variables)
-    train_steps = steps.make_train_steps(model, optimizer, strategy, config.loss, batch_size, dtype)
+    train_steps = steps.make_train_steps(
+        model, optimizer, strategy, config.loss, batch_size, dtype, config.optimizer.norm_bias_scale
+    )
     iterator = iter(_batches(config, batch_size, with_data, data_dir))
     chunk = tf.constant(steps_per_call)
     variant = "with_data" if with_data else "in_memory_batch"

@@ -36,6 +36,7 @@ class LayerSpec:
     rectify: bool = True  # ReLU after the bias; a deep net's last (class) layer trains better without
     batch_norm: bool = False  # normalize the conv's output (batch statistics in training, moving ones after)
     norm_scale: bool = True  # train batch normalization's scale (False: fixed at 1, as airbench)
+    norm_momentum: float = 0.9  # of the moving statistics (airbench: 0.6, so they follow its fast steps)
     init: str = "normal"  # normal | identity (first filters the identity) | whiten (set from the data's patches)
     trainable: bool = True  # train the kernel (a whitening layer's stays as the data set it)
     rate_scale: float = 1.0  # multiplies the gradients of this layer's kernel and bias (its rate, under SGD)
@@ -113,7 +114,9 @@ class ConvNet(tf.Module):
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel", trainable=spec.trainable))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             if spec.batch_norm:
-                self.norms[spec.name] = BatchNorm(spec.filters, name=f"{spec.name}_bn", train_scale=spec.norm_scale)
+                self.norms[spec.name] = BatchNorm(
+                    spec.filters, f"{spec.name}_bn", train_scale=spec.norm_scale, momentum=spec.norm_momentum
+                )
             in_channels = spec.filters
         self._description = _describe(
             self.specs, self.kernels, self.biases, self.norms, (image_size, image_size, channels)
@@ -174,8 +177,9 @@ class BatchNorm(tf.Module):
 
     MOMENTUM, EPSILON = 0.9, 1e-3
 
-    def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True):
+    def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True, momentum: float = MOMENTUM):
         super().__init__(name=name)
+        self.momentum = float(momentum)
         self.gamma = tf.Variable(tf.ones([channels]), name="gamma", trainable=train_scale)
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
         # On read, replicas' statistics are averaged; each replica updates its own in training.
@@ -205,8 +209,8 @@ class BatchNorm(tf.Module):
         # The kernel returns the unbiased variance; Keras moves the moving variance by the biased one.
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
         variance = variance * (count - 1) / tf.maximum(count, 2.0)
-        self.moving_mean.assign(self.moving_mean * self.MOMENTUM + mean * (1 - self.MOMENTUM))
-        self.moving_variance.assign(self.moving_variance * self.MOMENTUM + variance * (1 - self.MOMENTUM))
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1 - self.momentum))
         return tf.cast(y, dtype)
 
 
@@ -291,7 +295,7 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0):
         if spec.batch_norm:
             layers.append(
                 keras.layers.BatchNormalization(
-                    momentum=BatchNorm.MOMENTUM, epsilon=BatchNorm.EPSILON, name=f"{spec.name}_bn"
+                    momentum=spec.norm_momentum, epsilon=BatchNorm.EPSILON, name=f"{spec.name}_bn"
                 )
             )
             layers.append(keras.layers.Activation(activation or "linear", name=spec.name))

@@ -1,0 +1,46 @@
+"""configs/speedrun.py: airbench94's network and numbers, and the ablation script's variants."""
+
+import importlib.util
+import os
+
+import pytest
+
+from configs import speedrun
+from tests.support.builders import ROOT
+from vizdeconv import config as config_lib
+from vizdeconv.bench import conv_flops
+from vizdeconv.nn.convnet import build_model
+
+
+def ablation_script():
+    spec = importlib.util.spec_from_file_location("ablate", os.path.join(ROOT, "scripts", "ablate_speedrun.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_recipe_is_airbench94s_network_and_budget():
+    config = speedrun.get_config()
+    config_lib.validate(config)
+    model = build_model(config)
+    shapes = model.shapes
+    assert [shapes[name] for name in ("whiten", "pool1_1", "pool2_1", "pool3_1", "pool3_2", "head")] == [
+        (31, 31, 24), (15, 15, 64), (7, 7, 256), (3, 3, 256), (1, 1, 256), (1, 1, 10)]  # fmt: skip
+    # written out: 2 x positions x k^2 x in x out per conv (airbench94: ~0.24 GFLOP per image forward)
+    by_hand = 2 * (31**2 * 4 * 3 * 24 + 31**2 * 9 * 24 * 64 + 15**2 * 9 * 64 * 64 + 15**2 * 9 * 64 * 256
+                   + 7**2 * 9 * 256 * 256 + 7**2 * 9 * 256 * 256 + 3**2 * 9 * 256 * 256 + 256 * 10)  # fmt: skip
+    assert conv_flops(model) == by_hand
+    # 9.9 epochs of 50,000 at batch 1024, three passes per image: airbench's 0.36 PFLOPs
+    assert 3 * by_hand * config.steps * config.batch_size / 1e15 == pytest.approx(0.35, abs=0.01)
+    assert config.steps * config.batch_size / 50000 == pytest.approx(9.9, abs=0.02)
+
+
+@pytest.mark.parametrize("variant", sorted(ablation_script().VARIANTS))
+def test_each_ablation_variant_is_a_valid_config_that_changes_the_recipe(variant):
+    script = ablation_script()
+    config = script.variant_config(variant, "/data", 49, 3, tta=False)
+    config_lib.validate(config)
+    full = script.variant_config("full", "/data", 49, 3, tta=False)
+    assert config.steps == 49 and config.optimizer.warmup_steps == 11 and config.seed == 3
+    assert (config.to_dict() == {**full.to_dict(), "name": config.name}) == (variant == "full")
+    build_model(config)
