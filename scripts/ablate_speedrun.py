@@ -29,6 +29,8 @@ VARIANTS = {
                      lambda c: c.model.update(layers=speedrun_layers(whiten=False))),
     "no_identity_init": ("3x3 kernels all He-normal",
                          lambda c: c.model.update(layers=speedrun_layers(identity=False))),
+    "norm_after_pool": ("BN statistics of the pooled maps (airbench's order)",
+                        lambda c: c.model.update(layers=speedrun_layers(after_pool=True))),
     "no_bias_scaling": ("BN offsets at the rate (not x64)", lambda c: c.optimizer.update(norm_bias_scale=1.0)),
     "no_lookahead": ("no weight averaging", lambda c: c.optimizer.update(lookahead_every=0)),
     "no_label_smoothing": ("one-hot targets", lambda c: c.loss.update(label_smoothing=0.0)),

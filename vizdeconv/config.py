@@ -55,19 +55,23 @@ def deep_layers(batch_norm: bool = True) -> list[dict]:
     ]
 
 
-def speedrun_layers(widths=(64, 256, 256), whiten: bool = True, identity: bool = True) -> list[dict]:
+def speedrun_layers(
+    widths=(64, 256, 256), whiten: bool = True, identity: bool = True, after_pool: bool = False
+) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
     convs of `widths`, each batch-normalized with a fixed scale (moving statistics at momentum 0.6, which
     follow its fast steps) and, with `identity`, its first filters the
     identity; a 2x2 VALID argmax pool after each stage's first conv and a 3x3 one after the last conv
     (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a unit-variance start and 1/81
-    of the rate (airbench's linear head times 1/9)."""
+    of the rate (airbench's linear head times 1/9). `after_pool` takes the pooling convs' training statistics
+    from the pooled maps (airbench's conv -> pool -> norm order; the same network at inference)."""
 
     def conv(name: str, filters: int, fan_in: int, pool: int = 0) -> dict:
         return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
                     init_stddev=math.sqrt(2.0 / (9 * fan_in)), batch_norm=True, norm_scale=False,
-                    norm_momentum=0.6, init="identity" if identity else "normal")  # fmt: skip
+                    norm_momentum=0.6, norm_after_pool=after_pool and pool == 2,
+                    init="identity" if identity else "normal")  # fmt: skip
 
     first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12))
     if whiten:

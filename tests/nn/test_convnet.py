@@ -112,3 +112,30 @@ def test_batch_norm_trains_and_infers_as_keras_batch_normalization(momentum):
     np.testing.assert_allclose(model(images), twin(images), rtol=1e-4, atol=1e-4)
     assert not np.allclose(model(images), trained, atol=1e-2)  # inference really uses the moving statistics
     assert "conv1/prenorm" not in model.graph().layer_names and "conv1" in model.graph().layer_names
+
+
+def test_statistics_after_the_pool_train_as_airbenchs_pool_then_normalize_order():
+    """norm_after_pool: in training, conv -> pool -> batch norm (the pooled map's statistics) -> ReLU, written
+    out by hand; at inference the same network as without it (the moving statistics' positive affine map
+    commutes with the pool), so projections and the Keras twin are unchanged."""
+    from vizdeconv.nn.convnet import LayerSpec
+
+    spec = dict(name="conv1", kernel=3, filters=5, pool=2, pool_padding="VALID", batch_norm=True, norm_scale=False,
+                norm_momentum=0.6)  # fmt: skip
+    model = ConvNet([LayerSpec(**spec, norm_after_pool=True), LayerSpec("head", 1, 10, rectify=False)], image_size=9)
+    images = tf.random.stateless_normal([4, 9, 9, 3], seed=[3, 1])
+    out = model.graph().forward(images, training=True)
+    raw = tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]
+    pooled = tf.nn.max_pool2d(raw, 2, 2, "VALID").numpy()
+    mean, variance = pooled.mean((0, 1, 2)), pooled.var((0, 1, 2))
+    expected = np.maximum((pooled - mean) / np.sqrt(variance + 1e-3), 0)
+    np.testing.assert_allclose(out["pool1"], expected, rtol=1e-4, atol=1e-5)
+    assert 0.3 < np.mean(expected > 0) < 0.7  # the pooled map normalized: about half rectified away
+    norm = model.norms["conv1"]
+    np.testing.assert_allclose(norm.moving_mean, 0.4 * mean, rtol=1e-4, atol=1e-6)
+    plain = ConvNet([LayerSpec(**spec), LayerSpec("head", 1, 10, rectify=False)], image_size=9)
+    plain.norms["conv1"].moving_mean.assign(norm.moving_mean)
+    plain.norms["conv1"].moving_variance.assign(norm.moving_variance)
+    np.testing.assert_allclose(model(images), plain(images), rtol=1e-6)
+    with pytest.raises(ValueError, match="needs a pool"):
+        ConvNet([LayerSpec(**dict(spec, pool=0), norm_after_pool=True)], image_size=9)

@@ -37,6 +37,7 @@ class LayerSpec:
     batch_norm: bool = False  # normalize the conv's output (batch statistics in training, moving ones after)
     norm_scale: bool = True  # train batch normalization's scale (False: fixed at 1, as airbench)
     norm_momentum: float = 0.9  # of the moving statistics (airbench: 0.6, so they follow its fast steps)
+    norm_after_pool: bool = False  # training statistics of the pooled map (airbench's order); inference unchanged
     init: str = "normal"  # normal | identity (first filters the identity) | whiten (set from the data's patches)
     trainable: bool = True  # train the kernel (a whitening layer's stays as the data set it)
     rate_scale: float = 1.0  # multiplies the gradients of this layer's kernel and bias (its rate, under SGD)
@@ -114,8 +115,15 @@ class ConvNet(tf.Module):
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel", trainable=spec.trainable))
             self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
             if spec.batch_norm:
+                pooled = (spec.pool, spec.effective_pool_stride, spec.pool_padding) if spec.norm_after_pool else None
+                if pooled and not spec.pool:
+                    raise ValueError(f"layer {spec.name!r}: norm_after_pool needs a pool")
                 self.norms[spec.name] = BatchNorm(
-                    spec.filters, f"{spec.name}_bn", train_scale=spec.norm_scale, momentum=spec.norm_momentum
+                    spec.filters,
+                    f"{spec.name}_bn",
+                    train_scale=spec.norm_scale,
+                    momentum=spec.norm_momentum,
+                    statistics_pool=pooled,
                 )
             in_channels = spec.filters
         self._description = _describe(
@@ -177,9 +185,11 @@ class BatchNorm(tf.Module):
 
     MOMENTUM, EPSILON = 0.9, 1e-3
 
-    def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True, momentum: float = MOMENTUM):
+    # 6 parameters: Keras's BatchNormalization's own settings, and the pooled statistics of airbench's order.
+    def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True, momentum: float = MOMENTUM,
+                 statistics_pool: tuple | None = None):  # fmt: skip
         super().__init__(name=name)
-        self.momentum = float(momentum)
+        self.momentum, self.statistics_pool = float(momentum), statistics_pool
         self.gamma = tf.Variable(tf.ones([channels]), name="gamma", trainable=train_scale)
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
         # On read, replicas' statistics are averaged; each replica updates its own in training.
@@ -205,10 +215,19 @@ class BatchNorm(tf.Module):
         One fused kernel (FusedBatchNormV3, float32 statistics for bfloat16 inputs) and its fused gradient:
         separate moments and products took half of a deep net's training step.
         """
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.EPSILON)
-        # The kernel returns the unbiased variance; Keras moves the moving variance by the biased one.
-        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-        variance = variance * (count - 1) / tf.maximum(count, 2.0)
+        if self.statistics_pool:
+            # statistics of the max-pooled map, as if the normalization came after the pool (airbench's order):
+            # with a positive scale the map, then rectified and pooled, is exactly that order's output
+            pool, stride, padding = self.statistics_pool
+            pooled = tf.nn.max_pool2d(tf.cast(x, tf.float32), pool, stride, padding)
+            mean, variance = tf.nn.moments(pooled, [0, 1, 2])
+            scale = self.gamma * tf.math.rsqrt(variance + self.EPSILON)
+            y = tf.cast(x, tf.float32) * scale + (self.beta - mean * scale)
+        else:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.EPSILON)
+            # The kernel returns the unbiased variance; Keras moves the moving variance by the biased one.
+            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+            variance = variance * (count - 1) / tf.maximum(count, 2.0)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1 - self.momentum))
         return tf.cast(y, dtype)
