@@ -20,6 +20,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from vizdeconv.hardware import cpu  # noqa: E402
+
+if __name__ == "__main__":  # before TensorFlow is imported, as the trainer's command does (oneDNN on AVX2)
+    cpu.configure_onednn(cpu.flag_value(sys.argv))
+
 from vizdeconv.config import speedrun_config, speedrun_layers  # noqa: E402
 
 # Each variant: what it changes, as a function of the recipe's config.
@@ -69,6 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation (6 views)")
     parser.add_argument("--out", default="logs/ablation", help="run folders and results.json")
+    parser.add_argument("--onednn", default="auto", choices=cpu.ONEDNN_CHOICES, help="as the trainer's flag")
     args = parser.parse_args(argv)
     names = args.variants.split(",")
     unknown = sorted(set(names) - set(VARIANTS))
