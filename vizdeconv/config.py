@@ -22,6 +22,7 @@ REDUCTIONS = ("sum", "mean")
 OPTIMIZERS = ("adam", "sgd", "momentum", "muon")
 SCHEDULES = ("constant", "cosine", "step", "triangle")
 SPLITS = ("test", "train")
+TTA_LEVELS = (0, 1, 2)  # test-time augmentation: none, mirror, mirror and two 1-pixel moves (training.steps)
 RECTIFY_HELP = ("relu: the rule at ReLUs, other activations (silu, gelu, ...) pass their own gradient; all: the "
                 "ReLU rule at every activation")  # fmt: skip
 
@@ -244,7 +245,7 @@ def validate(config) -> None:
     check_choice("data.flip", config.data.flip, FLIPS)
     if not (isinstance(config.data.translate, int) and 0 <= config.data.translate <= 8):
         raise ValueError(f"data.translate must be a pixel count from 0 to 8, got {config.data.translate!r}")
-    if config.eval_tta not in (0, 1, 2):
+    if config.eval_tta not in TTA_LEVELS:
         raise ValueError(f"eval_tta must be 0 (none), 1 (mirror) or 2 (mirror and moves), got {config.eval_tta!r}")
     if not 0 <= config.optimizer.momentum < 1:
         raise ValueError(f"optimizer.momentum must be in [0, 1), got {config.optimizer.momentum}")

@@ -72,9 +72,6 @@ def make_train_steps(
     return train_steps
 
 
-TTA_LEVELS = (0, 1, 2)
-
-
 def mirror(logits_of, images) -> tf.Tensor:
     """The mean of the logits of images [N, H, W, C] and of their mirror images (left-right)."""
     return 0.5 * (logits_of(images) + logits_of(tf.reverse(images, axis=[2])))
