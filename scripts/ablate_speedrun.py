@@ -30,6 +30,8 @@ from vizdeconv.config import speedrun_config, speedrun_layers  # noqa: E402
 # Each variant: what it changes, as a function of the recipe's config.
 VARIANTS = {
     "full": ("the recipe", lambda c: None),
+    "he_init": ("3x3 kernels He-normal, head at 1/9 (2.4x and 28x PyTorch's scales)",
+                lambda c: c.model.update(layers=speedrun_layers(he=True))),
     "no_whitening": ("first layer trained from a He start",
                      lambda c: c.model.update(layers=speedrun_layers(whiten=False))),
     "no_identity_init": ("3x3 kernels all He-normal",

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 
+import numpy as np
 import pytest
 
 from configs import speedrun
@@ -44,3 +45,22 @@ def test_each_ablation_variant_is_a_valid_config_that_changes_the_recipe(variant
     assert config.steps == 49 and config.optimizer.warmup_steps == 11 and config.seed == 3
     assert (config.to_dict() == {**full.to_dict(), "name": config.name}) == (variant == "full")
     build_model(config)
+
+
+def test_the_initial_scales_are_pytorchs_defaults_as_airbench_keeps_them():
+    # PyTorch's Conv2d / Linear draw kaiming_uniform(a=sqrt(5)): uniform on +-1/sqrt(fan_in), so a deviation of
+    # 1/sqrt(3 fan_in); airbench then multiplies the head's output by 1/9. The drawn kernels must show it.
+    config = speedrun.get_config()
+    model = build_model(config)
+    checked = []
+    for spec, kernel in zip(model.specs[1:], model.kernels[1:]):
+        values = kernel.numpy()
+        fan_in = values.shape[0] * values.shape[1] * values.shape[2]
+        expected = 1 / np.sqrt(3 * fan_in) / (9 if spec.name == "head" else 1)
+        # the identity filters aside: the first min(in, out) output channels of a 3x3 kernel (all of a square one)
+        drawn = values[..., values.shape[2] :] if spec.kernel == 3 else values
+        if drawn.size == 0:
+            continue
+        checked.append(spec.name)
+        assert np.std(drawn) == pytest.approx(expected, rel=0.05), spec.name
+    assert checked == ["conv1_1", "conv2_1", "head"]

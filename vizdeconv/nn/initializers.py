@@ -1,10 +1,16 @@
 """Initial kernels from the CIFAR-10 speedrun literature (Jordan 2024, airbench; tysam-code's hlb-CIFAR10):
 a first layer that whitens the input's patches, and 3x3 kernels that start as a partial identity."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
 INITS = ("normal", "identity", "whiten")
+
+# The standard deviation of a normal truncated at two deviations, as tf.random.truncated_normal draws it,
+# in units of its `stddev` argument: sqrt(1 - 4 phi(2) / (2 Phi(2) - 1)).
+TRUNCATED_STDDEV = math.sqrt(1 - 4 * math.exp(-2) / math.sqrt(2 * math.pi) / math.erf(math.sqrt(2)))
 
 
 def image_patches(images, size: int) -> tf.Tensor:
