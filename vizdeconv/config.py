@@ -128,6 +128,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.loss.reduction = "sum"  # sum | mean cross-entropy over the batch
     config.loss.weight_decay = 1.0  # coefficient of sum(l2_loss(kernel)) over conv kernels
     config.loss.label_smoothing = 0.0  # the target puts this mass uniformly over the classes
+    config.loss.decay_offsets = False  # the weight penalty also covers batch normalization's offsets (airbench's)
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # adam | sgd | momentum | muon (training/optimizers.py)
@@ -176,6 +177,7 @@ def speedrun_config() -> ml_collections.ConfigDict:
     config.steps = 484  # 9.9 epochs of 50,000 images
     config.loss.reduction = "sum"
     config.loss.label_smoothing = 0.2
+    config.loss.decay_offsets = True  # airbench decays every parameter, its offsets at the kernels' decay
     # airbench's decoupled rate, 11.5 per 1,024 examples at momentum 0.85: 11.5 / (1024 (1 + 1 / 0.15))
     rate = 11.5 / (1024 * (1 + 1 / 0.15))
     config.optimizer.name = "momentum"

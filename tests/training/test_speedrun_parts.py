@@ -41,31 +41,45 @@ def test_lookahead_pull_grows_as_airbench_weight_averaging():
     assert float(optimizer.pull(total)) == pytest.approx(alpha)
 
 
-def test_gradient_scales_multiply_the_rate_of_norm_offsets_and_of_a_layer():
+@pytest.mark.parametrize("decay_offsets", [False, True])
+def test_gradient_scales_multiply_the_rate_but_not_the_decay(decay_offsets):
+    # One Nesterov step from rest moves v by -lr (1 + momentum) (scale * dCE/dv + decay * v), decay only for
+    # the penalized variables (trainable kernels, and offsets when asked): airbench's groups, wd / lr each.
     images = tf.random.stateless_normal([8, 8, 8, 3], [1, 0])
     labels = tf.constant(np.arange(8) % 10, tf.int32)
+    specs = [LayerSpec("conv1", 3, 4, pool=2, batch_norm=True, norm_scale=False),
+             LayerSpec("head", 1, 10, rectify=False, rate_scale=0.25)]  # fmt: skip
 
-    def one_step(norm_bias_scale, head_scale):
-        specs = [LayerSpec("conv1", 3, 4, pool=2, batch_norm=True, norm_scale=False),
-                 LayerSpec("head", 1, 10, rectify=False, rate_scale=head_scale)]  # fmt: skip
+    def fresh():
         model = ConvNet(specs, image_size=8, seed=0)
-        before = [v.numpy() for v in model.trainable_variables]
-        optimizer = keras.optimizers.SGD(0.1, momentum=0.5, nesterov=True)
-        strategy = tf.distribute.get_strategy()
-        loss = default_config().loss
-        train = steps.make_train_steps(model, optimizer, strategy, loss, 8, norm_bias_scale=norm_bias_scale)
-        train(iter(tf.data.Dataset.from_tensors((images, labels))), tf.constant(1))
-        names = [v.name for v in model.trainable_variables]
-        assert not any("gamma" in n for n in names)  # a fixed scale is not trained
-        return {n: v.numpy() - b for n, v, b in zip(names, model.trainable_variables, before)}
+        model.norms["conv1"].beta.assign([0.5, -1.0, 2.0, 0.25])  # an offset at 0 would not show its decay
+        return model
 
-    plain, scaled = one_step(1.0, 1.0), one_step(64.0, 0.25)  # one Nesterov step is linear in the gradient
-    factors = {name: 64.0 if "beta" in name else 0.25 if name.startswith("head/") else 1.0 for name in plain}
-    assert sorted(factors.values()) == [0.25, 0.25, 1.0, 1.0, 64.0]
-    for name, factor in factors.items():
-        # a bias before batch normalization cancels out: its gradient is rounding only
-        assert name == "conv1/bias:0" or np.abs(plain[name]).max() > 1e-6, name
-        np.testing.assert_allclose(scaled[name], factor * plain[name], rtol=1e-4, atol=1e-8, err_msg=name)
+    reference = fresh()
+    with tf.GradientTape() as tape:
+        logits = reference(images, training=True)
+        cross_entropy = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    data = dict(zip([v.name for v in reference.trainable_variables],
+                    tape.gradient(cross_entropy, reference.trainable_variables)))  # fmt: skip
+    model = fresh()
+    before = {v.name: v.numpy() for v in model.trainable_variables}
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.5, nesterov=True)
+    loss = default_config().loss
+    loss.weight_decay, loss.decay_offsets = 0.3, decay_offsets
+    train = steps.make_train_steps(model, optimizer, tf.distribute.get_strategy(), loss, 8, norm_bias_scale=64.0)
+    train(iter(tf.data.Dataset.from_tensors((images, labels))), tf.constant(1))
+    assert not any("gamma" in v.name for v in model.trainable_variables)  # a fixed scale is not trained
+    checked = []
+    for variable in model.trainable_variables:
+        name = variable.name
+        scale = 64.0 if "beta" in name else 0.25 if name.startswith("head/") else 1.0
+        decayed = "kernel" in name or ("beta" in name and decay_offsets)
+        expected = -0.1 * 1.5 * (scale * data[name].numpy() + (0.3 * before[name] if decayed else 0.0))
+        np.testing.assert_allclose(variable.numpy() - before[name], expected, rtol=1e-4, atol=1e-7, err_msg=name)
+        checked.append((name.split(":")[0], scale, decayed))
+    assert sorted(checked) == sorted([("conv1/kernel", 1.0, True), ("conv1/bias", 1.0, False),
+                                      ("beta", 64.0, decay_offsets), ("head/kernel", 0.25, True),
+                                      ("head/bias", 0.25, False)])  # fmt: skip
 
 
 def numpy_tta(logits_of, images, level):

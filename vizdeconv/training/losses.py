@@ -6,7 +6,8 @@ from vizdeconv.config import REDUCTIONS
 
 
 def weight_penalty(kernels) -> tf.Tensor:
-    """sum(l2_loss(W)) = sum(W**2) / 2 over the kernels (biases are not penalized), float32 scalar."""
+    """sum(l2_loss(W)) = sum(W**2) / 2 over the kernels (and, where asked, the normalizations' offsets; never
+    the conv biases), float32 scalar."""
     return tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
 
 

@@ -24,7 +24,11 @@ def make_train_steps(
 ):
     """Returns `train_steps(iterator, num_steps) -> dict of float32 scalars` over those steps.
 
-    Each variable's gradient is multiplied by its factor in `model.gradient_scales(norm_bias_scale)`.
+    Each variable's gradient is multiplied by its factor in `model.gradient_scales(norm_bias_scale)`, all
+    but the weight penalty's share, so that a scaled rate leaves the decay as it is: airbench's parameter
+    groups set weight_decay = wd / lr, so every parameter decays by the same wd per step whatever its rate
+    (its head, 1/9 of a raw weight, learns at 1/81 of the rate and decays at the full rate).
+    `loss_config.decay_offsets` puts batch normalization's offsets in the penalty too.
 
     The sums (loss, cross_entropy, weight_penalty, correct, examples) are reduced over replicas;
     divide loss terms by num_steps for per-step means and correct by examples for accuracy.
@@ -32,7 +36,15 @@ def make_train_steps(
     """
     replicas = strategy.num_replicas_in_sync
     penalized = [kernel for kernel in model.kernels if kernel.trainable]  # a frozen whitening kernel is data
+    if loss_config.get("decay_offsets", False):
+        penalized += [norm.beta for norm in model.norms.values()]
     scales = model.gradient_scales(norm_bias_scale)
+    penalized_refs = {variable.ref() for variable in penalized}
+    # the penalty's gradient weight_decay * v / replicas, to be kept at factor 1 where the rest is scaled
+    decay = [
+        (1.0 - scale) * loss_config.weight_decay / replicas if variable.ref() in penalized_refs else 0.0
+        for variable, scale in zip(model.trainable_variables, scales)
+    ]
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -48,7 +60,10 @@ def make_train_steps(
                 loss_config.get("label_smoothing", 0.0),
             )
         gradients = tape.gradient(terms["loss"], model.trainable_variables)
-        gradients = [g if scale == 1.0 else g * scale for g, scale in zip(gradients, scales)]
+        gradients = [
+            g if scale == 1.0 else g * scale + keep * v
+            for g, scale, keep, v in zip(gradients, scales, decay, model.trainable_variables)
+        ]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         correct = tf.reduce_sum(
             tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), tf.cast(labels, tf.int32)), tf.float32)
