@@ -34,7 +34,7 @@ VARIANTS = {
                 lambda c: c.model.update(layers=speedrun_layers(he=True))),
     "no_whitening": ("first layer trained from a He start",
                      lambda c: c.model.update(layers=speedrun_layers(whiten=False))),
-    "no_identity_init": ("3x3 kernels all He-normal",
+    "no_identity_init": ("3x3 kernels all drawn at PyTorch's scale (no identity filters)",
                          lambda c: c.model.update(layers=speedrun_layers(identity=False))),
     "norm_after_pool": ("BN statistics of the pooled maps (airbench's order)",
                         lambda c: c.model.update(layers=speedrun_layers(after_pool=True))),

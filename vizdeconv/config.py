@@ -65,7 +65,7 @@ def speedrun_layers(
     convs of `widths`, each batch-normalized with a fixed scale (moving statistics at momentum 0.6, which
     follow its fast steps) and, with `identity`, its first filters the
     identity; a 2x2 VALID argmax pool after each stage's first conv and a 3x3 one after the last conv
-    (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a unit-variance start and 1/81
+    (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a kernel's start and 1/81
     of the rate (airbench's linear head times 1/9). `after_pool` takes the pooling convs' training statistics
     from the pooled maps (airbench's conv -> pool -> norm order; the same network at inference).
 
