@@ -126,7 +126,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     config.loss = ml_collections.ConfigDict()
     config.loss.reduction = "sum"  # sum | mean cross-entropy over the batch
-    config.loss.weight_decay = 1.0  # coefficient of sum(l2_loss(kernel)) over conv kernels
+    config.loss.weight_decay = 1.0  # coefficient of sum(l2_loss(kernel)) over conv kernels (and decay_offsets)
     config.loss.label_smoothing = 0.0  # the target puts this mass uniformly over the classes
     config.loss.decay_offsets = False  # the weight penalty also covers batch normalization's offsets (airbench's)
 

@@ -30,7 +30,7 @@ def objective(
 
     Args:
       logits: [B, classes] float32; labels: [B] int.
-      kernels: the conv kernels to penalize.
+      kernels: the variables to penalize (conv kernels, and batch normalization offsets where asked).
       reduction: 'sum' (reference) or 'mean' cross-entropy over the global batch.
       global_batch_size: batch size across replicas, for 'mean' (defaults to B).
       num_replicas: replicas whose gradients are summed.
