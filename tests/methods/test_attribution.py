@@ -161,6 +161,27 @@ def _paper_scorecam(model, images, features, targets):
     return np.stack(cams)
 
 
+def test_scorecam_weighs_a_map_flat_up_to_rounding_as_a_flat_one():
+    """A map whose spread is float noise (1e-6 of its value) carries no location: it masks like an exactly
+    flat map (to nothing), not as its noise scaled up to [0, 1]."""
+
+    def model(noise: float):
+        inputs = keras.Input((SIZE, SIZE, 3))
+        conv = keras.layers.Conv2D(2, 1, name="conv")
+        x = keras.layers.GlobalAveragePooling2D()(conv(inputs))
+        net = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+        kernel = np.zeros((1, 1, 3, 2), np.float32)
+        kernel[0, 0, 0] = (noise, 1.0)  # map 0: 1 + noise * red, map 1: red
+        conv.set_weights([kernel, np.array([1.0, 0.0], np.float32)])
+        net.get_layer("out").set_weights([np.array([[1.0, -1, 0], [2, 0, -2]], np.float32), np.zeros(3, np.float32)])
+        return net
+
+    images = np.abs(_images(1))
+    flat = Attribution(model(0.0), "scorecam", "conv").explain(images, [0]).raw
+    rounded = Attribution(model(1e-6), "scorecam", "conv").explain(images, [0]).raw
+    _close(rounded, flat, rtol=1e-4)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_scorecam_equals_the_papers_equations(case):
     model, layer = CASES[case]()

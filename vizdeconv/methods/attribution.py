@@ -367,7 +367,10 @@ class Attribution:
             masks = upsample(np.moveaxis(feature[..., channels], -1, 0), size)
             low = masks.min(axis=(1, 2), keepdims=True)
             span = masks.max(axis=(1, 2), keepdims=True) - low
-            masks = np.divide(masks - low, span, out=np.zeros_like(masks), where=span > 0)
+            # a map flat up to rounding carries no location: scaled to [0, 1] its noise would be a whole mask,
+            # different from one thread count or batch size to the next
+            flat = span <= 1e-5 * max(float(np.abs(feature).max()), np.finfo(np.float32).tiny)
+            masks = np.divide(masks - low, span, out=np.zeros_like(masks), where=~flat)
             weights = np.zeros(feature.shape[-1], np.float32)
             for part in _chunks(len(channels), self.batch_size):
                 masked = image[None] * masks[part, ..., None]
