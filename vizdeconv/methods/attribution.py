@@ -21,7 +21,8 @@ Methods (`METHODS`):
 - `scorecam` (Wang et al. 2020): each map A_k, upsampled and min-max scaled to [0, 1], masks the image;
   w_k = the target's softmax probability of the masked image (the callable's score for a callable
   target), map relu(sum_k w_k A_k). `max_maps=N` keeps the N maps of largest variance (Faster Score-CAM).
-  As in the authors' code, the baseline image's score is not subtracted (a constant per image).
+  As in the authors' code, the baseline image's score is not subtracted (a constant per image). A map whose
+  spread is at most 1e-5 of the layer's largest value is flat up to rounding and masks to nothing.
 - `guided_gradcam` (Selvaraju et al. 2017): the Deconvnet's guided projection of the target's logit (an
   impulse of 1 there) times the Grad-CAM map upsampled to the input; raw [N, H, W, C].
 - `saliency` (Simonyan et al. 2014): dS/dx; raw [N, H, W, C].
