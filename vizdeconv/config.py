@@ -18,6 +18,7 @@ from vizdeconv.hardware.precision import PRECISIONS
 from vizdeconv.methods.reconstruct import MODES
 from vizdeconv.nn.convnet import layer_specs
 from vizdeconv.nn.initializers import TRUNCATED_STDDEV
+from vizdeconv.nn.preprocess import NORMALIZATIONS
 
 REDUCTIONS = ("sum", "mean")
 OPTIMIZERS = ("adam", "sgd", "momentum", "muon")
@@ -120,6 +121,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.limit = 0  # use only the first N training images (0: all); for tests
     config.data.flip = "random"  # random | alternating (each image mirrored every other epoch)
     config.data.translate = 0  # pad by this many mirrored pixels before the random crop (0: crop only)
+    config.data.normalize = "image"  # image: per-image standardization | dataset: (x - mean) / std per channel
+    config.data.mean = (0.4913, 0.4821, 0.4465)  # dataset: CIFAR-10 training split's, pixels in 0..1
+    config.data.std = (0.2452, 0.2428, 0.2606)
 
     config.model = ml_collections.ConfigDict()
     config.model.layers = reference_layers()
@@ -256,6 +260,13 @@ def validate(config) -> None:
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
     check_choice("data.flip", config.data.flip, FLIPS)
+    check_choice("data.normalize", config.data.normalize, NORMALIZATIONS)
+    for name in ("mean", "std"):
+        values = tuple(config.data[name])
+        if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
+            raise ValueError(f"data.{name} must be 3 numbers (one per channel, pixels in 0..1), got {values}")
+    if not all(v > 0 for v in config.data.std):
+        raise ValueError(f"data.std must be positive, got {tuple(config.data.std)}")
     if not (isinstance(config.data.translate, int) and 0 <= config.data.translate <= 8):
         raise ValueError(f"data.translate must be a pixel count from 0 to 8, got {config.data.translate!r}")
     if config.eval_tta not in TTA_LEVELS:

@@ -275,6 +275,7 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
     import tensorflow as tf
 
     from vizdeconv.data import cifar10, pipeline
+    from vizdeconv.nn.preprocess import run_statistics
 
     if with_data:
         if data_dir:
@@ -285,7 +286,8 @@ def _batches(config, batch_size: int, with_data: bool, data_dir: str):
             train_images = rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8)
             train_labels = rng.integers(0, 10, 10000).astype(np.int32)
         dataset = pipeline.train_dataset(train_images, train_labels, batch_size, 0, 0, 10**9, config.data.image_size,
-                                         flip=config.data.flip, translate=config.data.translate)  # fmt: skip
+                                         flip=config.data.flip, translate=config.data.translate,
+                                         statistics=run_statistics(config.data))  # fmt: skip
     else:
         size = config.data.image_size
         batch = (

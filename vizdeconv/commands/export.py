@@ -1,8 +1,9 @@
 """`vizdeconv export --run logs/default --out model.keras`: a run's network as a `.keras` file.
 
 The file holds plain Keras layers (Conv2D with ReLU, MaxPooling2D, GlobalAveragePooling2D), so
-`keras.models.load_model` opens it without vizdeconv installed; its inputs are 24x24 central crops
-standardized per image, its outputs the run's logits.
+`keras.models.load_model` opens it without vizdeconv installed; its inputs are the run's central crops
+(24x24 for the reference net) standardized per image, or their pixels 0..255 for a run normalized by its
+data set (a first Normalization layer), its outputs the run's logits.
 """
 
 import dataclasses

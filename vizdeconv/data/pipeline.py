@@ -77,6 +77,7 @@ def train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     flip: str = "random",
     translate: int = 0,
+    statistics=None,
 ) -> tf.data.Dataset:
     """Batches for steps start_step..end_step-1: (images [B, size, size, 3] f32, labels [B] int32).
 
@@ -85,7 +86,8 @@ def train_dataset(
     examples and augmentations one device would. `flip` is "random" (each batch draws each image's side)
     or "alternating" (`alternating_flips`). `translate` pads the images by that many mirrored pixels
     (`reflect_pad`) before the random crop of `size`, e.g. 2 with size 32: airbench's translation by up to
-    2 pixels.
+    2 pixels. `statistics` (mean, deviation per channel) normalizes by the data set instead of per image
+    (`preprocess.standardize`).
     """
     if flip not in FLIPS:
         raise ValueError(f"data.flip must be one of {', '.join(FLIPS)}, got {flip!r}")
@@ -109,7 +111,11 @@ def train_dataset(
         if flip == "alternating":
             flips = alternating_flips(indices, step, batch_size, sides)[:, None]
         batch = crop_flip_standardize(
-            tf.gather(images_t, index), offsets[begin : begin + per_part], flips[begin : begin + per_part], size
+            tf.gather(images_t, index),
+            offsets[begin : begin + per_part],
+            flips[begin : begin + per_part],
+            size,
+            statistics,
         )
         return batch, tf.gather(labels_t, index)
 
@@ -127,17 +133,19 @@ def eval_dataset(
     size: int = 24,
     input_context: tf.distribute.InputContext | None = None,
     preprocess=None,
+    statistics=None,
 ) -> tf.data.Dataset:
     """The whole split once, in order: (images [b, size, size, 3] f32, labels [b]).
 
     `labels` may be any per-image values (the explorer passes image ids). `preprocess` replaces the
-    central crop and standardization (uint8 batch -> model inputs), e.g. for a Keras model.
+    central crop and standardization (uint8 batch -> model inputs), e.g. for a Keras model; `statistics`
+    normalizes by the data set's (mean, deviation) instead of per image.
 
     With an `input_context` each batch is cut into one near-equal slice per replica (possibly empty
     for a short last batch), and this pipeline yields its replicas' slices.
     """
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-    return split_batches(dataset, input_context, preprocess or (lambda x: preprocess_eval(x, size)))
+    return split_batches(dataset, input_context, preprocess or (lambda x: preprocess_eval(x, size, statistics)))
 
 
 def split_batches(dataset: tf.data.Dataset, input_context, transform) -> tf.data.Dataset:

@@ -285,17 +285,23 @@ def count_parameters(model: ConvNet) -> int:
     return sum(int(tf.size(variable)) for variable in model.trainable_variables)
 
 
-def to_keras(model: ConvNet, weight_decay: float = 0.0):
+def to_keras(model: ConvNet, weight_decay: float = 0.0, statistics=None):
     """The same network as a plain Keras model (Conv2D + ReLU, MaxPooling2D, GlobalAveragePooling2D),
     holding copies of the current weights; its logits equal `model(images)`. With `weight_decay`, the
-    kernels carry the trainer's penalty weight_decay * sum(W**2) / 2 as Keras regularizers.
+    kernels carry the trainer's penalty weight_decay * sum(W**2) / 2 as Keras regularizers. With
+    `statistics` (mean [C], deviation [C] of pixels in 0..1: a run normalized by its data set), a first
+    Normalization layer takes pixels 0..255 as they are, so the file needs no preprocessing of its own.
 
     Returns:
-      keras.Sequential taking [N, image_size, image_size, channels] float32, giving logits [N, classes].
+      keras.Sequential taking [N, image_size, image_size, channels] float32 (model inputs, or pixels
+      0..255 with `statistics`), giving logits [N, classes].
     """
     import keras
 
     layers = [keras.Input((model.image_size, model.image_size, model.input_channels), name="input")]
+    if statistics is not None:
+        mean, deviation = (np.asarray(v, np.float64) * 255.0 for v in statistics)
+        layers.append(keras.layers.Normalization(mean=mean, variance=deviation**2, name="normalize"))
     for spec in model.specs:
         activation = "relu" if spec.rectify else None
         layers.append(

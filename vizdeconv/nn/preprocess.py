@@ -1,6 +1,8 @@
 """How stored pixels become model inputs (and pictures a person sees) for the explorer and analyses.
 
-A run of the reference trainer takes the central crop, standardized per image. A Keras model takes its
+A run of the reference trainer takes the central crop, standardized per image (or, with the run's
+`data.normalize = "dataset"`, each channel by the training split's mean and deviation, airbench's: `for_run`).
+A Keras model takes its
 own input size; `--preprocess` says how pixels [0, 255] become its inputs when the model does not
 rescale them itself (a `Rescaling` or `Normalization` layer): `auto` picks `raw` for such a model and
 `standardize` otherwise.
@@ -10,9 +12,35 @@ import numpy as np
 import tensorflow as tf
 
 
-def standardize(images):
-    """Per-image standardization of [N, H, W, 3] (any dtype) to zero mean and unit variance, float32."""
-    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+def standardize(images, statistics=None):
+    """[N, H, W, 3] pixels 0..255 (any dtype) -> float32 model inputs: per-image standardization to zero mean
+    and unit variance, or, with `statistics` (mean [C], deviation [C] of the pixels in 0..1), each channel's
+    (x / 255 - mean) / deviation, which keeps an image's brightness and contrast."""
+    x = tf.cast(images, tf.float32)
+    if statistics is None:
+        return tf.image.per_image_standardization(x)
+    mean, deviation = (tf.constant(v, tf.float32) for v in statistics)
+    return (x / 255.0 - mean) / deviation
+
+
+NORMALIZATIONS = ("image", "dataset")
+
+
+def run_statistics(data_config):
+    """(mean, deviation) per channel that a run's `data` config normalizes by, or None (per image)."""
+    normalize = data_config.get("normalize", "image")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"data.normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+    if normalize == "image":
+        return None
+    return tuple(float(v) for v in data_config.mean), tuple(float(v) for v in data_config.std)
+
+
+def for_run(data_config) -> "Preprocess":
+    """The Preprocess of a trainer's run: its central crop, normalized as it trained (`run_statistics`)."""
+    statistics = run_statistics(data_config)
+    size = (data_config.image_size,) * 2
+    return Preprocess(size, "standardize") if statistics is None else Preprocess(size, "dataset", statistics=statistics)
 
 
 def central_crop(images, size: int = 24):
@@ -21,9 +49,9 @@ def central_crop(images, size: int = 24):
     return images[:, offset : offset + size, offset : offset + size, :]
 
 
-def preprocess_eval(images, size: int = 24):
-    """Evaluation preprocessing: central crop and per-image standardization -> [N, size, size, 3] f32."""
-    return standardize(central_crop(images, size))
+def preprocess_eval(images, size: int = 24, statistics=None):
+    """Evaluation preprocessing: central crop and `standardize` -> [N, size, size, 3] f32."""
+    return standardize(central_crop(images, size), statistics)
 
 
 def augmentation_draws(seed, batch_size, full: int = 32, size: int = 24):
@@ -39,13 +67,13 @@ def augmentation_draws(seed, batch_size, full: int = 32, size: int = 24):
     return offsets, flips
 
 
-def crop_flip_standardize(images, offsets, flips, size: int = 24):
-    """[B, 32, 32, 3] uint8 -> [B, size, size, 3] float32: crop at offsets, mirror where flips."""
+def crop_flip_standardize(images, offsets, flips, size: int = 24, statistics=None):
+    """[B, 32, 32, 3] uint8 -> [B, size, size, 3] float32: crop at offsets, mirror where flips, `standardize`."""
     steps = tf.range(size)
     rows = offsets[:, :1] + steps
     cols = offsets[:, 1:] + tf.where(flips, size - 1 - steps, steps)
     crops = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-    return standardize(crops)
+    return standardize(crops, statistics)
 
 
 def augment(images, seed, size: int = 24):
@@ -71,17 +99,21 @@ class Preprocess:
       size: (height, width) the model takes; larger images are center-cropped, smaller ones refused.
       scaling: one of CHOICES other than `auto`: `raw` 0..255, `unit` 0..1, `symmetric` -1..1,
         `standardize` per-image zero mean and unit variance (the reference trainer's), `family` a
-        keras.applications family's own `preprocess_input` (given as `function`).
+        keras.applications family's own `preprocess_input` (given as `function`); and, for a trainer's run
+        only (`for_run`), `dataset`: each channel by the training split's `statistics`.
       function: float pixels 0..255 [N, h, w, C] -> model inputs, for `family`.
+      statistics: (mean [C], deviation [C]) of pixels in 0..1, for `dataset`.
     """
 
-    def __init__(self, size, scaling: str = "standardize", function=None):
-        if scaling not in CHOICES[1:]:
+    def __init__(self, size, scaling: str = "standardize", function=None, statistics=None):
+        if scaling == "dataset" and statistics is None:
+            raise ValueError("dataset normalization needs the training split's (mean, deviation)")
+        if scaling not in CHOICES[1:] + ("dataset",):
             raise ValueError(f"--preprocess must be one of {', '.join(CHOICES)}, got {scaling!r}")
         if scaling == "family" and function is None:
             raise ValueError("--preprocess family needs a keras.applications model (--model applications:NAME)")
         self.size = (int(size[0]), int(size[1]))
-        self.scaling, self.function = scaling, function
+        self.scaling, self.function, self.statistics = scaling, function, statistics
 
     def crop(self, images: np.ndarray) -> np.ndarray:
         """[N, H, W, C] -> [N, h, w, C], the central window the model sees."""
@@ -111,6 +143,8 @@ class Preprocess:
             return x / 127.5 - 1.0
         if self.scaling == "standardize":
             return tf.image.per_image_standardization(x)
+        if self.scaling == "dataset":
+            return standardize(x, self.statistics)
         if self.scaling == "family":
             return tf.convert_to_tensor(self.function(x), tf.float32)
         return x

@@ -75,11 +75,16 @@ def _restore_run(run: str, log=print, checkpoint: str | None = None):
 
 
 def load_model(run: str):
-    """The trained reference network of a run folder as a Keras model (logits [N, 10] from inputs
-    [N, 24, 24, 3] that are centrally cropped and standardized per image, as the trainer evaluates)."""
+    """The trained network of a run folder as a Keras model: logits [N, 10] from central crops [N, S, S, 3]
+    standardized per image, as the trainer evaluates them, or, for a run normalized by its data set
+    (`data.normalize = "dataset"`), from the crops' pixels 0..255 (a first Normalization layer holds the
+    training split's statistics)."""
     from vizdeconv.nn.convnet import to_keras
 
-    return to_keras(open_subject(run=run, need_data=False).model)
+    subject = open_subject(run=run, need_data=False)
+    return to_keras(
+        subject.model, statistics=subject.pixels.statistics if subject.pixels.scaling == "dataset" else None
+    )
 
 
 def _build_application(spec: str, weights: str | None = None):
@@ -257,7 +262,7 @@ def open_subject(
         config, model, step = _restore_run(run, log, checkpoint)
         if data_dir is not None:
             config.data.data_dir = data_dir
-        pixels = preprocess_lib.Preprocess((config.data.image_size,) * 2, "standardize")
+        pixels = preprocess_lib.for_run(config.data)
         return Subject(
             model,
             as_graph(model),

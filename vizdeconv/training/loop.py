@@ -158,12 +158,13 @@ class Trainer:
     def build(self) -> None:
         """The network, optimizer, checkpoint manager, compiled steps and the probe summaries."""
         config = self.config
+        statistics = preprocess.run_statistics(config.data)  # None: per image
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
         with self.strategy.scope():
             self.model = build_model(config)
             # a whitening first layer is set from the first 5,000 training images, as the network sees them
             # (a checkpoint, if any, then replaces it with the same values)
-            self.model.whiten(preprocess.preprocess_eval(self.train_images[:5000], config.data.image_size))
+            self.model.whiten(preprocess.preprocess_eval(self.train_images[:5000], config.data.image_size, statistics))
             self.optimizer = optim.make_optimizer(config.optimizer, config.steps)
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
@@ -176,7 +177,12 @@ class Trainer:
         self.eval_step = steps.make_eval_step(self.model, self.strategy, self.compute_dtype)
         self.eval_data = self.strategy.distribute_datasets_from_function(
             lambda context: pipeline.eval_dataset(
-                self.test_images, self.test_labels, config.eval_batch_size, config.data.image_size, context
+                self.test_images,
+                self.test_labels,
+                config.eval_batch_size,
+                config.data.image_size,
+                context,
+                statistics=statistics,
             )
         )
         self.train_steps = steps.make_train_steps(
@@ -195,7 +201,7 @@ class Trainer:
         )
         probes_uint8 = self.test_images[probe_index]
         self.probe_index = probe_index
-        self.summary_inputs = preprocess.preprocess_eval(probes_uint8, config.data.image_size)
+        self.summary_inputs = preprocess.preprocess_eval(probes_uint8, config.data.image_size, statistics)
         self.summary_originals = (
             preprocess.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
         )
@@ -259,6 +265,7 @@ class Trainer:
                     context,
                     config.data.flip,
                     config.data.translate,
+                    preprocess.run_statistics(config.data),
                 )
             )
         )
