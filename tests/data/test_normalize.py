@@ -87,6 +87,17 @@ def test_a_run_normalized_by_its_data_set_trains_evaluates_opens_and_exports(cif
     logits = subject.model(_normalized(test).astype(np.float32)).numpy()
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert metrics["test_accuracy"] == pytest.approx(np.mean(logits.argmax(1) == test_labels), abs=1e-6)
+    # the trainer's evaluation batches and probe images are normalized the same way
+    import tensorflow as tf
+
+    from vizdeconv.training.loop import Trainer
+
+    trainer = Trainer(config, run, tf.distribute.get_strategy(), chief=False, requested="float32")
+    trainer.load_data()
+    trainer.build()
+    inputs, _ = next(iter(trainer.eval_data))
+    np.testing.assert_allclose(inputs.numpy(), _normalized(test[: len(inputs)]), atol=1e-5)
+    np.testing.assert_allclose(trainer.summary_inputs.numpy(), _normalized(test[trainer.probe_index]), atol=1e-5)
     # the exported file takes pixels 0..255 as they are and gives the same logits; `auto` feeds it raw pixels
     path = str(tmp_path / "model.keras")
     load_model(run).save(path)
