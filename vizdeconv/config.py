@@ -59,7 +59,12 @@ def deep_layers(batch_norm: bool = True) -> list[dict]:
 
 
 def speedrun_layers(
-    widths=(64, 256, 256), whiten: bool = True, identity: bool = True, after_pool: bool = False, he: bool = False
+    widths=(64, 256, 256),
+    whiten: bool = True,
+    identity: bool = True,
+    after_pool: bool = False,
+    he: bool = False,
+    activation: str = "relu",
 ) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
@@ -74,7 +79,8 @@ def speedrun_layers(
     1 / sqrt(3 fan_in) (its uniform draw's), the head's that over 9. They set the effective rate: behind a
     batch normalization a kernel's step shrinks as its norm grows, and the head's scale multiplies every
     gradient the body gets. `he` starts the 3x3 kernels He-normal (sqrt(2 / fan_in), 2.4x larger) and the
-    head at 1/9 (28x larger) instead, the first translation of the recipe, which trains about 4x too fast."""
+    head at 1/9 (28x larger) instead, the first translation of the recipe, which trains about 4x too fast.
+    `activation` "gelu" is airbench's rectifier (the projections then pass its own gradient there)."""
 
     def scale(fan_in: int) -> float:  # the truncated normal's deviation is 0.88 of its parameter
         return math.sqrt(2.0 / fan_in) if he else 1.0 / math.sqrt(3.0 * fan_in) / TRUNCATED_STDDEV
@@ -83,9 +89,10 @@ def speedrun_layers(
         return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
                     init_stddev=scale(9 * fan_in), batch_norm=True, norm_scale=False,
                     norm_momentum=0.6, norm_after_pool=after_pool and pool == 2,
-                    init="identity" if identity else "normal")  # fmt: skip
+                    init="identity" if identity else "normal", activation=activation)  # fmt: skip
 
-    first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12))
+    first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12),
+                 activation=activation)  # fmt: skip
     if whiten:
         first.update(init="whiten", trainable=False)
     one, two, three = widths

@@ -47,8 +47,10 @@ NORMALIZED_NETS = {
     ],
     # configs/speedrun.py's network, narrower: whitening conv, fixed-scale BN, identity starts, VALID pools
     "speedrun": list(layer_specs(speedrun_layers(widths=(5, 6, 4)))),
+    # its GELU variant: the rule replaces nothing there, the signal passes GELU's own gradient
+    "speedrun_gelu": list(layer_specs(speedrun_layers(widths=(5, 6, 4), activation="gelu"))),
 }
-SIZES = {"speedrun": 32}  # its pools take 32 -> 31 -> 15 -> 7 -> 3 -> 1
+SIZES = {"speedrun": 32, "speedrun_gelu": 32}  # its pools take 32 -> 31 -> 15 -> 7 -> 3 -> 1
 
 
 @pytest.mark.parametrize("mode, relu", [("deconvnet", deconvnet_relu), ("guided", guided_relu)])

@@ -87,3 +87,5 @@ def test_whitening_needs_both_signs_of_every_direction_and_the_first_layer():
         layer_specs([layers[1], layers[0]])
     with pytest.raises(ValueError, match="init must be one of"):
         layer_specs([dict(layers[1], init="orthogonal")])
+    with pytest.raises(ValueError, match="activation must be one of relu, gelu"):
+        layer_specs([dict(layers[1], activation="swish")])

@@ -105,12 +105,21 @@ def test_test_time_augmentation_weights_airbenchs_six_views(level):
     np.testing.assert_allclose(got, numpy_tta(logits_np, images, level), rtol=1e-4, atol=1e-4)
 
 
-def test_the_speedrun_network_exports_to_keras_with_equal_logits():
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_the_speedrun_network_exports_to_keras_with_equal_logits(activation):
+    import math
+
     from vizdeconv.nn.convnet import to_keras
 
-    model = ConvNet(layer_specs(speedrun_layers(widths=(8, 12, 12))), image_size=32, seed=1)
+    model = ConvNet(layer_specs(speedrun_layers(widths=(8, 12, 12), activation=activation)), image_size=32, seed=1)
     images = tf.random.stateless_normal([2, 32, 32, 3], [4, 0])
     model.whiten(images)
     twin = to_keras(model)
     np.testing.assert_allclose(twin(images).numpy(), model(images).numpy(), rtol=1e-4, atol=1e-4)
     assert not twin.get_layer("whiten").trainable
+    # the whitening layer's output is its conv's, through the activation written out: x Phi(x) for GELU
+    tensors = model.graph().forward(images)
+    x = tensors["whiten/linear"].numpy().astype(np.float64)
+    expected = np.maximum(x, 0) if activation == "relu" else x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    np.testing.assert_allclose(tensors["whiten"].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert (twin.get_layer("conv1_1").activation.__name__ == activation) or activation == "relu"

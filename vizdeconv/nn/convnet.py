@@ -18,6 +18,13 @@ import tensorflow as tf
 from vizdeconv.nn.graph import Graph, Op
 from vizdeconv.nn.initializers import INITS, identity_partial, whitening_kernel
 
+ACTIVATIONS = ("relu", "gelu")
+
+
+def gelu(x):
+    """GELU, x * Phi(x) with the exact normal CDF (airbench's, PyTorch's and Keras's default): [...] -> [...]."""
+    return tf.nn.gelu(x, approximate=False)
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
@@ -33,7 +40,8 @@ class LayerSpec:
     pool_stride: int = 0
     pool_padding: str = "SAME"
     init_stddev: float = 0.1  # of the truncated-normal initial kernel (deep stacks want He: sqrt(2/fan_in))
-    rectify: bool = True  # ReLU after the bias; a deep net's last (class) layer trains better without
+    rectify: bool = True  # the activation after the bias; a deep net's last (class) layer trains better without
+    activation: str = "relu"  # relu | gelu (exact, airbench's): the projections pass gelu's own gradient
     batch_norm: bool = False  # normalize the conv's output (batch statistics in training, moving ones after)
     norm_scale: bool = True  # train batch normalization's scale (False: fixed at 1, as airbench)
     norm_momentum: float = 0.9  # of the moving statistics (airbench: 0.6, so they follow its fast steps)
@@ -72,6 +80,10 @@ def layer_specs(layers: Iterable[Mapping]) -> tuple[LayerSpec, ...]:
     for index, spec in enumerate(specs):
         if spec.init not in INITS:
             raise ValueError(f"layer {spec.name!r}: init must be one of {', '.join(INITS)}, got {spec.init!r}")
+        if spec.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"layer {spec.name!r}: activation must be one of {', '.join(ACTIVATIONS)}, got {spec.activation!r}"
+            )
         if spec.init == "whiten" and index:
             raise ValueError(f"layer {spec.name!r}: only the first layer can whiten (it sees the images' patches)")
     return tuple(specs)
@@ -259,7 +271,14 @@ def _describe(specs, kernels, biases, norms, input_shape) -> Graph:
                     f"batch normalization of {spec.name!r}",
                 )
             )
-        operations.append(Op(spec.name, "relu" if spec.rectify else "identity", (linear,), {}, f"conv {spec.name!r}"))
+        if not spec.rectify:
+            operations.append(Op(spec.name, "identity", (linear,), {}, f"conv {spec.name!r}"))
+        elif spec.activation == "relu":
+            operations.append(Op(spec.name, "relu", (linear,), {}, f"conv {spec.name!r}"))
+        else:  # any other activation passes its own gradient in the projections (nn.registry "activation")
+            operations.append(
+                Op(spec.name, "activation", (linear,), dict(fn=gelu, label="gelu"), f"conv {spec.name!r}")
+            )
         below = spec.name
         if spec.pool:
             operations.append(
@@ -303,7 +322,7 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0, statistics=None):
         mean, deviation = (np.asarray(v, np.float64) * 255.0 for v in statistics)
         layers.append(keras.layers.Normalization(mean=mean, variance=deviation**2, name="normalize"))
     for spec in model.specs:
-        activation = "relu" if spec.rectify else None
+        activation = spec.activation if spec.rectify else None  # Keras's gelu is the exact one, as ours
         layers.append(
             keras.layers.Conv2D(
                 spec.filters,
