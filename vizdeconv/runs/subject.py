@@ -82,9 +82,7 @@ def load_model(run: str):
     from vizdeconv.nn.convnet import to_keras
 
     subject = open_subject(run=run, need_data=False)
-    return to_keras(
-        subject.model, statistics=subject.pixels.statistics if subject.pixels.scaling == "dataset" else None
-    )
+    return to_keras(subject.model, statistics=subject.pixels.statistics)  # None unless normalized by the data set
 
 
 def _build_application(spec: str, weights: str | None = None):

@@ -158,7 +158,7 @@ class Trainer:
     def build(self) -> None:
         """The network, optimizer, checkpoint manager, compiled steps and the probe summaries."""
         config = self.config
-        statistics = preprocess.run_statistics(config.data)  # None: per image
+        self.statistics = statistics = preprocess.run_statistics(config.data)  # None: per image
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side, not mirrored
         with self.strategy.scope():
             self.model = build_model(config)
@@ -265,7 +265,7 @@ class Trainer:
                     context,
                     config.data.flip,
                     config.data.translate,
-                    preprocess.run_statistics(config.data),
+                    self.statistics,
                 )
             )
         )
