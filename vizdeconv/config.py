@@ -65,6 +65,8 @@ def speedrun_layers(
     after_pool: bool = False,
     he: bool = False,
     activation: str = "relu",
+    norm_epsilon: float = 1e-3,
+    whiten_bias_steps: int = 0,
 ) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
@@ -80,7 +82,10 @@ def speedrun_layers(
     batch normalization a kernel's step shrinks as its norm grows, and the head's scale multiplies every
     gradient the body gets. `he` starts the 3x3 kernels He-normal (sqrt(2 / fan_in), 2.4x larger) and the
     head at 1/9 (28x larger) instead, the first translation of the recipe, which trains about 4x too fast.
-    `activation` "gelu" is airbench's rectifier (the projections then pass its own gradient there)."""
+    `activation` "gelu" is airbench's rectifier (the projections then pass its own gradient there).
+    `norm_epsilon` is batch normalization's (airbench's 1e-12 is below TF's fused kernel's floor, 1.001e-5,
+    and below any variance here); `whiten_bias_steps` N > 0 starts the whitening bias at 0 and trains it for
+    the first N steps only (airbench: 3 epochs), 0 trains it throughout from 0.1."""
 
     def scale(fan_in: int) -> float:  # the truncated normal's deviation is 0.88 of its parameter
         return math.sqrt(2.0 / fan_in) if he else 1.0 / math.sqrt(3.0 * fan_in) / TRUNCATED_STDDEV
@@ -88,13 +93,15 @@ def speedrun_layers(
     def conv(name: str, filters: int, fan_in: int, pool: int = 0) -> dict:
         return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
                     init_stddev=scale(9 * fan_in), batch_norm=True, norm_scale=False,
-                    norm_momentum=0.6, norm_after_pool=after_pool and pool == 2,
+                    norm_momentum=0.6, norm_after_pool=after_pool and pool == 2, norm_epsilon=norm_epsilon,
                     init="identity" if identity else "normal", activation=activation)  # fmt: skip
 
     first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12),
                  activation=activation)  # fmt: skip
     if whiten:
         first.update(init="whiten", trainable=False)
+    if whiten_bias_steps:
+        first.update(bias_init=0.0, bias_steps=int(whiten_bias_steps))
     one, two, three = widths
     head_scale = 1.0 if he else scale(three)
     return [
@@ -154,6 +161,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.optimizer.lookahead_every = 0  # Lookahead around the optimizer: sync every k steps (0: off)
     config.optimizer.lookahead_alpha = 0.5  # Lookahead: how far the slow weights move at a sync (at the end)
     config.optimizer.lookahead_power = 0.0  # Lookahead: > 0 pulls 1 - (1 - alpha) (step / steps)^power (airbench: 3)
+    config.optimizer.lookahead_statistics = False  # Lookahead also averages batch normalization's moving statistics
 
     config.log_every = 200  # progress line and scalar summaries
     config.eval_every = 1000  # eval accuracy on the whole test split

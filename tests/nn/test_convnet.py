@@ -114,6 +114,26 @@ def test_batch_norm_trains_and_infers_as_keras_batch_normalization(momentum):
     assert "conv1/prenorm" not in model.graph().layer_names and "conv1" in model.graph().layer_names
 
 
+def test_batch_norm_epsilon_is_the_layers_own_in_training_inference_and_the_keras_twin():
+    from vizdeconv.nn.convnet import LayerSpec, to_keras
+
+    # small inputs, so that the variance is near epsilon and 1e-3 against 2e-5 shows
+    specs = [LayerSpec("conv1", 3, 4, batch_norm=True, norm_epsilon=2e-5), LayerSpec("head", 1, 10, rectify=False)]
+    model = ConvNet(specs, image_size=6, seed=3)
+    images = tf.random.stateless_normal([4, 6, 6, 3], seed=[5, 1]) * 0.03
+    out = model.graph().forward(images, training=True)
+    raw = (tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]).numpy()
+    mean, variance = raw.mean((0, 1, 2)), raw.var((0, 1, 2))
+    assert variance.max() < 1e-2
+    expected = np.maximum((raw - mean) / np.sqrt(variance + 2e-5), 0)
+    np.testing.assert_allclose(out["conv1"], expected, rtol=1e-3, atol=1e-4)
+    norm = model.norms["conv1"]
+    norm.moving_variance.assign(variance)  # inference near epsilon too
+    np.testing.assert_allclose(model(images), to_keras(model)(images), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at least"):
+        ConvNet([LayerSpec("conv1", 3, 4, batch_norm=True, norm_epsilon=1e-12)], image_size=6)
+
+
 def test_statistics_after_the_pool_train_as_airbenchs_pool_then_normalize_order():
     """norm_after_pool: in training, conv -> pool -> batch norm (the pooled map's statistics) -> ReLU, written
     out by hand; at inference the same network as without it (the moving statistics' positive affine map

@@ -41,6 +41,55 @@ def test_lookahead_pull_grows_as_airbench_weight_averaging():
     assert float(optimizer.pull(total)) == pytest.approx(alpha)
 
 
+def test_lookahead_averages_the_statistics_too_and_ends_on_the_average():
+    # airbench's LookaheadState averages every float of the state (batch normalization's moving statistics
+    # too) and its last update, at decay 1, sets the network to the average, dropping the steps since a sync.
+    target = np.array([1.0, -2.0])
+    weights, statistic = tf.Variable(np.zeros(2, np.float32)), tf.Variable(np.zeros(3, np.float32))
+    alpha, total = 0.3, 11
+    optimizer = Lookahead(keras.optimizers.SGD(0.2), sync_every=2, alpha=alpha, power=3.0, total_steps=total,
+                          statistics=[statistic])  # fmt: skip
+    optimizer.build([weights])  # before training, as the trainer does: the slow copies start at the start
+    fast, slow = np.zeros(2), np.zeros(2)
+    fast_statistic, slow_statistic = np.zeros(3), np.zeros(3)
+    for step in range(1, total + 1):
+        fast_statistic = np.array([step, -2.0 * step, 0.5]) + fast_statistic / 2  # what a forward pass moves
+        statistic.assign(fast_statistic)
+        optimizer.apply_gradients([(tf.constant(weights.numpy() - target, tf.float32), weights)])
+        fast = fast - 0.2 * (fast - target)
+        if step % 2 == 0:
+            pull = 1 - (1 - alpha) * (step / total) ** 3
+            slow, slow_statistic = (
+                slow + pull * (fast - slow),
+                slow_statistic + pull * (fast_statistic - slow_statistic),
+            )
+        if step % 2 == 0 or step == total:
+            fast, fast_statistic = slow.copy(), slow_statistic.copy()
+        np.testing.assert_allclose(weights.numpy(), fast, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
+        np.testing.assert_allclose(statistic.numpy(), fast_statistic, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
+    assert not np.allclose(fast, fast - 0.2 * (fast - target))  # the last step really was dropped
+
+
+def test_a_bias_trained_for_its_first_steps_only_starts_at_its_value_and_then_holds():
+    images = tf.random.stateless_normal([8, 8, 8, 3], [2, 0])
+    labels = tf.constant(np.arange(8) % 10, tf.int32)
+    specs = [LayerSpec("whiten", 2, 4, padding="VALID", bias_init=0.0, bias_steps=2),
+             LayerSpec("head", 1, 10, rectify=False)]  # fmt: skip
+    model = ConvNet(specs, image_size=8, seed=0)
+    np.testing.assert_array_equal(model.biases[0].numpy(), 0.0)
+    np.testing.assert_array_equal(model.biases[1].numpy(), np.float32(0.1))
+    train = steps.make_train_steps(model, keras.optimizers.SGD(0.1), tf.distribute.get_strategy(),
+                                   default_config().loss, 8)  # fmt: skip
+    data = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    history = []
+    for _ in range(4):
+        train(data, tf.constant(1))
+        history.append((model.biases[0].numpy().copy(), model.kernels[0].numpy().copy()))
+    bias_moves = [not np.array_equal(a[0], b[0]) for a, b in zip([(np.zeros(4), None)] + history, history)]
+    assert bias_moves == [True, True, False, False]  # trained at steps 0 and 1 only
+    assert not np.array_equal(history[2][1], history[3][1])  # the kernel trains on
+
+
 @pytest.mark.parametrize("decay_offsets", [False, True])
 def test_gradient_scales_multiply_the_rate_but_not_the_decay(decay_offsets):
     # One Nesterov step from rest moves v by -lr (1 + momentum) (scale * dCE/dv + decay * v), decay only for

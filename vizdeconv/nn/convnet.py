@@ -46,9 +46,12 @@ class LayerSpec:
     norm_scale: bool = True  # train batch normalization's scale (False: fixed at 1, as airbench)
     norm_momentum: float = 0.9  # of the moving statistics (airbench: 0.6, so they follow its fast steps)
     norm_after_pool: bool = False  # training statistics of the pooled map (airbench's order); inference unchanged
+    norm_epsilon: float = 1e-3  # added to the variance (Keras's default; >= 1.001e-5, TF's fused kernel's floor)
     init: str = "normal"  # normal | identity (first filters the identity) | whiten (set from the data's patches)
     trainable: bool = True  # train the kernel (a whitening layer's stays as the data set it)
     rate_scale: float = 1.0  # multiplies the gradients of this layer's kernel and bias (its rate, under SGD)
+    bias_init: float = 0.1  # the bias's starting value (airbench's whitening bias: 0)
+    bias_steps: int = 0  # train the bias for the first N steps only, then hold it (0: always; airbench: 3 epochs)
 
     @property
     def pool_name(self) -> str:
@@ -100,7 +103,7 @@ class ConvNet(tf.Module):
       image_size: side of the square input images.
       channels: input channels.
       seed: seeds the truncated-normal kernels (stddev `init_stddev` of each spec, 0.1 by default);
-        biases start at 0.1. A spec's `init` "identity" then makes its first
+        biases start at `bias_init` (0.1). A spec's `init` "identity" then makes its first
         filters the identity; "whiten" waits for `whiten(images)`.
     """
 
@@ -125,7 +128,7 @@ class ConvNet(tf.Module):
                     f"{2 * spec.kernel * spec.kernel * in_channels} filters (each direction and its negative)"
                 )
             self.kernels.append(tf.Variable(initial, name=f"{spec.name}/kernel", trainable=spec.trainable))
-            self.biases.append(tf.Variable(tf.fill([spec.filters], 0.1), name=f"{spec.name}/bias"))
+            self.biases.append(tf.Variable(tf.fill([spec.filters], float(spec.bias_init)), name=f"{spec.name}/bias"))
             if spec.batch_norm:
                 pooled = (spec.pool, spec.effective_pool_stride, spec.pool_padding) if spec.norm_after_pool else None
                 if pooled and not spec.pool:
@@ -136,6 +139,7 @@ class ConvNet(tf.Module):
                     train_scale=spec.norm_scale,
                     momentum=spec.norm_momentum,
                     statistics_pool=pooled,
+                    epsilon=spec.norm_epsilon,
                 )
             in_channels = spec.filters
         self._description = _describe(
@@ -165,6 +169,12 @@ class ConvNet(tf.Module):
             scales[norm.beta.ref()] = float(norm_bias_scale)
         return [scales.get(variable.ref(), 1.0) for variable in self.trainable_variables]
 
+    def gradient_horizons(self) -> list[int]:
+        """One step count per trainable variable, in `trainable_variables` order: a layer's `bias_steps` for
+        its bias (its gradient counts only before that step), 0 (always) elsewhere."""
+        horizons = {bias.ref(): int(spec.bias_steps) for spec, bias in zip(self.specs, self.biases)}
+        return [horizons.get(variable.ref(), 0) for variable in self.trainable_variables]
+
     @property
     def num_classes(self) -> int:
         return self.specs[-1].filters
@@ -188,7 +198,7 @@ class ConvNet(tf.Module):
 
 class BatchNorm(tf.Module):
     """Per-channel batch normalization of a conv's output, as Keras' BatchNormalization(momentum=0.9,
-    epsilon=1e-3) computes it.
+    epsilon=1e-3) computes it (or at the given `momentum` and `epsilon`).
 
     In training, x is normalized with the batch's mean and (biased) variance over N, H, W, and the moving
     statistics move towards them; everywhere else it is the affine map x * scale + offset of the moving
@@ -196,12 +206,15 @@ class BatchNorm(tf.Module):
     """
 
     MOMENTUM, EPSILON = 0.9, 1e-3
+    MIN_EPSILON = 1.001e-5  # the fused kernel's floor (tf.nn.fused_batch_norm raises smaller values to it)
 
-    # 6 parameters: Keras's BatchNormalization's own settings, and the pooled statistics of airbench's order.
+    # 7 parameters: Keras's BatchNormalization's own settings, and the pooled statistics of airbench's order.
     def __init__(self, channels: int, name: str = "batch_norm", train_scale: bool = True, momentum: float = MOMENTUM,
-                 statistics_pool: tuple | None = None):  # fmt: skip
+                 statistics_pool: tuple | None = None, epsilon: float = EPSILON):  # fmt: skip
         super().__init__(name=name)
-        self.momentum, self.statistics_pool = float(momentum), statistics_pool
+        if not epsilon >= self.MIN_EPSILON:
+            raise ValueError(f"batch normalization's epsilon must be at least {self.MIN_EPSILON}, got {epsilon}")
+        self.momentum, self.statistics_pool, self.epsilon = float(momentum), statistics_pool, float(epsilon)
         self.gamma = tf.Variable(tf.ones([channels]), name="gamma", trainable=train_scale)
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
         # On read, replicas' statistics are averaged; each replica updates its own in training.
@@ -215,7 +228,7 @@ class BatchNorm(tf.Module):
 
     def scale(self) -> tf.Tensor:
         """[C] float32: gamma / sqrt(moving variance + epsilon)."""
-        return self.gamma * tf.math.rsqrt(tf.convert_to_tensor(self.moving_variance) + self.EPSILON)
+        return self.gamma * tf.math.rsqrt(tf.convert_to_tensor(self.moving_variance) + self.epsilon)
 
     def offset(self) -> tf.Tensor:
         """[C] float32: beta - moving mean * scale."""
@@ -233,10 +246,10 @@ class BatchNorm(tf.Module):
             pool, stride, padding = self.statistics_pool
             pooled = tf.nn.max_pool2d(tf.cast(x, tf.float32), pool, stride, padding)
             mean, variance = tf.nn.moments(pooled, [0, 1, 2])
-            scale = self.gamma * tf.math.rsqrt(variance + self.EPSILON)
+            scale = self.gamma * tf.math.rsqrt(variance + self.epsilon)
             y = tf.cast(x, tf.float32) * scale + (self.beta - mean * scale)
         else:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.EPSILON)
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.epsilon)
             # The kernel returns the unbiased variance; Keras moves the moving variance by the biased one.
             count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
             variance = variance * (count - 1) / tf.maximum(count, 2.0)
@@ -339,7 +352,7 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0, statistics=None):
         if spec.batch_norm:
             layers.append(
                 keras.layers.BatchNormalization(
-                    momentum=spec.norm_momentum, epsilon=BatchNorm.EPSILON, name=f"{spec.name}_bn"
+                    momentum=spec.norm_momentum, epsilon=spec.norm_epsilon, name=f"{spec.name}_bn"
                 )
             )
             layers.append(keras.layers.Activation(activation or "linear", name=spec.name))

@@ -165,7 +165,8 @@ class Trainer:
             # a whitening first layer is set from the first 5,000 training images, as the network sees them
             # (a checkpoint, if any, then replaces it with the same values)
             self.model.whiten(preprocess.preprocess_eval(self.train_images[:5000], config.data.image_size, statistics))
-            self.optimizer = optim.make_optimizer(config.optimizer, config.steps)
+            moving = [v for norm in self.model.norms.values() for v in (norm.moving_mean, norm.moving_variance)]
+            self.optimizer = optim.make_optimizer(config.optimizer, config.steps, statistics=moving)
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
         # Every worker saves (saving may need all of them); only the chief's copy is kept.

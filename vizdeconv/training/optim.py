@@ -54,8 +54,10 @@ def learning_rate(config, total_steps: int):
     return schedule
 
 
-def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
-    """The optimizer `config.name` at the scheduled rate, inside Lookahead where `config.lookahead_every`."""
+def make_optimizer(config, total_steps: int, statistics=()) -> keras.optimizers.Optimizer:
+    """The optimizer `config.name` at the scheduled rate, inside Lookahead where `config.lookahead_every`;
+    with `config.lookahead_statistics` Lookahead also averages `statistics` (the moving statistics of the
+    model's batch normalizations, airbench's choice)."""
     from vizdeconv.training.optimizers import Lookahead, Muon
 
     rate = learning_rate(config, total_steps)
@@ -76,6 +78,7 @@ def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
             config.get("lookahead_alpha", 0.5),
             config.get("lookahead_power", 0.0),
             total_steps,
+            statistics=statistics if config.get("lookahead_statistics", False) else (),
         )
     return optimizer
 

@@ -81,7 +81,12 @@ class Lookahead(keras.optimizers.Optimizer):
 
     With `power` p > 0 the pull grows over training as airbench's weight averaging does: at step t of
     `total_steps` T the slow weights move 1 - (1 - alpha) (t / T)^p of the way, nearly all of it early
-    (little averaging while the rate is high) and `alpha` at the end.
+    (little averaging while the rate is high) and `alpha` at the end; and at step T the fast weights take
+    the slow ones whether or not a synchronization is due (airbench ends on its average, dropping the steps
+    since the last one).
+
+    `statistics` are variables the optimizer does not train but averages with the weights (airbench
+    averages batch normalization's moving statistics too, so that they stay those of the averaged weights).
 
     Args:
       inner: the optimizer of the fast weights (its learning rate is this one's).
@@ -89,14 +94,17 @@ class Lookahead(keras.optimizers.Optimizer):
       alpha: how far the slow weights move towards the fast ones at a synchronization (at the end, with power).
       power: p, 0 for a constant alpha.
       total_steps: T, the training's length (with power).
+      statistics: non-trainable variables averaged at each synchronization as the weights are.
       **kwargs: what `keras.optimizers.Optimizer` takes.
     """
 
     def __init__(self, inner: keras.optimizers.Optimizer, sync_every: int = 5, alpha: float = 0.5,
-                 power: float = 0.0, total_steps: int = 1, name: str = "lookahead", **kwargs):  # fmt: skip
+                 power: float = 0.0, total_steps: int = 1, statistics=(), name: str = "lookahead",
+                 **kwargs):  # fmt: skip
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         self.inner, self.sync_every, self.alpha = inner, int(sync_every), float(alpha)
         self.power, self.total_steps = float(power), max(int(total_steps), 1)
+        self.statistics = list(statistics)
 
     def pull(self, step):
         """How far the slow weights move at a synchronization after `step` steps (a float32 scalar)."""
@@ -121,7 +129,8 @@ class Lookahead(keras.optimizers.Optimizer):
         super().build(variables)
         self.inner.build(variables)
         self.slow = self.add_optimizer_variables(variables, "slow")
-        for slow, variable in zip(self.slow, variables):
+        self.slow_statistics = self.add_optimizer_variables(self.statistics, "slow") if self.statistics else []
+        for slow, variable in zip(self.slow + self.slow_statistics, list(variables) + self.statistics):
             slow.assign(variable)
 
     def apply(self, grads, trainable_variables=None):
@@ -132,13 +141,15 @@ class Lookahead(keras.optimizers.Optimizer):
         variables = trainable_variables if trainable_variables is not None else self._trainable_variables
         self.iterations.assign_add(1)
         due = ops.equal(ops.mod(self.iterations, self.sync_every), 0)
+        # with the pull's schedule the run ends on the slow weights (airbench's last update, at decay 1)
+        last = ops.logical_and(ops.convert_to_tensor(self.power > 0), ops.equal(self.iterations, self.total_steps))
         alpha = self.pull(self.iterations)
-        for slow, fast in zip(self.slow, variables):
+        for slow, fast in zip(self.slow + self.slow_statistics, list(variables) + self.statistics):
             moved = ops.add(
                 slow, ops.multiply(ops.subtract(ops.cast(fast, slow.dtype), slow), ops.cast(alpha, slow.dtype))
             )
             slow.assign(ops.where(due, moved, slow))
-            fast.assign(ops.where(due, ops.cast(slow, fast.dtype), fast))
+            fast.assign(ops.where(ops.logical_or(due, last), ops.cast(slow, fast.dtype), fast))
 
     def get_config(self):
         """The settings, the inner optimizer's included."""

@@ -28,7 +28,8 @@ def make_train_steps(
     but the weight penalty's share, so that a scaled rate leaves the decay as it is: airbench's parameter
     groups set weight_decay = wd / lr, so every parameter decays by the same wd per step whatever its rate
     (its head, 1/9 of a raw weight, learns at 1/81 of the rate and decays at the full rate).
-    `loss_config.decay_offsets` puts batch normalization's offsets in the penalty too.
+    `loss_config.decay_offsets` puts batch normalization's offsets in the penalty too. A layer's
+    `bias_steps` N stops its bias's gradient from step N on (`model.gradient_horizons()`).
 
     The sums (loss, cross_entropy, weight_penalty, correct, examples) are reduced over replicas;
     divide loss terms by num_steps for per-step means and correct by examples for accuracy.
@@ -39,6 +40,7 @@ def make_train_steps(
     if loss_config.get("decay_offsets", False):
         penalized += [norm.beta for norm in model.norms.values()]
     scales = model.gradient_scales(norm_bias_scale)
+    horizons = model.gradient_horizons()
     penalized_refs = {variable.ref() for variable in penalized}
     # the penalty's gradient weight_decay * v / replicas, to be kept at factor 1 where the rest is scaled
     decay = [
@@ -63,6 +65,12 @@ def make_train_steps(
         gradients = [
             g if scale == 1.0 else g * scale + keep * v
             for g, scale, keep, v in zip(gradients, scales, decay, model.trainable_variables)
+        ]
+        # a bias trained for its first N steps only (airbench's whitening bias) gets no gradient after them;
+        # its momentum's tail still carries it a few steps further, as it would any stopped parameter
+        gradients = [
+            g if not horizon else g * tf.cast(optimizer.iterations < horizon, g.dtype)
+            for g, horizon in zip(gradients, horizons)
         ]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         correct = tf.reduce_sum(
