@@ -67,6 +67,7 @@ def speedrun_layers(
     activation: str = "relu",
     norm_epsilon: float = 1e-3,
     whiten_bias_steps: int = 0,
+    pool_first: bool = False,
 ) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
@@ -85,7 +86,10 @@ def speedrun_layers(
     `activation` "gelu" is airbench's rectifier (the projections then pass its own gradient there).
     `norm_epsilon` is batch normalization's (airbench's 1e-12 is below TF's fused kernel's floor, 1.001e-5,
     and below any variance here); `whiten_bias_steps` N > 0 starts the whitening bias at 0 and trains it for
-    the first N steps only (airbench: 3 epochs), 0 trains it throughout from 0.1."""
+    the first N steps only (airbench: 3 epochs), 0 trains it throughout from 0.1. `pool_first` puts each
+    stage's 2x2 pool between its first conv and that conv's normalization, airbench's conv -> pool -> norm ->
+    activation at inference too: with ReLU the same map as pooling the rectified map, with GELU (not
+    monotone) a different one, airbench's."""
 
     def scale(fan_in: int) -> float:  # the truncated normal's deviation is 0.88 of its parameter
         return math.sqrt(2.0 / fan_in) if he else 1.0 / math.sqrt(3.0 * fan_in) / TRUNCATED_STDDEV
@@ -93,7 +97,8 @@ def speedrun_layers(
     def conv(name: str, filters: int, fan_in: int, pool: int = 0) -> dict:
         return dict(name=name, kernel=3, filters=filters, pool=pool, pool_padding="VALID",
                     init_stddev=scale(9 * fan_in), batch_norm=True, norm_scale=False,
-                    norm_momentum=0.6, norm_after_pool=after_pool and pool == 2, norm_epsilon=norm_epsilon,
+                    norm_momentum=0.6, norm_after_pool=after_pool and pool == 2 and not pool_first,
+                    pool_first=pool_first and pool == 2, norm_epsilon=norm_epsilon,
                     init="identity" if identity else "normal", activation=activation)  # fmt: skip
 
     first = dict(name="whiten", kernel=2, filters=24, padding="VALID", init_stddev=math.sqrt(2.0 / 12),

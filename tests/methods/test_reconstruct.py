@@ -49,8 +49,16 @@ NORMALIZED_NETS = {
     "speedrun": list(layer_specs(speedrun_layers(widths=(5, 6, 4)))),
     # its GELU variant: the rule replaces nothing there, the signal passes GELU's own gradient
     "speedrun_gelu": list(layer_specs(speedrun_layers(widths=(5, 6, 4), activation="gelu"))),
+    # airbench's order, conv -> pool -> norm -> GELU: the switches are the conv's own map's
+    "speedrun_gelu_pool_first": list(
+        layer_specs(speedrun_layers(widths=(5, 6, 4), activation="gelu", pool_first=True))
+    ),
 }
-SIZES = {"speedrun": 32, "speedrun_gelu": 32}  # its pools take 32 -> 31 -> 15 -> 7 -> 3 -> 1
+SIZES = {
+    "speedrun": 32,
+    "speedrun_gelu": 32,
+    "speedrun_gelu_pool_first": 32,
+}  # its pools take 32 -> 31 -> 15 -> 7 -> 3 -> 1
 
 
 @pytest.mark.parametrize("mode, relu", [("deconvnet", deconvnet_relu), ("guided", guided_relu)])

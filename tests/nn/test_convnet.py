@@ -134,6 +134,34 @@ def test_batch_norm_epsilon_is_the_layers_own_in_training_inference_and_the_kera
         ConvNet([LayerSpec("conv1", 3, 4, batch_norm=True, norm_epsilon=1e-12)], image_size=6)
 
 
+def test_pool_first_is_airbenchs_conv_pool_norm_gelu_in_training_and_at_inference():
+    import math
+
+    from vizdeconv.nn.convnet import LayerSpec
+
+    spec = dict(name="conv1", kernel=3, filters=5, pool=2, pool_padding="VALID", batch_norm=True, norm_scale=False,
+                activation="gelu")  # fmt: skip
+    model = ConvNet([LayerSpec(**spec, pool_first=True), LayerSpec("head", 1, 10, rectify=False)], image_size=9)
+    images = tf.random.stateless_normal([4, 9, 9, 3], seed=[3, 1])
+    erf = np.vectorize(math.erf)
+    raw = (tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]).numpy().astype(np.float64)
+    pooled = tf.nn.max_pool2d(raw, 2, 2, "VALID").numpy()
+    mean, variance = pooled.mean((0, 1, 2)), pooled.var((0, 1, 2))
+    x = (pooled - mean) / np.sqrt(variance + 1e-3)
+    training = model.graph().forward(images, training=True)
+    np.testing.assert_allclose(training["conv1"], x * 0.5 * (1 + erf(x / math.sqrt(2))), rtol=1e-4, atol=1e-5)
+    norm = model.norms["conv1"]
+    x = (pooled - norm.moving_mean.numpy()) / np.sqrt(norm.moving_variance.numpy() + 1e-3)
+    inference = model.graph().forward(images)
+    np.testing.assert_allclose(inference["conv1"], x * 0.5 * (1 + erf(x / math.sqrt(2))), rtol=1e-4, atol=1e-5)
+    assert inference["pool1"].shape == inference["conv1"].shape == (4, 4, 4, 5)
+    after = ConvNet([LayerSpec(**spec), LayerSpec("head", 1, 10, rectify=False)], image_size=9)
+    after.norms["conv1"].moving_mean.assign(norm.moving_mean)
+    assert not np.allclose(model(images), after(images), atol=1e-4)  # GELU is not monotone: another network
+    with pytest.raises(ValueError, match="already normalizes"):
+        ConvNet([LayerSpec(**spec, pool_first=True, norm_after_pool=True)], image_size=9)
+
+
 def test_statistics_after_the_pool_train_as_airbenchs_pool_then_normalize_order():
     """norm_after_pool: in training, conv -> pool -> batch norm (the pooled map's statistics) -> ReLU, written
     out by hand; at inference the same network as without it (the moving statistics' positive affine map

@@ -154,13 +154,14 @@ def test_test_time_augmentation_weights_airbenchs_six_views(level):
     np.testing.assert_allclose(got, numpy_tta(logits_np, images, level), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_the_speedrun_network_exports_to_keras_with_equal_logits(activation):
+@pytest.mark.parametrize("activation, pool_first", [("relu", False), ("gelu", False), ("gelu", True)])
+def test_the_speedrun_network_exports_to_keras_with_equal_logits(activation, pool_first):
     import math
 
     from vizdeconv.nn.convnet import to_keras
 
-    model = ConvNet(layer_specs(speedrun_layers(widths=(8, 12, 12), activation=activation)), image_size=32, seed=1)
+    layers = speedrun_layers(widths=(8, 12, 12), activation=activation, pool_first=pool_first)
+    model = ConvNet(layer_specs(layers), image_size=32, seed=1)
     images = tf.random.stateless_normal([2, 32, 32, 3], [4, 0])
     model.whiten(images)
     twin = to_keras(model)

@@ -47,6 +47,7 @@ class LayerSpec:
     norm_momentum: float = 0.9  # of the moving statistics (airbench: 0.6, so they follow its fast steps)
     norm_after_pool: bool = False  # training statistics of the pooled map (airbench's order); inference unchanged
     norm_epsilon: float = 1e-3  # added to the variance (Keras's default; >= 1.001e-5, TF's fused kernel's floor)
+    pool_first: bool = False  # conv -> pool -> norm -> activation (airbench's order; with GELU a different map)
     init: str = "normal"  # normal | identity (first filters the identity) | whiten (set from the data's patches)
     trainable: bool = True  # train the kernel (a whitening layer's stays as the data set it)
     rate_scale: float = 1.0  # multiplies the gradients of this layer's kernel and bias (its rate, under SGD)
@@ -133,6 +134,8 @@ class ConvNet(tf.Module):
                 pooled = (spec.pool, spec.effective_pool_stride, spec.pool_padding) if spec.norm_after_pool else None
                 if pooled and not spec.pool:
                     raise ValueError(f"layer {spec.name!r}: norm_after_pool needs a pool")
+                if pooled and spec.pool_first:
+                    raise ValueError(f"layer {spec.name!r}: pool_first already normalizes the pooled map")
                 self.norms[spec.name] = BatchNorm(
                     spec.filters,
                     f"{spec.name}_bn",
@@ -273,36 +276,34 @@ def _describe(specs, kernels, biases, norms, input_shape) -> Graph:
                 f"conv {spec.name!r}",
             )
         )
+        after = conv
+        pool_op = None
+        if spec.pool:
+            pool_op = dict(pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding)
+        if pool_op and spec.pool_first:  # airbench's order: the pool takes the conv's map itself
+            operations.append(Op(spec.pool_name, "max_pool", (after,), pool_op, f"pool {spec.pool_name!r}"))
+            after = spec.pool_name
         if spec.name in norms:
             norm = norms[spec.name]
             operations.append(
                 Op(
                     linear,
                     "affine",
-                    (conv,),
+                    (after,),
                     dict(scale=norm.scale, offset=norm.offset, train=norm.train),
                     f"batch normalization of {spec.name!r}",
                 )
             )
+            after = linear
         if not spec.rectify:
-            operations.append(Op(spec.name, "identity", (linear,), {}, f"conv {spec.name!r}"))
+            operations.append(Op(spec.name, "identity", (after,), {}, f"conv {spec.name!r}"))
         elif spec.activation == "relu":
-            operations.append(Op(spec.name, "relu", (linear,), {}, f"conv {spec.name!r}"))
+            operations.append(Op(spec.name, "relu", (after,), {}, f"conv {spec.name!r}"))
         else:  # any other activation passes its own gradient in the projections (nn.registry "activation")
-            operations.append(
-                Op(spec.name, "activation", (linear,), dict(fn=gelu, label="gelu"), f"conv {spec.name!r}")
-            )
+            operations.append(Op(spec.name, "activation", (after,), dict(fn=gelu, label="gelu"), f"conv {spec.name!r}"))
         below = spec.name
-        if spec.pool:
-            operations.append(
-                Op(
-                    spec.pool_name,
-                    "max_pool",
-                    (below,),
-                    dict(pool=spec.pool, stride=spec.effective_pool_stride, padding=spec.pool_padding),
-                    f"pool {spec.pool_name!r}",
-                )
-            )
+        if pool_op and not spec.pool_first:
+            operations.append(Op(spec.pool_name, "max_pool", (below,), pool_op, f"pool {spec.pool_name!r}"))
             below = spec.pool_name
     operations.append(Op("logits", "global_avg_pool", (below,), {}, "logits"))
     return Graph(operations, "logits", input_shape)
@@ -334,6 +335,10 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0, statistics=None):
     if statistics is not None:
         mean, deviation = (np.asarray(v, np.float64) * 255.0 for v in statistics)
         layers.append(keras.layers.Normalization(mean=mean, variance=deviation**2, name="normalize"))
+
+    def split(spec) -> bool:  # the conv and its activation are separate layers, with others between them
+        return spec.batch_norm or bool(spec.pool and spec.pool_first)
+
     for spec in model.specs:
         activation = spec.activation if spec.rectify else None  # Keras's gelu is the exact one, as ours
         layers.append(
@@ -343,29 +348,33 @@ def to_keras(model: ConvNet, weight_decay: float = 0.0, statistics=None):
                 strides=spec.stride,
                 padding=spec.padding.lower(),
                 dilation_rate=spec.dilation,
-                activation=None if spec.batch_norm else activation,
-                name=f"{spec.name}_conv" if spec.batch_norm else spec.name,
+                activation=None if split(spec) else activation,
+                name=f"{spec.name}_conv" if split(spec) else spec.name,
                 kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay and spec.trainable else None,
                 trainable=spec.trainable,
             )
         )
+        pool = None
+        if spec.pool:
+            pool = keras.layers.MaxPooling2D(
+                spec.pool, spec.effective_pool_stride, spec.pool_padding.lower(), name=spec.pool_name
+            )
+        if pool and spec.pool_first:
+            layers.append(pool)
         if spec.batch_norm:
             layers.append(
                 keras.layers.BatchNormalization(
                     momentum=spec.norm_momentum, epsilon=spec.norm_epsilon, name=f"{spec.name}_bn"
                 )
             )
+        if split(spec):
             layers.append(keras.layers.Activation(activation or "linear", name=spec.name))
-        if spec.pool:
-            layers.append(
-                keras.layers.MaxPooling2D(
-                    spec.pool, spec.effective_pool_stride, spec.pool_padding.lower(), name=spec.pool_name
-                )
-            )
+        if pool and not spec.pool_first:
+            layers.append(pool)
     layers.append(keras.layers.GlobalAveragePooling2D(name="logits"))
     twin = keras.Sequential(layers, name="vizdeconv_reference")
     for spec, kernel, bias in zip(model.specs, model.kernels, model.biases):
-        conv = twin.get_layer(f"{spec.name}_conv" if spec.batch_norm else spec.name)
+        conv = twin.get_layer(f"{spec.name}_conv" if split(spec) else spec.name)
         conv.set_weights([kernel.numpy(), bias.numpy()])
         if spec.batch_norm:
             norm = model.norms[spec.name]
