@@ -167,8 +167,11 @@ def test_the_speedrun_network_exports_to_keras_with_equal_logits(activation, poo
     twin = to_keras(model)
     np.testing.assert_allclose(twin(images).numpy(), model(images).numpy(), rtol=1e-4, atol=1e-4)
     assert not twin.get_layer("whiten").trainable
-    # the whitening layer's output is its conv's, through the activation written out: x Phi(x) for GELU
     tensors = model.graph().forward(images)
+    for name in model.layer_names:  # every layer's map, not only the logits: the order of pool and activation
+        inside = keras.Model(twin.inputs, twin.get_layer(name).output)(images).numpy()
+        np.testing.assert_allclose(inside, tensors[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    # the whitening layer's output is its conv's, through the activation written out: x Phi(x) for GELU
     x = tensors["whiten/linear"].numpy().astype(np.float64)
     expected = np.maximum(x, 0) if activation == "relu" else x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
     np.testing.assert_allclose(tensors["whiten"].numpy(), expected, rtol=1e-5, atol=1e-5)
