@@ -142,7 +142,7 @@ class Lookahead(keras.optimizers.Optimizer):
         self.iterations.assign_add(1)
         due = ops.equal(ops.mod(self.iterations, self.sync_every), 0)
         # with the pull's schedule the run ends on the slow weights (airbench's last update, at decay 1)
-        last = ops.logical_and(ops.convert_to_tensor(self.power > 0), ops.equal(self.iterations, self.total_steps))
+        last = ops.equal(self.iterations, self.total_steps) if self.power else False
         alpha = self.pull(self.iterations)
         for slow, fast in zip(self.slow + self.slow_statistics, list(variables) + self.statistics):
             moved = ops.add(
