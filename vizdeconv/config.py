@@ -15,7 +15,7 @@ from vizdeconv.data.pipeline import FLIPS
 from vizdeconv.hardware import precision
 from vizdeconv.hardware.distribute import STRATEGIES
 from vizdeconv.hardware.precision import PRECISIONS
-from vizdeconv.methods.reconstruct import MODES
+from vizdeconv.methods.reconstruct import MODES, RECTIFY
 from vizdeconv.nn.convnet import layer_specs
 from vizdeconv.nn.initializers import TRUNCATED_STDDEV
 from vizdeconv.nn.preprocess import NORMALIZATIONS
@@ -26,7 +26,7 @@ SCHEDULES = ("constant", "cosine", "step", "triangle")
 SPLITS = ("test", "train")
 TTA_LEVELS = (0, 1, 2)  # test-time augmentation: none, mirror, mirror and two 1-pixel moves (training.steps)
 RECTIFY_HELP = ("relu: the rule at ReLUs, other activations (silu, gelu, ...) pass their own gradient; all: the "
-                "ReLU rule at every activation")  # fmt: skip
+                "ReLU rule at every activation (default: the run's reconstruction.rectify, else relu)")  # fmt: skip
 
 
 def reference_layers() -> list[dict]:
@@ -64,32 +64,35 @@ def speedrun_layers(
     identity: bool = True,
     after_pool: bool = False,
     he: bool = False,
-    activation: str = "relu",
-    norm_epsilon: float = 1e-3,
-    whiten_bias_steps: int = 0,
-    pool_first: bool = False,
+    activation: str = "gelu",
+    norm_epsilon: float = 1.001e-5,
+    whiten_bias_steps: int = 144,
+    pool_first: bool = True,
 ) -> list[dict]:
     """airbench94's network as argmax-pooling layers (configs/speedrun.py): a 2x2 whitening conv (24 filters,
     VALID, frozen; `whiten=False` trains it from a He-scaled start instead), then three stages of two 3x3
     convs of `widths`, each batch-normalized with a fixed scale (moving statistics at momentum 0.6, which
-    follow its fast steps) and, with `identity`, its first filters the
-    identity; a 2x2 VALID argmax pool after each stage's first conv and a 3x3 one after the last conv
-    (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class conv, not rectified, at 1/9 of a kernel's start and 1/81
-    of the rate (airbench's linear head times 1/9). `after_pool` takes the pooling convs' training statistics
-    from the pooled maps (airbench's conv -> pool -> norm order; the same network at inference).
+    follow its fast steps) and, with `identity`, its first filters the identity; a 2x2 VALID argmax pool
+    after each stage's first conv and a 3x3 one after the last conv (31 -> 15 -> 7 -> 3 -> 1); a 1x1 class
+    conv, not rectified, at 1/9 of a kernel's start and 1/81 of the rate (airbench's linear head times 1/9).
+
+    The defaults are airbench94's choices. `activation` GELU, x Phi(x) (the projections pass its gradient
+    unless `reconstruction.rectify` is "all", which configs/speedrun.py sets); "relu" for the deconvnet's own
+    rectifier. `pool_first` puts each stage's 2x2 pool between its first conv and that conv's normalization,
+    airbench's conv -> pool -> norm -> activation, at inference too (with ReLU the same map as pooling the
+    rectified map, with GELU, not monotone, a different one); False pools after the activation, and
+    `after_pool` then still takes the training statistics from the pooled maps. `norm_epsilon` is batch
+    normalization's (airbench's 1e-12 is below TF's fused kernel's floor, 1.001e-5, and below any variance
+    here). `whiten_bias_steps` N > 0 starts the whitening bias at 0 and trains it for the first N steps
+    only (airbench: 3 epochs, 144 steps); 0 trains it throughout from 0.1.
 
     The initial scales are PyTorch's defaults, which airbench keeps: a kernel's standard deviation
     1 / sqrt(3 fan_in) (its uniform draw's), the head's that over 9. They set the effective rate: behind a
     batch normalization a kernel's step shrinks as its norm grows, and the head's scale multiplies every
     gradient the body gets. `he` starts the 3x3 kernels He-normal (sqrt(2 / fan_in), 2.4x larger) and the
     head at 1/9 (28x larger) instead, the first translation of the recipe, which trains about 4x too fast.
-    `activation` "gelu" is airbench's rectifier (the projections then pass its own gradient there).
-    `norm_epsilon` is batch normalization's (airbench's 1e-12 is below TF's fused kernel's floor, 1.001e-5,
-    and below any variance here); `whiten_bias_steps` N > 0 starts the whitening bias at 0 and trains it for
-    the first N steps only (airbench: 3 epochs), 0 trains it throughout from 0.1. `pool_first` puts each
-    stage's 2x2 pool between its first conv and that conv's normalization, airbench's conv -> pool -> norm ->
-    activation at inference too: with ReLU the same map as pooling the rectified map, with GELU (not
-    monotone) a different one, airbench's."""
+
+    Returns: the layer dicts of `config.model.layers`."""
 
     def scale(fan_in: int) -> float:  # the truncated normal's deviation is 0.88 of its parameter
         return math.sqrt(2.0 / fan_in) if he else 1.0 / math.sqrt(3.0 * fan_in) / TRUNCATED_STDDEV
@@ -182,23 +185,30 @@ def default_config() -> ml_collections.ConfigDict:
     config.reconstruction.top_k = 16  # strongest feature maps shown one by one
     config.reconstruction.display_scale = 4  # nearest-neighbour upscaling of the 24x24 panels
     config.reconstruction.clip_percentile = 0.0  # 0: min-max scaling; e.g. 1.0 clips 1% tails
+    # where the mode's rule replaces the gradient: relu (ReLUs only) | all (every activation, e.g. GELU); the
+    # run's default for the trainer's pictures, the explorer and the analyses
+    config.reconstruction.rectify = "relu"
     return config
 
 
 def speedrun_config() -> ml_collections.ConfigDict:
-    """configs/speedrun.py: airbench94's recipe (Jordan 2024) on `speedrun_layers()` at 32x32. Nesterov SGD
-    (momentum 0.85) over summed, label-smoothed (0.2) cross-entropy, batch 1024, 484 steps (9.9 epochs),
-    the triangular rate (0.2 -> 1 at 23% -> 0.07), batch normalization's offsets at 64x the rate, weight
-    averaging every 5 steps (Lookahead, pull 1 - 0.774 (t/T)^3), the alternating flip, translation by up to
-    2 pixels, and test-time augmentation (mirror and two 1-pixel moves) at the end."""
+    """configs/speedrun.py: airbench94's recipe (Jordan 2024) on `speedrun_layers()` at 32x32, each channel
+    normalized by the training split's mean and deviation. Nesterov SGD (momentum 0.85) over summed,
+    label-smoothed (0.2) cross-entropy, batch 1024, 476 steps (9.9 epochs of 48 full batches), the
+    triangular rate (0.2 -> 1 at 23% -> 0.07), batch normalization's offsets at 64x the rate, weight and
+    moving-statistics averaging every 5 steps (Lookahead, pull 1 - 0.774 (t/T)^3, ending on the average),
+    the alternating flip, translation by up to 2 pixels, and test-time augmentation (mirror and two 1-pixel
+    moves) at the end. Its pictures apply the deconvnet's rule at the GELUs (`reconstruction.rectify`)."""
     config = default_config()
     config.name = "speedrun"
     config.model.layers = speedrun_layers()
+    config.reconstruction.rectify = "all"  # the deconvnet's rule at the GELUs: pictures, not gradients
     config.data.image_size = 32
+    config.data.normalize = "dataset"
     config.data.translate = 2
     config.data.flip = "alternating"
     config.batch_size = 1024
-    config.steps = 484  # 9.9 epochs of 50,000 images
+    config.steps = 476  # airbench's ceil(9.9 x 48): 9.9 epochs of its 48 full batches of 1,024
     config.loss.reduction = "sum"
     config.loss.label_smoothing = 0.2
     config.loss.decay_offsets = True  # airbench decays every parameter, its offsets at the kernels' decay
@@ -209,7 +219,7 @@ def speedrun_config() -> ml_collections.ConfigDict:
     config.optimizer.nesterov = True
     config.optimizer.learning_rate = rate
     config.optimizer.schedule = "triangle"
-    config.optimizer.warmup_steps = 111  # the peak, 23% of the steps
+    config.optimizer.warmup_steps = 109  # the peak, 23% of the steps
     config.optimizer.decay_factor = 0.07
     config.optimizer.norm_bias_scale = 64.0
     # its decoupled decay, 0.0153 per 1,024 examples, is the rate times the penalty's coefficient
@@ -217,6 +227,7 @@ def speedrun_config() -> ml_collections.ConfigDict:
     config.optimizer.lookahead_every = 5
     config.optimizer.lookahead_alpha = 1 - 0.95**5
     config.optimizer.lookahead_power = 3.0
+    config.optimizer.lookahead_statistics = True  # the moving statistics averaged too, as airbench's state dict
     config.eval_tta = 2
     config.eval_every = 100
     config.checkpoint_every = 100
@@ -277,6 +288,7 @@ def validate(config) -> None:
     if not config.optimizer.lookahead_power >= 0:
         raise ValueError(f"optimizer.lookahead_power must be 0 or more, got {config.optimizer.lookahead_power}")
     check_choice("reconstruction.mode", config.reconstruction.mode, MODES)
+    check_choice("reconstruction.rectify", config.reconstruction.rectify, RECTIFY)
     if not 0 <= config.reconstruction.clip_percentile < 50:
         raise ValueError("reconstruction.clip_percentile must be in [0, 50)")
     check_choice("data.flip", config.data.flip, FLIPS)

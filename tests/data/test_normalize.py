@@ -74,6 +74,7 @@ def test_a_run_normalized_by_its_data_set_trains_evaluates_opens_and_exports(cif
 
     config = small_config(cifar_session, **{"data.normalize": "dataset", "data.image_size": 32, "steps": 2})
     config.model.layers = speedrun_layers(widths=(8, 12, 12))
+    config.reconstruction.rectify = "all"
     run = str(tmp_path / "run")
     train_and_evaluate(config, run, log=lambda *_: None)
     train, _ = cifar10.load_split(config.data, "train")
@@ -98,6 +99,7 @@ def test_a_run_normalized_by_its_data_set_trains_evaluates_opens_and_exports(cif
     inputs, _ = next(iter(trainer.eval_data))
     np.testing.assert_allclose(inputs.numpy(), _normalized(test[: len(inputs)]), atol=1e-5)
     np.testing.assert_allclose(trainer.summary_inputs.numpy(), _normalized(test[trainer.probe_index]), atol=1e-5)
+    assert trainer.summary.projector.rectify == "all"  # its pictures take the run's rule at the GELUs
     # the exported file takes pixels 0..255 as they are and gives the same logits; `auto` feeds it raw pixels
     path = str(tmp_path / "model.keras")
     load_model(run).save(path)

@@ -274,31 +274,54 @@ def test_a_batch_normalized_run_trains_exports_and_projects(cifar_session, tmp_p
 @pytest.mark.slow
 def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_session, tmp_path):
     """configs/speedrun.py's network (narrower, a few steps): a frozen whitening layer, fixed-scale batch
-    normalization, 2x2 VALID pools and a 3x3 one. Its export reloads without vizdeconv's layers and projects
-    as the run does; the explorer (with optimized images and the sanity check) and the analyses run on it."""
-    from tests.e2e.test_train import SPEEDRUN
+    normalization after 2x2 VALID pools, GELU, a 3x3 pool. Its export reloads without vizdeconv's layers and
+    projects as the run does; the run's rule at the GELUs (`reconstruction.rectify`) reaches the notebook
+    inspector's pictures; the explorer (with optimized images and the sanity check) and the analyses run on
+    it."""
+    from tests.e2e.test_train import AIRBENCH
     from tests.support.builders import small_config
     from vizdeconv.training.loop import train_and_evaluate
+    from vizdeconv.viz import inspection
+    from vizdeconv.viz import pictures as pictures_lib
 
     run = str(tmp_path / "run")
-    train_and_evaluate(small_config(cifar_session, **SPEEDRUN), run, log=lambda *_: None)
-    model = open_subject(run=run, log=lambda *_: None, need_data=False).model
+    recipe = {**AIRBENCH, "reconstruction.rectify": "all"}
+    train_and_evaluate(small_config(cifar_session, **recipe), run, log=lambda *_: None)
+    opened = open_subject(run=run, log=lambda *_: None, need_data=False)
+    model = opened.model
+    assert opened.rectify == "all"
     path = str(tmp_path / "model.keras")
     result = command("vizdeconv.export", "--run", run, "--out", path)
     assert result.returncode == 0, result.stderr[-2000:]
     reloaded = keras.models.load_model(path)
     assert not reloaded.get_layer("whiten").trainable
-    pictures = preprocess.preprocess_eval(cifar10.load_binary(cifar_session, "test")[0][:3], 32)
-    np.testing.assert_allclose(reloaded(pictures), model(pictures), rtol=1e-4, atol=1e-4)
+    # the export takes pixels 0..255 and normalizes them by the data set's statistics itself
+    images = cifar10.load_binary(cifar_session, "test")[0][:3]
+    inputs = opened.pixels.inputs(images)
+    np.testing.assert_allclose(reloaded(images.astype(np.float32)), model(inputs), rtol=1e-4, atol=1e-4)
+    std = np.asarray(opened.config.data.std, np.float32)
     for layer in ("whiten", "conv2_1", "pool3_2"):
-        exported = vizdeconv.Deconvnet(reloaded).project(pictures, layer, channel=1)
-        own = vizdeconv.Deconvnet(model).project(pictures, layer, channel=1)
-        np.testing.assert_allclose(exported, own, rtol=1e-3, atol=1e-4, err_msg=layer)
+        exported = vizdeconv.Deconvnet(reloaded, rectify="all").project(images.astype(np.float32), layer, channel=1)
+        own = vizdeconv.Deconvnet(model, rectify="all").project(inputs, layer, channel=1)
+        # one more linear step down, through its normalization of pixels 0..255: x -> (x / 255 - mean) / std
+        np.testing.assert_allclose(exported, own / (255 * std), rtol=1e-3, atol=1e-6, err_msg=layer)
+    # the inspector projects with the run's rule: the ReLU rule at every GELU, not GELU's gradient
+    shown = inspection.Run(run).project_channel(images, "conv3_2", 1)
+    for rectify, same in (("all", True), ("relu", False)):
+        expected = vizdeconv.Deconvnet(model, rectify=rectify).project(inputs, "conv3_2", channel=1)
+        assert np.allclose(shown, pictures_lib.to_display(expected.numpy()), atol=1e-5) == same, rectify
     explored = str(tmp_path / "explored")
     code, _, err = in_process("explore", "--run", run, "--layer", "conv3_2", "--top_k", "2", "--limit", "20",
                               "--optimize", "--steps", "4", "--sanity", "--out", explored)  # fmt: skip
     assert code == 0, err
-    assert len(json.load(open(os.path.join(explored, "index.json")))["layers"]["conv3_2"]) == 16
+    index = json.load(open(os.path.join(explored, "index.json")))
+    assert len(index["layers"]["conv3_2"]) == 16
+    assert index["report"]["rectify"] == "all"  # the run's rule, not the flag's default
+    from vizdeconv.viz.plugin import projector  # and the tab's projections of the run
+
+    loaded = projector._Loaded(None, model, 0, opened.pixels)
+    loaded.subject = opened
+    assert loaded.deconvnet("guided").rectify == "all"
     for analysis in (["occlusion", "--images", "0", "--patch", "8", "--stride", "8"],
                      ["invariance", "--images", "first:1"], ["sanity", "--layer", "conv3_2", "--images", "first:1"],
                      ["attribute", "--limit", "2", "--method", "gradcam", "--method", "guided_gradcam"]):  # fmt: skip

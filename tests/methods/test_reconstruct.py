@@ -45,14 +45,12 @@ NORMALIZED_NETS = {
         LayerSpec("conv2", 3, 4, batch_norm=True),
         LayerSpec("conv3", 3, 3),
     ],
-    # configs/speedrun.py's network, narrower: whitening conv, fixed-scale BN, identity starts, VALID pools
-    "speedrun": list(layer_specs(speedrun_layers(widths=(5, 6, 4)))),
-    # its GELU variant: the rule replaces nothing there, the signal passes GELU's own gradient
-    "speedrun_gelu": list(layer_specs(speedrun_layers(widths=(5, 6, 4), activation="gelu"))),
-    # airbench's order, conv -> pool -> norm -> GELU: the switches are the conv's own map's
-    "speedrun_gelu_pool_first": list(
-        layer_specs(speedrun_layers(widths=(5, 6, 4), activation="gelu", pool_first=True))
-    ),
+    # configs/speedrun.py's network with ReLU, narrower: whitening conv, fixed-scale BN, identity starts, VALID pools
+    "speedrun": list(layer_specs(speedrun_layers(widths=(5, 6, 4), activation="relu", pool_first=False))),
+    # with GELU: the rule replaces nothing there, the signal passes GELU's own gradient
+    "speedrun_gelu": list(layer_specs(speedrun_layers(widths=(5, 6, 4), pool_first=False))),
+    # the recipe's own, airbench's order, conv -> pool -> norm -> GELU: the switches are the conv's own map's
+    "speedrun_gelu_pool_first": list(layer_specs(speedrun_layers(widths=(5, 6, 4)))),
 }
 SIZES = {
     "speedrun": 32,

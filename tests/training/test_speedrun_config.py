@@ -1,6 +1,7 @@
 """configs/speedrun.py: airbench94's network and numbers, and the ablation script's variants."""
 
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -31,9 +32,18 @@ def test_the_recipe_is_airbench94s_network_and_budget():
     by_hand = 2 * (31**2 * 4 * 3 * 24 + 31**2 * 9 * 24 * 64 + 15**2 * 9 * 64 * 64 + 15**2 * 9 * 64 * 256
                    + 7**2 * 9 * 256 * 256 + 7**2 * 9 * 256 * 256 + 3**2 * 9 * 256 * 256 + 256 * 10)  # fmt: skip
     assert conv_flops(model) == by_hand
-    # 9.9 epochs of 50,000 at batch 1024, three passes per image: airbench's 0.36 PFLOPs
+    # airbench's ceil(9.9 epochs x 48 full batches of 1,024), three passes per image: its 0.36 PFLOPs
+    assert config.steps == math.ceil(9.9 * (50000 // 1024))
     assert 3 * by_hand * config.steps * config.batch_size / 1e15 == pytest.approx(0.35, abs=0.01)
-    assert config.steps * config.batch_size / 50000 == pytest.approx(9.9, abs=0.02)
+    # the rest of airbench94's choices: GELU, the pool before the normalization, the data set's statistics,
+    # the whitening bias trained for 3 epochs of 48 batches, the statistics averaged with the weights
+    layers = {layer["name"]: layer for layer in config.model.layers}
+    assert {layer.get("activation") for name, layer in layers.items() if name != "head"} == {"gelu"}
+    assert [name for name, layer in layers.items() if layer.get("pool_first")] == ["conv1_1", "conv2_1", "conv3_1"]
+    assert layers["whiten"]["bias_steps"] == 3 * 48 and layers["whiten"]["bias_init"] == 0.0
+    assert config.data.normalize == "dataset" and config.optimizer.lookahead_statistics
+    # and its pictures: the deconvnet's rule at the GELUs, which are its rectifiers
+    assert config.reconstruction.rectify == "all"
 
 
 @pytest.mark.parametrize("variant", sorted(ablation_script().VARIANTS))

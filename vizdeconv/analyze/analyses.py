@@ -76,7 +76,7 @@ def run_occlusion(subject, options: OcclusionOptions | None = None, log=print) -
     train_images, _ = subject.load("train")
     grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
     folder = _out(subject, "occlusion", out)
-    deconvnet = Deconvnet(subject.model, mode, rectify=rectify)
+    deconvnet = Deconvnet(subject.model, mode, rectify=rectify or subject.rectify)
     names = subject.class_names()
     results, pictures = {}, []
     occluder = occlusion_lib.Occlusion(deconvnet, subject.pixels.inputs, grey, patch, stride, layer)
@@ -142,7 +142,7 @@ def run_sanity(subject, options: SanityOptions | None = None, layer: str | None 
     activations = graph.forward(inputs, record_switches=False, until=(name,))[name]
     channels, positions = strongest_unit(activations)
     cascade = sanity_lib.CascadingRandomization(subject.model, mode or subject.mode, subject.seed,
-                                                display_of=to_display, rectify=rectify)  # fmt: skip
+                                                display_of=to_display, rectify=rectify or subject.rectify)  # fmt: skip
     result = cascade.explain(inputs, layer, channels, positions)
     folder = _out(subject, "sanity", out)
     picture = figures.sanity_figure(result, layer)
@@ -194,7 +194,7 @@ def run_evolution(subject, options: EvolutionOptions | None = None, layer: str |
     steps, tiles = [], []
     for step, load in models:
         model = load()
-        deconvnet = Deconvnet(model, mode, rectify=rectify)
+        deconvnet = Deconvnet(model, mode, rectify=rectify or subject.rectify)
         top = scan(
             deconvnet.graph,
             images,

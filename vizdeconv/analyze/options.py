@@ -30,7 +30,7 @@ class OcclusionOptions(AnalysisOptions):
     patch: int = option(4, "side of the grey square")
     stride: int = option(1, "step of the grey square")
     mode: str = option("deconvnet", "projection rule of the strongest map's projection", choices=MODES)
-    rectify: str = option("relu", RECTIFY_HELP, choices=RECTIFY)
+    rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -42,7 +42,7 @@ class EvolutionOptions(AnalysisOptions):
     limit: int = option(0, "scan only the first N images")
     snapshots: str | None = option(None, "evolution of a .keras model: the folder of its snapshots")
     mode: str = option("deconvnet", "projection rule", choices=MODES)
-    rectify: str = option("relu", RECTIFY_HELP, choices=RECTIFY)
+    rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -62,7 +62,7 @@ class SanityOptions(AnalysisOptions):
     layers: list[str] | None = option(help="the layer (default: the top feature layer); repeat for several",
                                       flag="--layer", repeat=True)  # fmt: skip
     mode: str | None = option(None, "projection rule (default: the run's, or deconvnet)", choices=MODES)
-    rectify: str = option("relu", RECTIFY_HELP, choices=RECTIFY)
+    rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -85,7 +85,7 @@ class ExploreOptions(SubjectOptions):
     top_k: int = option(9, "activations kept per feature map")
     mode: str | None = option(None, "projection rule (default: the run's reconstruction.mode, or deconvnet)",
                               choices=MODES)  # fmt: skip
-    rectify: str = option("relu", RECTIFY_HELP, choices=RECTIFY)
+    rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
     out: str | None = option(None, "output folder (default: <run>/explore/<split>, or <model>_explore/<split>)")
     batch_size: int = option(500, "images per scan batch")
     compare: bool = option(False, "also render the projection modes side by side")
@@ -251,7 +251,8 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     from vizdeconv.viz.plugin import probes as probes_lib
 
     mode, root, pixels, split = options.mode or subject.mode, subject.root, subject.pixels, options.split
-    deconvnet = Deconvnet(subject.model, mode, rectify=options.rectify)
+    rectify = options.rectify or subject.rectify
+    deconvnet = Deconvnet(subject.model, mode, rectify=rectify)
     graph = deconvnet.graph
     source = subject.source(split)
     layers = _layers(graph, options.layers)
@@ -281,7 +282,7 @@ def _explore_into(subject, out: str, options: ExploreOptions, log, after_scan) -
     where = f" ({len(skipped)} skipped: listed in {os.path.join(out, scanning.SKIPPED_FILE)})" if len(skipped) else ""
     log(f"scanned {scanned} {split} images{where} for {len(layers)} layers in {state.seconds:.1f} s")
     report = {"out": out, "images": int(scanned), "skipped": int(len(skipped)), "scan_seconds": state.seconds,
-              "mode": mode, "rectify": options.rectify, "source": source.name, "layers": layers}  # fmt: skip
+              "mode": mode, "rectify": rectify, "source": source.name, "layers": layers}  # fmt: skip
     if options.shard is not None:
         report["shard"] = options.shard
         return report

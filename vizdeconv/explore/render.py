@@ -71,7 +71,7 @@ class Renderer:
     def __init__(self, deconvnet: Deconvnet, source, preprocess):
         self.projector, self.graph = deconvnet, deconvnet.graph
         self.source, self.preprocess = source, preprocess
-        self.mode = deconvnet.mode
+        self.mode, self.rectify = deconvnet.mode, deconvnet.rectify
         self.fields = receptive_field.ReceptiveFields(self.graph)
 
     def _distinct(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,7 +224,7 @@ class Renderer:
         channels, positions = strongest_unit(self.graph.forward(inputs)[name])
         panels = [self.preprocess.pictures(self._read(image_ids)[0])]
         for mode in self.modes(layer):
-            projector = Deconvnet(self.graph, mode)
+            projector = Deconvnet(self.graph, mode, rectify=self.rectify)
             panels.append(pictures.to_display(projector.project(inputs, layer, channels, positions).numpy()))
         with tf.GradientTape() as tape:
             tape.watch(inputs)

@@ -189,7 +189,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 ADDED_FIELDS = ("keep_steps", "loss.label_smoothing", "optimizer.lookahead_every", "optimizer.lookahead_alpha",
                 "data.flip", "data.translate", "optimizer.momentum", "optimizer.nesterov",
                 "optimizer.norm_bias_scale", "optimizer.lookahead_power", "eval_tta", "loss.decay_offsets",
-                "data.normalize", "data.mean", "data.std", "optimizer.lookahead_statistics")  # fmt: skip
+                "data.normalize", "data.mean", "data.std", "optimizer.lookahead_statistics",
+                "reconstruction.rectify")  # fmt: skip
 
 
 def _check_fields(path: str, saved: dict) -> None:

@@ -176,6 +176,8 @@ class Subject:
       tfds_data_dir: where a `data_dir` of `tfds:NAME` is prepared.
       weights: the weights file an `applications:` model was given.
       labels: class names of a labels file (`read_labels`), one per output; None: CIFAR-10's or indices.
+      rectify: the default of where the projection rule replaces the gradient (`Deconvnet`'s `rectify`): the
+        run's `reconstruction.rectify`, "relu" for a model file.
     """
 
     model: object
@@ -192,6 +194,7 @@ class Subject:
     tfds_data_dir: str | None = None
     weights: str | None = None
     labels: list[str] | None = None
+    rectify: str = "relu"
 
     def load(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """images [N, H, W, C] uint8, labels [N] int32 of a split, in memory (undecodable files left out):
@@ -272,6 +275,7 @@ def open_subject(
             data_dir,
             config,
             step=step,
+            rectify=config.reconstruction.rectify,
         )
     if data_dir is None and need_data:
         raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")

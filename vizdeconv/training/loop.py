@@ -207,7 +207,7 @@ class Trainer:
             preprocess.central_crop(probes_uint8, config.data.image_size).astype(np.float32) / 255.0
         )
         self.summary = ReconstructionSummary(
-            Deconvnet(self.model, config.reconstruction.mode, compute_dtype=self.compute_dtype),
+            Deconvnet(self.model, config.reconstruction.mode, self.compute_dtype, config.reconstruction.rectify),
             self.summary_inputs,
             self.summary_originals,
             top_k=config.reconstruction.top_k,

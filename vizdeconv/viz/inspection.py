@@ -24,10 +24,11 @@ class Inspector:
       model: a keras.Model, the reference convnet or a Graph.
       preprocess: pixels -> model inputs (`nn.preprocess.Preprocess`); default: as `for_model`.
       data_dir: where `test_images` reads (CIFAR-10 binary data or an image folder).
+      rectify: where the projection rules replace the gradient (`Deconvnet`'s; a run: its config's).
     """
 
-    def __init__(self, model, preprocess: Preprocess | None = None, data_dir: str | None = None):
-        self.model = model
+    def __init__(self, model, preprocess: Preprocess | None = None, data_dir: str | None = None, rectify="relu"):
+        self.model, self.rectify = model, reconstruct.check_rectify(rectify)
         self.graph = Deconvnet(model).graph
         self.pixels = preprocess or for_model(self.graph)
         self.data_dir = data_dir
@@ -74,7 +75,8 @@ class Inspector:
         result = {}
         for mode in modes:
             try:
-                projections = Deconvnet(self.model, mode).project(self.inputs(images), list(self.layers))
+                deconvnet = Deconvnet(self.model, mode, rectify=self.rectify)
+                projections = deconvnet.project(self.inputs(images), list(self.layers))
             except ValueError:
                 continue
             result[mode] = {name: pictures.to_display(value.numpy()) for name, value in projections.items()}
@@ -83,7 +85,8 @@ class Inspector:
     def project_channel(self, images: np.ndarray, layer: str, channel: int, mode: str = "deconvnet") -> np.ndarray:
         """Each image's projection of feature map `channel` of `layer` by the rule `mode`, for `images`
         [N, H, W, C] uint8: [N, h, w, 3] ready to show."""
-        projection = Deconvnet(self.model, mode).project(self.inputs(images), layer, channel=channel)
+        deconvnet = Deconvnet(self.model, mode, rectify=self.rectify)
+        projection = deconvnet.project(self.inputs(images), layer, channel=channel)
         return pictures.to_display(projection.numpy())
 
 
@@ -98,7 +101,7 @@ class Run(Inspector):
         self.path = path or rundir.newest_run(logdir)
         opened = open_subject(run=self.path)
         self.subject, self.config, self.step = opened, opened.config, opened.step
-        super().__init__(opened.model, opened.pixels)
+        super().__init__(opened.model, opened.pixels, rectify=opened.rectify)
         self.metrics = rundir.read_metrics(self.path) or {}
 
     def test_images(self, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -87,8 +87,9 @@ class _Loaded:
     def deconvnet(self, mode: str):
         from vizdeconv.methods.deconvnet import Deconvnet
 
-        if mode not in self.deconvnets:
-            self.deconvnets[mode] = Deconvnet(self.model, mode)
+        if mode not in self.deconvnets:  # at a run's GELUs too where its config says so
+            rectify = self.subject.rectify if self.subject is not None else "relu"
+            self.deconvnets[mode] = Deconvnet(self.model, mode, rectify=rectify)
         return self.deconvnets[mode]
 
 
