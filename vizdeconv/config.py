@@ -191,39 +191,41 @@ def default_config() -> ml_collections.ConfigDict:
     return config
 
 
-def speedrun_config() -> ml_collections.ConfigDict:
+def speedrun_config(widths=(64, 256, 256), epochs: float = 9.9, rate: float = 11.5) -> ml_collections.ConfigDict:
     """configs/speedrun.py: airbench94's recipe (Jordan 2024) on `speedrun_layers()` at 32x32, each channel
     normalized by the training split's mean and deviation. Nesterov SGD (momentum 0.85) over summed,
     label-smoothed (0.2) cross-entropy, batch 1024, 476 steps (9.9 epochs of 48 full batches), the
     triangular rate (0.2 -> 1 at 23% -> 0.07), batch normalization's offsets at 64x the rate, weight and
     moving-statistics averaging every 5 steps (Lookahead, pull 1 - 0.774 (t/T)^3, ending on the average),
     the alternating flip, translation by up to 2 pixels, and test-time augmentation (mirror and two 1-pixel
-    moves) at the end. Its pictures apply the deconvnet's rule at the GELUs (`reconstruction.rectify`)."""
+    moves) at the end. Its pictures apply the deconvnet's rule at the GELUs (`reconstruction.rectify`).
+
+    `widths`, `epochs` and `rate` (airbench's, per 1,024 examples) give its larger siblings: airbench95 is
+    widths (128, 384, 384), 15 epochs, rate 10 (configs/speedrun95.py)."""
     config = default_config()
     config.name = "speedrun"
-    config.model.layers = speedrun_layers()
+    config.model.layers = speedrun_layers(widths)
     config.reconstruction.rectify = "all"  # the deconvnet's rule at the GELUs: pictures, not gradients
     config.data.image_size = 32
     config.data.normalize = "dataset"
     config.data.translate = 2
     config.data.flip = "alternating"
     config.batch_size = 1024
-    config.steps = 476  # airbench's ceil(9.9 x 48): 9.9 epochs of its 48 full batches of 1,024
+    config.steps = math.ceil(epochs * (50000 // 1024))  # airbench's: epochs of its 48 full batches (9.9: 476)
     config.loss.reduction = "sum"
     config.loss.label_smoothing = 0.2
     config.loss.decay_offsets = True  # airbench decays every parameter, its offsets at the kernels' decay
-    # airbench's decoupled rate, 11.5 per 1,024 examples at momentum 0.85: 11.5 / (1024 (1 + 1 / 0.15))
-    rate = 11.5 / (1024 * (1 + 1 / 0.15))
+    # airbench's decoupled rate, `rate` (11.5) per 1,024 examples at momentum 0.85: rate / (1024 (1 + 1 / 0.15))
     config.optimizer.name = "momentum"
     config.optimizer.momentum = 0.85
     config.optimizer.nesterov = True
-    config.optimizer.learning_rate = rate
+    config.optimizer.learning_rate = rate / (1024 * (1 + 1 / 0.15))
     config.optimizer.schedule = "triangle"
-    config.optimizer.warmup_steps = 109  # the peak, 23% of the steps
+    config.optimizer.warmup_steps = int(0.23 * config.steps)  # the peak (airbench truncates: 109 of 476)
     config.optimizer.decay_factor = 0.07
     config.optimizer.norm_bias_scale = 64.0
     # its decoupled decay, 0.0153 per 1,024 examples, is the rate times the penalty's coefficient
-    config.loss.weight_decay = 0.0153 * 1024 / 11.5
+    config.loss.weight_decay = 0.0153 * 1024 / rate
     config.optimizer.lookahead_every = 5
     config.optimizer.lookahead_alpha = 1 - 0.95**5
     config.optimizer.lookahead_power = 3.0

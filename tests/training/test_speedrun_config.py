@@ -46,6 +46,28 @@ def test_the_recipe_is_airbench94s_network_and_budget():
     assert config.reconstruction.rectify == "all"
 
 
+def test_airbench95_is_the_recipe_wider_longer_and_at_its_rate():
+    from configs import speedrun95
+
+    config, base = speedrun95.get_config(), speedrun.get_config()
+    config_lib.validate(config)
+    model = build_model(config)
+    assert [model.shapes[name] for name in ("conv1_2", "conv2_2", "pool3_2", "head")] == [
+        (15, 15, 128), (7, 7, 384), (1, 1, 384), (1, 1, 10)]  # fmt: skip
+    by_hand = 2 * (31**2 * 4 * 3 * 24 + 31**2 * 9 * 24 * 128 + 15**2 * 9 * 128 * 128 + 15**2 * 9 * 128 * 384
+                   + 7**2 * 9 * 384 * 384 + 7**2 * 9 * 384 * 384 + 3**2 * 9 * 384 * 384 + 384 * 10)  # fmt: skip
+    assert conv_flops(model) == by_hand
+    # legacy/airbench95.py: 15 epochs of 48 batches, the peak at int(0.23 T), rate 10 per 1,024 examples
+    assert (config.steps, config.optimizer.warmup_steps) == (720, 165)
+    assert 3 * by_hand * config.steps * config.batch_size / 1e15 == pytest.approx(1.33, abs=0.01)
+    assert config.optimizer.learning_rate / base.optimizer.learning_rate == pytest.approx(10 / 11.5)
+    # the decoupled decay per step, the rate times the penalty's coefficient, stays airbench's 0.0153 / 1,024
+    assert (config.optimizer.learning_rate * config.loss.weight_decay
+            == pytest.approx(base.optimizer.learning_rate * base.loss.weight_decay))  # fmt: skip
+    rest = {**config.to_dict(), "model": None, "steps": None, "optimizer": None, "loss": None, "name": None}
+    assert rest == {**base.to_dict(), "model": None, "steps": None, "optimizer": None, "loss": None, "name": None}
+
+
 @pytest.mark.parametrize("variant", sorted(ablation_script().VARIANTS))
 def test_each_ablation_variant_is_a_valid_config_that_changes_the_recipe(variant):
     script = ablation_script()
