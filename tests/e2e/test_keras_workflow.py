@@ -319,8 +319,7 @@ def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_se
     assert index["report"]["rectify"] == "all"  # the run's rule, not the flag's default
     from vizdeconv.viz.plugin import projector  # and the tab's projections of the run
 
-    loaded = projector._Loaded(None, model, 0, opened.pixels)
-    loaded.subject = opened
+    loaded = projector._Loaded(None, opened, 0)
     assert loaded.deconvnet("guided").rectify == "all"
     for analysis in (["occlusion", "--images", "0", "--patch", "8", "--stride", "8"],
                      ["invariance", "--images", "first:1"], ["sanity", "--layer", "conv3_2", "--images", "first:1"],

@@ -50,12 +50,13 @@ def newest_weights(run: Run) -> tuple[str, object]:
 
 
 class _Loaded:
-    def __init__(self, signature, model, step, pixels):
-        self.signature, self.model, self.step, self.pixels = signature, model, step, pixels
+    def __init__(self, signature, subject, step):
+        self.signature, self.subject, self.step = signature, subject, step  # the opened `runs.subject.Subject`
+        self.model, self.pixels = subject.model, subject.pixels
         self.deconvnets, self.lock = {}, threading.Lock()
         self.visualizations, self.optimized = {}, {}
         self.attributions, self.attributed = {}, {}  # method -> Attribution; (probe, method, classes) -> maps
-        self.subject, self.splits, self.split_labels = None, {}, {}  # the opened subject; split -> Source, labels
+        self.splits, self.split_labels = {}, {}  # split -> Source, labels
         self.maps = collections.OrderedDict()  # (inputs' digest, layer) -> [h, w, C] activations, newest last
 
     def feature_maps(self, inputs: np.ndarray, layer: str) -> np.ndarray:
@@ -88,8 +89,7 @@ class _Loaded:
         from vizdeconv.methods.deconvnet import Deconvnet
 
         if mode not in self.deconvnets:  # at a run's GELUs too where its config says so
-            rectify = self.subject.rectify if self.subject is not None else "relu"
-            self.deconvnets[mode] = Deconvnet(self.model, mode, rectify=rectify)
+            self.deconvnets[mode] = Deconvnet(self.model, mode, rectify=self.subject.rectify)
         return self.deconvnets[mode]
 
 
@@ -128,8 +128,7 @@ class Projector:
         except (OSError, ValueError) as error:
             raise Refused(str(error)) from None
         step = opened.step if run.kind == "run" or path.startswith(APPLICATIONS) else checkpoints.snapshot_step(path)
-        loaded = _Loaded((path, stamp), opened.model, step, opened.pixels)
-        loaded.subject = opened
+        loaded = _Loaded((path, stamp), opened, step)
         with self._lock:
             self._loaded[run.root] = loaded
         return loaded
