@@ -276,8 +276,8 @@ def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_se
     """configs/speedrun.py's network (narrower, a few steps): a frozen whitening layer, fixed-scale batch
     normalization after 2x2 VALID pools, GELU, a 3x3 pool. Its export reloads without vizdeconv's layers and
     projects as the run does; the run's rule at the GELUs (`reconstruction.rectify`) reaches the notebook
-    inspector's pictures; the explorer (with optimized images and the sanity check) and the analyses run on
-    it."""
+    inspector's pictures, the tab and the explorer, of the run and of its exported file; the explorer (with
+    optimized images and the sanity check) and the analyses run on it."""
     from tests.e2e.test_train import AIRBENCH
     from tests.support.builders import small_config
     from vizdeconv.training.loop import train_and_evaluate
@@ -321,6 +321,14 @@ def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_se
 
     loaded = projector._Loaded(None, opened, 0)
     assert loaded.deconvnet("guided").rectify == "all"
+    # the exported file carries the rule too: opened by the toolbox, it projects as the run does
+    from_file = open_subject(model_path=path, need_data=False)
+    assert (from_file.mode, from_file.rectify) == (opened.mode, "all")
+    assert projector._Loaded(None, from_file, None).deconvnet("guided").rectify == "all"
+    code, _, err = in_process("explore", "--model", path, "--data_dir", cifar_session, "--layer", "conv3_2",
+                              "--top_k", "2", "--limit", "20", "--out", str(tmp_path / "explored_file"))  # fmt: skip
+    assert code == 0, err
+    assert json.load(open(tmp_path / "explored_file" / "index.json"))["report"]["rectify"] == "all"
     for analysis in (["occlusion", "--images", "0", "--patch", "8", "--stride", "8"],
                      ["invariance", "--images", "first:1"], ["sanity", "--layer", "conv3_2", "--images", "first:1"],
                      ["attribute", "--limit", "2", "--method", "gradcam", "--method", "guided_gradcam"]):  # fmt: skip

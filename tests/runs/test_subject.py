@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support.builders import small_config
-from vizdeconv.runs.subject import open_subject, read_labels
+from vizdeconv.runs.subject import SETTINGS_ENTRY, open_subject, read_labels, record_settings
 from vizdeconv.training.loop import train_and_evaluate
 
 
@@ -36,6 +36,28 @@ def test_a_keras_file_and_the_newest_of_a_snapshot_folder(tmp_path):
     assert opened.root == str(tmp_path / "model_explore") and opened.pixels.scaling == "standardize"
     newest = open_subject(model_path=str(snapshots), need_data=False)
     np.testing.assert_array_equal(kernel(newest.model), kernel(second))
+    assert (opened.mode, opened.rectify, newest.mode, newest.rectify) == ("deconvnet", "relu") * 2
+
+
+def test_an_exported_files_recorded_rule_is_its_default_and_keras_still_opens_it(tmp_path):
+    """`vizdeconv export` records the run's projection defaults in an archive entry: the toolbox opens the
+    file with them, plain Keras opens it as before, and an entry from elsewhere (damaged, unknown values)
+    is ignored rather than trusted."""
+    import zipfile
+
+    path = str(tmp_path / "model.keras")
+    tiny(0).save(path)
+    record_settings(path, "guided", "all")
+    opened = open_subject(model_path=path, need_data=False)
+    assert (opened.mode, opened.rectify) == ("guided", "all")
+    np.testing.assert_array_equal(kernel(keras.models.load_model(path)), kernel(tiny(0)))
+    for entry in (b"{not json", b'{"mode": "sideways", "rectify": "everywhere"}', b"[1, 2]"):
+        damaged = str(tmp_path / "damaged.keras")
+        tiny(0).save(damaged)
+        with zipfile.ZipFile(damaged, "a") as archive:
+            archive.writestr(SETTINGS_ENTRY, entry)
+        opened = open_subject(model_path=damaged, need_data=False)
+        assert (opened.mode, opened.rectify) == ("deconvnet", "relu"), entry
 
 
 def test_an_applications_model_is_built_offline_and_takes_the_users_weights(tmp_path):

@@ -3,7 +3,9 @@
 The file holds plain Keras layers (Conv2D with ReLU, MaxPooling2D, GlobalAveragePooling2D), so
 `keras.models.load_model` opens it without vizdeconv installed; its inputs are the run's central crops
 (24x24 for the reference net) standardized per image, or their pixels 0..255 for a run normalized by its
-data set (a first Normalization layer), its outputs the run's logits.
+data set (a first Normalization layer), its outputs the run's logits. The run's projection defaults
+(`reconstruction.mode` and `.rectify`) ride along in an archive entry Keras does not read, so the explorer,
+the analyses and the TensorBoard tab open the file with the run's rule.
 """
 
 import dataclasses
@@ -29,17 +31,9 @@ def main(argv=None, program: str = "vizdeconv export") -> int:
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"folder {folder} does not exist; create it or pick another --out")
-    from vizdeconv.runs.subject import load_model
+    from vizdeconv.runs.subject import export_run
 
-    model = load_model(args.run)
-    temporary = args.out + ".tmp.keras"
-    try:
-        model.save(temporary)
-        os.replace(temporary, args.out)
-    except OSError as error:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise PermissionError(f"cannot write {args.out}: {error.strerror or error}") from None
+    model = export_run(args.run, args.out)
     print(
         f"wrote {args.out} ({model.count_params()} parameters, input {model.input_shape[1:]}, "
         f"output {model.output_shape[1:]})"

@@ -85,6 +85,30 @@ def load_model(run: str):
     return to_keras(subject.model, statistics=subject.pixels.statistics)  # None unless normalized by the data set
 
 
+def export_run(run: str, path: str):
+    """Writes a run's network (`load_model`'s) to the `.keras` file `path`, with the run's projection defaults
+    recorded in it (`record_settings`), through a temporary file so that a failed write leaves no half file
+    and an earlier file intact. Returns the Keras model.
+
+    Raises:
+      PermissionError: the file cannot be written (a read-only folder, a full disk).
+    """
+    from vizdeconv.nn.convnet import to_keras
+
+    subject = open_subject(run=run, need_data=False)
+    model = to_keras(subject.model, statistics=subject.pixels.statistics)
+    temporary = path + ".tmp.keras"
+    try:
+        model.save(temporary)
+        record_settings(temporary, subject.mode, subject.rectify)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise PermissionError(f"cannot write {path}: {error.strerror or error}") from None
+    return model
+
+
 def _build_application(spec: str, weights: str | None = None):
     """A keras.applications model by name, `applications:NAME` or `applications:NAME:SIZE` (a square input
     of SIZE pixels; default: the family's own, or 224 for the families built for any size, such as
@@ -125,9 +149,42 @@ def _build_application(spec: str, weights: str | None = None):
     return model, getattr(module, "preprocess_input", None)
 
 
+# The archive entry where `vizdeconv export` records the run's projection settings: Keras's loader reads only
+# its own entries, so the file stays plain Keras while the toolbox still opens it with the run's rule.
+SETTINGS_ENTRY = "vizdeconv.json"
+
+
+def record_settings(path: str, mode: str, rectify: str) -> None:
+    """Writes the projection defaults (`mode`, `rectify`) into the `.keras` archive at `path`."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(SETTINGS_ENTRY, json.dumps({"mode": mode, "rectify": rectify}))
+
+
+def recorded_settings(path: str) -> dict:
+    """The projection defaults `record_settings` wrote into a `.keras` archive ({} when none or unreadable:
+    a file from anywhere else, or a damaged entry, falls back to the toolbox's defaults)."""
+    import json
+    import zipfile
+
+    from vizdeconv.methods.reconstruct import MODES, RECTIFY
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            settings = json.loads(archive.read(SETTINGS_ENTRY))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return {}
+    if not isinstance(settings, dict):
+        return {}
+    allowed = {"mode": MODES, "rectify": RECTIFY}
+    return {key: value for key, value in settings.items() if key in allowed and value in allowed[key]}
+
+
 def _load_keras(path: str):
     """A Keras model file (or the newest `.keras` snapshot in a folder of them, as `DeconvnetCallback`
-    writes), with a one-line error for a missing or unreadable file."""
+    writes), with a one-line error for a missing or unreadable file: (model, the file's path)."""
     import keras
 
     from vizdeconv.runs import checkpoints
@@ -139,7 +196,7 @@ def _load_keras(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
-        return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False), path
     except Exception as error:  # Keras raises many kinds for a damaged archive
         message = " ".join(str(error).split())[:200] or type(error).__name__
         raise ValueError(f"cannot load Keras model {path}: {message}") from None
@@ -168,7 +225,8 @@ class Subject:
       pixels: `preprocess.Preprocess` of the model.
       root: where outputs go by default (the run folder, or `<model>_explore` beside the file).
       run: the run folder, or None for a `.keras` file.
-      mode: the default projection mode; `seed`: for random re-initializations.
+      mode: the default projection mode (a run's, an exported file's, else "deconvnet"); `seed`: for random
+        re-initializations.
       data_dir: the data source (None: the run's recorded one).
       config: the run's config (None for a model file).
       model_path: the `.keras` file, snapshot folder or `applications:` name (None for a run).
@@ -177,7 +235,7 @@ class Subject:
       weights: the weights file an `applications:` model was given.
       labels: class names of a labels file (`read_labels`), one per output; None: CIFAR-10's or indices.
       rectify: the default of where the projection rule replaces the gradient (`Deconvnet`'s `rectify`): the
-        run's `reconstruction.rectify`, "relu" for a model file.
+        run's `reconstruction.rectify`; for a model file what `vizdeconv export` recorded in it, else "relu".
     """
 
     model: object
@@ -279,14 +337,15 @@ def open_subject(
         )
     if data_dir is None and need_data:
         raise ValueError("--model needs --data_dir: CIFAR-10 binary data or a folder of images")
-    family = None
+    family, settings = None, {}
     if model_path.startswith(APPLICATIONS):
         model, family = _build_application(model_path, weights)
         root = os.path.join("logs", model_path[len(APPLICATIONS) :].replace(":", "_") + "_explore")
     else:
         if weights is not None:
             raise ValueError("--weights goes with --model applications:NAME; a .keras file holds its own weights")
-        model, root = _load_keras(model_path), os.path.splitext(model_path)[0] + "_explore"
+        model, opened = _load_keras(model_path)
+        root, settings = os.path.splitext(model_path)[0] + "_explore", recorded_settings(opened)
     graph = as_graph(model)
     return Subject(
         model,
@@ -294,10 +353,11 @@ def open_subject(
         preprocess_lib.for_model(graph, preprocess, family),
         root,
         None,
-        "deconvnet",
+        settings.get("mode", "deconvnet"),
         1,
         data_dir,
         model_path=model_path,
         tfds_data_dir=tfds_data_dir,
         weights=weights,
+        rectify=settings.get("rectify", "relu"),
     )
