@@ -13,7 +13,7 @@ import tensorflow as tf
 from tests.support.builders import ROOT, randomize, small_config
 from tests.support.commands import in_process
 from vizdeconv.analyze import analyses
-from vizdeconv.analyze.options import EvolutionOptions
+from vizdeconv.analyze.options import EvolutionOptions, OcclusionOptions
 from vizdeconv.methods import invariance as invariance_lib
 from vizdeconv.methods import occlusion as occlusion_lib
 from vizdeconv.methods import sanity as sanity_lib
@@ -188,6 +188,27 @@ def test_evolution_tiles_follow_the_checkpoints_in_training_order(evolving_run):
         atol=1e-5,
     )
     assert json.load(open(os.path.join(report["out"], "evolution_conv2.json")))["steps"] == [1, 3, 6]
+
+
+@pytest.mark.slow
+def test_occlusion_and_evolution_project_with_the_runs_mode_unless_told(evolving_run, tmp_path):
+    """A run recorded with the guided rule gets guided projections from both analyses by default: the same
+    as asking for `--mode guided`, not the deconvnet's."""
+    quiet = lambda *_: None  # noqa: E731
+    subject = open_subject(evolving_run, log=quiet)
+    subject.mode = "guided"  # as a run of `reconstruction.mode="guided"` opens
+    occlusions = {}
+    for name, mode in (("run", None), ("guided", "guided"), ("deconvnet", "deconvnet")):
+        options = OcclusionOptions(images="0", patch=12, stride=12, mode=mode, out=str(tmp_path / name))
+        report = analyses.run_occlusion(subject, options, log=quiet)
+        occlusions[name] = np.load(os.path.join(report["out"], "image_00000.npz"))["projection"]
+    np.testing.assert_array_equal(occlusions["run"], occlusions["guided"])
+    assert not np.allclose(occlusions["run"], occlusions["deconvnet"])
+    tiles = {name: analyses.run_evolution(subject, EvolutionOptions(limit=8, mode=mode, out=str(tmp_path / name)),
+                                          "conv2", log=quiet)["tiles"]
+             for name, mode in (("run", None), ("guided", "guided"), ("deconvnet", "deconvnet"))}  # fmt: skip
+    np.testing.assert_array_equal(tiles["run"], tiles["guided"])
+    assert not np.allclose(tiles["run"], tiles["deconvnet"])
 
 
 @pytest.mark.slow

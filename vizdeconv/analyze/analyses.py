@@ -76,7 +76,7 @@ def run_occlusion(subject, options: OcclusionOptions | None = None, log=print) -
     train_images, _ = subject.load("train")
     grey = train_images.reshape(-1, train_images.shape[-1]).mean(0)  # the mean pixel, per channel
     folder = _out(subject, "occlusion", out)
-    deconvnet = Deconvnet(subject.model, mode, rectify=rectify or subject.rectify)
+    deconvnet = Deconvnet(subject.model, mode or subject.mode, rectify=rectify or subject.rectify)
     names = subject.class_names()
     results, pictures = {}, []
     occluder = occlusion_lib.Occlusion(deconvnet, subject.pixels.inputs, grey, patch, stride, layer)
@@ -194,7 +194,7 @@ def run_evolution(subject, options: EvolutionOptions | None = None, layer: str |
     steps, tiles = [], []
     for step, load in models:
         model = load()
-        deconvnet = Deconvnet(model, mode, rectify=rectify or subject.rectify)
+        deconvnet = Deconvnet(model, mode or subject.mode, rectify=rectify or subject.rectify)
         top = scan(
             deconvnet.graph,
             images,

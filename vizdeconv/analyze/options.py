@@ -29,7 +29,8 @@ class OcclusionOptions(AnalysisOptions):
     layer: str | None = option(None, "the layer (default: the top feature layer)")
     patch: int = option(4, "side of the grey square")
     stride: int = option(1, "step of the grey square")
-    mode: str = option("deconvnet", "projection rule of the strongest map's projection", choices=MODES)
+    mode: str | None = option(None, "projection rule of the strongest map's projection (default: the run's, or "
+                              "deconvnet)", choices=MODES)  # fmt: skip
     rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
 
 
@@ -41,7 +42,7 @@ class EvolutionOptions(AnalysisOptions):
                                       flag="--layer", repeat=True)  # fmt: skip
     limit: int = option(0, "scan only the first N images")
     snapshots: str | None = option(None, "evolution of a .keras model: the folder of its snapshots")
-    mode: str = option("deconvnet", "projection rule", choices=MODES)
+    mode: str | None = option(None, "projection rule (default: the run's, or deconvnet)", choices=MODES)
     rectify: str | None = option(None, RECTIFY_HELP, choices=RECTIFY)
 
 
