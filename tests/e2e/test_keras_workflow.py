@@ -334,3 +334,6 @@ def test_the_speedrun_network_exports_explores_and_takes_every_analysis(cifar_se
                      ["attribute", "--limit", "2", "--method", "gradcam", "--method", "guided_gradcam"]):  # fmt: skip
         code, _, err = in_process("analyze", analysis[0], "--run", run, *analysis[1:])
         assert code == 0, f"{analysis[0]}: {err}"
+    # Guided Grad-CAM guides at the GELUs as the run's projections do, in the analysis and in the tab
+    assert json.load(open(os.path.join(run, "analyze", "attribute", "attribute.json")))["rectify"] == "all"
+    assert loaded.attribution("guided_gradcam")._guided.rectify == "all"

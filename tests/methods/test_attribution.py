@@ -13,11 +13,11 @@ from vizdeconv.methods.attribution import METHODS, Attribution
 SIZE = 12
 
 
-def _plain(softmax: bool = False):
+def _plain(softmax: bool = False, activation: str = "relu"):
     inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation=activation, name="c1")(inputs)
     x = keras.layers.MaxPooling2D(name="pool")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation=activation, name="c2")(x)
     x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(5, activation="softmax" if softmax else None, name="logits")(x)
     return keras.Model(inputs, outputs)
@@ -261,20 +261,46 @@ def test_guided_gradcam_is_the_guided_projection_times_the_upsampled_gradcam():
 
     # the guided projection of a logit is guided backpropagation: the gradient with ReLU's backward rule
     # relu(g) * 1[x > 0]
-    @tf.custom_gradient
-    def guided_relu(x):
-        return tf.nn.relu(x), lambda g: tf.nn.relu(g) * tf.cast(x > 0, g.dtype)
+    _close(projection, _plain_gradient(model, images, targets, tf.nn.relu, GUIDED))
 
+
+GUIDED = lambda g, x: tf.nn.relu(g) * tf.cast(x > 0, g.dtype)  # noqa: E731  guided backpropagation's rule
+
+
+def _plain_gradient(model, images, targets, activation, rule=None) -> np.ndarray:
+    """d logit[target] / d images of a `_plain` model written out in TF ops, with the activation's backward
+    rule replaced by `rule(g, x)` (None: its own gradient)."""
+
+    @tf.custom_gradient
+    def replaced(x):
+        return activation(x), lambda g: rule(g, x)
+
+    act = activation if rule is None else replaced
     w1, b1, w2, b2, w3, b3 = model.get_weights()
     with tf.GradientTape() as tape:
         x = tf.constant(images)
         tape.watch(x)
-        h = guided_relu(tf.nn.conv2d(x, w1, 1, "SAME") + b1)
+        h = act(tf.nn.conv2d(x, w1, 1, "SAME") + b1)
         h = tf.nn.max_pool2d(h, 2, 2, "VALID")
-        h = guided_relu(tf.nn.conv2d(h, w2, 1, "SAME") + b2)
-        logits = tf.reshape(h, [3, -1]) @ w3 + b3
-        score = tf.gather(logits, targets, batch_dims=1)
-    _close(projection, tape.gradient(score, x).numpy())
+        h = act(tf.nn.conv2d(h, w2, 1, "SAME") + b2)
+        score = tf.gather(tf.reshape(h, [len(images), -1]) @ w3 + b3, targets, batch_dims=1)
+    return tape.gradient(score, x).numpy()
+
+
+def test_guided_gradcam_on_a_gelu_network_guides_at_every_gelu_with_rectify_all():
+    """The speedrun recipe's rectifier: with rectify="all" the guided part is the gradient with GELU's backward
+    rule replaced by relu(g) * 1[x > 0] (written out below); with the default "relu" it is GELU's own
+    gradient, a different picture."""
+    model = _randomize(_plain(activation="gelu"), 8)
+    images, targets = _images(), np.array([1, 3, 0])
+    gradcam = Attribution(model, "gradcam", "c2").explain(images, targets).raw
+    upsampled = tf.image.resize(gradcam[..., None], (SIZE, SIZE)).numpy()
+
+    guided = _plain_gradient(model, images, targets, tf.nn.gelu, GUIDED) * upsampled
+    _close(Attribution(model, "guided_gradcam", "c2", rectify="all").explain(images, targets).raw, guided)
+    own = _plain_gradient(model, images, targets, tf.nn.gelu) * upsampled
+    _close(Attribution(model, "guided_gradcam", "c2").explain(images, targets).raw, own)
+    assert not np.allclose(own, guided, atol=1e-4)
 
 
 def test_targets_of_every_kind():

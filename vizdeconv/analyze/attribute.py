@@ -105,9 +105,11 @@ def run_attribute(subject, options: AttributeOptions, ids=None, files=None, log=
     inputs = np.asarray(subject.pixels.inputs(raw_images))
     pictures = subject.pixels.pictures(raw_images)
     folder = _out(subject, "attribute", options.out)
-    results = {}
+    results, rectify = {}, options.rectify or subject.rectify
     for method in methods:
         settings = {"steps": options.steps} if method == "integrated_gradients" else {}
+        if method == "guided_gradcam":  # guided where the run's projections are (a GELU run's: every GELU)
+            settings["rectify"] = rectify
         if method == "scorecam":
             settings["max_maps"] = options.max_maps
         elif options.smooth:
@@ -135,7 +137,7 @@ def run_attribute(subject, options: AttributeOptions, ids=None, files=None, log=
             "auc": {m: {k: float(v[i]) for k, v in per.items()} for m, per in report.items()},
         })  # fmt: skip
     means = {m: {k: float(np.mean(v)) for k, v in per.items()} for m, per in report.items()}
-    summary = {"methods": methods, "layer": {m: results[m].layer for m in methods}, "auc": means,
+    summary = {"methods": methods, "layer": {m: results[m].layer for m in methods}, "rectify": rectify, "auc": means,
                "deletion": "most-attributed pixels set to 0 in the model's input space (RISE)",
                "insertion": "most-attributed pixels put back into the image blurred by a Gaussian (RISE)",
                "images": entries, "skipped": skipped}  # fmt: skip

@@ -91,6 +91,7 @@ class AttributeOptions(AnalysisOptions):
       layer: the CAM layer (None: the last spatial one); smooth: SmoothGrad samples (gradient methods);
       steps: integrated gradients' steps; max_maps: Score-CAM's strongest maps (None: all).
       labels: a file with one class name a line.
+      rectify: where Guided Grad-CAM guides (None: the run's or exported file's `rectify`, else "relu").
     """
 
     images: list[str] | None = option(None, f"{IDS_HELP}, or image files (broken ones are skipped)", many=True)
@@ -103,6 +104,7 @@ class AttributeOptions(AnalysisOptions):
     steps: int = option(64, "integrated gradients' steps")
     max_maps: int | None = option(None, "Score-CAM's strongest N maps")
     labels: str | None = option(None, "a file of class names, one a line")
+    rectify: str | None = option(None, RECTIFY_HELP + " (Guided Grad-CAM's guided rule)", choices=RECTIFY)
 
 
 ANALYSES = {

@@ -24,7 +24,8 @@ Methods (`METHODS`):
   As in the authors' code, the baseline image's score is not subtracted (a constant per image). A map whose
   spread is at most 1e-5 of the layer's largest value is flat up to rounding and masks to nothing.
 - `guided_gradcam` (Selvaraju et al. 2017): the Deconvnet's guided projection of the target's logit (an
-  impulse of 1 there) times the Grad-CAM map upsampled to the input; raw [N, H, W, C].
+  impulse of 1 there) times the Grad-CAM map upsampled to the input; raw [N, H, W, C]. `rectify="all"`
+  guides at every activation (a GELU network's, as its run projects), "relu" at ReLUs only.
 - `saliency` (Simonyan et al. 2014): dS/dx; raw [N, H, W, C].
 - `integrated_gradients` (Sundararajan et al. 2017): (x - x') * the mean of dS/dx over `steps` points of
   the straight path from the baseline x' (midpoint rule); the attributions sum to S(x) - S(x').
@@ -146,9 +147,10 @@ class Attribution:
       max_maps: Score-CAM keeps the maps of largest variance (None: all).
       batch_size: images run at once by every method (masked copies, path points, noisy samples).
       seed: SmoothGrad's noise.
+      rectify: where Guided Grad-CAM's guided rule replaces the gradient (`Deconvnet`'s `rectify`).
     """
 
-    # 10 parameters: the settings, keyword-only after the method and layer, as Captum and Xplique take them.
+    # 11 parameters: the settings, keyword-only after the method and layer, as Captum and Xplique take them.
     def __init__(
         self,
         model,
@@ -162,6 +164,7 @@ class Attribution:
         max_maps: int | None = None,
         batch_size: int = 32,
         seed: int = 0,
+        rectify: str = "relu",
     ):
         self.graph = as_graph(model)
         self.method = check_method(method)
@@ -176,7 +179,7 @@ class Attribution:
             self._tensor = _spatial_layer(self.graph, self.layer)
         else:
             self._tensor = self.graph.input  # pixel methods differentiate with respect to the image
-        self._guided = Deconvnet(self.graph, mode="guided") if method == "guided_gradcam" else None
+        self._guided = Deconvnet(self.graph, mode="guided", rectify=rectify) if method == "guided_gradcam" else None
         self._functions: dict = {}
 
     def _check_settings(self, smooth, sigma, steps, max_maps, batch_size) -> None:

@@ -75,7 +75,8 @@ class _Loaded:
         from vizdeconv.methods.attribution import Attribution
 
         if method not in self.attributions:
-            self.attributions[method] = Attribution(self.model, method)
+            rule = {"rectify": self.subject.rectify} if method == "guided_gradcam" else {}
+            self.attributions[method] = Attribution(self.model, method, **rule)
         return self.attributions[method]
 
     def visualization(self, method: str):
