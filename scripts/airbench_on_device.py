@@ -18,7 +18,8 @@ packed, so both ends decode with the same libjpeg-turbo.
 
 The scripts run unmodified except for their number of runs and, for Muon, eager mode instead of
 `max-autotune` compilation (minutes a lease cannot spare). Each prints its per-epoch table and the mean
-test-time-augmented accuracy; `summary.txt` collects the means and wall times. Nothing here imports vizdeconv.
+test-time-augmented accuracy; `summary.txt` collects the means and wall times. Only `pack`, run here, imports
+vizdeconv (its tarball reader); `unpack` needs numpy, PIL and torch alone.
 """
 
 import argparse
@@ -28,13 +29,12 @@ import json
 import lzma
 import os
 import sys
-import tarfile
 
 import numpy as np
 
-FOLDER, TARBALL = "cifar-10-batches-bin", "cifar-10-binary.tar.gz"
+TARBALL = "cifar-10-binary.tar.gz"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SPLITS = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
+SPLITS = ("train", "test")
 # (airbench's script, the line that sets its number of runs, runs here, seconds allowed on the device)
 SCRIPTS = (
     ("legacy/airbench94.py", "range(25)", 10, 100),
@@ -62,17 +62,6 @@ done
 """
 
 
-def read_split(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images [N, 32, 32, 3] and uint8 labels [N] from the official binary tarball."""
-    with tarfile.open(os.path.join(data_dir, TARBALL)) as archive:
-        rows = [
-            np.frombuffer(archive.extractfile(f"{FOLDER}/{n}").read(), np.uint8).reshape(-1, 3073)
-            for n in SPLITS[split]
-        ]
-    raw = np.concatenate(rows)
-    return raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), raw[:, 0].copy()
-
-
 def _decode(jpeg: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -84,10 +73,15 @@ def pack(data_dir: str, airbench: str | None, out: str) -> None:
     driver `run.sh` into `out`."""
     from PIL import Image
 
+    # Here, not on the device: vizdeconv's reader of the binary tarball (it imports no TensorFlow).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from vizdeconv.data.cifar10 import load_binary
+
     os.makedirs(out, exist_ok=True)
     meta = {}
     for split in SPLITS:
-        images, labels = read_split(data_dir, split)
+        images, labels = load_binary(data_dir, split)
+        labels = labels.astype(np.uint8)
         jpegs, residuals = [], []
         for image in images:
             buffer = io.BytesIO()

@@ -108,8 +108,7 @@ def run_attribute(subject, options: AttributeOptions, ids=None, files=None, log=
     results, rectify = {}, options.rectify or subject.rectify
     for method in methods:
         settings = {"steps": options.steps} if method == "integrated_gradients" else {}
-        if method == "guided_gradcam":  # guided where the run's projections are (a GELU run's: every GELU)
-            settings["rectify"] = rectify
+        settings["rectify"] = rectify  # Guided Grad-CAM guides where the run's projections do (a GELU run: all)
         if method == "scorecam":
             settings["max_maps"] = options.max_maps
         elif options.smooth:

@@ -147,7 +147,8 @@ class Attribution:
       max_maps: Score-CAM keeps the maps of largest variance (None: all).
       batch_size: images run at once by every method (masked copies, path points, noisy samples).
       seed: SmoothGrad's noise.
-      rectify: where Guided Grad-CAM's guided rule replaces the gradient (`Deconvnet`'s `rectify`).
+      rectify: where Guided Grad-CAM's guided rule replaces the gradient (`Deconvnet`'s `rectify`); the other
+        methods take the model's own gradient and ignore it.
     """
 
     # 11 parameters: the settings, keyword-only after the method and layer, as Captum and Xplique take them.

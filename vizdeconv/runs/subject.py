@@ -79,9 +79,14 @@ def load_model(run: str):
     standardized per image, as the trainer evaluates them, or, for a run normalized by its data set
     (`data.normalize = "dataset"`), from the crops' pixels 0..255 (a first Normalization layer holds the
     training split's statistics)."""
+    return _as_keras(open_subject(run=run, need_data=False))
+
+
+def _as_keras(subject):
+    """An opened run's network as plain Keras layers (a first Normalization layer for a run normalized by its
+    data set)."""
     from vizdeconv.nn.convnet import to_keras
 
-    subject = open_subject(run=run, need_data=False)
     return to_keras(subject.model, statistics=subject.pixels.statistics)  # None unless normalized by the data set
 
 
@@ -93,10 +98,8 @@ def export_run(run: str, path: str):
     Raises:
       PermissionError: the file cannot be written (a read-only folder, a full disk).
     """
-    from vizdeconv.nn.convnet import to_keras
-
     subject = open_subject(run=run, need_data=False)
-    model = to_keras(subject.model, statistics=subject.pixels.statistics)
+    model = _as_keras(subject)
     temporary = path + ".tmp.keras"
     try:
         model.save(temporary)

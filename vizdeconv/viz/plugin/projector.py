@@ -52,12 +52,19 @@ def newest_weights(run: Run) -> tuple[str, object]:
 class _Loaded:
     def __init__(self, signature, subject, step):
         self.signature, self.subject, self.step = signature, subject, step  # the opened `runs.subject.Subject`
-        self.model, self.pixels = subject.model, subject.pixels
         self.deconvnets, self.lock = {}, threading.Lock()
         self.visualizations, self.optimized = {}, {}
         self.attributions, self.attributed = {}, {}  # method -> Attribution; (probe, method, classes) -> maps
         self.splits, self.split_labels = {}, {}  # split -> Source, labels
         self.maps = collections.OrderedDict()  # (inputs' digest, layer) -> [h, w, C] activations, newest last
+
+    @property
+    def model(self):
+        return self.subject.model
+
+    @property
+    def pixels(self):
+        return self.subject.pixels
 
     def feature_maps(self, inputs: np.ndarray, layer: str) -> np.ndarray:
         """Every channel of `layer` for one image [1, H, W, C]: [h, w, C] float32, computed once per image and
@@ -75,8 +82,7 @@ class _Loaded:
         from vizdeconv.methods.attribution import Attribution
 
         if method not in self.attributions:
-            rule = {"rectify": self.subject.rectify} if method == "guided_gradcam" else {}
-            self.attributions[method] = Attribution(self.model, method, **rule)
+            self.attributions[method] = Attribution(self.model, method, rectify=self.subject.rectify)
         return self.attributions[method]
 
     def visualization(self, method: str):
