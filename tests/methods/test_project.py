@@ -75,3 +75,19 @@ def test_project_refuses_what_it_cannot_do_in_one_line(setup, arguments, message
     deconvnet, images = setup
     with pytest.raises(ValueError, match=message):
         deconvnet.project(images, **arguments)
+
+
+def test_projecting_many_layers_traces_each_function_once_without_a_retracing_warning(caplog):
+    # The trainer projects every layer of a run at each picture summary: each (method, layer) is its own
+    # function and traces once; TensorFlow must not see them as one function retracing.
+    deconvnet = Deconvnet(small_model())
+    images = np.random.default_rng(1).normal(size=(2, 12, 12, 3)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for layer in ("conv1", "pool1", "conv2"):
+            for _ in range(2):
+                deconvnet.project(images, layer)
+                deconvnet.project(images, layer, 1)
+                deconvnet.project(images, layer, [0, 1], "max")
+    assert len(deconvnet._functions) == 9
+    assert [f.experimental_get_tracing_count() for f in deconvnet._functions.values()] == [1] * 9
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
