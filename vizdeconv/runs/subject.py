@@ -100,16 +100,28 @@ def export_run(run: str, path: str):
     """
     subject = open_subject(run=run, need_data=False)
     model = _as_keras(subject)
-    temporary = path + ".tmp.keras"
+    save_with_settings(model, path, subject.mode, subject.rectify)
+    return model
+
+
+def save_with_settings(model, path: str, mode: str, rectify: str) -> None:
+    """`model.save(path)` with the projection defaults recorded in the file (`record_settings`), written as a
+    hidden temporary file beside it and renamed, so that a reader (the tab, a snapshot folder's listing) never
+    sees a half-written or unrecorded file, and a failed write leaves an earlier file intact.
+
+    Raises:
+      PermissionError: the file cannot be written (a read-only folder, a full disk).
+    """
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.tmp.keras")  # hidden: `*.keras` listings skip it
     try:
         model.save(temporary)
-        record_settings(temporary, subject.mode, subject.rectify)
+        record_settings(temporary, mode, rectify)
         os.replace(temporary, path)
     except OSError as error:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise PermissionError(f"cannot write {path}: {error.strerror or error}") from None
-    return model
 
 
 def _build_application(spec: str, weights: str | None = None):

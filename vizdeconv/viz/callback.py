@@ -16,7 +16,9 @@ class DeconvnetCallback(keras.callbacks.Callback):
 
     The images go to `<log_dir>/train` as tags `reconstructions` and `top_features/<layer>`, step =
     epoch, beside what `keras.callbacks.TensorBoard(log_dir)` writes there. With `snapshot_dir`, the
-    model is also saved as `<snapshot_dir>/epoch_NNNN.keras` at the same epochs (for feature evolution).
+    model is also saved as `<snapshot_dir>/epoch_NNNN.keras` at the same epochs (for feature evolution), with
+    `mode` and `rectify` recorded in each file, so the explorer, the analyses and the TensorBoard tab open a
+    snapshot with the rule its pictures were made with.
 
     Args:
       log_dir: the TensorBoard log dir (the same one `keras.callbacks.TensorBoard` uses).
@@ -24,6 +26,8 @@ class DeconvnetCallback(keras.callbacks.Callback):
       layers: layer names to show (default: the model's rectified feature maps).
       every_n_epochs: write after every n-th epoch (and before training starts).
       mode: "deconvnet" | "guided" | "bias_subtract".
+      rectify: where the projection rule applies: "relu" (ReLU-family activations only; others pass their own
+        gradient) or "all" (every activation, e.g. a GELU or swish network's); Guided Grad-CAM guides there too.
       originals: [P, H, W, 3] in [0, 1] as a person sees the probes (default: the inputs, rescaled).
       top_k: how many of the strongest feature maps of the first probe each `top_features` grid shows.
       display_scale: the pictures' enlargement.
@@ -33,7 +37,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
         its probe (`pictures.overlay`), enlarged by `display_scale`.
     """
 
-    # 10 parameters: a Keras callback's public keyword settings (as keras.callbacks.TensorBoard takes them).
+    # 11 parameters: a Keras callback's public keyword settings (as keras.callbacks.TensorBoard takes them).
     def __init__(
         self,
         log_dir: str,
@@ -46,10 +50,15 @@ class DeconvnetCallback(keras.callbacks.Callback):
         display_scale: int = 4,
         snapshot_dir: str | None = None,
         attribution=None,
+        rectify: str = "relu",
     ):
         super().__init__()
+        from vizdeconv.methods import reconstruct
+
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs}")
+        self.rectify = reconstruct.check_rectify(rectify)
+        reconstruct.check_mode(mode)
         self.log_dir, self.every = log_dir, every_n_epochs
         self.probes = np.asarray(probe_images, np.float32)
         self.layers, self.mode, self.originals = layers, mode, originals
@@ -67,7 +76,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
             from vizdeconv.methods.deconvnet import Deconvnet
 
             self.summary = ReconstructionSummary(
-                Deconvnet(self.model, self.mode),
+                Deconvnet(self.model, self.mode, rectify=self.rectify),
                 self.probes,
                 self.originals,
                 self.layers,
@@ -89,8 +98,11 @@ class DeconvnetCallback(keras.callbacks.Callback):
                 tf.summary.image(f"attribution/{method}", self.attribution_strip(method)[None], step=epoch)
         self.writer.flush()
         if self.snapshot_dir:
+            from vizdeconv.runs.subject import save_with_settings
+
             os.makedirs(self.snapshot_dir, exist_ok=True)
-            self.model.save(os.path.join(self.snapshot_dir, f"epoch_{epoch:04d}.keras"))
+            path = os.path.join(self.snapshot_dir, f"epoch_{epoch:04d}.keras")
+            save_with_settings(self.model, path, self.mode, self.rectify)
 
     def attribution_strip(self, method: str) -> np.ndarray:
         """[2 * H * scale + gap, P * (W * scale + gap) - gap, 3] in [0, 1]: the probes in a row, and below
@@ -99,7 +111,7 @@ class DeconvnetCallback(keras.callbacks.Callback):
         from vizdeconv.viz.pictures import grid, overlay, upscale
 
         if method not in self._attributions:  # the Graph reads the variables at every call: it follows training
-            self._attributions[method] = Attribution(self.model, method)
+            self._attributions[method] = Attribution(self.model, method, rectify=self.rectify)
         maps = self._attributions[method].explain(self.probes).maps
         originals = np.asarray(self.summary.originals, np.float32)
         originals = np.repeat(originals, 3, axis=-1) if originals.shape[-1] == 1 else originals[..., :3]
