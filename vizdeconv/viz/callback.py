@@ -57,11 +57,10 @@ class DeconvnetCallback(keras.callbacks.Callback):
 
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs}")
-        self.rectify = reconstruct.check_rectify(rectify)
-        reconstruct.check_mode(mode)
+        self.mode, self.rectify = reconstruct.check_mode(mode), reconstruct.check_rectify(rectify)
         self.log_dir, self.every = log_dir, every_n_epochs
         self.probes = np.asarray(probe_images, np.float32)
-        self.layers, self.mode, self.originals = layers, mode, originals
+        self.layers, self.originals = layers, originals
         self.top_k, self.display_scale, self.snapshot_dir = top_k, display_scale, snapshot_dir
         self.summary = self.writer = None
         self.attribution = list(attribution or [])
