@@ -27,6 +27,13 @@ if __name__ == "__main__":  # before TensorFlow is imported, as the trainer's co
 
 from vizdeconv.config import speedrun_config, speedrun_layers  # noqa: E402
 
+
+def _muon(c):
+    """Muon on every kernel at rate 0.05; the BN offsets' scale divided by it, so that they keep SGD's 64x
+    rate; the other biases (the whitening layer's, 1-D, so plain Nesterov steps) at Muon's rate."""
+    c.optimizer.update(name="muon", learning_rate=0.05, norm_bias_scale=64 * c.optimizer.learning_rate / 0.05)
+
+
 # Each variant: what it changes, as a function of the recipe's config.
 VARIANTS = {
     "full": ("the recipe", lambda c: None),
@@ -48,16 +55,10 @@ VARIANTS = {
     "random_flip": ("a random flip per image and batch", lambda c: c.data.update(flip="random")),
     "no_translation": ("no translation", lambda c: c.data.update(translate=0)),
     "muon": ("Muon on every kernel (untuned: rate 0.05; BN offsets at SGD's rate, the whitening bias at Muon's)",
-             lambda c: _muon(c)),
+             _muon),
     "muon_no_lookahead": ("Muon as above, without weight averaging (airbench94_muon.py has none)",
                           lambda c: (_muon(c), c.optimizer.update(lookahead_every=0))),
 }  # fmt: skip
-
-
-def _muon(c):
-    """Muon on every kernel at rate 0.05; the BN offsets' scale divided by it, so that they keep SGD's 64x
-    rate; the other biases (the whitening layer's, 1-D, so plain Nesterov steps) at Muon's rate."""
-    c.optimizer.update(name="muon", learning_rate=0.05, norm_bias_scale=64 * c.optimizer.learning_rate / 0.05)
 
 
 def variant_config(name: str, data_dir: str, steps: int, seed: int, tta: bool):
