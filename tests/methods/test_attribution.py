@@ -448,3 +448,21 @@ def test_custom_layer_and_an_applications_family():
         result = Attribution(model, "gradcam").explain(images, targets)
         assert result.layer == layer
         _close(result.raw, expected, rtol=1e-4)
+
+
+def test_many_targets_trace_each_function_once_without_a_retracing_warning(caplog):
+    # A caller explaining with several target functions gets one compiled function each; TensorFlow counts
+    # traces per Python function, so they must not look like one function retracing.
+    model = _randomize(_plain(), 10)
+    images = _images()
+    attribution = Attribution(model, "gradcam", "c2")
+    targets = [lambda out, k=k: out[:, k] for k in range(5)]
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for _ in range(2):
+            for target in targets:
+                attribution.explain(images, target=target)
+            attribution.explain(images, target=1)
+    functions = [entry[0] for entry in attribution._functions.values()]
+    assert len(functions) == 6
+    assert [f.experimental_get_tracing_count() for f in functions] == [1] * 6
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -80,6 +80,23 @@ def test_a_batch_of_channels_equals_each_channel_alone(method):
     assert in_parts.channels.tolist() == [1, 0] and in_parts.activations.shape == (2,)
 
 
+def test_layer_after_layer_traces_each_loop_once_without_a_retracing_warning(caplog):
+    # The explorer optimizes layer after layer and the tab channel after channel: each layer's loop traces
+    # once per batch shape, and TensorFlow must not see the layers as one function retracing.
+    inputs = keras.Input((12, 12, 3))
+    x = inputs
+    for index in range(6):
+        x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name=f"c{index}")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    fv = vizdeconv.FeatureVisualization(model, "pixel", transforms=False, preprocess="none")
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for _ in range(2):
+            for index in range(6):
+                fv.optimize(f"c{index}", channels=[1], steps=2)
+    assert [loop.experimental_get_tracing_count() for loop in fv._loops.values()] == [1] * 6
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
 def test_transforms_keep_the_size_move_the_image_and_vanish_at_zero():
     import tensorflow as tf
 

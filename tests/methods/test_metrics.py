@@ -95,3 +95,15 @@ def test_bad_arguments():
         metrics.deletion(model, images, np.zeros((2, SIZE, SIZE)), substrate="grey")
     with pytest.raises(ValueError, match="out of range"):
         metrics.insertion(model, images, np.zeros((2, SIZE, SIZE)), target=7)
+
+
+def test_many_curves_give_no_retracing_warning(caplog):
+    # A faithfulness table scores every method on the same model: each curve's compiled forward pass is its
+    # own function, which TensorFlow must not count as one function retracing.
+    model = _linear_model()
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(2, SIZE, SIZE, 3)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(6):
+            metrics.deletion(model, images, metrics.random_maps(2, (SIZE, SIZE), seed), steps=2)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -39,6 +39,7 @@ do not depend on it.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -202,9 +203,15 @@ class Attribution:
 
     # -- the compiled pieces: one tf.function per static setting, held by the instance --------------------
 
-    def _compiled(self, key, function):
+    def _compiled(self, method: str, *static):
+        """One tf.function per (method, static settings). A partial of a bound method, not a closure: TensorFlow
+        counts traces per Python code object, and closures made inside one method share theirs, so explaining
+        with several target functions would be warned of as one function retracing."""
+        key = (method, *(id(value) if callable(value) else value for value in static))
         if key not in self._functions:
-            self._functions[key] = (tf.function(function, reduce_retracing=True), key)
+            # the entry keeps the settings alive too, so an id in the key is never reused while it is held
+            function = tf.function(functools.partial(getattr(self, method), *static), reduce_retracing=True)
+            self._functions[key] = (function, static)
         return self._functions[key][0]
 
     def _scores(self, tensors, targets, target_fn):
@@ -217,26 +224,26 @@ class Attribution:
         chosen = tf.where(targets < 0, tf.argmax(first, axis=1, output_type=tf.int32), targets)
         return tf.gather(first, chosen, batch_dims=1), chosen
 
-    def _gradient_function(self, target_fn):
-        def step(images, targets):
-            with tf.GradientTape() as tape:
-                tape.watch(images)
-                tensors = self.graph.forward(images, tf.float32, record_switches=False, until=self.logits)
-                feature = images if self._tensor == self.graph.input else tf.cast(tensors[self._tensor], tf.float32)
-                scores, chosen = self._scores(tensors, targets, target_fn)
-            return feature, tape.gradient(scores, feature), scores, chosen
+    def _gradient_step(self, target_fn, images, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            tensors = self.graph.forward(images, tf.float32, record_switches=False, until=self.logits)
+            feature = images if self._tensor == self.graph.input else tf.cast(tensors[self._tensor], tf.float32)
+            scores, chosen = self._scores(tensors, targets, target_fn)
+        return feature, tape.gradient(scores, feature), scores, chosen
 
-        return self._compiled(("gradient", id(target_fn), target_fn), step)
+    def _gradient_function(self, target_fn):
+        return self._compiled("_gradient_step", target_fn)
+
+    def _output_step(self, target_fn, probabilities: bool, images, targets):
+        tensors = self.graph.forward(images, tf.float32, record_switches=False, until=(*self.logits, self._tensor))
+        if probabilities and target_fn is None:
+            tensors = dict(tensors, **{self.logits[0]: tf.nn.softmax(tensors[self.logits[0]])})
+        scores, chosen = self._scores(tensors, targets, target_fn)
+        return tf.cast(tensors[self._tensor], tf.float32), scores, chosen
 
     def _output_function(self, target_fn, probabilities: bool):
-        def step(images, targets):
-            tensors = self.graph.forward(images, tf.float32, record_switches=False, until=(*self.logits, self._tensor))
-            if probabilities and target_fn is None:
-                tensors = dict(tensors, **{self.logits[0]: tf.nn.softmax(tensors[self.logits[0]])})
-            scores, chosen = self._scores(tensors, targets, target_fn)
-            return tf.cast(tensors[self._tensor], tf.float32), scores, chosen
-
-        return self._compiled(("output", id(target_fn), target_fn, probabilities), step)
+        return self._compiled("_output_step", target_fn, bool(probabilities))
 
     # -- explain ---------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ with stateless generators, so a channel's image does not depend on which other c
 """
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -186,9 +187,9 @@ class FeatureVisualization:
         self.preprocess = preprocess
         self.regularizers = regularizers or Regularizers()
         self.height, self.width, self.depth = self.graph.input_shape
-        # One compiled loop of all steps, traced once per layer, unit and batch shape and kept: the tab
+        # One compiled loop of all steps per layer and unit, traced once per batch shape and kept: the tab
         # asks for one channel at a time, and the explorer for the same batch size layer after layer.
-        self._loop = tf.function(self._steps)
+        self._loops: dict = {}
         if self.depth not in (1, 3):
             raise ValueError(f"feature visualization makes RGB or grey images; the model takes {self.depth} channels")
 
@@ -278,7 +279,7 @@ class FeatureVisualization:
             fn_output_signature=tf.float32,
         )
         channel_tensor = tf.constant(channels, tf.int32)
-        optimized = self._loop(name, unit, start, channel_tensor, tf.constant(seeds[:, 0]), tf.constant(steps))
+        optimized = self._loop(name, unit)(start, channel_tensor, tf.constant(seeds[:, 0]), tf.constant(steps))
         pixels = self.pixels(optimized)
         _, strongest = self._objective(name, unit, pixels, channel_tensor)
         return Optimized(
@@ -304,6 +305,14 @@ class FeatureVisualization:
         r = self.regularizers
         jitter = r.jitter if r.jitter is not None else max(1.0, self.height / 28.0)
         return random_transforms(pixels, seeds, jitter, r.scale, r.degrees)
+
+    def _loop(self, name: str, unit):
+        """The compiled `_steps` of one layer and unit. A partial, not one function of the layer's name:
+        TensorFlow counts traces per Python code object, so one function traced per layer would be warned of
+        as retracing when the explorer optimizes layer after layer."""
+        if (name, unit) not in self._loops:
+            self._loops[name, unit] = tf.function(functools.partial(self._steps, name, unit))
+        return self._loops[name, unit]
 
     def _steps(self, name, unit, x, channels, seeds, steps):
         """x [N, ...] after `steps` updates; image i's randomness at step t is seeded by (seeds[i], t + 1)."""

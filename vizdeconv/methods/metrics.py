@@ -14,6 +14,7 @@ the softmax of the logits before any final softmax (the model's own probability 
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -77,7 +78,8 @@ def _curve(kind, model, images, maps, target, steps, substrate, blur_sigma, batc
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     filler = _substrate(images, substrate, blur_sigma)
-    probabilities_of = tf.function(lambda x: graph.probabilities(graph(x)), reduce_retracing=True)
+    # a partial, not a lambda: TensorFlow counts traces per code object, and every curve's lambda shares one
+    probabilities_of = tf.function(functools.partial(_probabilities, graph), reduce_retracing=True)
     clean = np.concatenate([probabilities_of(images[i : i + batch_size]).numpy() for i in range(0, count, batch_size)])
     targets = _targets(target, clean)
     fractions = np.linspace(0, 1, steps + 1).astype(np.float32)
@@ -103,6 +105,11 @@ def _curve(kind, model, images, maps, target, steps, substrate, blur_sigma, batc
             probabilities[i, s] = row[targets[i]]
     auc = np.trapezoid(probabilities, fractions, axis=1).astype(np.float32)
     return Curve(fractions, probabilities, auc, targets, kind, substrate)
+
+
+def _probabilities(graph, images) -> tf.Tensor:
+    """The [N, classes] float32 probabilities of images [N, H, W, C]."""
+    return graph.probabilities(graph(images))
 
 
 def _targets(target, probabilities: np.ndarray) -> np.ndarray:
