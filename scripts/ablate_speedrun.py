@@ -58,6 +58,11 @@ VARIANTS = {
              _muon),
     "muon_no_lookahead": ("Muon as above, without weight averaging (airbench94_muon.py has none)",
                           lambda c: (_muon(c), c.optimizer.update(lookahead_every=0))),
+    "precise_bn": ("BN statistics recomputed at the end from 20 batches of training images",
+                   lambda c: c.update(norm_statistics_images=20 * c.batch_size)),
+    "muon_no_lookahead_precise_bn": ("muon_no_lookahead with BN statistics recomputed as precise_bn",
+                                     lambda c: (_muon(c), c.optimizer.update(lookahead_every=0),
+                                                c.update(norm_statistics_images=20 * c.batch_size))),
 }  # fmt: skip
 
 

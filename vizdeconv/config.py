@@ -174,6 +174,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.log_every = 200  # progress line and scalar summaries
     config.eval_every = 1000  # eval accuracy on the whole test split
     config.eval_tta = 0  # final evaluation also with test-time augmentation: 1 mirror, 2 mirror + 1-pixel moves
+    # at the last step, batch normalization's moving statistics become the mean batch statistics of this many
+    # training images (unaugmented, in batches of batch_size; "precise BN"); 0: the statistics as trained
+    config.norm_statistics_images = 0
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3  # rolling: the newest N checkpoints
     config.keep_steps = (250, 500, 1000, 2000, 5000, 10000)  # kept forever (and the last), for evolution
@@ -303,6 +306,11 @@ def validate(config) -> None:
         raise ValueError(f"data.std must be positive, got {tuple(config.data.std)}")
     if not (isinstance(config.data.translate, int) and 0 <= config.data.translate <= 8):
         raise ValueError(f"data.translate must be a pixel count from 0 to 8, got {config.data.translate!r}")
+    images = config.norm_statistics_images
+    if not (isinstance(images, int) and (images == 0 or images >= config.batch_size)):
+        raise ValueError(
+            f"norm_statistics_images must be 0 (off) or at least batch_size ({config.batch_size}), got {images!r}"
+        )
     if config.eval_tta not in TTA_LEVELS:
         raise ValueError(f"eval_tta must be 0 (none), 1 (mirror) or 2 (mirror and moves), got {config.eval_tta!r}")
     if not 0 <= config.optimizer.momentum < 1:

@@ -17,6 +17,7 @@ from vizdeconv.nn import preprocess
 from vizdeconv.nn.convnet import build_model
 from vizdeconv.nn.initializers import whitening_kernel
 from vizdeconv.runs import rundir
+from vizdeconv.training import steps
 from vizdeconv.training.loop import train_and_evaluate
 
 pytestmark = pytest.mark.slow  # they train and run train.py
@@ -97,8 +98,8 @@ AIRBENCH = {
 
 @pytest.mark.parametrize(
     "recipe",
-    [{}, SPEEDRUN_PARTS, SPEEDRUN, AIRBENCH],
-    ids=["reference", "muon_lookahead_smoothing_alternating_flip", "speedrun", "airbench"],
+    [{}, SPEEDRUN_PARTS, SPEEDRUN, AIRBENCH, {**AIRBENCH, "norm_statistics_images": 16}],
+    ids=["reference", "muon_lookahead_smoothing_alternating_flip", "speedrun", "airbench", "airbench_precise_bn"],
 )
 def test_resume_continues_at_the_right_step_with_identical_weights(cifar_session, tmp_path, recipe):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
@@ -139,6 +140,39 @@ def test_the_speedrun_recipe_whitens_from_the_training_images_and_reports_both_a
     np.testing.assert_allclose(model.kernels[0].numpy(), expected, rtol=1e-6)
     saved = rundir.load_config(workdir)
     assert saved.data.translate == 2 and saved.optimizer.norm_bias_scale == 64.0
+
+
+def test_recomputed_statistics_reach_the_final_checkpoint_and_the_reported_accuracy(cifar_session, tmp_path):
+    # The same seed with and without the option trains the same weights; the option's run must end on the
+    # statistics that the plain run's network gets from the first 20 training images in batches of 8 (16
+    # images, 2 batches), unaugmented, and report the accuracy of exactly that network.
+    plain, precise = str(tmp_path / "plain"), str(tmp_path / "precise")
+    train_and_evaluate(small_config(cifar_session, **AIRBENCH), plain, log=lambda *_: None)
+    config = small_config(cifar_session, **AIRBENCH, norm_statistics_images=20)
+    lines = []
+    metrics = train_and_evaluate(config, precise, log=lines.append)
+    assert any("recomputed from 2 batches of 8 training images" in line for line in lines)
+    model = build_model(config)
+    tf.train.Checkpoint(model=model).read(
+        tf.train.latest_checkpoint(os.path.join(plain, "checkpoints"))
+    ).expect_partial()
+    train_images, train_labels = sources.for_config(config.data, "train").read_all()
+    statistics = preprocess.run_statistics(config.data)
+    inputs = preprocess.preprocess_eval(train_images[:16], 32, statistics)
+    strategy = tf.distribute.get_strategy()
+    batches = tf.data.Dataset.from_tensor_slices((inputs, train_labels[:16])).batch(8)
+    assert steps.recompute_statistics(model, strategy, batches) == 2
+    ours = restored_variables(config, precise)
+    theirs = {f"{index} {variable.name}": variable.numpy() for index, variable in enumerate(model.variables)}
+    assert any("moving_variance" in name for name in ours)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    different = [name for name in ours if "moving" in name and not np.allclose(ours[name], restored_variables(
+        config, plain)[name], atol=1e-4)]  # fmt: skip
+    assert different  # the option changed the statistics
+    test_images, test_labels = sources.for_config(config.data, "test").read_all()
+    logits = model(preprocess.preprocess_eval(test_images, 32, statistics))
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(np.argmax(logits, 1) == test_labels), abs=1e-6)
 
 
 def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(cifar_session, tmp_path):

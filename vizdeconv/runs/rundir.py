@@ -190,7 +190,7 @@ ADDED_FIELDS = ("keep_steps", "loss.label_smoothing", "optimizer.lookahead_every
                 "data.flip", "data.translate", "optimizer.momentum", "optimizer.nesterov",
                 "optimizer.norm_bias_scale", "optimizer.lookahead_power", "eval_tta", "loss.decay_offsets",
                 "data.normalize", "data.mean", "data.std", "optimizer.lookahead_statistics",
-                "reconstruction.rectify")  # fmt: skip
+                "reconstruction.rectify", "norm_statistics_images")  # fmt: skip
 
 
 def _check_fields(path: str, saved: dict) -> None:

@@ -291,6 +291,8 @@ class Trainer:
             )
         self.step.assign(target)
         images_per_second = sums["examples"] / (time.perf_counter() - chunk_start)
+        if target == config.steps and config.norm_statistics_images:
+            self.recompute_statistics()  # before the last evaluation and checkpoint, so both have them
         self.write_scalars(target, sums, target - first, images_per_second)
         eval_text = ""
         if target % config.eval_every == 0 or target == config.steps:
@@ -304,6 +306,32 @@ class Trainer:
             checkpoints.keep(self.checkpoint, self.checkpoint_dir, target)
         if target % config.log_every == 0 or target == config.steps:
             self.log_progress(target, sums, target - first, eval_text, images_per_second)
+
+    def recompute_statistics(self) -> None:
+        """Batch normalization's moving statistics from the first `norm_statistics_images` training images,
+        unaugmented and in training batches (`steps.recompute_statistics`)."""
+        config = self.config
+        count = config.norm_statistics_images // config.batch_size * config.batch_size
+        started = time.perf_counter()
+        batches = steps.recompute_statistics(
+            self.model,
+            self.strategy,
+            self.strategy.distribute_datasets_from_function(
+                lambda context: pipeline.eval_dataset(
+                    self.train_images[:count],
+                    self.train_labels[:count],
+                    config.batch_size,
+                    config.data.image_size,
+                    context,
+                    statistics=self.statistics,
+                )
+            ),
+            self.compute_dtype,
+        )
+        self.log(
+            f"batch normalization's moving statistics recomputed from {batches} batches of {config.batch_size} "
+            f"training images ({time.perf_counter() - started:.1f} s)"
+        )
 
     def write_scalars(self, target: int, sums: dict, count: int, images_per_second: float) -> None:
         with self.writers["train"].as_default(step=target):

@@ -4,6 +4,8 @@ Several optimizer steps run inside one `tf.function` call (a `tf.range` loop ove
 iterator), so the Python loop is entered only to log, evaluate or checkpoint.
 """
 
+import functools
+
 import tensorflow as tf
 
 from vizdeconv.nn.convnet import ConvNet
@@ -144,3 +146,70 @@ def evaluate(eval_step, distributed_dataset) -> tuple[float, int]:
         correct += float(batch_correct)
         examples += float(batch_examples)
     return correct / max(examples, 1.0), int(examples)
+
+
+def recompute_statistics(model: ConvNet, strategy: tf.distribute.Strategy, batches, compute_dtype=tf.float32) -> int:
+    """Replaces every batch normalization's moving mean and variance by the mean of its batch statistics over
+    `batches`, the weights as they are ("precise BN", Wu and Johnson 2021, "Rethinking 'Batch' in BatchNorm").
+
+    A run ends on weights whose moving statistics were collected along the way (and, with Lookahead, averaged
+    with the weights): after large late steps, or Muon's, they no longer describe the network. Each batch is
+    normalized as in training, by its own mean and biased variance over N, H, W (of the pooled map where the
+    layer collects them there), and the moving statistics become their plain means.
+
+    Args:
+      model: the network; strategy: the one it was built under.
+      batches: a distributed dataset of (images [b, H, W, C] float32, labels [b]); each batch counts once.
+      compute_dtype: the dtype the network computes in (the statistics are float32 whatever it is).
+    Returns:
+      the number of batches used (0: no batch normalization or no batches, and nothing changed). If a batch
+      fails, the statistics are put back as they were before raising.
+    """
+    norms = list(model.norms.values())
+    moving = [v for norm in norms for v in (norm.moving_mean, norm.moving_variance)]
+    if not norms:
+        return 0
+    with strategy.scope():
+        totals = [
+            tf.Variable(
+                tf.zeros(v.shape),
+                trainable=False,
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=tf.VariableAggregation.MEAN,
+            )
+            for v in moving
+        ]
+    # a new function, traced at momentum 0 (the training step's traces keep the configured momentum); a
+    # partial, since TensorFlow counts traces per code object and a closure's would be shared by every call
+    step = tf.function(functools.partial(_statistics_step, model, strategy, compute_dtype, moving, totals))
+    before, saved = [tf.convert_to_tensor(v) for v in moving], [norm.momentum for norm in norms]
+    count = 0
+    try:
+        for norm in norms:
+            norm.momentum = 0.0
+        for images, _ in batches:
+            step(images)
+            count += 1
+    except BaseException:
+        for v, value in zip(moving, before):
+            v.assign(value)
+        raise
+    finally:
+        for norm, momentum in zip(norms, saved):
+            norm.momentum = momentum
+    for total, v, value in zip(totals, moving, before):
+        v.assign(tf.convert_to_tensor(total) / count if count else value)
+    return count
+
+
+# 6 parameters: the model and how it runs, then the variables read and summed.
+def _statistics_step(model, strategy, compute_dtype, moving, totals, images) -> None:
+    """One batch in training mode on every replica; at momentum 0 each moving statistic is then the batch's
+    own, added to its total."""
+
+    def replica_step(x):
+        model(x, compute_dtype, training=True)
+        for total, v in zip(totals, moving):
+            total.assign_add(v)
+
+    strategy.run(replica_step, args=(images,))
