@@ -197,3 +197,19 @@ def test_a_scan_traces_the_network_once_whatever_the_size_of_its_last_batch():
     scan_source(graph, ArraySource(images, np.zeros(20), "random"), ["c1", "a3"], k=2, batch_size=8,
                 progress=False, log=lambda *_: None)  # fmt: skip
     assert len(traces) == 1  # batches of 8, 8 and 4
+
+
+def test_scan_after_scan_gives_no_retracing_warning(caplog):
+    # A notebook scans one layer after another (`vizdeconv.scan` per layer): each scan compiles its own step,
+    # which TensorFlow must not count as one function retracing.
+    from vizdeconv.data.sources import ArraySource
+    from vizdeconv.explore.scanning import scan_source
+    from vizdeconv.nn import keras_adapter
+
+    graph = keras_adapter.describe(order_keeping_model())
+    images = np.random.default_rng(3).integers(0, 256, (8, 10, 10, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for layer in ["c1", "a3"] * 3:
+            scan_source(graph, ArraySource(images, np.zeros(8), "random"), [layer], k=2, batch_size=8,
+                        progress=False, log=lambda *_: None)  # fmt: skip
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -10,6 +10,7 @@ whole scan.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -276,21 +277,24 @@ class Scan:
         network again (11 s for ResNet50's 172 layers)."""
         import tensorflow as tf
 
+        signature = [*batches.element_spec, tf.nest.map_structure(tf.type_spec_from_value, self.states)]
+        # a partial, not a closure: TensorFlow counts traces per code object, and every scan's closure shares
+        # one, so a notebook's sixth scan would be warned of as retracing
+        return tf.function(functools.partial(self._fold), input_signature=signature)
+
+    def _fold(self, batch, batch_ids, states):
+        return self.strategy.run(self._replica_fold, args=(batch, batch_ids, states))
+
+    def _replica_fold(self, x, ids, held):
+        import tensorflow as tf
+
         from vizdeconv.explore import topk
 
         graph, names = self.graph, self.names
-
-        def replica_fn(x, ids, held):
-            tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
-            best = topk.maxima(graph, tensors, set(names.values()))
-            return topk.fold_layers(held, {layer: tensors[name] for layer, name in names.items()}, ids,
-                                    {layer: best[name] for layer, name in names.items()})  # fmt: skip
-
-        def fold(batch, batch_ids, states):
-            return self.strategy.run(replica_fn, args=(batch, batch_ids, states))
-
-        signature = [*batches.element_spec, tf.nest.map_structure(tf.type_spec_from_value, self.states)]
-        return tf.function(fold, input_signature=signature)
+        tensors = graph.forward(x, tf.float32, record_switches=False, until=tuple(names.values()), fold_affine=True)
+        best = topk.maxima(graph, tensors, set(names.values()))
+        return topk.fold_layers(held, {layer: tensors[name] for layer, name in names.items()}, ids,
+                                {layer: best[name] for layer, name in names.items()})  # fmt: skip
 
     def _gaps(self, upto: int, got) -> None:
         """Ids in [position, upto) missing from `got`: images that could not be decoded."""
