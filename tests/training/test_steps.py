@@ -128,3 +128,18 @@ def test_recompute_statistics_sets_the_mean_batch_statistics_and_puts_everything
     assert [norm.momentum for norm in model.norms.values()] == [0.6, 0.6]  # training goes on as configured
     assert steps.recompute_statistics(model, strategy, dataset.take(0)) == 0  # nothing to read: as it was
     np.testing.assert_allclose(model.norms["conv2"].moving_variance, expected["conv2"][1], rtol=1e-4)
+
+
+def test_steps_of_several_networks_in_one_process_give_no_retracing_warning(caplog):
+    # The ablation script trains variant after variant in one process, each with its own compiled steps.
+    config = smoke.get_config()
+    images, labels = batches(count=1, size=4)
+    strategy = tf.distribute.get_strategy()
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(6):
+            tf.keras.utils.set_random_seed(seed)
+            model = build_model(config)
+            train = steps.make_train_steps(model, tf.keras.optimizers.SGD(0.01), strategy, config.loss, 4)
+            train(iter(tf.data.Dataset.from_tensor_slices((images, labels))), tf.constant(1))
+            steps.make_eval_step(model, strategy)(images[0], labels[0])
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -80,7 +80,6 @@ def make_train_steps(
         )
         return dict(terms, correct=correct, examples=tf.cast(tf.shape(labels)[0], tf.float32))
 
-    @tf.function
     def train_steps(iterator, num_steps):
         totals = {name: tf.constant(0.0) for name in SUMS}
         for _ in tf.range(num_steps):
@@ -94,7 +93,14 @@ def make_train_steps(
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
         return dict(totals, weights_finite=tf.cast(finite, tf.float32))
 
-    return train_steps
+    return _compiled(train_steps)
+
+
+def _compiled(function):
+    """tf.function of a closure, through a partial: TensorFlow counts traces per code object, and every
+    call of a step factory makes a closure with the same one, so a process training or evaluating several
+    networks (the ablation, a notebook) would be warned of retracing."""
+    return tf.function(functools.partial(function))
 
 
 def mirror(logits_of, images) -> tf.Tensor:
@@ -127,7 +133,6 @@ def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dty
         correct = tf.reduce_sum(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32))
         return correct, tf.cast(tf.shape(labels)[0], tf.float32)
 
-    @tf.function
     def eval_step(images, labels):
         correct, examples = strategy.run(replica_step, args=(images, labels))
         return (
@@ -135,7 +140,7 @@ def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dty
             strategy.reduce(tf.distribute.ReduceOp.SUM, examples, axis=None),
         )
 
-    return eval_step
+    return _compiled(eval_step)
 
 
 def evaluate(eval_step, distributed_dataset) -> tuple[float, int]:
