@@ -15,11 +15,14 @@ from vizdeconv.hardware import distribute  # noqa: E402
 distribute.split_cpu(2)
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
+from tests.support import norms  # noqa: E402
 from tests.support.builders import final_weights, small_config  # noqa: E402
 from vizdeconv import explore  # noqa: E402
-from vizdeconv.data import cifar10  # noqa: E402
+from vizdeconv.data import cifar10, pipeline  # noqa: E402
 from vizdeconv.runs.subject import open_subject  # noqa: E402
+from vizdeconv.training import steps  # noqa: E402
 from vizdeconv.training.loop import train_and_evaluate  # noqa: E402
 
 MIRRORED = {"strategy": "mirrored", "devices": "/cpu:0,/cpu:1"}
@@ -69,6 +72,21 @@ split = explore.scan(
 )
 results["topk_equal"] = all(
     np.array_equal(alone[layer][key], split[layer][key]) for layer in alone for key in alone[layer]
+)
+# Recomputed batch-normalization statistics: each replica's half-batch counts once, averaged over replicas.
+strategy = distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"])
+single_model, images = norms.two_norm_network()
+with strategy.scope():
+    mirrored_model, _ = norms.two_norm_network()
+batches = strategy.distribute_datasets_from_function(
+    lambda context: pipeline.eval_dataset(images, np.zeros(12, np.int32), 4, 8, context, preprocess=tf.identity)
+)
+results["statistics_batches"] = steps.recompute_statistics(mirrored_model, strategy, batches)
+expected = norms.numpy_statistics(single_model, [images[i : i + 2] for i in range(0, 12, 2)])
+results["statistics_difference"] = max(
+    float(np.abs(getattr(mirrored_model.norms[name], which).numpy() - value).max() / (np.abs(value).max() + 1e-6))
+    for name, (mean, variance) in expected.items()
+    for which, value in (("moving_mean", mean), ("moving_variance", variance))
 )
 results["replicas"] = distribute.make_strategy(MIRRORED["strategy"], MIRRORED["devices"]).num_replicas_in_sync
 print(json.dumps(results))

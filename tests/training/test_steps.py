@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
+from tests.support import norms
 from vizdeconv.nn.convnet import build_model
 from vizdeconv.training import losses, steps
 
@@ -74,36 +75,8 @@ def test_label_smoothing_is_the_cross_entropy_against_the_smoothed_target():
     assert float(plain) == pytest.approx(-log_softmax[np.arange(5), labels].mean(), rel=1e-5)
 
 
-def _numpy_statistics(model, batches_of_images):
-    """Each normalization's mean over the batches of its batch mean and biased variance, the network run in
-    training mode written out in NumPy: conv1 -> norm -> ReLU -> pool 2 -> conv2 -> norm (conv by tf.nn)."""
-    first = model.norms["conv1"]
-    per_batch = {"conv1": [], "conv2": []}
-    for images in batches_of_images:
-        raw = (tf.nn.conv2d(images, model.kernels[0], 1, "SAME") + model.biases[0]).numpy().astype(np.float64)
-        mean, variance = raw.mean((0, 1, 2)), raw.var((0, 1, 2))
-        per_batch["conv1"].append((mean, variance))
-        x = (raw - mean) / np.sqrt(variance + first.epsilon) * first.gamma.numpy() + first.beta.numpy()
-        x = tf.nn.max_pool2d(np.maximum(x, 0).astype(np.float32), 2, 2, "VALID")
-        raw = (tf.nn.conv2d(x, model.kernels[1], 1, "SAME") + model.biases[1]).numpy().astype(np.float64)
-        per_batch["conv2"].append((raw.mean((0, 1, 2)), raw.var((0, 1, 2))))
-    return {name: np.mean(values, axis=0) for name, values in per_batch.items()}
-
-
 def test_recompute_statistics_sets_the_mean_batch_statistics_and_puts_everything_back_on_failure():
-    from vizdeconv.nn.convnet import ConvNet, LayerSpec
-
-    specs = [LayerSpec("conv1", 3, 6, pool=2, batch_norm=True, norm_momentum=0.6),
-             LayerSpec("conv2", 3, 8, batch_norm=True, norm_momentum=0.6),
-             LayerSpec("head", 1, 10, rectify=False)]  # fmt: skip
-    model = ConvNet(specs, image_size=8, seed=4)
-    rng = np.random.default_rng(5)
-    for norm in model.norms.values():  # statistics and offsets far from the data's, so a no-op shows
-        norm.gamma.assign(rng.uniform(0.5, 2, norm.gamma.shape))
-        norm.beta.assign(rng.normal(size=norm.beta.shape))
-        norm.moving_mean.assign(rng.normal(3, 1, norm.moving_mean.shape))
-        norm.moving_variance.assign(rng.uniform(5, 9, norm.moving_variance.shape))
-    images = (rng.normal(size=(12, 8, 8, 3)) * rng.uniform(0.5, 3, size=(12, 1, 1, 1))).astype(np.float32)
+    model, images = norms.two_norm_network()
     labels = np.zeros(12, np.int32)
     strategy = tf.distribute.get_strategy()
     before = [v.numpy() for norm in model.norms.values() for v in (norm.moving_mean, norm.moving_variance)]
@@ -121,7 +94,7 @@ def test_recompute_statistics_sets_the_mean_batch_statistics_and_puts_everything
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
     assert steps.recompute_statistics(model, strategy, dataset) == 3
-    expected = _numpy_statistics(model, [images[i : i + 4] for i in range(0, 12, 4)])
+    expected = norms.numpy_statistics(model, [images[i : i + 4] for i in range(0, 12, 4)])
     for name, (mean, variance) in expected.items():
         np.testing.assert_allclose(model.norms[name].moving_mean, mean, rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(model.norms[name].moving_variance, variance, rtol=1e-4, err_msg=name)
