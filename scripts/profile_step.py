@@ -2,7 +2,7 @@
 
     python scripts/profile_step.py [--config configs/default.py] [--steps 50] [--precision auto]
 
-Traces `--steps` optimizer steps of the trainer's own step (one in-memory batch of 128, so the input
+Traces `--steps` optimizer steps of the trainer's own step (one in-memory batch of the config's size, so the input
 pipeline is not in it), reads the profiler's XSpace and prints, per op type, its share of the op time
 and, for the convolutions, the FLOP rate they reach against the CPU's nominal peak in the step's precision
 (cores x clock x FLOPs per cycle, `vizdeconv.hardware.cpu.peak_gflops`; `--peak_gflops` overrides).
@@ -18,7 +18,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-CONV_OPS = ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "_FusedConv2D")
+# every convolution kernel's name has it: Conv2D, Conv2DBackpropFilter, _FusedConv2D, and oneDNN's
+# _MklNativeFusedConv2D, _MklNativeConv2DBackpropFilterWithBias, ...
+CONV_OP = "Conv2D"
 WRAPPERS = ("Process", "Run")
 
 
@@ -80,10 +82,16 @@ def main() -> None:
     optimizer = optim.make_optimizer(config.optimizer, 10**6)
     optimizer.build(model.trainable_variables)
     train_steps = steps.make_train_steps(
-        model, optimizer, tf.distribute.get_strategy(), config.loss, config.batch_size, dtype
+        model,
+        optimizer,
+        tf.distribute.get_strategy(),
+        config.loss,
+        config.batch_size,
+        dtype,
+        config.optimizer.norm_bias_scale,
     )
     batch = (
-        tf.random.stateless_normal([config.batch_size, 24, 24, 3], seed=[0, 1]),
+        tf.random.stateless_normal([config.batch_size, config.data.image_size, config.data.image_size, 3], seed=[0, 1]),
         tf.random.stateless_uniform([config.batch_size], [0, 2], 0, 10, tf.int32),
     )
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
@@ -110,7 +118,7 @@ def main() -> None:
     print("| op | ms per step | share of op time |\n|---|---|---|")
     for name, seconds in sorted(totals.items(), key=lambda item: -item[1])[:12]:
         print(f"| {name} | {seconds / step_count * 1000:.1f} | {seconds / total:.1%} |")
-    conv_seconds = sum(totals.get(name, 0.0) for name in CONV_OPS)
+    conv_seconds = sum(seconds for name, seconds in totals.items() if CONV_OP in name)
     flops = 3 * bench.conv_flops(model) * config.batch_size * step_count  # forward + two gradients
     peak = args.peak_gflops or nominal_peak_gflops(precision.resolve(args.precision))
     # Kernels overlap (the two gradients of a layer run side by side), so op time can exceed wall time.

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from configs import atrous, default
+from vizdeconv.nn import convnet
 from vizdeconv.nn.convnet import ConvNet, build_model, count_parameters, layer_specs
 from vizdeconv.training import losses
 
@@ -187,3 +188,67 @@ def test_statistics_after_the_pool_train_as_airbenchs_pool_then_normalize_order(
     np.testing.assert_allclose(model(images), plain(images), rtol=1e-6)
     with pytest.raises(ValueError, match="needs a pool"):
         ConvNet([LayerSpec(**dict(spec, pool=0), norm_after_pool=True)], image_size=9)
+
+
+def test_the_fused_gelu_of_training_equals_gelu_and_its_derivative_written_out(caplog):
+    # The trainer's GELU computes its value and slope in one XLA kernel and keeps the slope for the backward
+    # pass: it must be x * Phi(x) with the derivative Phi(x) + x * phi(x), as math.erf gives them, in float32
+    # and bfloat16, in layers of every shape without TensorFlow warning of retracing.
+    import math
+
+    from vizdeconv.nn.convnet import gelu_train
+
+    erf = np.vectorize(math.erf)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for shape in [(7,), (2, 5, 5, 3), (3, 4, 4, 8), (2, 3, 3, 16), (1, 2, 2, 4), (4, 6, 6, 2), (2, 9)]:
+            x = tf.constant(np.random.default_rng(len(shape) * 7 + shape[-1]).normal(0, 2, shape), tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = gelu_train(x)
+                weights = tf.cos(tf.range(tf.size(x), dtype=tf.float32))  # any upstream gradient, not only 1s
+                objective = tf.reduce_sum(tf.reshape(y, [-1]) * weights)
+            slope = tape.gradient(objective, x).numpy().reshape(-1) / weights.numpy()
+            v = x.numpy().astype(np.float64).reshape(-1)
+            cdf, density = 0.5 * (1 + erf(v / math.sqrt(2))), np.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+            np.testing.assert_allclose(y.numpy().reshape(-1), v * cdf, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(slope, cdf + v * density, rtol=1e-4, atol=1e-5)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    x = tf.constant(np.linspace(-4, 4, 33), tf.bfloat16)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = gelu_train(x)
+    slope = tape.gradient(y, x)
+    assert y.dtype == slope.dtype == tf.bfloat16
+    v = np.linspace(-4, 4, 33)
+    np.testing.assert_allclose(tf.cast(y, tf.float32), v * 0.5 * (1 + erf(v / math.sqrt(2))), rtol=1e-2, atol=1e-2)
+    expected = 0.5 * (1 + erf(v / math.sqrt(2))) + v * np.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(tf.cast(slope, tf.float32), expected, rtol=2e-2, atol=1e-2)
+
+
+def test_a_gelu_network_trains_through_the_fused_gelu_and_infers_through_tensorflows():
+    from vizdeconv.nn.convnet import LayerSpec
+
+    specs = [LayerSpec("conv1", 3, 5, pool=2, batch_norm=True, norm_scale=False, activation="gelu"),
+             LayerSpec("head", 1, 10, rectify=False)]  # fmt: skip
+    model = ConvNet(specs, image_size=8, seed=6)
+    images = tf.random.stateless_normal([4, 8, 8, 3], seed=[2, 3])
+    op = model.graph().by_name["conv1"]
+    assert op.params["fn"] is convnet.gelu and op.params["train"] is convnet.gelu_train
+    calls = []
+
+    def kernel_gradient():
+        with tf.GradientTape() as tape:
+            trained = model(images, training=True)
+            objective = tf.reduce_sum(trained * tf.range(10, dtype=tf.float32))
+        return trained.numpy(), tape.gradient(objective, model.kernels[0]).numpy()
+
+    fused = op.params["train"]
+    op.params["train"] = lambda x, dtype: calls.append(1) or fused(x, dtype)
+    trained, gradient = kernel_gradient()
+    assert calls == [1] and np.abs(gradient).max() > 1e-3
+    model(images)  # inference: TensorFlow's GELU, the one the projections differentiate
+    assert calls == [1]
+    del op.params["train"]  # training through TensorFlow's GELU and its autodiff: the same, up to rounding
+    plain_trained, plain_gradient = kernel_gradient()
+    np.testing.assert_allclose(trained, plain_trained, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gradient, plain_gradient, rtol=1e-4, atol=1e-6)

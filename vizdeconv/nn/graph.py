@@ -201,7 +201,7 @@ class Graph:
           record_switches: argmax pooling, returning `switches_name(op)` [N, h, w, c] int64 too.
           until: names of the tensors needed (the ops they do not depend on are skipped), or None.
           relu: the rectifier (tests swap in ones with other backward rules).
-          training: ops with a `train` param (batch normalization) run it instead: (x, dtype) -> y.
+          training: ops with a `train` param (batch normalization, GELU) run it instead: (x, dtype) -> y.
           fold_affine: with `until`, an affine op (inference batch normalization) that alone reads a
             convolution not in `until` runs with it as one convolution (kernel and bias scaled), which
             TensorFlow fuses with the rectifier after it: the scan's forward pass, several times fewer
