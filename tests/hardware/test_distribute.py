@@ -30,6 +30,7 @@ def test_two_replicas_match_one_device_in_training_resuming_and_top_k(cifar_sess
     assert figures["muon_lookahead"] < 1e-5, figures
     assert figures["accuracy"][0] == pytest.approx(figures["accuracy"][1])
     assert figures["topk_equal"]
+    assert figures["gelu_mirrored"] == "complete"
     assert figures["statistics_batches"] == 3 and figures["statistics_difference"] < 1e-4, figures
 
 

@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 from tests.support import norms  # noqa: E402
 from tests.support.builders import final_weights, small_config  # noqa: E402
 from vizdeconv import explore  # noqa: E402
+from vizdeconv.config import speedrun_layers  # noqa: E402
 from vizdeconv.data import cifar10, pipeline  # noqa: E402
 from vizdeconv.runs.subject import open_subject  # noqa: E402
 from vizdeconv.training import steps  # noqa: E402
@@ -57,6 +58,11 @@ SPEEDRUN = {"optimizer.name": "muon", "optimizer.learning_rate": 0.05, "optimize
 train("muon_single", **SPEEDRUN)
 train("muon_mirrored", **SPEEDRUN, **MIRRORED)
 results["muon_lookahead"] = max_difference(os.path.join(root, "muon_single"), os.path.join(root, "muon_mirrored"))
+# Another network (the speedrun's layers: GELU through its fused XLA kernel, normalization after the pool) under
+# two replicas in the same process: a new MirroredStrategy per run made TensorFlow refuse it (#62790).
+GELU = {"model.layers": speedrun_layers(widths=(8, 16, 16), whiten_bias_steps=3), "data.image_size": 32,
+        "data.normalize": "dataset"}  # fmt: skip
+results["gelu_mirrored"] = train("gelu_mirrored", steps=3, **GELU, **MIRRORED)["status"]
 # The explorer's scan: per-replica running top-k merged exactly.
 model = open_subject(run=os.path.join(root, "single"), log=lambda *_: None, need_data=False).model
 images, _ = cifar10.load_binary(data_dir, "test")

@@ -1,5 +1,6 @@
 """tf.distribute strategies from the config: the same trainer on one device, GPUs, workers or a TPU."""
 
+import functools
 import json
 import os
 
@@ -23,7 +24,7 @@ def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Str
         cpus = [d for d in listed if "cpu" in d.lower()]
         if len(cpus) > 1:
             split_cpu(len(cpus))
-        return tf.distribute.MirroredStrategy(listed or None)
+        return _mirrored(tuple(listed))
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
@@ -32,6 +33,15 @@ def make_strategy(name: str = "default", devices: str = "") -> tf.distribute.Str
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+@functools.cache
+def _mirrored(devices: tuple) -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy per device set for the whole process. TensorFlow's collective runtime remembers
+    each all-reduce's shape by its instance key, and every new strategy numbers its all-reduces from the
+    same start: a second network trained under a new strategy in the same process (a notebook, the ablation)
+    was refused with "Shape mismatch in the collective instance 100" (tensorflow/tensorflow#62790)."""
+    return tf.distribute.MirroredStrategy(list(devices) or None)
 
 
 def split_cpu(count: int) -> None:
