@@ -311,7 +311,8 @@ class Trainer:
         """Batch normalization's moving statistics from the first `norm_statistics_images` training images,
         unaugmented and in training batches (`steps.recompute_statistics`)."""
         config = self.config
-        count = config.norm_statistics_images // config.batch_size * config.batch_size
+        # whole batches only (a short one would weigh as much as a full one), of the images there are
+        count = min(config.norm_statistics_images, len(self.train_images)) // config.batch_size * config.batch_size
         started = time.perf_counter()
         batches = steps.recompute_statistics(
             self.model,
