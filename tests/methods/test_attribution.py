@@ -462,7 +462,7 @@ def test_many_targets_trace_each_function_once_without_a_retracing_warning(caplo
             for target in targets:
                 attribution.explain(images, target=target)
             attribution.explain(images, target=1)
-    functions = [entry[0] for entry in attribution._functions.values()]
+    functions = list(attribution._functions.values())
     assert len(functions) == 6
     assert [f.experimental_get_tracing_count() for f in functions] == [1] * 6
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]

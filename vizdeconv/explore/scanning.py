@@ -10,7 +10,6 @@ whole scan.
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -278,9 +277,9 @@ class Scan:
         import tensorflow as tf
 
         signature = [*batches.element_spec, tf.nest.map_structure(tf.type_spec_from_value, self.states)]
-        # a partial, not a closure: TensorFlow counts traces per code object, and every scan's closure shares
-        # one, so a notebook's sixth scan would be warned of as retracing
-        return tf.function(functools.partial(self._fold), input_signature=signature)
+        from vizdeconv.nn import ops
+
+        return ops.compiled(self._fold, input_signature=signature)  # a scan after a scan warns of no retracing
 
     def _fold(self, batch, batch_ids, states):
         return self.strategy.run(self._replica_fold, args=(batch, batch_ids, states))

@@ -39,12 +39,12 @@ do not depend on it.
 """
 
 import dataclasses
-import functools
 
 import numpy as np
 import tensorflow as tf
 
 from vizdeconv.methods.deconvnet import Deconvnet, as_graph
+from vizdeconv.nn import ops
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "guided_gradcam", "saliency", "integrated_gradients")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")  # raw maps at a layer's resolution
@@ -204,15 +204,12 @@ class Attribution:
     # -- the compiled pieces: one tf.function per static setting, held by the instance --------------------
 
     def _compiled(self, method: str, *static):
-        """One tf.function per (method, static settings). A partial of a bound method, not a closure: TensorFlow
-        counts traces per Python code object, and closures made inside one method share theirs, so explaining
-        with several target functions would be warned of as one function retracing."""
+        """One tf.function per (method, static settings), a target function by its id (`ops.compiled` holds it,
+        so the id is not reused while the entry is kept): explaining with several targets warns of no retracing."""
         key = (method, *(id(value) if callable(value) else value for value in static))
         if key not in self._functions:
-            # the entry keeps the settings alive too, so an id in the key is never reused while it is held
-            function = tf.function(functools.partial(getattr(self, method), *static), reduce_retracing=True)
-            self._functions[key] = (function, static)
-        return self._functions[key][0]
+            self._functions[key] = ops.compiled(getattr(self, method), *static, reduce_retracing=True)
+        return self._functions[key]
 
     def _scores(self, tensors, targets, target_fn):
         """The [n] scores of the chosen targets (-1: the top class) and the targets used."""

@@ -1,11 +1,10 @@
 """`Deconvnet`: the one entry point for projections, over a Keras model, a reference net or a Graph."""
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 
 from vizdeconv.methods import reconstruct
+from vizdeconv.nn import ops
 from vizdeconv.nn.graph import Graph
 
 
@@ -101,12 +100,11 @@ class Deconvnet:
     def _compiled(self, method: str, *static):
         """One tf.function per method and static arguments (layer names, flags), so a call for another
         layer traces its own function instead of retracing a shared one. Held by the instance, unlike
-        method decorators, which hold it only weakly and break on a temporary. A partial, not a lambda:
-        TensorFlow counts traces per Python code object, and every lambda made here shares one, so a
-        trainer projecting six layers was warned of "excessive retracing" when each function traced once."""
+        method decorators, which hold it only weakly and break on a temporary (`ops.compiled`: no false
+        retracing warning when a trainer projects six layers)."""
         key = (method, *static)
         if key not in self._functions:
-            self._functions[key] = tf.function(functools.partial(getattr(self, method), *static), reduce_retracing=True)
+            self._functions[key] = ops.compiled(getattr(self, method), *static, reduce_retracing=True)
         return self._functions[key]
 
     @property

@@ -14,7 +14,6 @@ with stateless generators, so a channel's image does not depend on which other c
 """
 
 import dataclasses
-import functools
 import math
 import time
 
@@ -307,11 +306,10 @@ class FeatureVisualization:
         return random_transforms(pixels, seeds, jitter, r.scale, r.degrees)
 
     def _loop(self, name: str, unit):
-        """The compiled `_steps` of one layer and unit. A partial, not one function of the layer's name:
-        TensorFlow counts traces per Python code object, so one function traced per layer would be warned of
-        as retracing when the explorer optimizes layer after layer."""
+        """The compiled `_steps` of one layer and unit, not one function of the layer's name (`ops.compiled`: no
+        retracing warning when the explorer optimizes layer after layer)."""
         if (name, unit) not in self._loops:
-            self._loops[name, unit] = tf.function(functools.partial(self._steps, name, unit))
+            self._loops[name, unit] = ops.compiled(self._steps, name, unit)
         return self._loops[name, unit]
 
     def _steps(self, name, unit, x, channels, seeds, steps):

@@ -14,12 +14,12 @@ the softmax of the logits before any final softmax (the model's own probability 
 """
 
 import dataclasses
-import functools
 
 import numpy as np
 import tensorflow as tf
 
 from vizdeconv.methods.deconvnet import as_graph
+from vizdeconv.nn import ops
 
 SUBSTRATES = ("zero", "blur")
 
@@ -78,8 +78,7 @@ def _curve(kind, model, images, maps, target, steps, substrate, blur_sigma, batc
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     filler = _substrate(images, substrate, blur_sigma)
-    # a partial, not a lambda: TensorFlow counts traces per code object, and every curve's lambda shares one
-    probabilities_of = tf.function(functools.partial(_probabilities, graph), reduce_retracing=True)
+    probabilities_of = ops.compiled(_probabilities, graph, reduce_retracing=True)  # one per curve, no warning
     clean = np.concatenate([probabilities_of(images[i : i + batch_size]).numpy() for i in range(0, count, batch_size)])
     targets = _targets(target, clean)
     fractions = np.linspace(0, 1, steps + 1).astype(np.float32)

@@ -4,9 +4,19 @@ All tensors are NHWC. Kernels are `[kh, kw, in, out]` as `tf.nn.conv2d` lays the
 convolution uses the same kernel, so it maps `out` channels back to `in` channels.
 """
 
+import functools
+
 import tensorflow as tf
 
 from vizdeconv.nn import shapes
+
+
+def compiled(function, *static, **options):
+    """tf.function(function with its first arguments `static` fixed, **options). Through a partial, never a
+    closure or a lambda: TensorFlow counts traces per Python code object, and closures made by one piece of code
+    share theirs, so several such functions (a layer each, a target each, a network each) would be warned of
+    "excessive retracing" when each traced once. The partial holds `static` alive."""
+    return tf.function(functools.partial(function, *static), **options)
 
 
 def _spatial(x) -> tuple[int, int]:

@@ -4,10 +4,9 @@ Several optimizer steps run inside one `tf.function` call (a `tf.range` loop ove
 iterator), so the Python loop is entered only to log, evaluate or checkpoint.
 """
 
-import functools
-
 import tensorflow as tf
 
+from vizdeconv.nn import ops
 from vizdeconv.nn.convnet import ConvNet
 from vizdeconv.training import losses
 
@@ -93,14 +92,7 @@ def make_train_steps(
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.trainable_variables])
         return dict(totals, weights_finite=tf.cast(finite, tf.float32))
 
-    return _compiled(train_steps)
-
-
-def _compiled(function):
-    """tf.function of a closure, through a partial: TensorFlow counts traces per code object, and every
-    call of a step factory makes a closure with the same one, so a process training or evaluating several
-    networks (the ablation, a notebook) would be warned of retracing."""
-    return tf.function(functools.partial(function))
+    return ops.compiled(train_steps)  # a process training several networks warns of no retracing
 
 
 def mirror(logits_of, images) -> tf.Tensor:
@@ -140,7 +132,7 @@ def make_eval_step(model: ConvNet, strategy: tf.distribute.Strategy, compute_dty
             strategy.reduce(tf.distribute.ReduceOp.SUM, examples, axis=None),
         )
 
-    return _compiled(eval_step)
+    return ops.compiled(eval_step)
 
 
 def evaluate(eval_step, distributed_dataset) -> tuple[float, int]:
@@ -184,9 +176,8 @@ def recompute_statistics(model: ConvNet, strategy: tf.distribute.Strategy, batch
             )
             for v in moving
         ]
-    # a new function, traced at momentum 0 (the training step's traces keep the configured momentum); a
-    # partial, since TensorFlow counts traces per code object and a closure's would be shared by every call
-    step = tf.function(functools.partial(_statistics_step, model, strategy, compute_dtype, moving, totals))
+    # a new function, traced at momentum 0 (the training step's traces keep the configured momentum)
+    step = ops.compiled(_statistics_step, model, strategy, compute_dtype, moving, totals)
     before, saved = [tf.convert_to_tensor(v) for v in moving], [norm.momentum for norm in norms]
     count = 0
     try:
@@ -202,8 +193,9 @@ def recompute_statistics(model: ConvNet, strategy: tf.distribute.Strategy, batch
     finally:
         for norm, momentum in zip(norms, saved):
             norm.momentum = momentum
-    for total, v, value in zip(totals, moving, before):
-        v.assign(tf.convert_to_tensor(total) / count if count else value)
+    if count:  # none: the statistics were never touched
+        for total, v in zip(totals, moving):
+            v.assign(tf.convert_to_tensor(total) / count)
     return count
 
 
