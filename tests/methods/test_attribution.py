@@ -241,11 +241,25 @@ def test_saliency_and_integrated_gradients_against_a_tape():
     _close(Attribution(model, "saliency").explain(images, targets).raw, tape.gradient(scores, x).numpy())
 
     baseline = np.full((SIZE, SIZE, 3), 0.25, np.float32)
-    result = Attribution(model, "integrated_gradients", steps=64, baseline=baseline).explain(images, targets)
+    result = Attribution(model, "integrated_gradients", steps=16, baseline=baseline).explain(images, targets)
+    # the midpoint sum written out with a tape: (x - x') * mean over k of dS/dx at x' + (k + 1/2)/16 (x - x')
+    alphas = (np.arange(16, dtype=np.float32) + 0.5) / 16
+    reference = []
+    for image, target in zip(images, targets):
+        with tf.GradientTape() as tape:
+            points = tf.constant(baseline + alphas[:, None, None, None] * (image - baseline))
+            tape.watch(points)
+            path_scores = model(points)[:, target]
+        reference.append((image - baseline) * tape.gradient(path_scores, points).numpy().mean(axis=0))
+    _close(result.raw, np.stack(reference))
+
+    # completeness (Sundararajan et al., Prop. 1): attributions sum to S(x) - S(baseline) as the path points
+    # grow; the midpoint rule's error at ReLU kinks was at most 0.05% of the largest difference at 512 points
+    # over thirty random draws of this network (0.35% at 64, and one draw in CI 1.5%)
+    result = Attribution(model, "integrated_gradients", steps=512, baseline=baseline).explain(images, targets)
     start = tf.gather(model(np.repeat(baseline[None], 3, 0)), targets, batch_dims=1).numpy()
-    # completeness (Sundararajan et al., Prop. 1): attributions sum to S(x) - S(baseline)
-    np.testing.assert_allclose(result.raw.reshape(3, -1).sum(1), scores.numpy() - start,
-                               rtol=0.01, atol=0.01 * np.abs(scores.numpy() - start).max())  # fmt: skip
+    difference = scores.numpy() - start
+    np.testing.assert_allclose(result.raw.reshape(3, -1).sum(1), difference, atol=0.005 * np.abs(difference).max())
 
 
 def test_guided_gradcam_is_the_guided_projection_times_the_upsampled_gradcam():
