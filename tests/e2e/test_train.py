@@ -175,6 +175,27 @@ def test_recomputed_statistics_reach_the_final_checkpoint_and_the_reported_accur
     assert metrics["test_accuracy"] == pytest.approx(np.mean(np.argmax(logits, 1) == test_labels), abs=1e-6)
 
 
+def test_recomputed_statistics_use_whole_batches_of_the_training_images_there_are(cifar_session, tmp_path):
+    # 13 training images (data.limit) and norm_statistics_images 1000 in batches of 8: one batch, the first 8
+    # (a second of 5 would weigh as much as the first)
+    workdir = str(tmp_path / "run")
+    config = small_config(cifar_session, **AIRBENCH, norm_statistics_images=1000, **{"data.limit": 13})
+    lines = []
+    train_and_evaluate(config, workdir, log=lines.append)
+    ours = restored_variables(config, workdir)
+    model = build_model(config)
+    tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    assert any("recomputed from 1 batch of 8 training images" in line for line in lines)
+    # recomputing from the same first 8 images on the run's final weights changes nothing
+    train_images, train_labels = sources.for_config(config.data, "train").read_all()
+    inputs = preprocess.preprocess_eval(train_images[:8], 32, preprocess.run_statistics(config.data))
+    batches = tf.data.Dataset.from_tensor_slices((inputs, train_labels[:8])).batch(8)
+    assert steps.recompute_statistics(model, tf.distribute.get_strategy(), batches) == 1
+    for index, variable in enumerate(model.variables):
+        name = f"{index} {variable.name}"
+        np.testing.assert_allclose(ours[name], variable.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(cifar_session, tmp_path):
     workdir = str(tmp_path / "nan")
     result = run_train(

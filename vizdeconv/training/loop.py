@@ -311,7 +311,8 @@ class Trainer:
         """Batch normalization's moving statistics from the first `norm_statistics_images` training images,
         unaugmented and in training batches (`steps.recompute_statistics`)."""
         config = self.config
-        # whole batches only (a short one would weigh as much as a full one), of the images there are
+        # whole batches only (a short one would weigh as much as a full one), of the images there are (at least
+        # one batch: the training pipeline refuses fewer)
         count = min(config.norm_statistics_images, len(self.train_images)) // config.batch_size * config.batch_size
         started = time.perf_counter()
         batches = steps.recompute_statistics(
@@ -330,8 +331,8 @@ class Trainer:
             self.compute_dtype,
         )
         self.log(
-            f"batch normalization's moving statistics recomputed from {batches} batches of {config.batch_size} "
-            f"training images ({time.perf_counter() - started:.1f} s)"
+            f"batch normalization's moving statistics recomputed from {batches} batch{'es' * (batches != 1)} of "
+            f"{config.batch_size} training images ({time.perf_counter() - started:.1f} s)"
         )
 
     def write_scalars(self, target: int, sums: dict, count: int, images_per_second: float) -> None:
