@@ -9,6 +9,7 @@ a Keras model, `--layer` repeatable, `--mode` a projection rule). `python train.
 import importlib
 import os
 import re
+import signal
 import sys
 
 COMMANDS = {
@@ -33,13 +34,18 @@ def quiet_tensorflow() -> None:
 
 
 def run(main, argv=None, program: str | None = None) -> int:
-    """Calls `main(argv)` and turns errors a user can fix into `program: error: ...` and exit 2."""
+    """Calls `main(argv)` and turns errors a user can fix into `program: error: ...` and exit 2, and a Ctrl-C
+    the command does not handle itself into `program: interrupted` and exit 130 (128 + SIGINT, the shell's
+    convention). Files are written whole or not at all, so what was saved before it stays usable."""
     program = program or os.path.basename(sys.argv[0])
     try:
         return main(argv) or 0
     except USER_ERRORS as error:
         print(f"{program}: error: {reason(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def reason(error: BaseException) -> str:

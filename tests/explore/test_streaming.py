@@ -266,7 +266,8 @@ def test_a_folder_being_scanned_is_refused_and_an_unfinished_scan_of_other_setti
     assert list(scanning.ScanState.load(path).tops) == ["conv1"]
 
 
-def test_kill_9_then_the_same_command_resumes_to_the_uninterrupted_result(cifar, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill_9", "ctrl_c"])
+def test_a_kill_or_ctrl_c_then_the_same_command_resumes_to_the_uninterrupted_result(cifar, tmp_path, stop):
     _, images, labels = cifar
     folder = str(tmp_path / "folder")
     write_folder(folder, np.concatenate([images] * 4), np.concatenate([labels] * 4))  # 256 files
@@ -293,8 +294,14 @@ def test_kill_9_then_the_same_command_resumes_to_the_uninterrupted_result(cifar,
             except (ValueError, FileNotFoundError):
                 pass
             time.sleep(0.002)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.send_signal(stop)
+        _, stderr = process.communicate()
+        if stop == signal.SIGINT and process.returncode != 0:  # 0: it finished before the signal landed
+            # one line, exit 130, and no half-written state file beside the state
+            text = stderr.decode()
+            assert process.returncode == 130 and text.strip().splitlines()[-1] == "vizdeconv.explore: interrupted"
+            assert "Traceback" not in text, text[-2000:]
+            assert not [name for name in os.listdir(out) if ".tmp" in name]
         try:
             killed_at = scanning.ScanState.load(state)
         except (ValueError, FileNotFoundError):
@@ -348,3 +355,22 @@ def test_multi_worker_processes_scan_their_shares_and_the_chief_merges(cifar, mo
         assert (state.start, state.stop) == scanning.shard_range(64, (index, 2)) and state.done
     for layer in ("conv1", "conv2"):
         assert_same_tops(tops(out, layer), tops(str(tmp_path / "alone"), layer))
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_a_state_save_stopped_halfway_leaves_the_old_state_and_no_temporary_file(tmp_path, monkeypatch, failure):
+    path = str(tmp_path / scanning.STATE_FILE)
+    tops = {"conv1": {"values": np.ones((2, 3), np.float32), "image_ids": np.zeros((2, 3), np.int64),
+                      "positions": np.zeros((2, 3, 2), np.int64)}}  # fmt: skip
+    old = scanning.ScanState({"k": 3}, tops, 0, 64, 16, np.zeros(0, np.int64))
+    old.save(path)
+
+    def savez_then_fail(handle, **arrays):
+        handle.write(b"PK\x03\x04 half a zip")
+        raise failure
+
+    monkeypatch.setattr(scanning.np, "savez", savez_then_fail)
+    with pytest.raises(type(failure) if isinstance(failure, BaseException) else failure):
+        dataclasses.replace(old, position=32).save(path)
+    assert os.listdir(tmp_path) == [scanning.STATE_FILE]
+    assert scanning.ScanState.load(path).position == 16

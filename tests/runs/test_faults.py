@@ -229,6 +229,32 @@ def test_refused_metrics_write_removes_its_temporary_file(tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == ["metrics.json"] and rundir.read_metrics(str(tmp_path)) == {"step": 1}
 
 
+def test_a_ctrl_c_halfway_through_a_write_leaves_the_earlier_file_and_no_temporary_one(tmp_path, monkeypatch):
+    import keras
+
+    from vizdeconv.runs import subject
+
+    def interrupted(*args, **kwargs):
+        if args and hasattr(args[-1], "write"):
+            args[-1].write('{"step": ')  # half of the new file
+        raise KeyboardInterrupt
+
+    rundir.write_metrics(str(tmp_path), {"step": 1})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = str(tmp_path / "model.keras")
+    subject.save_with_settings(model, path, "deconvnet", "relu")
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir.json, "dump", lambda payload, handle, **kw: interrupted(payload, handle))
+        patch.setattr(subject, "record_settings", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            rundir.write_metrics(str(tmp_path), {"step": 2})
+        with pytest.raises(KeyboardInterrupt):
+            subject.save_with_settings(model, path, "guided", "all")
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "model.keras"]
+    assert rundir.read_metrics(str(tmp_path)) == {"step": 1}
+    assert subject.recorded_settings(path)["mode"] == "deconvnet"
+
+
 def test_stale_lock_of_a_dead_process_is_taken_over_and_a_live_one_refuses(tmp_path):
     import socket
 

@@ -76,11 +76,16 @@ class ScanState:
             for key, value in self.tops[layer].items():
                 arrays[f"{key}_{i}"] = value
         temporary = f"{path}.tmp{os.getpid()}"
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:  # a full disk or a Ctrl-C: no half-written file left beside the state
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
 
     @classmethod
     def load(cls, path: str) -> "ScanState":

@@ -45,10 +45,10 @@ def write_json(path: str, payload: dict) -> None:
         with open(temporary, "w") as handle:
             json.dump(payload, handle, indent=2, sort_keys=True)
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:  # a Ctrl-C too: no temporary file left behind
         if os.path.exists(temporary):
             os.remove(temporary)
-        if not is_write_failure(error):
+        if not (isinstance(error, OSError) and is_write_failure(error)):
             raise
         raise WriteError(
             f"could not write {path} ({reason(error)}); free space and run the same command again"
@@ -78,10 +78,15 @@ def drop_events_after(folder: str, step: int) -> int:
             damaged = True
         if removed or damaged:
             temporary = f"{path}.tmp"
-            with tf.io.TFRecordWriter(temporary) as writer:
-                for record in kept:
-                    writer.write(record)
-            os.replace(temporary, path)
+            try:
+                with tf.io.TFRecordWriter(temporary) as writer:
+                    for record in kept:
+                        writer.write(record)
+                os.replace(temporary, path)
+            except BaseException:  # the original file stays as it was
+                if os.path.exists(temporary):
+                    os.remove(temporary)
+                raise
             dropped += removed
     return dropped
 

@@ -118,9 +118,11 @@ def save_with_settings(model, path: str, mode: str, rectify: str) -> None:
         model.save(temporary)
         record_settings(temporary, mode, rectify)
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:  # a Ctrl-C too: no temporary file left behind
         if os.path.exists(temporary):
             os.remove(temporary)
+        if not isinstance(error, OSError):
+            raise
         raise PermissionError(f"cannot write {path}: {error.strerror or error}") from None
 
 
