@@ -1,6 +1,8 @@
 """Errors a user can cause that are not plain bad values: a run folder in use, a failed write."""
 
+import contextlib
 import errno
+import os
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EFBIG)
 WRITE_MESSAGES = (
@@ -35,3 +37,15 @@ def reason(error: BaseException) -> str:
         if message in str(error):
             return message
     return getattr(error, "strerror", None) or " ".join(str(error).split())[:120]
+
+
+@contextlib.contextmanager
+def removed_on_failure(temporary: str):
+    """Removes the file `temporary` if the block raises anything (a refused write, a Ctrl-C), then re-raises:
+    a write to a temporary name renamed at its end leaves the earlier file and nothing beside it."""
+    try:
+        yield temporary
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

@@ -381,8 +381,9 @@ def test_injected_enospc_at_each_write_site_is_one_line(cifar_session, trained_s
     shutil.copytree(trained_smoke_run, run)
     before = checkpoints.candidates(os.path.join(run, "checkpoints"))
     if site == "explorer":
-        monkeypatch.setattr(pictures, "write_png", refuse)
+        # the explorer's module first: imported while pictures.write_png is patched, it would keep the patch
         monkeypatch.setattr("vizdeconv.explore.render.write_png", refuse)
+        monkeypatch.setattr(pictures, "write_png", refuse)
         with pytest.raises(WriteError, match=r"could not write the explorer's output \(No space left"):
             explore.explore(explore.ExploreOptions(run=run, layers=["conv1"], limit=16, top_k=2), log=lambda *_: None)
     else:

@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from vizdeconv.errors import removed_on_failure
+
 STATE_FILE = "scan.npz"
 SKIPPED_FILE = "skipped.txt"
 VERSION = 1
@@ -76,16 +78,11 @@ class ScanState:
             for key, value in self.tops[layer].items():
                 arrays[f"{key}_{i}"] = value
         temporary = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:  # a full disk or a Ctrl-C: no half-written file left beside the state
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        with removed_on_failure(temporary), open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
     @classmethod
     def load(cls, path: str) -> "ScanState":

@@ -9,7 +9,7 @@ import os
 
 import ml_collections
 
-from vizdeconv.errors import WriteError, is_write_failure, reason
+from vizdeconv.errors import WriteError, is_write_failure, reason, removed_on_failure
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -42,13 +42,12 @@ def write_json(path: str, payload: dict) -> None:
     """
     temporary = f"{path}.tmp"
     try:
-        with open(temporary, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-        os.replace(temporary, path)
-    except BaseException as error:  # a Ctrl-C too: no temporary file left behind
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        if not (isinstance(error, OSError) and is_write_failure(error)):
+        with removed_on_failure(temporary):
+            with open(temporary, "w") as handle:
+                json.dump(payload, handle, indent=2, sort_keys=True)
+            os.replace(temporary, path)
+    except OSError as error:
+        if not is_write_failure(error):
             raise
         raise WriteError(
             f"could not write {path} ({reason(error)}); free space and run the same command again"
@@ -78,15 +77,11 @@ def drop_events_after(folder: str, step: int) -> int:
             damaged = True
         if removed or damaged:
             temporary = f"{path}.tmp"
-            try:
+            with removed_on_failure(temporary):
                 with tf.io.TFRecordWriter(temporary) as writer:
                     for record in kept:
                         writer.write(record)
                 os.replace(temporary, path)
-            except BaseException:  # the original file stays as it was
-                if os.path.exists(temporary):
-                    os.remove(temporary)
-                raise
             dropped += removed
     return dropped
 

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from vizdeconv.errors import removed_on_failure
 from vizdeconv.nn.preprocess import CHOICES as PREPROCESS_CHOICES
 from vizdeconv.options import option
 from vizdeconv.runs import APPLICATIONS
@@ -115,14 +116,11 @@ def save_with_settings(model, path: str, mode: str, rectify: str) -> None:
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.tmp.keras")  # hidden: `*.keras` listings skip it
     try:
-        model.save(temporary)
-        record_settings(temporary, mode, rectify)
-        os.replace(temporary, path)
-    except BaseException as error:  # a Ctrl-C too: no temporary file left behind
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        if not isinstance(error, OSError):
-            raise
+        with removed_on_failure(temporary):
+            model.save(temporary)
+            record_settings(temporary, mode, rectify)
+            os.replace(temporary, path)
+    except OSError as error:
         raise PermissionError(f"cannot write {path}: {error.strerror or error}") from None
 
 
