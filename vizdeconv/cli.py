@@ -23,14 +23,52 @@ COMMANDS = {
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, FloatingPointError)
 
 
-def quiet_tensorflow() -> None:
-    """Keeps TensorFlow's C++ start-up chatter out of the user's terminal (unless already set), and its
-    Python warnings meant for library authors (e.g. "N calls triggered tf.function retracing", which the
-    explorer's one compiled projection per layer sets off by design)."""
+# What TensorFlow 2.21 logs through absl before it reads TF_CPP_MIN_LOG_LEVEL: absl's banner and INFO lines
+# ("oneDNN custom operations are on", "Could not find cuda drivers"), twice per import
+ABSL_EARLY_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called|I\d{4} \d\d:\d\d:")
+NO_DRIVER = "failed call to cuInit"  # CUDA's answer on a machine without an NVIDIA driver
+
+
+def quiet_tensorflow() -> bool:
+    """Keeps TensorFlow's C++ start-up chatter out of the user's terminal (unless TF_CPP_MIN_LOG_LEVEL is
+    already set), and its Python warnings meant for library authors (e.g. "N calls triggered tf.function
+    retracing", which the explorer's one compiled projection per layer sets off by design). Returns whether
+    it chose the level (the user did not)."""
     import logging
 
+    chosen = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return chosen
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and lists its devices with standard error captured, then passes on every line but the
+    ones TF_CPP_MIN_LOG_LEVEL cannot stop (`ABSL_EARLY_NOISE`), and CUDA's "failed call to cuInit" where no
+    NVIDIA driver is loaded (no /dev/nvidiactl: a CPU machine, nothing to report). A user's one-line error
+    is then one line."""
+    import glob
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA's initialization, which logs on a CPU machine
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines()
+    no_driver = not glob.glob("/dev/nvidiactl")
+    kept = [x for x in lines if not ABSL_EARLY_NOISE.match(x) and not (no_driver and NO_DRIVER in x)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
 
 
 def run(main, argv=None, program: str | None = None) -> int:
@@ -69,10 +107,12 @@ def run_command(name: str, argv, program: str) -> int:
     choice once, when it is imported."""
     from vizdeconv.hardware import cpu
 
-    quiet_tensorflow()
+    chosen = quiet_tensorflow()
 
     def start(args):
         cpu.configure_onednn(cpu.flag_value(args))
+        if chosen:
+            import_tensorflow_quietly()
         return command(name)(args, program)
 
     return run(start, argv, program)

@@ -33,3 +33,35 @@ def test_a_model_larger_than_the_data_is_one_line_naming_the_fix(cifar_session, 
     assert code == 2 and len(lines) == 1, stderr
     assert lines[0].startswith("vizdeconv explore: error: images are 32x32, smaller than the model's input 64x64")
     assert "applications:NAME:SIZE" in lines[0] and "in user code" not in lines[0] and "File " not in lines[0]
+
+
+def test_a_users_error_is_one_line_on_standard_error_without_tensorflows_start_up_chatter(tmp_path):
+    # TensorFlow 2.21 writes absl's banner and INFO lines at import whatever TF_CPP_MIN_LOG_LEVEL says, and on
+    # a machine without an NVIDIA driver "failed call to cuInit" when it looks for devices
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.builders import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    missing = str(tmp_path / "nowhere")
+    for command, program in (([os.path.join(ROOT, "train.py"), "--data_dir", missing], "train.py"),
+                             (["-m", "vizdeconv", "explore", "--run", missing], "vizdeconv explore")):  # fmt: skip
+        result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env, cwd=ROOT,
+                                timeout=300)  # fmt: skip
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"{program}: error:"), result.stderr
+    # a level the user set is theirs: TensorFlow's own lines pass
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", missing], env=dict(
+        env, TF_CPP_MIN_LOG_LEVEL="0"), capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) > 1
+
+
+def test_only_the_early_absl_lines_and_a_driverless_cuinit_are_left_out():
+    assert cli.ABSL_EARLY_NOISE.match("WARNING: All log messages before absl::InitializeLog() is called are written")
+    assert cli.ABSL_EARLY_NOISE.match("I0000 00:00:1796424231.136716    9313 port.cc:153] oneDNN custom operations")
+    for kept in ("W0000 00:00:1.2  1 gpu_device.cc:2] Cannot dlopen some GPU libraries.",
+                 "E0000 00:00:1.2  1 cuda_dnn.cc:5] Loaded runtime CuDNN library: 8.1.0 but source was compiled",
+                 "UserWarning: something", "Illegal instruction"):  # fmt: skip
+        assert not cli.ABSL_EARLY_NOISE.match(kept)
