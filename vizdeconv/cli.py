@@ -33,20 +33,19 @@ def quiet_tensorflow() -> bool:
     """Keeps TensorFlow's C++ start-up chatter out of the user's terminal (unless TF_CPP_MIN_LOG_LEVEL is
     already set), and its Python warnings meant for library authors (e.g. "N calls triggered tf.function
     retracing", which the explorer's one compiled projection per layer sets off by design). Returns whether
-    it chose the level (the user did not)."""
+    INFO lines are to be left out (any level but 0, which asks for everything)."""
     import logging
 
-    chosen = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    return chosen
+    return os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
 
 
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow and lists its devices with standard error captured, then passes on every line but the
     ones TF_CPP_MIN_LOG_LEVEL cannot stop (`ABSL_EARLY_NOISE`), and CUDA's "failed call to cuInit" where no
     NVIDIA driver is loaded (no /dev/nvidiactl: a CPU machine, nothing to report). A user's one-line error
-    is then one line."""
+    is then one line. Not called when TF_CPP_MIN_LOG_LEVEL is 0 (everything asked for)."""
     import glob
     import tempfile
 
@@ -107,11 +106,11 @@ def run_command(name: str, argv, program: str) -> int:
     choice once, when it is imported."""
     from vizdeconv.hardware import cpu
 
-    chosen = quiet_tensorflow()
+    quiet = quiet_tensorflow()
 
     def start(args):
         cpu.configure_onednn(cpu.flag_value(args))
-        if chosen:
+        if quiet:
             import_tensorflow_quietly()
         return command(name)(args, program)
 

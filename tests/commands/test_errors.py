@@ -52,7 +52,7 @@ def test_a_users_error_is_one_line_on_standard_error_without_tensorflows_start_u
                                 timeout=300)  # fmt: skip
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"{program}: error:"), result.stderr
-    # a level the user set is theirs: TensorFlow's own lines pass
+    # level 0 asks for everything: TensorFlow's own lines pass
     result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", missing], env=dict(
         env, TF_CPP_MIN_LOG_LEVEL="0"), capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) > 1

@@ -278,6 +278,18 @@ def test_user_errors_are_one_line_with_exit_status_2(args, message, cifar_sessio
     assert not os.path.exists(tmp_path / "r" / "checkpoints")
 
 
+@pytest.mark.parametrize("override, message", [
+    ("--config.nope=1", "unknown config field: 'nope'"),
+    ("--config.optimizer.learning_rat=0.1", """'learning_rat'; Did you mean "learning_rate" instead"""),
+])  # fmt: skip
+def test_a_mistyped_field_of_the_default_config_is_one_line(override, message, tmp_path):
+    # README's `python train.py --steps 15000 ...`: no --config, so the override meets the default config file
+    result = run_train(override, "--workdir", str(tmp_path / "r"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("train.py: error: "), result.stderr
+    assert message in lines[0] and not os.path.exists(tmp_path / "r")
+
+
 def test_a_folder_of_another_config_or_unwritable_logdir_is_refused_and_left_intact(cifar_session, tmp_path):
     workdir = tmp_path / "owned"
     train_and_evaluate(small_config(cifar_session, steps=2), str(workdir), log=lambda *_: None)

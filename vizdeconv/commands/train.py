@@ -45,17 +45,26 @@ def _config_file(argv) -> str | None:
     return None
 
 
+def _unknown_field(error: AttributeError) -> str:
+    """The field a locked ConfigDict refused, with its "Did you mean" line when it has one, on one line."""
+    inner = error.args[0] if error.args else error
+    text = inner.args[0] if isinstance(inner, KeyError) and inner.args else inner
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def main(argv=None, program: str = "vizdeconv train") -> int:
+    from absl import flags as absl_flags
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    flags = _flags()
-    parsed = flags.FLAGS
-    if {"--help", "-h", "--helpfull"} & set(argv):
-        print(__doc__ + parsed.module_help(__name__))
-        return 0
     config_file = _config_file(argv)
     if config_file:  # a recipe imports its base recipe as `configs.<name>`
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(config_file))))
     try:
+        # defining the default config file already applies the command line's --config.FIELD overrides
+        parsed = _flags().FLAGS
+        if {"--help", "-h", "--helpfull"} & set(argv):
+            print(__doc__ + parsed.module_help(__name__))
+            return 0
         parsed.unparse_flags()
         parsed([program, *argv])
         config = parsed["config"].value
@@ -66,9 +75,8 @@ def main(argv=None, program: str = "vizdeconv train") -> int:
             "configs/default.py"
         ) from None
     except AttributeError as error:  # a locked ConfigDict refuses a field it does not have
-        unknown = error.args[0].args[0] if isinstance(error.args[0], KeyError) else error
-        raise ValueError(f"unknown config field: {unknown}") from None
-    except (flags.Error, TypeError, ImportError) as error:
+        raise ValueError(f"unknown config field: {_unknown_field(error)}") from None
+    except (absl_flags.Error, TypeError, ImportError) as error:
         raise ValueError(" ".join(str(error).split())) from None
     if parsed.steps is not None:
         if parsed.steps < 1:
