@@ -49,3 +49,17 @@ def removed_on_failure(temporary: str):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def make_folder(path: str, what: str, flag: str) -> None:
+    """Creates the folder `path` and its parents if needed.
+
+    Raises:
+      PermissionError: it cannot be created (a file in the way, a read-only or missing place), with a message
+        naming `what` it is ("explorer output folder") and the `flag` that chooses it ("--out").
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        why = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror or str(error)
+        raise PermissionError(f"cannot create {what} {path}: {why}; pass another {flag}") from None

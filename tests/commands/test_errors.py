@@ -65,3 +65,25 @@ def test_only_the_early_absl_lines_and_a_driverless_cuinit_are_left_out():
                  "E0000 00:00:1.2  1 cuda_dnn.cc:5] Loaded runtime CuDNN library: 8.1.0 but source was compiled",
                  "UserWarning: something", "Illegal instruction"):  # fmt: skip
         assert not cli.ABSL_EARLY_NOISE.match(kept)
+
+
+def test_an_out_folder_with_a_file_in_the_way_is_one_line_and_the_file_is_kept(cifar_session, tmp_path):
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3, activation="relu", name="c1"),
+                              layers.GlobalAveragePooling2D(), layers.Dense(10)])  # fmt: skip
+    model.save(tmp_path / "m.keras")
+    blocker = tmp_path / "taken"
+    blocker.write_text("mine")
+    image = tmp_path / "cat.png"
+    tf.io.write_file(str(image), tf.io.encode_png(tf.zeros((32, 32, 3), tf.uint8)))
+    common = ["--model", str(tmp_path / "m.keras")]
+    for name, args, what in (
+        ("explore", [*common, "--data_dir", cifar_session, "--layer", "c1", "--out", str(blocker)], "explorer output"),
+        ("analyze", ["attribute", *common, "--images", str(image), "--out", str(blocker)], "output"),
+        ("analyze", ["occlusion", *common, "--data_dir", cifar_session, "--out", str(blocker / "sub")], "output"),
+    ):
+        code, _, stderr = in_process(name, *args)
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1, stderr
+        assert f"cannot create {what} folder {blocker}" in lines[0] and "pass another --out" in lines[0], lines[0]
+    assert blocker.read_text() == "mine"

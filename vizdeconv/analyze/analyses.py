@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from vizdeconv.analyze import figures
 from vizdeconv.analyze.options import EvolutionOptions, InvarianceOptions, OcclusionOptions, SanityOptions
+from vizdeconv.errors import make_folder
 from vizdeconv.methods import invariance as invariance_lib
 from vizdeconv.methods import occlusion as occlusion_lib
 from vizdeconv.methods import sanity as sanity_lib
@@ -35,7 +36,7 @@ def pick_images(spec: str, count: int) -> list[int]:
 
 def _out(subject, name: str, out: str | None) -> str:
     folder = out or os.path.join(subject.root, "analyze", name)
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder, "output folder", "--out")
     return folder
 
 

@@ -16,6 +16,7 @@ import os
 import time
 
 from vizdeconv.config import RECTIFY_HELP, SPLITS
+from vizdeconv.errors import make_folder
 from vizdeconv.methods import feature_vis
 from vizdeconv.methods.reconstruct import MODES, RECTIFY
 from vizdeconv.options import option
@@ -228,7 +229,7 @@ def _explore(options: ExploreOptions, log, after_scan) -> dict:
     out = options.out or (
         os.path.join(subject.root, "explore", split) if options.run else os.path.join(subject.root, split)
     )
-    os.makedirs(out, exist_ok=True)
+    make_folder(out, "explorer output folder", "--out")
     same = options.run is not None and os.path.realpath(out) == os.path.realpath(options.run)
     holding = RunLock(out, log, what="explore", folder="explorer output folder", flag="--out")
     with contextlib.nullcontext() if same else holding:
@@ -394,7 +395,7 @@ def merge(parts: list[str], out: str, log=print, after_scan=None, **overrides) -
         values = json.load(handle)
     values.update(overrides, out=out, shard=None)
     options = ExploreOptions(**values)
-    os.makedirs(out, exist_ok=True)
+    make_folder(out, "explorer output folder", "--out")
     state_path = os.path.join(out, scanning.STATE_FILE)
     if os.path.exists(state_path):
         existing = scanning.ScanState.load(state_path)

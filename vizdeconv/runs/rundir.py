@@ -9,7 +9,7 @@ import os
 
 import ml_collections
 
-from vizdeconv.errors import WriteError, is_write_failure, reason, removed_on_failure
+from vizdeconv.errors import WriteError, is_write_failure, make_folder, reason, removed_on_failure
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -129,12 +129,7 @@ def prepare(config, workdir: str) -> bool:
 
 def create(workdir: str) -> None:
     """Creates the run folder (and its parents) if needed; PermissionError if it cannot be written."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as error:
-        raise PermissionError(
-            f"cannot create run folder {workdir}: {error.strerror}; pass a writable --logdir or --workdir"
-        ) from None
+    make_folder(workdir, "run folder", "--logdir or --workdir")
     _check_writable(workdir)
 
 
