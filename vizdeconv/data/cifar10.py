@@ -78,7 +78,9 @@ def _read_tar(tarball: str, names: list[str]) -> dict[str, bytes]:
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise ValueError(f"{tarball}: not a readable tar.gz archive ({error})") from None
+        # tarfile's own message lists each compression it tried, over several lines
+        why = str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
+        raise ValueError(f"{tarball}: not a readable tar.gz archive ({why})") from None
 
 
 def _read_dir(folder: str, names: list[str]) -> dict[str, bytes]:
