@@ -110,7 +110,9 @@ def run_command(name: str, argv, program: str) -> int:
 
     def start(args):
         cpu.configure_onednn(cpu.flag_value(args))
-        if quiet:
+        flags = cpu.cpu_flags()
+        # without AVX TensorFlow aborts while importing: its reason must reach the terminal, not the capture
+        if quiet and (not flags or "avx" in flags):
             import_tensorflow_quietly()
         return command(name)(args, program)
 

@@ -87,3 +87,18 @@ def test_an_out_folder_with_a_file_in_the_way_is_one_line_and_the_file_is_kept(c
         assert code == 2 and len(lines) == 1, stderr
         assert f"cannot create {what} folder {blocker}" in lines[0] and "pass another --out" in lines[0], lines[0]
     assert blocker.read_text() == "mine"
+
+
+def test_tensorflow_is_imported_uncaptured_on_a_cpu_without_avx(monkeypatch, capsys):
+    # TensorFlow's binaries need AVX and abort at import without it, after saying so on standard error
+    from vizdeconv.hardware import cpu
+
+    captured = []
+    monkeypatch.setattr(cli, "import_tensorflow_quietly", lambda: captured.append(True))
+    monkeypatch.setattr(cpu, "configure_onednn", lambda choice: None)  # TensorFlow is imported here already
+    for flags, expected in (({"sse4_2", "avx", "avx2"}, [True]), ({"sse4_2"}, [])):
+        captured.clear()
+        monkeypatch.setattr(cpu, "cpu_flags", lambda flags=flags: flags)
+        code = cli.run_command("shapes", ["--input", "8", "--kernel", "3", "--stride", "1"], "shapes")
+        assert code == 0, capsys.readouterr().err
+        assert captured == expected, flags
