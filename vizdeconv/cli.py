@@ -59,15 +59,15 @@ def import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # CUDA's initialization, which logs on a CPU machine
-        finally:
+        finally:  # also when the import fails: what TensorFlow said about it is passed on
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
             lines = capture.read().decode(errors="replace").splitlines()
-    no_driver = not glob.glob("/dev/nvidiactl")
-    kept = [x for x in lines if not ABSL_EARLY_NOISE.match(x) and not (no_driver and NO_DRIVER in x)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+            no_driver = not glob.glob("/dev/nvidiactl")
+            kept = [x for x in lines if not ABSL_EARLY_NOISE.match(x) and not (no_driver and NO_DRIVER in x)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 def run(main, argv=None, program: str | None = None) -> int:

@@ -102,3 +102,27 @@ def test_tensorflow_is_imported_uncaptured_on_a_cpu_without_avx(monkeypatch, cap
         code = cli.run_command("shapes", ["--input", "8", "--kernel", "3", "--stride", "1"], "shapes")
         assert code == 0, capsys.readouterr().err
         assert captured == expected, flags
+
+
+def test_the_start_up_capture_passes_on_tensorflows_other_lines_also_when_its_import_fails(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.builders import ROOT
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1.5   7 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'E0000 00:00:1.5   7 loader.cc:9] libfoo.so: cannot open shared object file\\n')\n"
+        "raise ImportError('the fake TensorFlow is broken')\n"
+    )
+    code = "from vizdeconv import cli; cli.import_tensorflow_quietly()"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and "ImportError: the fake TensorFlow is broken" in result.stderr
+    assert "libfoo.so: cannot open shared object file" in result.stderr
+    assert "absl::InitializeLog" not in result.stderr and "oneDNN custom operations" not in result.stderr
