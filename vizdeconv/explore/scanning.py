@@ -78,11 +78,12 @@ class ScanState:
             for key, value in self.tops[layer].items():
                 arrays[f"{key}_{i}"] = value
         temporary = f"{path}.tmp{os.getpid()}"
-        with removed_on_failure(temporary), open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        with removed_on_failure(temporary):
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
 
     @classmethod
     def load(cls, path: str) -> "ScanState":
